@@ -183,7 +183,10 @@ def compare(circuit: NsnCircuit | None = None, spike_times: tuple[float, ...] = 
     ``i_peak_rel_err``: the same peak measure for I_syn.
     """
     c = circuit or NsnCircuit()
-    spice = run_ngspice(c.netlist(spike_times, t_stop), ["v(vmem)", "i(vsyn)"])
+    spice = run_ngspice(c.netlist(spike_times, t_stop), ["v(vmem)", "i(vsyn)", "i(vread)"])
+    # cell current in the middle of the first pulse's flat top (VREAD sources it, so its branch current is negative)
+    t_mid = spike_times[0] + c.t_edge + 0.5 * c.t_width
+    i_cell_spice = -float(np.interp(t_mid, spice["time"], spice["i(vread)"]))
     ref = torch_unit(c, spike_times, t_stop)
     amp, volt = c.torch_to_si()
     _, volt_raw = c.torch_to_si(area_matched=False)
@@ -192,7 +195,7 @@ def compare(circuit: NsnCircuit | None = None, spike_times: tuple[float, ...] = 
     v_s = np.interp(ref["time"], spice["time"], spice["v(vmem)"])
     i_s = np.interp(ref["time"], spice["time"], spice["i(vsyn)"])
     return {
-        "cell_current": c.cell_current(),
+        "cell_current": c.cell_current(), "cell_current_spice": i_cell_spice,
         "v_peak_rel_err": float(abs(v_s.max() - v_t.max()) / v_t.max()),
         "v_max_rel_err": float(np.abs(v_s - v_t).max() / v_t.max()),
         "v_peak_rel_err_unmatched": float(abs(v_s.max() - ref["v_mem"].max() * volt_raw) / (ref["v_mem"].max() * volt_raw)),

@@ -19,13 +19,15 @@ from .network import (SnnParams, TrainConfig, ann_predict, quantize, quantize_an
 @dataclass(frozen=True)
 class StudyConfig:
     bits: tuple[int, ...] = (1, 2, 3, 4, 5, 6)
-    tuning_bits: tuple[int | None, ...] = (1, 2, 3, 4, 6)  # None: unquantised weights
+    tuning_bits: tuple[int | None, ...] = (1, 2, 3, 4, 6, None)  # None: unquantised weights
     tuning_errors: tuple[float, ...] = (0.0, 0.01, 0.03, 0.05, 0.10, 0.15, 0.20)
     noise_levels: tuple[float, ...] = (0.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07)
     noise_tuning_error: float = 0.03  # seed 004 Fig. 9C: the device's 3 % tuning error
     measured_point: tuple[int, float, float] = (3, 0.03, 0.05)  # bits, tuning error, read noise
     distribution: str = "uniform"
+    draws: int = 3  # independent programming + read-noise draws averaged per array point
     epochs: int = 30
+    lr: float = 2e-3  # SNN learning rate (TrainConfig's default)
     train_subset: int | None = None  # first n training images (tests)
     test_subset: int | None = None
     coding: LatencyCoding = field(default_factory=LatencyCoding)
@@ -46,14 +48,17 @@ def run_seed(seed: int, cfg: StudyConfig | None = None) -> dict:
     xte, yte = data.x_test[:nte], data.y_test[:nte]
     rtr, rte = cfg.coding.encode(xtr), cfg.coding.encode(xte)
     p = cfg.snn
-    w = train_snn(rtr, ytr, p, TrainConfig(epochs=cfg.epochs, seed=seed))
+    w = train_snn(rtr, ytr, p, TrainConfig(epochs=cfg.epochs, seed=seed, lr=cfg.lr))
     wa, ba = train_ann(xtr, ytr, TrainConfig(epochs=cfg.epochs, seed=seed, lr=1e-2))
     rng = np.random.default_rng(seed)
 
     def on_array(weights: np.ndarray, tol: float, noise: float | None) -> float:
-        program: Programmer = tolerance_programmer(tol, rng, cfg.distribution, cfg.mapping.model)
-        arr = ArraySynapses.from_weights(weights, program, cfg.mapping, seed=int(rng.integers(2**31)))
-        return _acc(arr.predict(rte, p, noise), yte)
+        accs = []
+        for _ in range(cfg.draws):
+            program: Programmer = tolerance_programmer(tol, rng, cfg.distribution, cfg.mapping.model)
+            arr = ArraySynapses.from_weights(weights, program, cfg.mapping, seed=int(rng.integers(2**31)))
+            accs.append(_acc(arr.predict(rte, p, noise), yte))
+        return float(np.mean(accs))
 
     out = {"seed": seed, "sizes": {"train": len(ytr), "test": len(yte)},
            "ann_acc": _acc(ann_predict(xte, wa, ba), yte), "snn_acc": _acc(snn_predict(rte, w, p), yte),
