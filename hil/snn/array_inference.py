@@ -70,6 +70,10 @@ class ArrayMapping:
         """Cell current of weight 1 minus that of weight 0 (A)."""
         return float(self.cell_current(np.array(self.g_high))) - self.i_ref
 
+    def read_conductance(self, g: NDArray) -> NDArray:
+        """What a verify read at ``v_read`` / ``v_gate`` reports for memristor conductance ``g``: I_cell / v_read (S)."""
+        return self.cell_current(g) / self.v_read
+
     def conductance_for_weight(self, w: NDArray) -> NDArray:
         """Memristor conductance (S) whose cell current is linear in ``w`` in [0, 1]."""
         w = np.clip(np.asarray(w, float), 0.0, 1.0)
@@ -107,26 +111,41 @@ def tolerance_programmer(tolerance: float, seed: int | np.random.Generator = 0,
 
 
 class ArraySynapses:
-    """A rows x cols simulated 1T1R array holding programmed synapses, and inference on it."""
+    """Synapses held by a rows x cols simulated 1T1R array (inputs on rows), and inference on it.
 
-    def __init__(self, g_programmed: NDArray, mapping: ArrayMapping | None = None, seed: int = 0):
+    ``array`` is any :class:`SimulatedArray` of the mapping's device and cell: one built
+    from programmed conductances (:meth:`from_conductances`) or the chip of a simulated
+    bench after the ISPP protocol programmed it. Its ground-truth state is what the
+    cells hold; the read noise is drawn here per spike.
+    """
+
+    def __init__(self, array: SimulatedArray, mapping: ArrayMapping | None = None, seed: int = 0,
+                 noise_scale: float = 1.0):
         self.mapping = m = mapping or ArrayMapping()
-        g = np.asarray(g_programmed, float)
-        # variation is off: the programmed conductances already carry the tuning error,
-        # and read noise is drawn per spike below
-        self.array = SimulatedArray(g.shape[0], g.shape[1], m.model, m.cell, NO_VARIATION, seed=seed,
-                                    initial_state=m.model.state_for_conductance(g))
+        self.array = array
         self.rng = np.random.default_rng(seed)
-        rows = self.array.rows
-        self.i_on = self.array.cell_currents(np.full(rows, m.v_gate), m.v_read, 0.0, noisy=False)
-        self.i_off = self.array.cell_currents(np.zeros(rows), m.v_read, 0.0, noisy=False)
-        self.noise_intrinsic = m.model.read_noise_rel(self.array.true_conductance())
+        rows = array.rows
+        self.i_on = array.cell_currents(np.full(rows, m.v_gate), m.v_read, 0.0, noisy=False)
+        self.i_off = array.cell_currents(np.zeros(rows), m.v_read, 0.0, noisy=False)
+        self.noise_intrinsic = noise_scale * m.model.read_noise_rel(array.true_conductance())
+
+    @classmethod
+    def from_conductances(cls, g_programmed: NDArray, mapping: ArrayMapping | None = None,
+                          seed: int = 0) -> "ArraySynapses":
+        """An array whose memristors hold ``g_programmed`` (S), without further variation."""
+        m = mapping or ArrayMapping()
+        g = np.asarray(g_programmed, float)
+        # variation is off: the programmed conductances already carry the tuning error
+        array = SimulatedArray(g.shape[0], g.shape[1], m.model, m.cell, NO_VARIATION, seed=seed,
+                               initial_state=m.model.state_for_conductance(g))
+        return cls(array, m, seed)
 
     @classmethod
     def from_weights(cls, weights: NDArray, program: Programmer, mapping: ArrayMapping | None = None,
                      seed: int = 0) -> "ArraySynapses":
+        """Map ``weights`` to conductances, ``program`` them, and hold the result."""
         m = mapping or ArrayMapping()
-        return cls(program(m.conductance_for_weight(weights)), m, seed)
+        return cls.from_conductances(program(m.conductance_for_weight(weights)), m, seed)
 
     def effective_weights(self) -> NDArray:
         """Noise-free weights the array delivers, (I_on - I_ref) / I_unit."""
