@@ -12,7 +12,7 @@ from hil.snn.network import TrainConfig, quantize, snn_predict, train_snn
 def network():
     d = load_split()
     lc = LatencyCoding()
-    w = train_snn(lc.encode(d.x_train[:600]), d.y_train[:600], cfg=TrainConfig(epochs=6, lr=0.02))
+    w = train_snn(lc.encode(d.x_train[:600]), d.y_train[:600], cfg=TrainConfig(epochs=6, batch_size=32, lr=0.02))
     return quantize(w, 3), lc.encode(d.x_test), d.y_test
 
 

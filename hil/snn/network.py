@@ -12,8 +12,12 @@ per-step decay of each time constant:
 ``drive[t, j] = sum_i S_i(t) W_ij`` is what a column of the array delivers: the input
 spikes gate the cells and the cell currents add on the bit line. The output neurons
 fire with a Heaviside step whose gradient is replaced by a fast-sigmoid surrogate
-(Neftci et al. 2019); the decision is the neuron with the highest membrane potential
-over the 100 ms window (seed 004 section 3.4). Weights are positive and kept in [0, 1].
+(Neftci et al. 2019) and reset by subtraction; the decision is the neuron with the
+highest membrane potential (before reset) over the 100 ms window (seed 004 section
+3.4). The default threshold sits above the membrane levels the trained network
+reaches, so the decision sees the plain membrane (as seed 004's SPICE neuron, eq. 9,
+which has no reset) while the reset's surrogate gradient still shapes training.
+Weights are positive and kept in [0, 1].
 """
 from __future__ import annotations
 
@@ -34,7 +38,8 @@ class SnnParams:
     tau_fall: float = 2.0e-3
     tau_mem: float = 15e-3
     dt: float = 1e-3
-    v_threshold: float | None = None  # None: outputs integrate without firing (seed 004's readout)
+    # membrane units; trained networks peak near 10-15 here. None: outputs never fire (linear, fastest)
+    v_threshold: float | None = 20.0
     surrogate_slope: float = 5.0  # fast-sigmoid steepness, 1/membrane units
 
     def __post_init__(self) -> None:
@@ -128,8 +133,8 @@ def readout(v_mem: torch.Tensor) -> torch.Tensor:
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 30  # seed 004
-    batch_size: int = 32  # seed 004 used 5; 32 reaches the same test accuracy here, several times faster
-    lr: float = 2e-3
+    batch_size: int = 128  # seed 004 used 5; 128 reaches the same test accuracy here (~90 %), far faster
+    lr: float = 4e-3
     init_scale: float = 0.5  # initial weights uniform in [0, init_scale]
     seed: int = 0
 
@@ -205,7 +210,7 @@ def snn_predict(raster: NDArray, weights: NDArray, p: SnnParams | None = None) -
 
 def train_ann(x: NDArray, labels: NDArray, cfg: TrainConfig | None = None) -> tuple[NDArray, NDArray]:
     """Single-layer perceptron (64 -> 10, softmax, Adam; seed 004's ANN baseline). Returns (W (I, O), b (O,))."""
-    cfg = cfg or TrainConfig(lr=1e-2)
+    cfg = cfg or TrainConfig(batch_size=32, lr=1e-2)
     gen = torch.Generator().manual_seed(cfg.seed)
     xt = torch.as_tensor(x, dtype=torch.float32)
     y = torch.as_tensor(labels, dtype=torch.long)

@@ -27,7 +27,8 @@ class StudyConfig:
     distribution: str = "uniform"
     draws: int = 3  # independent programming + read-noise draws averaged per array point
     epochs: int = 30
-    lr: float = 2e-3  # SNN learning rate (TrainConfig's default)
+    lr: float = 4e-3  # SNN learning rate (TrainConfig's default)
+    batch_size: int = 128  # SNN mini-batch (TrainConfig's default)
     train_subset: int | None = None  # first n training images (tests)
     test_subset: int | None = None
     coding: LatencyCoding = field(default_factory=LatencyCoding)
@@ -48,8 +49,8 @@ def run_seed(seed: int, cfg: StudyConfig | None = None) -> dict:
     xte, yte = data.x_test[:nte], data.y_test[:nte]
     rtr, rte = cfg.coding.encode(xtr), cfg.coding.encode(xte)
     p = cfg.snn
-    w = train_snn(rtr, ytr, p, TrainConfig(epochs=cfg.epochs, seed=seed, lr=cfg.lr))
-    wa, ba = train_ann(xtr, ytr, TrainConfig(epochs=cfg.epochs, seed=seed, lr=1e-2))
+    w = train_snn(rtr, ytr, p, TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=seed))
+    wa, ba = train_ann(xtr, ytr, TrainConfig(epochs=cfg.epochs, batch_size=32, lr=1e-2, seed=seed))
     rng = np.random.default_rng(seed)
 
     def on_array(weights: np.ndarray, tol: float, noise: float | None) -> float:
