@@ -129,7 +129,7 @@ def ispp_table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def figures(agg: dict, nsn: dict | None) -> None:
+def figures(agg: dict, nsn: dict | None, ispp: list[dict]) -> None:
     b = agg["bits"]
     x = [r["bits"] for r in b]
     fig, ax = plt.subplots(figsize=(5, 3.6))
@@ -148,6 +148,8 @@ def figures(agg: dict, nsn: dict | None) -> None:
         rows = [r for r in agg["tuning"] if r["bits"] == bits]
         ax.errorbar([100 * r["tuning_error"] for r in rows], [100 * r["acc"] for r in rows],
                     [100 * r["acc_std"] for r in rows], marker="o", capsize=3, label="unquantised" if bits is None else f"{bits} bit")
+    ax.plot([100 * r["tolerance"] for r in ispp], [100 * r["acc_intrinsic"] for r in ispp], "*", ms=11, color="k",
+            label="3 bit, ISPP protocol (seed 0)")
     ax.axvspan(0, 5, color="green", alpha=0.08, label="seed 004: no loss")
     ax.axvspan(10, 20, color="red", alpha=0.06, label="seed 004: clear drop")
     ax.set(xlabel="tuning error (%)", ylabel="test accuracy (%)", title="Accuracy vs tuning error (Fig. 9B)")
@@ -162,6 +164,8 @@ def figures(agg: dict, nsn: dict | None) -> None:
                 marker="o", capsize=3, label="SNN on array, 3 % tuning")
     ax.plot([5], [100 * agg["measured_point_acc"]], "s", color="C3", label="measured-device point (3 bit)")
     ax.plot([5], [90], "x", color="k", label="seed 004 measured point (90 %)")
+    ax.plot([100 * r["noise"] for r in ispp[:1]], [100 * r["acc_noise"] for r in ispp[:1]], "*", ms=11, color="C2",
+            label="3 bit, ISPP at 3 % (seed 0)")
     ax.set(xlabel="read noise (%)", ylabel="test accuracy (%)", title="Accuracy vs read noise (Fig. 9C)")
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -221,7 +225,7 @@ def main() -> None:
     (RESULTS / "snn.json").write_text(json.dumps(result, indent=1))
     text = tables(agg, nsn) + ispp_table(ispp)
     (RESULTS / "snn_tables.md").write_text(text)
-    figures(agg, nsn)
+    figures(agg, nsn, ispp)
     print(text)
     if nsn is None:
         print("ngspice not found: N-S-N SPICE check skipped (nsn_peak_rel_err = null)")
