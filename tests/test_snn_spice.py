@@ -11,9 +11,10 @@ def test_netlist_carries_the_seed_values():
     text = NsnCircuit().netlist()
     assert "LEVEL=1" in text and "W=65u" in text  # seed 004's W/L 65 access transistor
     assert "VREAD te 0 DC 0.05" in text
-    assert "260e-12" in text.replace("2.6e-10", "260e-12") and "2.6e-07" in text.replace("260e-9", "2.6e-07")
-    for t in ("0.01 0", "0.11 0", "0.15 0", "0.2 0"):  # spikes at 10, 110, 150, 200 ms
-        assert t in text
+    assert "CR vr 0 2.6e-10" in text and "CF vf 0 2.6e-10" in text  # C_syn 260 pF
+    assert "CMEM vmem 0 2.6e-07" in text  # C_mem 260 nF
+    for start in ("0.01 0 0.0101 3.0", "0.11 0 0.1101 3.0", "0.15 0 0.1501 3.0", "0.2 0 0.2001 3.0"):
+        assert start in text  # 3 V spikes at 10, 110, 150, 200 ms, 100 us edges
 
 
 def test_unit_matches_pytorch():
