@@ -1,0 +1,1 @@
+"""SPICE engine: netlists from the numpy models' parameter dataclasses, run through spicelib."""
