@@ -6,7 +6,8 @@ Elements
   gap is a voltage on a state node, one volt per nanometre, integrated on a 1 nF
   capacitor fed by a current equal to dg/dt in m/s (so dV/dt is dg/dt in nm/s). The
   rate keeps the model's ``F_min`` field threshold and steady-state self-heating and
-  stops at the gap bounds. A frozen-state variant (gap as a subcircuit parameter)
+  stops at the gap bounds; a per-instance factor ``kr`` scales it (a cell's
+  device-to-device and cycle-to-cycle rate factor, 0 for a cell that must not move). A frozen-state variant (gap as a subcircuit parameter)
   serves DC operating points, where the state cannot move anyway.
 * NMOS access transistor (:class:`NmosParams`) as a SPICE level-1 MOSFET: KP, VTO and
   LAMBDA are the square law of ``simulated_bench.transistor`` (W = W/L um, L = 1 um),
@@ -43,6 +44,9 @@ GAP_CAP = 1e-9
 #: channel length used to express W/L as W and L (m)
 CHANNEL_LENGTH = 1e-6
 
+#: rise and fall time of a pulse as a fraction of its width
+EDGE_FRACTION = 1e-5
+
 MEM_DYN = "rram_gap"  # memristor with a gap state node (pins: te be gap)
 MEM_READ = "rram_gap_read"  # memristor with a frozen gap (pins: te be; parameter gap in nm)
 NMOS_MODEL = "nmos_cell"
@@ -78,9 +82,9 @@ def stanford_subckts(p: StanfordGapParams) -> str:
     v = "v(te,be)"
     return "\n".join([
         f"* Stanford-PKU gap memristor; gap node in volts = nanometres",
-        f".subckt {MEM_DYN} te be gap",
+        f".subckt {MEM_DYN} te be gap params: kr=1",
         f"Bmem te be i={_current_expr(p, 'v(gap)', v)}",
-        f"Bgap 0 gap i={_rate_expr(p, 'v(gap)', v)}",
+        f"Bgap 0 gap i=kr*{_rate_expr(p, 'v(gap)', v)}",
         f"Cgap gap 0 {num(GAP_CAP)}",
         f".ends {MEM_DYN}",
         f".subckt {MEM_READ} te be params: gap={num(p.g_max / NM)}",
@@ -96,17 +100,23 @@ def nmos_model(p: NmosParams) -> str:
 
 
 def cell_lines(cell: CellParams, name: str, bl: str, sl: str, wl: str, x: str,
-               gap: str | float, dynamic: bool) -> list[str]:
+               gap: str | float, dynamic: bool, rate_factor: float = 1.0, sense: bool = False) -> list[str]:
     """Element lines of one 1T1R cell between nodes ``bl`` and ``sl``, gate ``wl``, mid node ``x``.
 
-    ``gap`` is the state node name (dynamic) or the frozen gap in metres.
+    ``gap`` is the state node name (dynamic) or the frozen gap in metres. With ``sense``
+    a 0 V source ``vs{name}`` in series at the bit-line side carries the cell current
+    (BL -> SL positive).
     """
     nm = cell.nmos
+    lines = []
+    if sense:
+        lines.append(f"Vs{name} {bl} t{name} 0")
+        bl = f"t{name}"
     te, be = (bl, x) if cell.config is CellConfig.MOD else (x, sl)
     d, s = (x, sl) if cell.config is CellConfig.MOD else (bl, x)
-    mem = (f"Xm{name} {te} {be} {gap} {MEM_DYN}" if dynamic
+    mem = (f"Xm{name} {te} {be} {gap} {MEM_DYN} kr={num(rate_factor)}" if dynamic
            else f"Xm{name} {te} {be} {MEM_READ} gap={num(float(gap) / NM)}")
-    return [
+    return lines + [
         mem,
         f"Mn{name} {d} {wl} {s} 0 {NMOS_MODEL} w={num(nm.w_over_l * CHANNEL_LENGTH)} l={num(CHANNEL_LENGTH)}",
         f"Rn{name} {d} {s} {num(1.0 / nm.g_off)}",
@@ -122,6 +132,19 @@ def accuracy_options(reltol: float = 1e-9) -> str:
     return f".options reltol={num(reltol)} abstol=1e-15 vntol=1e-12 chgtol=1e-20 gmin=1e-15 itl1=500 itl4=200"
 
 
+def transient_cards(width: float, edge: float, points: int = 2000) -> str:
+    """Options and ``.tran`` for a pulse of ``width`` (s) with edges ``edge``: ``points`` steps at most.
+
+    Tight tolerances and second-order Gear keep the integrated gap within about 1e-6 of
+    its change; the run ends after the falling edge.
+    """
+    t_stop = 3 * edge + (width - edge)
+    return "\n".join([
+        ".options reltol=1e-7 abstol=1e-15 vntol=1e-12 chgtol=1e-22 gmin=1e-15 method=gear maxord=2",
+        f".tran {num(width / points)} {num(t_stop)} 0 {num(width / points)}",
+    ])
+
+
 # one cell: pulse transient -----------------------------------------------------------------
 def cell_pulse_netlist(p: StanfordGapParams, cell: CellParams, gap0: float, v_bl: float, v_sl: float,
                        v_wl: float, width: float, edge: float | None = None) -> str:
@@ -132,9 +155,8 @@ def cell_pulse_netlist(p: StanfordGapParams, cell: CellParams, gap0: float, v_bl
     (plateau plus one edge, which is what a rectangular pulse of that width delivers).
     The state trace is ``v(gap)`` in nm.
     """
-    edge = width * 1e-5 if edge is None else edge
+    edge = width * EDGE_FRACTION if edge is None else edge
     plateau = width - edge
-    t_stop = 3 * edge + plateau
     lines = header(p, cell, "1T1R cell pulse")
     lines += [
         f".param vbl={num(v_bl)} vsl={num(v_sl)} vwl={num(v_wl)}",
@@ -144,8 +166,7 @@ def cell_pulse_netlist(p: StanfordGapParams, cell: CellParams, gap0: float, v_bl
         "Vwl wl 0 pulse(0 {vwl} {tedge} {tedge} {tedge} {tplat} 1)",
         *cell_lines(cell, "0", "bl", "sl", "wl", "x", "gap", dynamic=True),
         f".ic v(gap)={num(gap0 / NM)}",
-        ".options reltol=1e-7 abstol=1e-15 vntol=1e-12 chgtol=1e-22 gmin=1e-15 method=gear maxord=2",
-        f".tran {num(width / 2000)} {num(t_stop)} 0 {num(width / 2000)}",
+        transient_cards(width, edge),
         ".save v(gap)",
         ".end",
     ]
@@ -169,17 +190,19 @@ def _line_nodes(prefix: str, driver: str, count: int, r: float, order: range) ->
 def crossbar_netlist(p: StanfordGapParams, cell: CellParams, state: ArrayLike, v_wl: ArrayLike,
                      v_bl: ArrayLike, v_sl: ArrayLike, wires: WireParams | None = None,
                      analysis: str = ".op", dynamic: bool = False, pulse: tuple[float, float] | None = None,
-                     title: str = "1T1R crossbar") -> str:
+                     rate_factor: ArrayLike = 1.0, sense: bool = False, title: str = "1T1R crossbar") -> str:
     """A rows x cols 1T1R crossbar with wire resistance and DC (or pulsed) line drivers.
 
     ``state`` is the gap map (m); ``v_wl``/``v_sl`` have one voltage per row, ``v_bl``
     one per column (V). With ``dynamic`` every cell gets a gap state node ``g{i}_{j}``
-    (initialised by ``.ic``); with ``pulse=(width, edge)`` the drivers rise from 0 V
-    after one edge and hold for ``width`` (for transients). ``analysis`` is the
-    analysis card(s) appended.
+    (initialised by ``.ic``) and its rate scaled by ``rate_factor`` (broadcast to the
+    array); with ``pulse=(width, edge)`` the drivers rise from 0 V after one edge and
+    hold for ``width`` (for transients). With ``sense`` each cell's current is the
+    trace ``i(vs{i}_{j})``. ``analysis`` is the analysis card(s) appended.
     """
     state = np.asarray(state, float)
     rows, cols = state.shape
+    kr = np.broadcast_to(np.asarray(rate_factor, float), state.shape)
     v_wl = np.broadcast_to(np.asarray(v_wl, float), (rows,))
     v_sl = np.broadcast_to(np.asarray(v_sl, float), (rows,))
     v_bl = np.broadcast_to(np.asarray(v_bl, float), (cols,))
@@ -210,7 +233,7 @@ def crossbar_netlist(p: StanfordGapParams, cell: CellParams, state: ArrayLike, v
         for j in range(cols):
             gap = f"g{i}_{j}" if dynamic else state[i, j]
             lines += cell_lines(cell, f"{i}_{j}", bl_nodes[j][i], sl_nodes[i][j], wl_nodes[i][j],
-                                f"x{i}_{j}", gap, dynamic)
+                                f"x{i}_{j}", gap, dynamic, kr[i, j], sense)
     if dynamic:
         lines += [f".ic v(g{i}_{j})={num(state[i, j] / NM)}" for i in range(rows) for j in range(cols)]
     lines += [analysis, ".end"]
@@ -220,6 +243,11 @@ def crossbar_netlist(p: StanfordGapParams, cell: CellParams, state: ArrayLike, v
 def gap_traces(rows: int, cols: int) -> list[str]:
     """Trace names of the gap state nodes of a dynamic crossbar, row-major."""
     return [f"v(g{i}_{j})" for i in range(rows) for j in range(cols)]
+
+
+def cell_current_traces(rows: int, cols: int) -> list[str]:
+    """Trace names of the cell-current sense sources (``sense=True``), row-major, BL -> SL positive."""
+    return [f"i(vs{i}_{j})" for i in range(rows) for j in range(cols)]
 
 
 def driver_current_traces(rows: int, cols: int) -> dict[str, list[str]]:
