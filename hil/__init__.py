@@ -1,0 +1,1 @@
+"""rram-hil core: bench, data types, storage, algorithms; the ``hil`` command line on top."""
