@@ -63,10 +63,10 @@ def test_gate_below_threshold_blocks_switching():
 def test_read_noise_scales_with_conductance():
     var = VariationParams(read_noise_scale=1.0)
     chip = SimulatedArray(1, 2, variation=var, seed=1, initial_state=[[0.2 * NM, 1.7 * NM]])
-    reads = np.array([chip.read_row(0, None, 0.2, 3.0) for _ in range(4000)])
+    reads = np.array([chip.read_row(0, None, 0.2, 3.0) for _ in range(2000)])
     rel = reads.std(axis=0) / reads.mean(axis=0)
     expected = chip.model.read_noise_rel(chip.true_conductance()[0])
-    np.testing.assert_allclose(rel, expected, rtol=0.1)
+    np.testing.assert_allclose(rel, expected, rtol=0.12)
     assert rel[1] > rel[0]  # noisier at high resistance
 
 
