@@ -27,7 +27,9 @@ from pyvisa.errors import VisaIOError
 
 from drivers.addressing_board import AddressingBoard
 from drivers.errors import InstrumentError
+from drivers.keithley707b import Keithley707B
 from drivers.keithley2450 import Keithley2450
+from drivers.keithley2600b import Keithley2600B
 from drivers.keysight81160a import Keysight81160A
 
 from .benchfile import BenchSpec, InstrumentSpec, load_bench_file, parse_bench
@@ -41,6 +43,8 @@ DRIVERS = {
     "keithley2450": Keithley2450,
     "keysight81160a": Keysight81160A,
     "rram-hil-ab64": AddressingBoard,
+    "keithley2600b": Keithley2600B,
+    "keithley707b": Keithley707B,
 }
 
 
@@ -141,6 +145,12 @@ def _switch_off(model: str, driver: Any) -> None:
     elif model == "rram-hil-ab64":
         driver.route = "OFF"
         driver.word_line_voltage = 0.0
+    elif model == "keithley2600b":
+        for ch in (driver.smua, driver.smub):
+            ch.source_voltage = 0.0
+            ch.output_enabled = False
+    elif model == "keithley707b":
+        driver.open_all()
 
 
 # --------------------------------------------------------------------------------------
@@ -207,43 +217,147 @@ class BoardGate(GateSupply):
         self._v = v_gate
 
 
-class SmuSource:
-    """A 2450 used as a voltage source with current compliance, configured on first use."""
+class MatrixSelector(Selector):
+    """A 707B switch matrix as the selector: each selection is one ``exclusiveclose``.
 
-    def __init__(self, station: Station, name: str, i_compliance: float):
+    Matrix rows carry the inputs (``wiring.matrix.rows``); matrix columns across the
+    cards are the chip's lines: bit lines, then source lines, then word lines.
+    """
+
+    def __init__(self, station: Station, name: str, matrix: Mapping[str, Any]):
         self.station, self.name = station, name
-        self.smu: Keithley2450 = station.drivers[name]
-        self.i_compliance = i_compliance
-        self._ready = False
-        self._v: float | None = None
+        self.matrix = station.drivers[name]
+        self.n_rows, self.n_cols = matrix["array"]["rows"], matrix["array"]["cols"]
+        self.letter = {inp: letter for letter, inp in sorted(matrix["rows"].items(), reverse=True)}
+        self.row: int | None = None
+        self.cols: tuple[int, ...] | None = None
+        self._closed: str | None = None
         station.cached(self._forget)
 
     def _forget(self) -> None:
+        self._closed = None
+
+    def _xp(self, line: int, inp: str) -> str:
+        return f"{line // 12 + 1}{self.letter[inp]}{line % 12 + 1:02d}"
+
+    def select(self, row: int, cols: Sequence[int], route: Route) -> None:
+        if route == "vmm":
+            raise RuntimeError("a switch matrix bench has no vector multiplier")
+        cols = tuple(cols)
+        bl, sl, wl = (lambda j: j), (lambda i: self.n_cols + i), (lambda i: self.n_cols + self.n_rows + i)
+        xps = [self._xp(wl(row), "gate")]
+        gnd = "gnd" in self.letter
+        if route in ("read", "bl"):
+            xps += [self._xp(bl(j), "read" if route == "read" else "pulse") for j in cols]
+            if gnd:
+                xps.append(self._xp(sl(row), "gnd"))
+        else:  # RESET: source line driven, selected bit lines grounded, the rest inhibited
+            xps.append(self._xp(sl(row), "pulse"))
+            xps += [self._xp(bl(j), "pulse") for j in range(self.n_cols) if j not in cols]
+            if gnd:
+                xps += [self._xp(bl(j), "gnd") for j in cols]
+        spec = ",".join(xps)
+        if spec != self._closed:
+            with self.station.guard(self.name):
+                self.matrix.exclusive_close(spec)
+                self.matrix.ask("*OPC?")
+            self._closed = spec
+        self.row, self.cols = row, cols
+
+    def deselect(self) -> None:
+        with self.station.guard(self.name):
+            self.matrix.open_all()
+            self.matrix.ask("*OPC?")
+        self._closed = ""
+
+
+class VoltageSource:
+    """An SMU output used as a voltage source with current compliance, configured on first use.
+
+    ``channel`` is None for a single-channel 2450, ``"a"``/``"b"`` for a 2600B.
+    """
+
+    def __init__(self, station: Station, endpoint: str, i_compliance: float):
+        self.station, self.endpoint = station, endpoint
+        self.name, _, ch = endpoint.partition(".")
+        self.model = station.spec.instruments[self.name].model
+        driver = station.drivers[self.name]
+        self.driver = driver
+        self.channel = driver.channel(ch) if self.model == "keithley2600b" else None
+        self.i_compliance = i_compliance
+        station.cached(self._forget)
+        self._forget()
+
+    def _forget(self) -> None:
         self._ready = False
-        self._v = None
+        self._v: float | None = None
+
+    def _configure(self, v: float) -> None:
+        if self.channel is None:
+            self.driver.apply_voltage(compliance_current=self.i_compliance)
+            self.driver.measure_current(nplc=0.01)
+            self.driver.source_voltage = v
+            self.driver.enable_source()
+        else:
+            self.channel.apply_voltage(self.i_compliance, nplc=0.01)
+            self.channel.source_voltage = v
+            self.channel.output_enabled = True
+        self.driver.raise_errors()
 
     def source(self, v: float) -> None:
+        """Drive ``v`` volts (output on); returns once the level is in place."""
+        if self._ready and v == self._v:
+            return
         with self.station.guard(self.name):
             if not self._ready:
-                self.smu.apply_voltage(compliance_current=self.i_compliance)
-                self.smu.measure_current(nplc=0.01)
-                self.smu.source_voltage = v
-                self.smu.enable_source()
-                self.smu.raise_errors()
-                self._ready, self._v = True, v
-            elif v != self._v:
-                self.smu.source_voltage = v
-                self._v = v
+                self._configure(v)
+                self._ready = True
+            elif self.channel is None:
+                self.driver.source_voltage = v
+                self.driver.complete  # other instruments act next: the level must be in place
+            else:
+                self.channel.source_voltage = v
+                self.driver.ask("*OPC?")
+            self._v = v
 
     def current(self) -> float:
         with self.station.guard(self.name):
-            return float(self.smu.current)
+            return float(self.driver.current if self.channel is None else self.channel.current)
+
+    def pulse(self, level: float, width: float) -> None:
+        """A pulse timed by the SMU (2600B: ``delay`` on the instrument), back to 0 V after."""
+        if self.channel is None:
+            raise InstrumentError(self.station.describe(self.name), "a 2450 cannot time pulses on this bench path")
+        self.source(0.0)
+        with self.station.guard(self.name):
+            self.channel.pulse(level, width, rest=0.0)
+            self.driver.ask("*OPC?")
+
+
+class SourceGate(GateSupply):
+    """Word lines from an SMU output."""
+
+    def __init__(self, source: VoltageSource):
+        self.src = source
+
+    def set_gate(self, v_gate: float) -> None:
+        self.src.source(v_gate)
+
+
+class SmuPulser(Pulser):
+    """Pulses from a 2600B channel on the PULSE input, timed on the instrument."""
+
+    def __init__(self, source: VoltageSource):
+        self.src = source
+
+    def pulse(self, amplitude: float, width: float) -> None:
+        self.src.pulse(amplitude, width)
 
 
 class BoardSenseReader(Reader):
     """Read voltage from the SMU on the READ input, one current per bit line from the board's sense."""
 
-    def __init__(self, station: Station, source: SmuSource, board_name: str):
+    def __init__(self, station: Station, source: VoltageSource, board_name: str):
         self.station, self.source, self.name = station, source, board_name
         self.board: AddressingBoard = station.drivers[board_name]
 
@@ -260,7 +374,7 @@ class BoardSenseReader(Reader):
 class ScanReader(Reader):
     """No per-line sense: the SMU reads the selected columns one at a time."""
 
-    def __init__(self, source: SmuSource, selector: BoardSelector):
+    def __init__(self, source: VoltageSource, selector: Selector):
         self.source, self.selector = source, selector
 
     def read(self, v_read: float, n_cols: int) -> NDArray[np.float64]:
@@ -312,6 +426,8 @@ class GeneratorPulser(Pulser):
                 self.ch.voltage_high = amplitude
                 self._high = amplitude
             self.gen.trigger()
+            # *OPC? returns once the pulse is out, so the next route change cannot overtake it
+            self.gen.complete
 
 
 class BoardVmm(VectorMultiplier):
@@ -328,9 +444,7 @@ class BoardVmm(VectorMultiplier):
 # opening
 # --------------------------------------------------------------------------------------
 def _open_driver(inst: InstrumentSpec, adapter: Any) -> Any:
-    cls = DRIVERS.get(inst.model)
-    if cls is None:
-        raise InstrumentError(inst.name, f"no driver for model {inst.model!r} on this bench path yet")
+    cls = DRIVERS[inst.model]
     if inst.model == "rram-hil-ab64":
         return cls(adapter, timeout=inst.timeout)
     if isinstance(adapter, str):
@@ -343,7 +457,8 @@ def _simulated_instruments(spec: BenchSpec):
 
     inputs = {k: spec.wiring[k] for k in ("read", "pulse", "gate")}
     base = spec.source.parent if spec.source is not None else None
-    return SimulatedInstruments(spec.chip, {n: i.model for n, i in spec.instruments.items()}, inputs, base)
+    options = {spec.wiring["addresser"]: {"matrix": spec.wiring["matrix"]}} if "matrix" in spec.wiring else {}
+    return SimulatedInstruments(spec.chip, {n: i.model for n, i in spec.instruments.items()}, inputs, base, options)
 
 
 def _connect_simulated(spec: BenchSpec, station: Station, transport: str):
@@ -399,28 +514,35 @@ def build_bench(spec: BenchSpec, transport: str = "inprocess") -> Bench:
 
 
 def _compose(spec: BenchSpec, station: Station, sim) -> Bench:
-    w = spec.wiring
+    w, limits = spec.wiring, spec.limits
+    model_of = {name: inst.model for name, inst in spec.instruments.items()}
     addresser = w["addresser"]
-    model = spec.instruments[addresser].model
-    if model != "rram-hil-ab64":
-        raise InstrumentError(addresser, f"{model} as addresser is not wired into benches yet")
-    with station.guard(addresser):
-        arrays = station.drivers[addresser].arrays
-    selector = BoardSelector(station, addresser)
-    read_name = w["read"]
-    if spec.instruments[read_name.partition(".")[0]].model != "keithley2450":
-        raise InstrumentError(read_name, "the READ input takes a Keithley 2450 on this bench path")
-    source = SmuSource(station, read_name, spec.limits.i_compliance)
-    reader = BoardSenseReader(station, source, w["sense"]) if w["sense"] != "read" else ScanReader(source, selector)
-    gate_name = w["gate"]
-    if spec.instruments[gate_name.partition(".")[0]].model != "rram-hil-ab64":
-        raise InstrumentError(gate_name, "the gate is the board's word-line DAC on this bench path")
-    gate = BoardGate(station, gate_name)
+    sources: dict[str, VoltageSource] = {}
+
+    def source(endpoint: str) -> VoltageSource:
+        if endpoint not in sources:
+            sources[endpoint] = VoltageSource(station, endpoint, limits.i_compliance)
+        return sources[endpoint]
+
+    vmm = None
+    if model_of[addresser] == "rram-hil-ab64":
+        with station.guard(addresser):
+            arrays = station.drivers[addresser].arrays
+        selector: Selector = BoardSelector(station, addresser)
+        vmm = BoardVmm(station, addresser)
+    else:
+        shape = w["matrix"]["array"]
+        arrays = {"A": (shape["rows"], shape["cols"])}
+        selector = MatrixSelector(station, addresser, w["matrix"])
+    read = source(w["read"])
+    reader = ScanReader(read, selector) if w["sense"] == "read" else BoardSenseReader(station, read, w["sense"])
+    gate_model = model_of[w["gate"].partition(".")[0]]
+    gate = BoardGate(station, w["gate"]) if gate_model == "rram-hil-ab64" else SourceGate(source(w["gate"]))
     pulse_inst, _, pulse_ch = w["pulse"].partition(".")
-    if spec.instruments[pulse_inst].model != "keysight81160a":
-        raise InstrumentError(pulse_inst, "the PULSE input takes a Keysight 81160A on this bench path")
-    pulser = GeneratorPulser(station, pulse_inst, int(pulse_ch))
-    vmm = BoardVmm(station, addresser)
+    if model_of[pulse_inst] == "keysight81160a":
+        pulser: Pulser = GeneratorPulser(station, pulse_inst, int(pulse_ch))
+    else:
+        pulser = SmuPulser(source(w["pulse"]))
     metadata = {"bench_file": spec.to_yaml(), "bench_name": spec.name, "simulated": spec.simulated,
                 "instruments": {n: {"model": i.model, "address": i.address} for n, i in spec.instruments.items()}}
     if spec.chip is not None:
@@ -428,7 +550,7 @@ def _compose(spec: BenchSpec, station: Station, sim) -> Bench:
         metadata["sim"] = sim
     first = next(iter(arrays))
     rows, cols = arrays[first]
-    bench = Bench(selector, gate, reader, pulser, spec.limits, rows, cols, vmm=vmm, name=spec.name,
+    bench = Bench(selector, gate, reader, pulser, limits, rows, cols, vmm=vmm, name=spec.name,
                   metadata=metadata, closers=[station], arrays=arrays)
     bench.use_array(first)
     return bench

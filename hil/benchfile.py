@@ -50,8 +50,9 @@ class ModelInfo:
 
 
 MODELS: dict[str, ModelInfo] = {
-    "keithley2450": ModelInfo("visa", (), ("read", "pulse", "gate")),
-    "keithley2600b": ModelInfo("visa", ("a", "b"), ("read", "pulse", "gate")),
+    "keithley2450": ModelInfo("visa", (), ("read", "gate")),
+    # pulses timed by the SMU itself (TSP delay): practical down to ~100 us
+    "keithley2600b": ModelInfo("visa", ("a", "b"), ("read", "pulse", "gate"), pulse_width_min=100e-6),
     "keysight81160a": ModelInfo("visa", ("1", "2"), ("pulse",), pulse_width_min=1.5e-9),
     "rram-hil-ab64": ModelInfo("serial", (), ("addresser", "gate", "sense")),
     "keithley707b": ModelInfo("visa", (), ("addresser",)),
@@ -74,7 +75,8 @@ DEVICE_MODELS = ("stanford_gap", "cute_multilevel")
 FAULT_KEYS = {"none": ("kind",), "random": ("kind", "rate_off", "rate_on", "seed"),
               "pattern": ("kind", "pattern", "size", "stuck"), "file": ("kind", "path")}
 VARIATION_KEYS = ("d2d_rate_sigma", "d2d_bound_sigma", "c2c_rate_sigma", "read_noise_scale")
-MATRIX_KEYS = ("rows", "lines")
+MATRIX_KEYS = ("rows", "array")
+MATRIX_LINES = 72  # six 8x12 cards: bit lines, then source lines, then word lines
 SIM_SCHEMES = ("sim://", "hilsim://")
 
 
@@ -297,8 +299,21 @@ def _check_matrix(c: _Checker, section: Any) -> dict[str, Any]:
         if inp not in ("read", "pulse", "gate", "gnd"):
             raise c.fail(f"wiring.matrix.rows.{letter}", f"unknown input {inp!r}" +
                          _suggest(inp, ("read", "pulse", "gate", "gnd")))
-    lines = section.get("lines", "bl,sl,wl")
-    return {"rows": {k.upper(): v for k, v in rows.items()}, "lines": lines}
+    inputs = set(rows.values())
+    for needed in ("read", "pulse", "gate"):
+        if needed not in inputs:
+            raise c.fail("wiring.matrix.rows", f"no matrix row carries the {needed} input")
+    array = c.mapping(section.get("array"), "wiring.matrix.array")
+    c.keys(array, ("rows", "cols"), "wiring.matrix.array")
+    for key in ("rows", "cols"):
+        if key not in array:
+            raise c.fail(f"wiring.matrix.array.{key}", "missing")
+        c.number(array[key], f"wiring.matrix.array.{key}", 1, MATRIX_LINES, integer=True)
+    if array["cols"] + 2 * array["rows"] > MATRIX_LINES:
+        raise c.fail("wiring.matrix.array", f"{array['rows']}x{array['cols']} needs {array['cols'] + 2 * array['rows']} "
+                                            f"matrix columns (BL + SL + WL); a 707B has {MATRIX_LINES}")
+    return {"rows": {k.upper(): v for k, v in rows.items()},
+            "array": {"rows": int(array["rows"]), "cols": int(array["cols"])}}
 
 
 def _check_limits(c: _Checker, section: Any, instruments: Mapping[str, InstrumentSpec],

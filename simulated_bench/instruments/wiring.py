@@ -197,6 +197,19 @@ class Wiring:
         for _ in range(int(count)):
             self.array.apply_lines(v_wl, v_bl, v_sl, width)
 
+    def hold(self, width: float) -> None:
+        """Let ``width`` seconds pass with every input at its present level (a DC source's pulse)."""
+        v_wl, v_bl, v_sl = self._line_voltages()
+        if np.any(v_bl != 0) or np.any(v_sl != 0):
+            a = self.array
+            t = a.timing
+            # the chip's pulse engine covers its width range; longer holds are applied in pieces
+            remaining = float(width)
+            while remaining >= t.min_pulse_width:
+                step = min(remaining, t.max_pulse_width)
+                a.apply_lines(v_wl, v_bl, v_sl, step)
+                remaining -= step
+
     def vmm(self, v_in: ArrayLike) -> NDArray[np.float64]:
         """Source lines at ``v_in`` (V), every word line at the gate, bit lines at virtual ground."""
         return self.array.vmm(np.asarray(v_in, float), self.level(GATE))
