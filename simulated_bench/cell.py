@@ -69,7 +69,6 @@ def solve_cell(model: DeviceModel, cell: CellParams, state: ArrayLike,
             dvm_dx = -1.0
         else:
             i_n, _, di_dx = drain_current(nmos, v_wl, v_bl, x)
-            di_dx = -di_dx  # current into X falls as X rises
             v_m = x - v_sl
             dvm_dx = 1.0
         v_need = model.voltage_for_current(state, i_n)

@@ -135,6 +135,11 @@ class PulseEngine:
         ``width`` is the effective duration per cell in seconds (already scaled by any
         device-to-device or cycle-to-cycle rate factor).
         """
+        if np.ndim(v_bl) == np.ndim(v_sl) == np.ndim(v_wl) == 0:
+            # one line-voltage set for every cell (a row pulse): one table, no grouping
+            if v_bl == v_sl:
+                return np.array(state, dtype=float, copy=True)
+            return self.table(v_bl, v_sl, v_wl).advance(np.asarray(state, float), np.asarray(width, float))
         state, v_bl, v_sl, v_wl, width = np.broadcast_arrays(
             *(np.asarray(a, float) for a in (state, v_bl, v_sl, v_wl, width)))
         out = state.copy()

@@ -1,9 +1,7 @@
 """NMOS access transistor: long-channel square law, symmetric in drain and source.
 
 The terminal at the lower potential acts as the source, so the same function serves
-both current directions of a 1T1R cell (SET and RESET, MOD and MOS). Channel-length
-modulation multiplies both regions (Shichman-Hodges, SPICE level 1), which keeps the
-current continuous where triode meets saturation.
+both current directions of a 1T1R cell (SET and RESET, MOD and MOS).
 Defaults follow seed 004's ETRI 500 nm NMOS: W/L = 65 gives an on-resistance of
 about 120 ohm at V_GS = 3 V and small V_DS (seed 004 section 3.2).
 """
@@ -46,9 +44,9 @@ class NmosParams:
         return 1.0 / (self.beta * v_ov)
 
     def saturation_current(self, v_gs: float) -> float:
-        """Drain current in saturation at V_DS = V_ov (the cell's compliance), in amperes."""
+        """Drain current at the edge of saturation, V_DS = V_ov (the cell's compliance), in amperes."""
         v_ov = max(v_gs - self.v_th, 0.0)
-        return 0.5 * self.beta * v_ov**2
+        return 0.5 * self.beta * v_ov**2 * (1.0 + self.lambda_clm * v_ov)
 
 
 def sized_for(r_lrs: float, v_gate: float, ratio: float = 0.1, base: NmosParams | None = None) -> NmosParams:
@@ -72,16 +70,17 @@ def drain_current(p: NmosParams, v_g: ArrayLike, v_a: ArrayLike, v_b: ArrayLike)
     v_ds = np.abs(v_a - v_b)
     v_ov = np.maximum(v_g - v_s - p.v_th, 0.0)
     triode = v_ds < v_ov
+    # channel-length modulation multiplies both regions (as SPICE level 1), which keeps
+    # the current continuous at the triode/saturation boundary
     clm = 1.0 + p.lambda_clm * v_ds
-    i_tri = p.beta * (v_ov * v_ds - 0.5 * v_ds**2) * clm
-    i_sat = 0.5 * p.beta * v_ov**2 * clm
-    i_mag = np.where(triode, i_tri, i_sat) + p.g_off * v_ds
-    # partial derivatives of |i| w.r.t. v_ds and v_s (v_ov depends on v_s)
+    core = np.where(triode, p.beta * (v_ov * v_ds - 0.5 * v_ds**2), 0.5 * p.beta * v_ov**2)
+    i_mag = core * clm + p.g_off * v_ds
+    # partial derivatives of |i| w.r.t. v_ds and v_ov (v_ov falls as the source rises)
     on = v_ov > 0
-    d_vds = np.where(triode, p.beta * ((v_ov - v_ds) * clm + (v_ov * v_ds - 0.5 * v_ds**2) * p.lambda_clm),
-                     0.5 * p.beta * v_ov**2 * p.lambda_clm) + p.g_off
-    d_vov = np.where(triode, p.beta * v_ds * clm, p.beta * v_ov * clm) * on
-    d_vs = -d_vov
+    dcore_dvds = np.where(triode, p.beta * (v_ov - v_ds), 0.0)
+    dcore_dvov = np.where(triode, p.beta * v_ds, p.beta * v_ov) * on
+    d_vds = dcore_dvds * clm + core * p.lambda_clm + p.g_off
+    d_vs = -dcore_dvov * clm
     # v_ds = sign*(v_a - v_b); v_s is v_b when sign > 0 else v_a
     a_is_source = sign < 0
     di_dva = sign * (d_vds * sign + np.where(a_is_source, d_vs, 0.0))
