@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import weakref
 from itertools import count
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -55,6 +56,9 @@ class SpiceRunner:
         self.workdir = Path(tempfile.mkdtemp(prefix="rram_spice_") if workdir is None else workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.keep_files = keep_files
+        # a temporary folder of our own goes when the runner does, closed or not
+        self._cleanup = (weakref.finalize(self, shutil.rmtree, str(self.workdir), True)
+                         if self._own_dir and not keep_files else None)
         self._runner = SimRunner(simulator=SIMULATORS[simulator], output_folder=str(self.workdir), timeout=timeout)
         self._ids = count()
 
@@ -89,8 +93,8 @@ class SpiceRunner:
 
     def close(self) -> None:
         """Remove the temporary work folder (only one this runner made)."""
-        if self._own_dir and not self.keep_files:
-            shutil.rmtree(self.workdir, ignore_errors=True)
+        if self._cleanup is not None:
+            self._cleanup()
 
     def __enter__(self) -> SpiceRunner:
         return self
