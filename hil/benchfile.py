@@ -69,12 +69,14 @@ LIMIT_RANGES = {  # field -> (exclusive lower bound, inclusive upper bound), SI 
     "pulse_width_min": (0.0, 1.0),
 }
 REQUIRED_LIMITS = ("v_line_max", "v_gate_max", "i_compliance", "pulse_width_max")
-CHIP_KEYS = ("id", "device_model", "seed", "arrays", "faults", "variation", "initial_state")
+CHIP_KEYS = ("id", "device_model", "seed", "arrays", "faults", "variation", "initial_state", "engine", "wires")
 ARRAY_KEYS = ("name", "rows", "cols", "faults", "seed", "initial_state")
 DEVICE_MODELS = ("stanford_gap", "cute_multilevel")
 FAULT_KEYS = {"none": ("kind",), "random": ("kind", "rate_off", "rate_on", "seed"),
               "pattern": ("kind", "pattern", "size", "stuck"), "file": ("kind", "path")}
 VARIATION_KEYS = ("d2d_rate_sigma", "d2d_bound_sigma", "c2c_rate_sigma", "read_noise_scale")
+ENGINES = ("numpy", "spice")  # the simulated chip's physics: vectorised numpy, or ngspice (small arrays)
+WIRE_KEYS = ("r_wl", "r_bl", "r_sl")  # ohms per line segment
 MATRIX_KEYS = ("rows", "array")
 MATRIX_LINES = 72  # six 8x12 cards: bit lines, then source lines, then word lines
 SIM_SCHEMES = ("sim://", "hilsim://")
@@ -406,6 +408,16 @@ def _check_chip(c: _Checker, section: Any) -> dict[str, Any]:
     for key, value in variation.items():
         c.number(value, f"chip.variation.{key}", 0.0, 10.0)
     out["variation"] = dict(variation)
+    engine = section.get("engine", "numpy")
+    if engine not in ENGINES:
+        raise c.fail("chip.engine", f"unknown engine {engine!r}" + _suggest(str(engine), ENGINES))
+    out["engine"] = engine
+    if section.get("wires") is not None:
+        wires = c.mapping(section["wires"], "chip.wires")
+        c.keys(wires, WIRE_KEYS, "chip.wires")
+        for key, value in wires.items():
+            c.number(value, f"chip.wires.{key}", 0.0, 1e6)
+        out["wires"] = dict(wires)
     if section.get("initial_state", "off") not in ("off", "on"):
         raise c.fail("chip.initial_state", "must be 'off' or 'on'")
     return out

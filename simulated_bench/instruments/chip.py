@@ -12,6 +12,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..array import SimulatedArray, VariationParams
+from ..crossbar import WireParams
 from ..faults import pattern_fault_codes, random_fault_codes, validate_codes
 
 FAULT_KINDS = ("none", "random", "pattern", "file")
@@ -37,7 +38,16 @@ def fault_codes_for(spec: Mapping[str, Any] | None, rows: int, cols: int, seed: 
 
 
 def build_arrays(chip: Mapping[str, Any], base_dir: Path | None = None) -> dict[str, SimulatedArray]:
-    """One SimulatedArray per entry of ``chip["arrays"]`` (name, rows, cols, optional faults/seed)."""
+    """One SimulatedArray per entry of ``chip["arrays"]`` (name, rows, cols, optional faults/seed).
+
+    ``chip["engine"]`` "spice" builds SPICE-backed arrays (ngspice; small arrays only);
+    ``chip["wires"]`` ({r_wl, r_bl, r_sl} ohms per segment) gives the lines resistance.
+    """
+    array_cls = SimulatedArray
+    if chip.get("engine", "numpy") == "spice":
+        from ..spice.engine import SpiceArray  # spicelib loads only for SPICE benches
+        array_cls = SpiceArray
+    wires = WireParams(**chip["wires"]) if chip.get("wires") else None
     seed = int(chip.get("seed", 0))
     variation = VariationParams(**chip.get("variation", {}))
     model = chip.get("device_model", "stanford_gap")
@@ -47,8 +57,8 @@ def build_arrays(chip: Mapping[str, Any], base_dir: Path | None = None) -> dict[
         rows, cols = int(entry["rows"]), int(entry["cols"])
         faults = entry.get("faults", chip.get("faults"))
         codes = fault_codes_for(faults, rows, cols, seed + k, base_dir)
-        arrays[str(entry["name"])] = SimulatedArray(
-            rows, cols, model=model, variation=variation, fault_codes=codes,
+        arrays[str(entry["name"])] = array_cls(
+            rows, cols, model=model, variation=variation, fault_codes=codes, wires=wires,
             seed=np.random.default_rng(entry.get("seed", child)),
             initial_state=entry.get("initial_state", chip.get("initial_state", "off")))
     return arrays
