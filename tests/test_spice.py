@@ -110,3 +110,36 @@ def test_ir_drop_32x32_lrs_both_engines(runner):
     # and ngspice with ideal wires gives back the ideal currents
     i_ideal_spice, _ = spice_column_currents(runner, cell, state, 3.0, v_in, WireParams())
     np.testing.assert_allclose(-i_ideal_spice, ideal, rtol=1e-6)
+
+
+def test_spice_array_matches_the_numpy_chip_with_wires(runner):
+    """Same chip, both engines: VMM and line currents through resistive lines, then a pulse."""
+    from simulated_bench.spice.engine import SpiceArray
+
+    wires = WireParams(1.0, 2.0, 3.0)
+    kwargs = dict(variation=NO_VARIATION, seed=3, wires=wires)
+    ref = SimulatedArray(4, 5, **kwargs)
+    spi = SpiceArray(4, 5, runner=runner, **kwargs)
+    state = np.random.default_rng(3).uniform(P.g_min, P.g_max, (4, 5))
+    ref.state[:], spi.state[:] = state, state
+    v_in = np.array([0.1, 0.0, 0.2, 0.15])
+    np.testing.assert_allclose(spi.vmm(v_in, 3.0), ref.vmm(v_in, 3.0), rtol=1e-6)
+    np.testing.assert_allclose(spi.read_row(2, [0, 3], 0.2, 3.0), ref.read_row(2, [0, 3], 0.2, 3.0), rtol=1e-6)
+    assert spi.time_s == ref.time_s and spi.read_count == ref.read_count
+    # pulses: the SPICE engine keeps the wires, the numpy engine drives ideal lines, so
+    # compare against ideal wires on both sides
+    ideal = dict(variation=NO_VARIATION, seed=3)
+    ref2, spi2 = SimulatedArray(2, 3, **ideal), SpiceArray(2, 3, runner=runner, **ideal)
+    for chip in (ref2, spi2):
+        chip.pulse_row(0, [1], 2.0, 1e-7, 2.0)
+        chip.apply_lines([0.0, 1.5], [2.0, 0.0, 0.0], 0.0, 1e-7)
+    change = ref2.state - P.g_max
+    assert np.count_nonzero(change) == 2
+    np.testing.assert_allclose(spi2.state, ref2.state, rtol=0, atol=0.01 * np.abs(change[change != 0]).min())
+
+
+def test_spice_array_needs_the_stanford_model(runner):
+    from simulated_bench.spice.engine import SpiceArray
+
+    with pytest.raises(ValueError, match="Stanford"):
+        SpiceArray(2, 2, model="cute_multilevel", runner=runner)
