@@ -11,11 +11,11 @@ Unknowns are every cell's internal node (memristor-transistor junction) and the 
 SL node voltages at every cell (a line with zero resistance has none: its nodes are its
 driver). The memristor and transistor are evaluated explicitly from the device model
 and ``simulated_bench.transistor``, so no inner iteration is needed. The solver runs
-chord iterations: one sparse
-LU of the Jacobian at a linearisation point serves every input vector of a batch and
-later calls on the same array state and gate voltages; it is refactored at the current
-point (a Newton step) only when convergence slows, so the nonlinear I-V is solved to
-machine precision while the factorisation is reused.
+chord iterations: one sparse LU of the Jacobian linearised at the read point (the
+drivers' voltages) serves every input vector of a batch and later calls on the same
+array state and gate voltages; it is refactored at the current point (a Newton step)
+only when convergence slows, so the nonlinear I-V is solved to round-off while the
+factorisation is reused.
 """
 from __future__ import annotations
 
