@@ -72,10 +72,12 @@ class SpiceRunner:
         run_id = f"{name}_{next(self._ids)}"
         source = self.workdir / f"{run_id}_src.net"
         source.write_text(netlist)
-        editor = SpiceEditor(str(source))
+        netlist_arg: SpiceEditor | str = str(source)
         if params:
-            editor.set_parameters(**{k: float(v) for k, v in params.items()})
-        raw_path, log_path = self._runner.run_now(editor, run_filename=f"{run_id}.net", exe_log=True)
+            # only parameter edits need spicelib's editor (parsing a large crossbar costs seconds)
+            netlist_arg = SpiceEditor(str(source))
+            netlist_arg.set_parameters(**{k: float(v) for k, v in params.items()})
+        raw_path, log_path = self._runner.run_now(netlist_arg, run_filename=f"{run_id}.net", exe_log=True)
         try:
             if raw_path is None or not Path(raw_path).exists():
                 raise SpiceError(f"{self.simulator} wrote no results for {run_id}:\n{_tail(log_path)}")
