@@ -52,8 +52,9 @@ def crossbar_case(n: int, runner: SpiceRunner | None, rng: np.random.Generator) 
     if runner is None:
         return {**row, "ngspice_s": None, "max_rel_diff": None}
     t0 = time.perf_counter()
-    net = crossbar_netlist(model.p, cell, state, V_GATE, 0.0, v_in[0], wires, analysis=f"{accuracy_options()}\n.op")
     traces = driver_current_traces(n, n)["bl"]
+    net = crossbar_netlist(model.p, cell, state, V_GATE, 0.0, v_in[0], wires, analysis=f"{accuracy_options()}\n.op",
+                           save=traces)
     out = runner.run(net, traces, name=f"vmm{n}")
     i_spice = np.array([out[t][-1] for t in traces])
     ngspice_s = time.perf_counter() - t0

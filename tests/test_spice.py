@@ -70,8 +70,9 @@ def test_spice_editor_parameters_change_the_pulse(runner):
 
 def spice_column_currents(runner, cell, state, v_gate, v_in, wires):
     n_rows, n_cols = state.shape
-    net = crossbar_netlist(P, cell, state, v_gate, 0.0, v_in, wires, analysis=f"{accuracy_options()}\n.op")
     traces = driver_current_traces(n_rows, n_cols)
+    net = crossbar_netlist(P, cell, state, v_gate, 0.0, v_in, wires, analysis=f"{accuracy_options()}\n.op",
+                           save=traces["bl"] + traces["sl"])
     out = runner.run(net, traces["bl"] + traces["sl"])
     # SPICE reports current into each driver; the solver reports current the driver delivers
     i_bl = -np.array([out[t][-1] for t in traces["bl"]])

@@ -45,9 +45,10 @@ class SpiceArray(SimulatedArray):
 
     # electrical runs ------------------------------------------------------------------------
     def _op_cell_currents(self, v_wl: FloatArray, v_bl: FloatArray, v_sl: FloatArray) -> FloatArray:
-        net = crossbar_netlist(self.model.p, self.cell, self.state, v_wl, v_bl, v_sl, self.wires,
-                               analysis=f"{accuracy_options()}\n.op", sense=True, title="SpiceArray read")
         traces = cell_current_traces(self.rows, self.cols)
+        net = crossbar_netlist(self.model.p, self.cell, self.state, v_wl, v_bl, v_sl, self.wires,
+                               analysis=f"{accuracy_options()}\n.op", sense=True, save=traces,
+                               title="SpiceArray read")
         out = self.runner.run(net, traces, name="read")
         return np.array([out[t][-1] for t in traces]).reshape(self.shape)
 
@@ -64,10 +65,10 @@ class SpiceArray(SimulatedArray):
             eff = eff * np.exp(sigma * self.rng.standard_normal(n))
         factor[movable] = eff
         edge = width * EDGE_FRACTION
+        traces = gap_traces(self.rows, self.cols)
         net = crossbar_netlist(self.model.p, self.cell, self.state, v_wl, v_bl, v_sl, self.wires,
                                analysis=transient_cards(width, edge), dynamic=True, pulse=(width, edge),
-                               rate_factor=factor, title="SpiceArray pulse")
-        traces = gap_traces(self.rows, self.cols)
+                               rate_factor=factor, save=traces, title="SpiceArray pulse")
         out = self.runner.run(net, traces, name="pulse")
         new = np.array([out[t][-1] for t in traces]).reshape(self.shape) * NM
         self.state[movable] = np.clip(new[movable], self.state_lo[movable], self.state_hi[movable])

@@ -31,6 +31,8 @@ current into the driver node, so the current a driver delivers is minus that.
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -191,7 +193,8 @@ def _line_nodes(prefix: str, driver: str, count: int, r: float, order: range) ->
 def crossbar_netlist(p: StanfordGapParams, cell: CellParams, state: ArrayLike, v_wl: ArrayLike,
                      v_bl: ArrayLike, v_sl: ArrayLike, wires: WireParams | None = None,
                      analysis: str = ".op", dynamic: bool = False, pulse: tuple[float, float] | None = None,
-                     rate_factor: ArrayLike = 1.0, sense: bool = False, title: str = "1T1R crossbar") -> str:
+                     rate_factor: ArrayLike = 1.0, sense: bool = False, save: Sequence[str] = (),
+                     title: str = "1T1R crossbar") -> str:
     """A rows x cols 1T1R crossbar with wire resistance and DC (or pulsed) line drivers.
 
     ``state`` is the gap map (m); ``v_wl``/``v_sl`` have one voltage per row, ``v_bl``
@@ -199,7 +202,8 @@ def crossbar_netlist(p: StanfordGapParams, cell: CellParams, state: ArrayLike, v
     (initialised by ``.ic``) and its rate scaled by ``rate_factor`` (broadcast to the
     array); with ``pulse=(width, edge)`` the drivers rise from 0 V after one edge and
     hold for ``width`` (for transients). With ``sense`` each cell's current is the
-    trace ``i(vs{i}_{j})``. ``analysis`` is the analysis card(s) appended.
+    trace ``i(vs{i}_{j})``. ``analysis`` is the analysis card(s) appended; ``save`` names
+    the only traces the simulator writes (all of them when empty).
     """
     state = np.asarray(state, float)
     rows, cols = state.shape
@@ -237,6 +241,7 @@ def crossbar_netlist(p: StanfordGapParams, cell: CellParams, state: ArrayLike, v
                                 f"x{i}_{j}", gap, dynamic, kr[i, j], sense)
     if dynamic:
         lines += [f".ic v(g{i}_{j})={num(state[i, j] / NM)}" for i in range(rows) for j in range(cols)]
+    lines += [f".save {' '.join(save[k:k + 32])}" for k in range(0, len(save), 32)]
     lines += [analysis, ".end"]
     return "\n".join(lines) + "\n"
 
