@@ -83,7 +83,7 @@ def cell_pulse_case(runner: SpiceRunner) -> dict:
 def main() -> None:
     rng = np.random.default_rng(2026)
     results = []
-    with SpiceRunner() as runner:
+    with SpiceRunner(timeout=3 * 3600) as runner:  # ngspice needs minutes at 128 x 128
         for n in SIZES_BOTH + SIZES_SOLVER_ONLY:
             row = crossbar_case(n, runner if n in SIZES_BOTH else None, rng)
             results.append(row)
