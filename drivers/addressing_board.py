@@ -103,8 +103,11 @@ class AddressingBoard(Instrument):
         super().__init__(adapter, name, includeSCPI=False, **kwargs)
 
     def read(self, **kwargs) -> str:
-        """One reply line; an ``ERR`` reply raises :class:`BoardError`."""
+        """One reply line; an ``ERR`` reply raises :class:`BoardError`, silence :class:`TimeoutError`."""
         reply = super().read(**kwargs).strip()
+        if not reply:
+            # pyserial returns what arrived before its timeout: nothing means no answer
+            raise TimeoutError(f"{self.name}: no reply within the serial timeout")
         if reply.startswith("ERR"):
             code, _, text = reply[3:].strip().partition(",")
             raise BoardError(self.name, [(int(code) if code.lstrip("-").isdigit() else 0, text)])

@@ -102,9 +102,11 @@ class Station:
                 problems = self._all_off()
             finally:
                 self._failing = False
-            also = f"; could not reach {', '.join(problems)} to switch them off" if problems else ""
-            raise BenchConnectionError(f"{self.describe(name)} did not answer: {exc!s}. "
-                                       f"Outputs were switched off{also}.") from exc
+            reached = [n for n in self.drivers if n not in problems]
+            state = f"outputs switched off on {', '.join(reached) or 'no instrument'}"
+            if problems:
+                state += f"; unreachable: {', '.join(problems)}"
+            raise BenchConnectionError(f"{self.describe(name)} did not answer: {exc!s} ({state})") from exc
         except InstrumentError:
             self.forget_state()
             raise
@@ -135,7 +137,7 @@ class Station:
 
 
 def _switch_off(model: str, driver: Any) -> None:
-    """Put one instrument in its safe state: sources at 0 and off, switches open."""
+    """Put one instrument in its safe state (sources at 0 and off, switches open) and confirm it."""
     if model == "keithley2450":
         driver.source_voltage = 0.0
         driver.disable_source()
@@ -151,6 +153,8 @@ def _switch_off(model: str, driver: Any) -> None:
             ch.output_enabled = False
     elif model == "keithley707b":
         driver.open_all()
+    if model != "rram-hil-ab64":  # the board acknowledges each setting; the others confirm with *OPC?
+        driver.ask("*OPC?")
 
 
 # --------------------------------------------------------------------------------------
@@ -461,14 +465,20 @@ def _simulated_instruments(spec: BenchSpec):
     return SimulatedInstruments(spec.chip, {n: i.model for n, i in spec.instruments.items()}, inputs, base, options)
 
 
-def _connect_simulated(spec: BenchSpec, station: Station, transport: str):
-    sim = _simulated_instruments(spec)
-    servers = None
-    if transport == "socket":
-        from simulated_bench.instruments.server import serve_instruments
+def served_simulation(spec: BenchSpec, ports: Mapping[str, int] | None = None):
+    """Build a simulated bench's chip and emulators and serve them on 127.0.0.1: (sim, served)."""
+    from simulated_bench.instruments.server import serve_instruments
 
-        servers = serve_instruments(sim)
+    sim = _simulated_instruments(spec)
+    return sim, serve_instruments(sim, ports)
+
+
+def _connect_simulated(spec: BenchSpec, station: Station, transport: str):
+    if transport == "socket":
+        sim, servers = served_simulation(spec)
         station.on_cleanup(servers.close)
+    else:
+        sim, servers = _simulated_instruments(spec), None
     for name, inst in spec.instruments.items():
         emulator = sim.emulators[name]
         if transport == "socket":
@@ -561,9 +571,12 @@ _OPEN_BENCHES: "weakref.WeakSet[Bench]" = weakref.WeakSet()
 
 def _close_at_exit(bench: Bench) -> None:
     _OPEN_BENCHES.add(bench)
+    # atexit runs last-registered first: re-register so the benches close before pyvisa
+    # tears its sessions down (it registers its own handler when a resource manager opens)
+    atexit.unregister(_close_open_benches)
+    atexit.register(_close_open_benches)
 
 
-@atexit.register
 def _close_open_benches() -> None:
     """Outputs off for every bench still open when the interpreter exits (e.g. after Ctrl-C)."""
     for bench in list(_OPEN_BENCHES):
@@ -594,4 +607,4 @@ def open_bench(path: str | Path | None = None, *, transport: str = "inprocess",
 
 
 __all__ = ["open_bench", "build_bench", "BenchConnectionError", "Station", "simulated_bench_file", "parse_bench",
-           "load_bench_file"]
+           "load_bench_file", "served_simulation"]

@@ -199,6 +199,13 @@ def parse_bench(data: Any, source: Path | str | None = None,
     instruments = _check_instruments(c, data["instruments"], simulated=chip is not None)
     wiring = _check_wiring(c, data["wiring"], instruments)
     limits = _check_limits(c, data["limits"], instruments, wiring)
+    if chip is not None and "matrix" in wiring:
+        first = chip["arrays"][0]
+        shape = wiring["matrix"]["array"]
+        if len(chip["arrays"]) != 1 or (first["rows"], first["cols"]) != (shape["rows"], shape["cols"]):
+            raise c.fail("wiring.matrix.array",
+                         f"{shape['rows']}x{shape['cols']} does not match the simulated chip's single array "
+                         f"{first['rows']}x{first['cols']} (a switch-matrix bench addresses one array)")
     name = str(data.get("name") or (Path(src).stem if src else "bench"))
     return BenchSpec(name, instruments, wiring, limits, chip,
                      Path(source) if source is not None else None, data)
@@ -380,7 +387,7 @@ def _check_chip(c: _Checker, section: Any) -> dict[str, Any]:
     arrays = section.get("arrays")
     if not isinstance(arrays, list) or not arrays:
         raise c.fail("chip.arrays", "must be a non-empty list of {name, rows, cols}")
-    names = set()
+    names, checked = set(), []
     for k, entry in enumerate(arrays):
         where = f"chip.arrays[{k}]"
         entry = c.mapping(entry, where)
@@ -398,8 +405,8 @@ def _check_chip(c: _Checker, section: Any) -> dict[str, Any]:
             entry = {**entry, "faults": _check_faults(c, entry["faults"], f"{where}.faults")}
         if entry.get("initial_state", "off") not in ("off", "on"):
             raise c.fail(f"{where}.initial_state", "must be 'off' or 'on'")
-        arrays[k] = dict(entry)
-    out["arrays"] = [dict(a) for a in arrays]
+        checked.append(dict(entry))
+    out["arrays"] = checked
     out["faults"] = _check_faults(c, section.get("faults"), "chip.faults")
     variation = c.mapping(section.get("variation", {}), "chip.variation")
     c.keys(variation, VARIATION_KEYS, "chip.variation")

@@ -23,6 +23,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..array import SimulatedArray
+from ..cell import solve_cell
 
 INPUTS = ("gnd", "read", "pulse", "gate")
 GND, READ, PULSE, GATE = range(4)
@@ -159,7 +160,7 @@ class Wiring:
         if total <= limit:
             return i
         lo, hi = 0.0, abs(v)
-        for _ in range(40):  # bisection on the bus voltage: total current rises with it
+        for _ in range(30):  # bisection on the bus voltage (to ~1e-9 of it): total current rises with it
             mid = 0.5 * (lo + hi)
             if abs(self._quiet_total(np.sign(v) * mid)) > limit:
                 hi = mid
@@ -168,9 +169,16 @@ class Wiring:
         return self.bl_currents(np.sign(v) * lo)
 
     def _quiet_total(self, v: float) -> float:
+        """Noise-free total current into the READ bit lines with the bus at ``v`` (no time charged)."""
         a = self.array
+        on_read = self.bl == READ
+        row = self._single_read_row()
+        if row is not None and not (self.bl == PULSE).any():
+            i, _ = solve_cell(a.model, a.cell, a.state[row, on_read], v, 0.0, self.level(GATE))
+            return float(i.sum())
         v_wl, v_bl, v_sl = self._line_voltages((READ, v))
-        return float(a.cell_currents(v_wl, v_bl, v_sl, noisy=False)[:, self.bl == READ].sum())
+        i, _ = solve_cell(a.model, a.cell, a.state, v_bl[None, :], v_sl[:, None], v_wl[:, None])
+        return float(i[:, on_read].sum())
 
     def terminal_current(self, endpoint: str, v: float) -> float:
         """Current (A) an endpoint sources into the chip when it drives ``v`` volts."""

@@ -1,0 +1,73 @@
+"""``hil sim serve [BENCH_FILE]``: the simulated bench's instruments as TCP resources."""
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import click
+import yaml
+
+from ..bench import served_simulation, simulated_bench_file
+from ..benchfile import BenchFileError, load_bench_file
+
+
+def client_bench(spec, served) -> dict:
+    """A bench file (no chip section) whose addresses are the served instruments."""
+    raw = {k: v for k, v in spec.raw.items() if k != "chip"}
+    raw["name"] = f"{spec.name}-served"
+    raw["instruments"] = {name: {**dict(spec.raw["instruments"][name]),
+                                 "address": served.address(name, inst.info.kind)}
+                          for name, inst in spec.instruments.items()}
+    for name, inst in spec.instruments.items():
+        if inst.info.kind == "visa":
+            raw["instruments"][name].setdefault("options", {})["visa_library"] = "@py"
+    return raw
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def register(group: click.Group) -> None:
+    @group.group("sim")
+    def sim() -> None:
+        """The simulated bench."""
+
+    @sim.command("serve")
+    @click.argument("bench_file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    @click.option("--port", "base_port", type=click.IntRange(0, 65000), default=0, show_default=True,
+                  help="first TCP port (instruments take consecutive ports); 0 = free ports")
+    @click.option("--bench-out", type=click.Path(dir_okay=False, path_type=Path),
+                  help="also write a bench file that opens the served instruments")
+    def serve(bench_file: Path | None, base_port: int, bench_out: Path | None) -> None:
+        """Serve the instruments of a simulated bench on 127.0.0.1 until interrupted.
+
+        Prints NAME MODEL RESOURCE per instrument: VISA instruments as
+        TCPIP0::127.0.0.1::PORT::SOCKET (pyvisa-py: "@py"), serial ones as pyserial
+        socket://127.0.0.1:PORT URLs.
+        """
+        try:
+            spec = load_bench_file(bench_file or simulated_bench_file())
+        except BenchFileError as exc:
+            raise click.ClickException(str(exc)) from None
+        if not spec.simulated:
+            raise click.ClickException(f"{bench_file} has no chip section: it is not a simulated bench")
+        ports = {name: base_port + k for k, name in enumerate(spec.instruments)} if base_port else None
+        sim, served = served_simulation(spec, ports)
+        try:
+            for name, inst in spec.instruments.items():
+                click.echo(f"{name} {inst.model} {served.address(name, inst.info.kind)}")
+            if bench_out is not None:
+                bench_out.write_text(yaml.safe_dump(client_bench(spec, served), sort_keys=False))
+                click.echo(f"# bench file for these resources: {bench_out}", err=True)
+            click.echo("# serving on 127.0.0.1; Ctrl-C to stop", err=True)
+            sys.stdout.flush()
+            signal.signal(signal.SIGTERM, _interrupt)  # a terminated server stops as cleanly as Ctrl-C
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            click.echo("# stopped", err=True)
+        finally:
+            served.close()
+            sim.outputs_off()
