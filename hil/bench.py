@@ -10,6 +10,20 @@ The roles keep what they last sent (row, columns, route, gate, read voltage, pul
 settings) and send only what changes, so a row read is two commands and a pulse a few.
 Any transport failure (timeout, dropped connection) switches every output off and
 raises :class:`BenchConnectionError` naming the instrument.
+
+For protocol authors and tests::
+
+    bench = hil.open_bench()                          # 64x64 Stanford-gap chip, in-process
+    bench = hil.open_bench(chip={"seed": 3, "device_model": "cute_multilevel",
+                                 "arrays": [{"name": "MA", "rows": 64, "cols": 20},
+                                            {"name": "MB", "rows": 20, "cols": 64}],
+                                 "faults": {"kind": "random", "rate_off": 0.05, "seed": 1},
+                                 "variation": {"read_noise_scale": 0.0}})
+    bench.arrays, bench.use_array("MB")              # multi-array chips; the first is selected
+    bench.sim.arrays["MB"]                            # the SimulatedArray: ground truth, tests only
+
+``bench.sim`` is None on a real bench (and on a served simulated bench opened through
+its TCP addresses); protocols never use it.
 """
 from __future__ import annotations
 
@@ -68,7 +82,6 @@ class Station:
         self.drivers: dict[str, Any] = {}
         self._cache_resets: list = []
         self._cleanup: list = []
-        self._failing = False
 
     def add(self, name: str, driver: Any) -> None:
         self.drivers[name] = driver
@@ -95,13 +108,7 @@ class Station:
             yield
         except TRANSPORT_ERRORS as exc:
             self.forget_state()
-            if self._failing:
-                raise
-            self._failing = True
-            try:
-                problems = self._all_off()
-            finally:
-                self._failing = False
+            problems = self._all_off()  # never raises: it records who could not be reached
             reached = [n for n in self.drivers if n not in problems]
             state = f"outputs switched off on {', '.join(reached) or 'no instrument'}"
             if problems:
@@ -232,6 +239,7 @@ class MatrixSelector(Selector):
         self.station, self.name = station, name
         self.matrix = station.drivers[name]
         self.n_rows, self.n_cols = matrix["array"]["rows"], matrix["array"]["cols"]
+        # input -> matrix row letter (the first letter when an input has several rows)
         self.letter = {inp: letter for letter, inp in sorted(matrix["rows"].items(), reverse=True)}
         self.row: int | None = None
         self.cols: tuple[int, ...] | None = None
@@ -250,16 +258,12 @@ class MatrixSelector(Selector):
         cols = tuple(cols)
         bl, sl, wl = (lambda j: j), (lambda i: self.n_cols + i), (lambda i: self.n_cols + self.n_rows + i)
         xps = [self._xp(wl(row), "gate")]
-        gnd = "gnd" in self.letter
         if route in ("read", "bl"):
             xps += [self._xp(bl(j), "read" if route == "read" else "pulse") for j in cols]
-            if gnd:
-                xps.append(self._xp(sl(row), "gnd"))
+            xps.append(self._xp(sl(row), "gnd"))
         else:  # RESET: source line driven, selected bit lines grounded, the rest inhibited
             xps.append(self._xp(sl(row), "pulse"))
-            xps += [self._xp(bl(j), "pulse") for j in range(self.n_cols) if j not in cols]
-            if gnd:
-                xps += [self._xp(bl(j), "gnd") for j in cols]
+            xps += [self._xp(bl(j), "gnd" if j in cols else "pulse") for j in range(self.n_cols)]
         spec = ",".join(xps)
         if spec != self._closed:
             with self.station.guard(self.name):
@@ -316,12 +320,12 @@ class VoltageSource:
             if not self._ready:
                 self._configure(v)
                 self._ready = True
-            elif self.channel is None:
-                self.driver.source_voltage = v
-                self.driver.complete  # other instruments act next: the level must be in place
             else:
-                self.channel.source_voltage = v
-                self.driver.ask("*OPC?")
+                if self.channel is None:
+                    self.driver.source_voltage = v
+                else:
+                    self.channel.source_voltage = v
+                self.driver.ask("*OPC?")  # other instruments act next: the level must be in place
             self._v = v
 
     def current(self) -> float:

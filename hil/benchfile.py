@@ -307,7 +307,7 @@ def _check_matrix(c: _Checker, section: Any) -> dict[str, Any]:
             raise c.fail(f"wiring.matrix.rows.{letter}", f"unknown input {inp!r}" +
                          _suggest(inp, ("read", "pulse", "gate", "gnd")))
     inputs = set(rows.values())
-    for needed in ("read", "pulse", "gate"):
+    for needed in ("read", "pulse", "gate", "gnd"):
         if needed not in inputs:
             raise c.fail("wiring.matrix.rows", f"no matrix row carries the {needed} input")
     array = c.mapping(section.get("array"), "wiring.matrix.array")

@@ -90,3 +90,23 @@ def test_multi_array_chip_selects_by_name():
         assert np.all(bench.sim.arrays["MA"].true_conductance() < 1e-5)  # MA untouched
         with pytest.raises(KeyError):
             bench.use_array("MC")
+
+
+def test_switch_matrix_bench_with_2600b_reads_and_programs_through_the_same_roles():
+    """707B addresser, 2636B (read on smua column by column, gate on smub), 81160A pulses."""
+    with hil.open_bench("examples/benches/simulated_matrix.yaml", chip={"variation": {"read_noise_scale": 0.0}}) as b:
+        arr = b.sim.arrays["A"]
+        assert (b.rows, b.cols, b.vector) == (16, 16, None)
+        b.pulse_row(3, [2, 9], 2.0, 1e-4, 1.5)
+        g = b.read_array(V_READ, V_GATE, rows=[2, 3])
+        truth = truth_map(arr)[[2, 3]]
+        np.testing.assert_allclose(g, truth, rtol=1e-5)  # the 2636B prints six digits
+        assert set(np.flatnonzero(g[1] > 10 * g[0].max())) == {2, 9}
+        b.pulse_row(3, [9], -2.5, 1e-4, 4.5)
+        after = b.read_row(3, None, V_READ, V_GATE)
+        assert after[9] < g[1, 9] / 10 and after[2] == pytest.approx(g[1, 2], rel=1e-5)
+        with pytest.raises(RuntimeError, match="no vector multiplier"):
+            b.vmm(np.zeros(16), 3.0)
+        sim = b.sim
+    e = sim.emulators
+    assert not e["matrix"].closed.any() and e["smu"].state["a"].output == 0 and e["smu"].state["b"].output == 0
