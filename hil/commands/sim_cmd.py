@@ -57,11 +57,13 @@ def register(group: click.Group) -> None:
         ports = {name: base_port + k for k, name in enumerate(spec.instruments)} if base_port else None
         sim, served = served_simulation(spec, ports)
         try:
+            if bench_out is not None:  # complete before the resources are announced
+                tmp = bench_out.with_name(bench_out.name + ".tmp")
+                tmp.write_text(yaml.safe_dump(client_bench(spec, served), sort_keys=False))
+                tmp.replace(bench_out)
+                click.echo(f"# bench file for these resources: {bench_out}", err=True)
             for name, inst in spec.instruments.items():
                 click.echo(f"{name} {inst.model} {served.address(name, inst.info.kind)}")
-            if bench_out is not None:
-                bench_out.write_text(yaml.safe_dump(client_bench(spec, served), sort_keys=False))
-                click.echo(f"# bench file for these resources: {bench_out}", err=True)
             click.echo("# serving on 127.0.0.1; Ctrl-C to stop", err=True)
             sys.stdout.flush()
             signal.signal(signal.SIGTERM, _interrupt)  # a terminated server stops as cleanly as Ctrl-C
