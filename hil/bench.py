@@ -422,20 +422,15 @@ class GeneratorPulser(Pulser):
                 self.gen.raise_errors()
                 self._ready = True
             period = max(2.0 * width, width + 100e-9)
-            if width != self._width:
-                # keep width < period at every step: lengthen the period first, shorten it last
-                if self._period is None or period > self._period:
-                    self.ch.pulse_period = period
-                self.ch.pulse_width = width
-                if self._period is not None and period < self._period:
-                    self.ch.pulse_period = period
+            new_width = width != self._width
+            self.gen.fire(self.channel_no,
+                          high=amplitude if amplitude != self._high else None,
+                          width=width if new_width else None,
+                          period=period if new_width else None,
+                          period_first=self._period is None or period > self._period)
+            self._high = amplitude
+            if new_width:
                 self._width, self._period = width, period
-            if amplitude != self._high:
-                self.ch.voltage_high = amplitude
-                self._high = amplitude
-            self.gen.trigger()
-            # *OPC? returns once the pulse is out, so the next route change cannot overtake it
-            self.gen.complete
 
 
 class BoardVmm(VectorMultiplier):
