@@ -32,6 +32,8 @@ from typing import Any, Mapping
 
 import yaml
 
+from simulated_bench.faults import PATTERNS
+
 from .roles import Limits
 
 
@@ -360,7 +362,6 @@ def _check_faults(c: _Checker, value: Any, where: str) -> dict[str, Any]:
         if "seed" in value:
             c.number(value["seed"], f"{where}.seed", 0, integer=True)
     elif kind == "pattern":
-        from simulated_bench.faults import PATTERNS
         if value.get("pattern") not in PATTERNS:
             raise c.fail(f"{where}.pattern", f"unknown pattern {value.get('pattern')!r}" +
                          _suggest(value.get("pattern"), PATTERNS))

@@ -110,3 +110,20 @@ def test_switch_matrix_bench_with_2600b_reads_and_programs_through_the_same_role
         sim = b.sim
     e = sim.emulators
     assert not e["matrix"].closed.any() and e["smu"].state["a"].output == 0 and e["smu"].state["b"].output == 0
+
+
+def test_bench_without_per_line_sense_reads_column_by_column(tmp_path):
+    import yaml
+
+    data = yaml.safe_load(hil.bench.simulated_bench_file().read_text())
+    data["wiring"]["sense"] = "read"  # the 2450 reads each selected column through the board
+    data["chip"].update(arrays=[{"name": "A", "rows": 4, "cols": 6}], variation={"read_noise_scale": 0.0})
+    path = tmp_path / "scan.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with hil.open_bench(path) as bench:
+        bench.pulse_row(1, [0, 4], 2.0, 1e-6, 1.5)
+        emu = bench.sim.emulators["smu"]
+        with emu.recording() as sent:
+            g = bench.read_row(1, [0, 2, 4], V_READ, V_GATE)
+        np.testing.assert_allclose(g, truth_map(bench.sim.arrays["A"])[1, [0, 2, 4]], rtol=1e-6)
+        assert sent.count(":READ?") == 3
