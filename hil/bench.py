@@ -37,6 +37,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 import serial
 from numpy.typing import NDArray
+from pyvisa.errors import Error as VisaError
 from pyvisa.errors import VisaIOError
 
 from drivers.addressing_board import AddressingBoard
@@ -501,7 +502,7 @@ def _connect_real(spec: BenchSpec, station: Station) -> None:
     for name, inst in spec.instruments.items():
         try:
             station.add(name, _open_driver(inst, inst.address))
-        except TRANSPORT_ERRORS as exc:
+        except (*TRANSPORT_ERRORS, VisaError, ValueError) as exc:  # unreachable, no VISA backend, bad resource
             raise BenchConnectionError(f"cannot open {station.describe(name)}: {exc!s}") from exc
 
 

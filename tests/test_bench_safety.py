@@ -137,3 +137,16 @@ def test_interrupted_script_switches_outputs_off_at_exit(tmp_path):
         assert all_outputs_off(sim)
     finally:
         served.close()
+
+
+def test_unreachable_instrument_fails_to_open_with_its_name(tmp_path):
+    import yaml
+
+    data = yaml.safe_load(open("examples/benches/real_lab.yaml").read())
+    data["instruments"]["board"]["address"] = "socket://127.0.0.1:9"  # nothing listens on the discard port
+    data["instruments"] = {"board": data["instruments"]["board"], **{k: v for k, v in data["instruments"].items()
+                                                                     if k != "board"}}
+    path = tmp_path / "lab.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(BenchConnectionError, match=r"cannot open board \(rram-hil-ab64 at socket://127.0.0.1:9\)"):
+        hil.open_bench(path)
