@@ -364,20 +364,28 @@ class SmuPulser(Pulser):
 
 
 class BoardSenseReader(Reader):
-    """Read voltage from the SMU on the READ input, one current per bit line from the board's sense."""
+    """Read voltage from the SMU on the READ input, one current per bit line from the board's sense.
 
-    def __init__(self, station: Station, source: VoltageSource, board_name: str):
-        self.station, self.source, self.name = station, source, board_name
+    The board answers in ascending column order; the currents are returned in the order
+    the columns were selected (repeats included).
+    """
+
+    def __init__(self, station: Station, source: VoltageSource, board_name: str, selector: BoardSelector):
+        self.station, self.source, self.name, self.selector = station, source, board_name, selector
         self.board: AddressingBoard = station.drivers[board_name]
 
     def read(self, v_read: float, n_cols: int) -> NDArray[np.float64]:
+        cols = np.asarray(self.selector.cols if self.selector.cols is not None else (), dtype=int)
+        if cols.size != n_cols:
+            raise RuntimeError("select the cells before reading them")
         self.source.source(v_read)
         with self.station.guard(self.name):
             currents = np.asarray(self.board.measure(), dtype=float)
-        if currents.shape != (n_cols,):
+        ascending = np.unique(cols)
+        if currents.shape != ascending.shape:
             raise InstrumentError(self.station.describe(self.name),
-                                  f"returned {currents.size} currents for {n_cols} selected columns")
-        return currents
+                                  f"returned {currents.size} currents for {ascending.size} selected columns")
+        return currents[np.searchsorted(ascending, cols)]
 
 
 class ScanReader(Reader):
@@ -545,7 +553,12 @@ def _compose(spec: BenchSpec, station: Station, sim) -> Bench:
         arrays = {"A": (shape["rows"], shape["cols"])}
         selector = MatrixSelector(station, addresser, w["matrix"])
     read = source(w["read"])
-    reader = ScanReader(read, selector) if w["sense"] == "read" else BoardSenseReader(station, read, w["sense"])
+    if w["sense"] == "read":
+        reader: Reader = ScanReader(read, selector)
+    elif isinstance(selector, BoardSelector):
+        reader = BoardSenseReader(station, read, w["sense"], selector)
+    else:
+        raise InstrumentError(w["sense"], "per-line sense needs the board as the addresser")
     gate_model = model_of[w["gate"].partition(".")[0]]
     gate = BoardGate(station, w["gate"]) if gate_model == "rram-hil-ab64" else SourceGate(source(w["gate"]))
     pulse_inst, _, pulse_ch = w["pulse"].partition(".")

@@ -127,3 +127,11 @@ def test_bench_without_per_line_sense_reads_column_by_column(tmp_path):
             g = bench.read_row(1, [0, 2, 4], V_READ, V_GATE)
         np.testing.assert_allclose(g, truth_map(bench.sim.arrays["A"])[1, [0, 2, 4]], rtol=1e-6)
         assert sent.count(":READ?") == 3
+
+
+def test_read_row_returns_columns_in_the_order_asked():
+    with hil.open_bench(chip=small_chip(4, 8, **QUIET)) as bench:
+        bench.pulse_row(2, [6], 2.0, 1e-6, 1.5)
+        g = bench.read_row(2, [6, 1, 6, 3], V_READ, V_GATE)
+        ref = truth_map(bench.sim.arrays["A"])[2]
+        np.testing.assert_allclose(g, ref[[6, 1, 6, 3]], rtol=1e-6)
