@@ -481,6 +481,22 @@ def served_simulation(spec: BenchSpec, ports: Mapping[str, int] | None = None):
     return sim, serve_instruments(sim, ports)
 
 
+def served_bench_data(spec: BenchSpec, served) -> dict:
+    """A bench description (no chip section) whose addresses are the served instruments.
+
+    Opening it drives the served chip exactly as a lab script drives hardware.
+    """
+    raw = {k: v for k, v in spec.raw.items() if k != "chip"}
+    raw["name"] = f"{spec.name}-served"
+    raw["instruments"] = {}
+    for name, inst in spec.instruments.items():
+        entry = {**dict(spec.raw["instruments"][name]), "address": served.address(name, inst.info.kind)}
+        if inst.info.kind == "visa":
+            entry["options"] = {**dict(entry.get("options", {})), "visa_library": "@py"}
+        raw["instruments"][name] = entry
+    return raw
+
+
 def _connect_simulated(spec: BenchSpec, station: Station, transport: str):
     if transport == "socket":
         sim, servers = served_simulation(spec)
@@ -620,4 +636,4 @@ def open_bench(path: str | Path | None = None, *, transport: str = "inprocess",
 
 
 __all__ = ["open_bench", "build_bench", "BenchConnectionError", "Station", "simulated_bench_file", "parse_bench",
-           "load_bench_file", "served_simulation"]
+           "load_bench_file", "served_simulation", "served_bench_data"]

@@ -11,9 +11,8 @@ from hypothesis import strategies as st
 
 import hil
 from hil import LimitError
-from hil.bench import BenchConnectionError, served_simulation
+from hil.bench import BenchConnectionError, served_bench_data, served_simulation
 from hil.benchfile import load_bench_file
-from hil.commands.sim_cmd import client_bench
 
 SMALL = {"arrays": [{"name": "A", "rows": 8, "cols": 8}]}
 
@@ -122,7 +121,7 @@ def test_interrupted_script_switches_outputs_off_at_exit(tmp_path):
     try:
         import yaml
         bench_file = tmp_path / "served.yaml"
-        bench_file.write_text(yaml.safe_dump(client_bench(spec, served)))
+        bench_file.write_text(yaml.safe_dump(served_bench_data(spec, served)))
         script = textwrap.dedent(f"""
             import hil
             bench = hil.open_bench({str(bench_file)!r})

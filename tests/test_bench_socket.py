@@ -9,9 +9,8 @@ import pytest
 import pyvisa
 
 import hil
-from hil.bench import BenchConnectionError, build_bench, served_simulation
+from hil.bench import BenchConnectionError, build_bench, served_bench_data, served_simulation
 from hil.benchfile import load_bench_file, parse_bench
-from hil.commands.sim_cmd import client_bench
 
 CHIP32 = {"arrays": [{"name": "A", "rows": 32, "cols": 32}], "initial_state": "off"}
 QUIET32 = {**CHIP32, "variation": {"read_noise_scale": 0.0}}
@@ -64,7 +63,7 @@ def test_dropped_connection_raises_and_switches_the_others_off():
     spec = load_bench_file(hil.bench.simulated_bench_file(), {"chip": {"arrays": [{"name": "A", "rows": 8, "cols": 8}]}})
     sim, served = served_simulation(spec)
     try:
-        bench = build_bench(parse_bench(client_bench(spec, served)))
+        bench = build_bench(parse_bench(served_bench_data(spec, served)))
         bench.read_row(0, None, 0.2, 3.0)
         bench.pulse_row(0, [1], 1.0, 1e-6, 1.5)
         assert sim.emulators["pulser"].channels[1].output and sim.emulators["smu"].output
