@@ -135,3 +135,29 @@ def test_read_row_returns_columns_in_the_order_asked():
         g = bench.read_row(2, [6, 1, 6, 3], V_READ, V_GATE)
         ref = truth_map(bench.sim.arrays["A"])[2]
         np.testing.assert_allclose(g, ref[[6, 1, 6, 3]], rtol=1e-6)
+
+
+def test_smu_timed_pulses_on_the_board_bench(tmp_path):
+    """A 2636B channel on the PULSE input: pulses timed on the instrument reach the cells."""
+    import yaml
+
+    data = yaml.safe_load(hil.bench.simulated_bench_file().read_text())
+    data["instruments"]["pulser"] = {"model": "keithley2600b", "address": "sim://pulser"}
+    data["wiring"]["pulse"] = "pulser.b"
+    data["limits"]["pulse_width_min"] = 1e-4
+    data["chip"].update(arrays=[{"name": "A", "rows": 4, "cols": 4}], variation={"read_noise_scale": 0.0,
+                                                                                  "c2c_rate_sigma": 0.0})
+    path = tmp_path / "smu_pulse.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with hil.open_bench(path) as bench:
+        arr = bench.sim.arrays["A"]
+        twin_state = arr.state.copy()
+        bench.pulse_row(1, [2], 1.6, 2e-4, 1.5)
+        assert arr.state[1, 2] != twin_state[1, 2] and np.all(np.delete(arr.state.ravel(), 6) ==
+                                                              np.delete(twin_state.ravel(), 6))
+        g = bench.read_row(1, [2, 3], V_READ, V_GATE)
+        assert g[0] > 10 * g[1]
+        with pytest.raises(hil.LimitError):
+            bench.pulse_row(1, [2], 1.6, 1e-5, 1.5)  # shorter than the SMU can time
+        sim = bench.sim
+    assert sim.emulators["pulser"].state["b"].output == 0
