@@ -54,8 +54,9 @@ class LineSerialAdapter(SerialAdapter):
     """pymeasure's serial adapter, reading whole reply lines in chunks.
 
     pyserial's ``read_until`` fetches one byte per call; a 64-current reply is ~900
-    bytes, so this adapter reads what is waiting (at least one byte, honouring the port's
-    timeout) and keeps any bytes past the terminator for the next reply.
+    bytes, so this adapter waits for one byte (honouring the port's timeout), then takes
+    everything already received without waiting, and keeps any bytes past the
+    terminator for the next reply.
     """
 
     def __init__(self, port, **kwargs):
@@ -67,11 +68,17 @@ class LineSerialAdapter(SerialAdapter):
             return super()._read_bytes(count, break_on_termchar, **kwargs)
         term = self.read_termination.encode()
         buf = self._pending
+        conn = self.connection
         while term not in buf:
-            chunk = self.connection.read(max(1, self.connection.in_waiting))
+            chunk = conn.read(1)
             if not chunk:  # the port's timeout passed: return what arrived
                 self._pending = b""
                 return buf
+            timeout, conn.timeout = conn.timeout, 0  # non-blocking: what has arrived already
+            try:
+                chunk += conn.read(1 << 16)
+            finally:
+                conn.timeout = timeout
             buf += chunk
         end = buf.index(term) + len(term)
         self._pending = buf[end:]
