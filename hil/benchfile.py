@@ -18,6 +18,13 @@ simulated chip behind the instruments (``chip``). Layout::
     limits: {v_line_max: 3.0, v_gate_max: 5.0, i_compliance: 1.0e-3,
              pulse_width_min: 1.5e-9, pulse_width_max: 1.0e-2}
 
+An instrument entry may also give ``timeout`` (s, default 2) and ``options`` (keyword
+arguments for its driver, e.g. ``visa_library: "@py"``). Models: ``keithley2450``,
+``keithley2600b`` (channels ``a``/``b``), ``keysight81160a`` (channels ``1``/``2``),
+``rram-hil-ab64`` (the addressing board, serial), ``keithley707b`` (switch matrix; its
+``wiring.matrix`` maps matrix rows to inputs and gives the array size, see
+``examples/benches/simulated_matrix.yaml``).
+
 Addresses of simulated benches are ``sim://NAME`` (VISA-style instruments) and
 ``hilsim://NAME`` (serial instruments); their ``chip`` section is described in
 ``hil/benches/simulated.yaml``.
