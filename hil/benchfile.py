@@ -18,6 +18,13 @@ simulated chip behind the instruments (``chip``). Layout::
     limits: {v_line_max: 3.0, v_gate_max: 5.0, i_compliance: 1.0e-3,
              pulse_width_min: 1.5e-9, pulse_width_max: 1.0e-2}
 
+An instrument entry may also give ``timeout`` (s, default 2) and ``options`` (keyword
+arguments for its driver, e.g. ``visa_library: "@py"``). Models: ``keithley2450``,
+``keithley2600b`` (channels ``a``/``b``), ``keysight81160a`` (channels ``1``/``2``),
+``rram-hil-ab64`` (the addressing board, serial), ``keithley707b`` (switch matrix; its
+``wiring.matrix`` maps matrix rows to inputs and gives the array size, see
+``examples/benches/simulated_matrix.yaml``).
+
 Addresses of simulated benches are ``sim://NAME`` (VISA-style instruments) and
 ``hilsim://NAME`` (serial instruments); their ``chip`` section is described in
 ``hil/benches/simulated.yaml``.
@@ -31,6 +38,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
+
+from simulated_bench.faults import PATTERNS
 
 from .roles import Limits
 
@@ -307,7 +316,7 @@ def _check_matrix(c: _Checker, section: Any) -> dict[str, Any]:
             raise c.fail(f"wiring.matrix.rows.{letter}", f"unknown input {inp!r}" +
                          _suggest(inp, ("read", "pulse", "gate", "gnd")))
     inputs = set(rows.values())
-    for needed in ("read", "pulse", "gate"):
+    for needed in ("read", "pulse", "gate", "gnd"):
         if needed not in inputs:
             raise c.fail("wiring.matrix.rows", f"no matrix row carries the {needed} input")
     array = c.mapping(section.get("array"), "wiring.matrix.array")
@@ -360,7 +369,6 @@ def _check_faults(c: _Checker, value: Any, where: str) -> dict[str, Any]:
         if "seed" in value:
             c.number(value["seed"], f"{where}.seed", 0, integer=True)
     elif kind == "pattern":
-        from simulated_bench.faults import PATTERNS
         if value.get("pattern") not in PATTERNS:
             raise c.fail(f"{where}.pattern", f"unknown pattern {value.get('pattern')!r}" +
                          _suggest(value.get("pattern"), PATTERNS))

@@ -11,9 +11,8 @@ from hypothesis import strategies as st
 
 import hil
 from hil import LimitError
-from hil.bench import BenchConnectionError, served_simulation
+from hil.bench import BenchConnectionError, served_bench_data, served_simulation
 from hil.benchfile import load_bench_file
-from hil.commands.sim_cmd import client_bench
 
 SMALL = {"arrays": [{"name": "A", "rows": 8, "cols": 8}]}
 
@@ -122,7 +121,7 @@ def test_interrupted_script_switches_outputs_off_at_exit(tmp_path):
     try:
         import yaml
         bench_file = tmp_path / "served.yaml"
-        bench_file.write_text(yaml.safe_dump(client_bench(spec, served)))
+        bench_file.write_text(yaml.safe_dump(served_bench_data(spec, served)))
         script = textwrap.dedent(f"""
             import hil
             bench = hil.open_bench({str(bench_file)!r})
@@ -137,3 +136,16 @@ def test_interrupted_script_switches_outputs_off_at_exit(tmp_path):
         assert all_outputs_off(sim)
     finally:
         served.close()
+
+
+def test_unreachable_instrument_fails_to_open_with_its_name(tmp_path):
+    import yaml
+
+    data = yaml.safe_load(open("examples/benches/real_lab.yaml").read())
+    data["instruments"]["board"]["address"] = "socket://127.0.0.1:9"  # nothing listens on the discard port
+    data["instruments"] = {"board": data["instruments"]["board"], **{k: v for k, v in data["instruments"].items()
+                                                                     if k != "board"}}
+    path = tmp_path / "lab.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(BenchConnectionError, match=r"cannot open board \(rram-hil-ab64 at socket://127.0.0.1:9\)"):
+        hil.open_bench(path)

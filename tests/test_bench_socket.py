@@ -3,16 +3,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 import pyvisa
 
 import hil
-from hil.bench import BenchConnectionError, build_bench, served_simulation
+from hil.bench import BenchConnectionError, build_bench, served_bench_data, served_simulation
 from hil.benchfile import load_bench_file, parse_bench
-from hil.commands.sim_cmd import client_bench
 
 CHIP32 = {"arrays": [{"name": "A", "rows": 32, "cols": 32}], "initial_state": "off"}
 QUIET32 = {**CHIP32, "variation": {"read_noise_scale": 0.0}}
@@ -56,6 +54,7 @@ def test_any_visa_client_can_query_the_served_instruments():
         assert smu.query("SYST:ERR?").startswith("-113")
         smu.close()
         rm.close()
+        assert {srv.server_address[0] for srv in served.servers.values()} == {"127.0.0.1"}
     finally:
         served.close()
 
@@ -64,7 +63,7 @@ def test_dropped_connection_raises_and_switches_the_others_off():
     spec = load_bench_file(hil.bench.simulated_bench_file(), {"chip": {"arrays": [{"name": "A", "rows": 8, "cols": 8}]}})
     sim, served = served_simulation(spec)
     try:
-        bench = build_bench(parse_bench(client_bench(spec, served)))
+        bench = build_bench(parse_bench(served_bench_data(spec, served)))
         bench.read_row(0, None, 0.2, 3.0)
         bench.pulse_row(0, [1], 1.0, 1e-6, 1.5)
         assert sim.emulators["pulser"].channels[1].output and sim.emulators["smu"].output
@@ -90,10 +89,7 @@ def test_hil_sim_serve_prints_resources_and_stops_on_interrupt(tmp_path):
                                                  ("board", "rram-hil-ab64")]
         assert lines[0][2].startswith("TCPIP0::127.0.0.1::") and lines[0][2].endswith("::SOCKET")
         assert lines[2][2].startswith("socket://127.0.0.1:")
-        for _ in range(100):
-            if out.exists():
-                break
-            time.sleep(0.05)
+        assert out.exists()  # written before the resources are printed
         with hil.open_bench(out) as bench:  # a plain bench file: the served chip looks like hardware
             assert bench.sim is None
             g = bench.read_row(0, [0, 1], 0.2, 3.0)

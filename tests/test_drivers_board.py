@@ -66,3 +66,24 @@ def test_validators_refuse_before_sending():
 def test_column_spec_round_trips_through_the_board_parser(cols):
     spec = format_columns(sorted(cols))
     assert parse_columns(spec, 64).tolist() == sorted(cols)
+
+
+def test_line_adapter_keeps_bytes_past_the_terminator_and_reports_silence():
+    import serial
+
+    from hil.transport import register_serial_endpoint, unregister_serial_endpoint
+    from simulated_bench import SimulatedArray
+    from simulated_bench.instruments import SimulatedInstruments
+
+    sim = SimulatedInstruments({"A": SimulatedArray(4, 4)}, {"board": "rram-hil-ab64"}, {})
+    url = register_serial_endpoint("board", sim.emulators["board"])
+    try:
+        board = AddressingBoard(serial.serial_for_url(url, timeout=0.1))
+        board.adapter.write_bytes(b"ROW 1\nROW?\n")  # two replies arrive together
+        assert board.read() == "OK"
+        assert board.read() == "1"
+        with pytest.raises(TimeoutError, match="no reply"):
+            board.read()
+        board.adapter.close()
+    finally:
+        unregister_serial_endpoint(url)

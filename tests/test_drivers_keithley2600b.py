@@ -84,3 +84,40 @@ def test_errors_come_from_the_error_queue():
         with pytest.raises(InstrumentError, match="-285") as info:
             smu.raise_errors()
         assert [c for c, _ in info.value.errors] == [-285, -222]
+
+
+@pytest.mark.parametrize("prop,attr,value,sent,reply", [
+    ("source_function", "source.func", "current", "0", "0.00000e+00"),
+    ("source_voltage", "source.levelv", -1.5, "-1.5", "-1.50000e+00"),
+    ("source_current", "source.leveli", 1e-4, "0.0001", "1.00000e-04"),
+    ("compliance_current", "source.limiti", 2e-3, "0.002", "2.00000e-03"),
+    ("compliance_voltage", "source.limitv", 5, "5", "5.00000e+00"),
+    ("source_autorange_voltage", "source.autorangev", False, "0", "0.00000e+00"),
+    ("output_enabled", "source.output", False, "0", "0.00000e+00"),
+    ("measure_nplc", "measure.nplc", 0.1, "0.1", "1.00000e-01"),
+    ("measure_autorange_current", "measure.autorangei", True, "1", "1.00000e+00"),
+])
+@pytest.mark.parametrize("ch", ["a", "b"])
+def test_every_channel_property_sets_and_gets(prop, attr, value, sent, reply, ch):
+    with expected_protocol(Keithley2600B, [(f"smu{ch}.{attr} = {sent}", None),
+                                           (f"print(smu{ch}.{attr})", reply)]) as smu:
+        channel = smu.channel(ch)
+        setattr(channel, prop, value)
+        got = getattr(channel, prop)
+        assert got == (pytest.approx(value) if isinstance(value, float) else value)
+
+
+def test_buffer_readings_and_identification():
+    with expected_protocol(Keithley2600B, [
+        ("print(smub.nvbuffer1.n)", "0.00000e+00"),
+        ("print(smub.nvbuffer1.n)", "2.00000e+00"),
+        ("printbuffer(1, 2, smub.nvbuffer1.readings)", "1.00000e-06, 2.00000e-06"),
+        ("*IDN?", "Keithley Instruments Inc., Model 2636B, 4469971, 4.0.4"),
+        ("reset()", None),
+        ("errorqueue.clear()", None),
+    ]) as smu:
+        assert smu.smub.buffer_readings() == []
+        assert smu.smub.buffer_readings() == [1e-6, 2e-6]
+        assert "2636B" in smu.id
+        smu.reset()
+        smu.clear_errors()

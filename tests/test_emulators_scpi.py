@@ -117,3 +117,23 @@ def test_no_pulse_without_output_or_arming():
     send(gen, ":FUNC1 PULS", ":VOLT1:HIGH 2", ":ARM:SOUR1 MAN", "*TRG")  # output off
     send(gen, "OUTP1 ON", ":ARM:SOUR1 IMM", "*TRG")  # not armed for manual triggers
     assert sim.arrays["A"].pulse_count == 0
+
+
+def test_settings_are_kept_per_header(sim):
+    smu = sim.emulators["smu"]
+    send(smu, ":SOUR:VOLT:RANG 2", ":SOUR:VOLT:DEL 0.01", ":SENS:CURR:RANG 1e-4", ":SENS:CURR:RANG:AUTO 0")
+    assert [float(x) for x in send(smu, ":SOUR:VOLT:RANG?", ":SOUR:VOLT:DEL?", ":SENS:CURR:RANG?")] == [2, 0.01, 1e-4]
+    assert send(smu, ":SENS:CURR:RANG:AUTO?", ":SENS:VOLT:RANG:AUTO?") == ["0", "1"]
+    send(smu, ":SOUR:VOLT:RANG 300")
+    assert send(smu, "SYST:ERR?")[0].startswith("-222")
+
+
+def test_driver_reset_is_understood(sim):
+    from drivers.keithley2450 import Keithley2450
+    from hil.transport import EmulatorAdapter
+
+    smu = Keithley2450(EmulatorAdapter(sim.emulators["smu"]))
+    smu.source_voltage = 1.0
+    smu.reset()  # "*RST;:stat:pres;:*CLS;"
+    assert smu.source_voltage == 0.0
+    smu.raise_errors()

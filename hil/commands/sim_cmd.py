@@ -9,21 +9,8 @@ from pathlib import Path
 import click
 import yaml
 
-from ..bench import served_simulation, simulated_bench_file
+from ..bench import served_bench_data, served_simulation, simulated_bench_file
 from ..benchfile import BenchFileError, load_bench_file
-
-
-def client_bench(spec, served) -> dict:
-    """A bench file (no chip section) whose addresses are the served instruments."""
-    raw = {k: v for k, v in spec.raw.items() if k != "chip"}
-    raw["name"] = f"{spec.name}-served"
-    raw["instruments"] = {name: {**dict(spec.raw["instruments"][name]),
-                                 "address": served.address(name, inst.info.kind)}
-                          for name, inst in spec.instruments.items()}
-    for name, inst in spec.instruments.items():
-        if inst.info.kind == "visa":
-            raw["instruments"][name].setdefault("options", {})["visa_library"] = "@py"
-    return raw
 
 
 def _interrupt(signum, frame):
@@ -55,13 +42,18 @@ def register(group: click.Group) -> None:
         if not spec.simulated:
             raise click.ClickException(f"{bench_file} has no chip section: it is not a simulated bench")
         ports = {name: base_port + k for k, name in enumerate(spec.instruments)} if base_port else None
-        sim, served = served_simulation(spec, ports)
         try:
+            sim, served = served_simulation(spec, ports)
+        except OSError as exc:
+            raise click.ClickException(f"cannot serve on 127.0.0.1: {exc}") from None
+        try:
+            if bench_out is not None:  # complete before the resources are announced
+                tmp = bench_out.with_name(bench_out.name + ".tmp")
+                tmp.write_text(yaml.safe_dump(served_bench_data(spec, served), sort_keys=False))
+                tmp.replace(bench_out)
+                click.echo(f"# bench file for these resources: {bench_out}", err=True)
             for name, inst in spec.instruments.items():
                 click.echo(f"{name} {inst.model} {served.address(name, inst.info.kind)}")
-            if bench_out is not None:
-                bench_out.write_text(yaml.safe_dump(client_bench(spec, served), sort_keys=False))
-                click.echo(f"# bench file for these resources: {bench_out}", err=True)
             click.echo("# serving on 127.0.0.1; Ctrl-C to stop", err=True)
             sys.stdout.flush()
             signal.signal(signal.SIGTERM, _interrupt)  # a terminated server stops as cleanly as Ctrl-C

@@ -91,13 +91,6 @@ class Wiring:
         self.bl = np.zeros(a.cols, np.int8)
         self.sl = np.zeros(a.rows, np.int8)
         self.wl = np.zeros(a.rows, np.int8)
-        self.vmm_mode = False
-
-    def ground_all(self) -> None:
-        self.bl[:] = GND
-        self.sl[:] = GND
-        self.wl[:] = GND
-        self.vmm_mode = False
 
     def connect(self, bl: ArrayLike | None = None, sl: ArrayLike | None = None,
                 wl: ArrayLike | None = None) -> None:
@@ -114,7 +107,7 @@ class Wiring:
         return levels[self.wl], levels[self.bl], levels[self.sl]
 
     def _single_read_row(self) -> int | None:
-        """The row index when exactly one word line is on and its source line is grounded."""
+        """The row index when exactly one word line is on and every source line is grounded."""
         on = np.flatnonzero(self.wl != GND)
         if on.size == 1 and self.sl[on[0]] == GND and not (self.sl != GND).any():
             return int(on[0])
