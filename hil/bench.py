@@ -10,6 +10,20 @@ The roles keep what they last sent (row, columns, route, gate, read voltage, pul
 settings) and send only what changes, so a row read is two commands and a pulse a few.
 Any transport failure (timeout, dropped connection) switches every output off and
 raises :class:`BenchConnectionError` naming the instrument.
+
+For protocol authors and tests::
+
+    bench = hil.open_bench()                          # 64x64 Stanford-gap chip, in-process
+    bench = hil.open_bench(chip={"seed": 3, "device_model": "cute_multilevel",
+                                 "arrays": [{"name": "MA", "rows": 64, "cols": 20},
+                                            {"name": "MB", "rows": 20, "cols": 64}],
+                                 "faults": {"kind": "random", "rate_off": 0.05, "seed": 1},
+                                 "variation": {"read_noise_scale": 0.0}})
+    bench.arrays, bench.use_array("MB")              # multi-array chips; the first is selected
+    bench.sim.arrays["MB"]                            # the SimulatedArray: ground truth, tests only
+
+``bench.sim`` is None on a real bench (and on a served simulated bench opened through
+its TCP addresses); protocols never use it.
 """
 from __future__ import annotations
 
@@ -23,6 +37,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 import serial
 from numpy.typing import NDArray
+from pyvisa.errors import Error as VisaError
 from pyvisa.errors import VisaIOError
 
 from drivers.addressing_board import AddressingBoard
@@ -68,7 +83,6 @@ class Station:
         self.drivers: dict[str, Any] = {}
         self._cache_resets: list = []
         self._cleanup: list = []
-        self._failing = False
 
     def add(self, name: str, driver: Any) -> None:
         self.drivers[name] = driver
@@ -95,16 +109,12 @@ class Station:
             yield
         except TRANSPORT_ERRORS as exc:
             self.forget_state()
-            if self._failing:
-                raise
-            self._failing = True
-            try:
-                problems = self._all_off()
-            finally:
-                self._failing = False
-            also = f"; could not reach {', '.join(problems)} to switch them off" if problems else ""
-            raise BenchConnectionError(f"{self.describe(name)} did not answer: {exc!s}. "
-                                       f"Outputs were switched off{also}.") from exc
+            problems = self._all_off()  # never raises: it records who could not be reached
+            reached = [n for n in self.drivers if n not in problems]
+            state = f"outputs switched off on {', '.join(reached) or 'no instrument'}"
+            if problems:
+                state += f"; unreachable: {', '.join(problems)}"
+            raise BenchConnectionError(f"{self.describe(name)} did not answer: {exc!s} ({state})") from exc
         except InstrumentError:
             self.forget_state()
             raise
@@ -135,7 +145,7 @@ class Station:
 
 
 def _switch_off(model: str, driver: Any) -> None:
-    """Put one instrument in its safe state: sources at 0 and off, switches open."""
+    """Put one instrument in its safe state (sources at 0 and off, switches open) and confirm it."""
     if model == "keithley2450":
         driver.source_voltage = 0.0
         driver.disable_source()
@@ -151,6 +161,8 @@ def _switch_off(model: str, driver: Any) -> None:
             ch.output_enabled = False
     elif model == "keithley707b":
         driver.open_all()
+    if model != "rram-hil-ab64":  # the board acknowledges each setting; the others confirm with *OPC?
+        driver.ask("*OPC?")
 
 
 # --------------------------------------------------------------------------------------
@@ -228,6 +240,7 @@ class MatrixSelector(Selector):
         self.station, self.name = station, name
         self.matrix = station.drivers[name]
         self.n_rows, self.n_cols = matrix["array"]["rows"], matrix["array"]["cols"]
+        # input -> matrix row letter (the first letter when an input has several rows)
         self.letter = {inp: letter for letter, inp in sorted(matrix["rows"].items(), reverse=True)}
         self.row: int | None = None
         self.cols: tuple[int, ...] | None = None
@@ -246,16 +259,12 @@ class MatrixSelector(Selector):
         cols = tuple(cols)
         bl, sl, wl = (lambda j: j), (lambda i: self.n_cols + i), (lambda i: self.n_cols + self.n_rows + i)
         xps = [self._xp(wl(row), "gate")]
-        gnd = "gnd" in self.letter
         if route in ("read", "bl"):
             xps += [self._xp(bl(j), "read" if route == "read" else "pulse") for j in cols]
-            if gnd:
-                xps.append(self._xp(sl(row), "gnd"))
+            xps.append(self._xp(sl(row), "gnd"))
         else:  # RESET: source line driven, selected bit lines grounded, the rest inhibited
             xps.append(self._xp(sl(row), "pulse"))
-            xps += [self._xp(bl(j), "pulse") for j in range(self.n_cols) if j not in cols]
-            if gnd:
-                xps += [self._xp(bl(j), "gnd") for j in cols]
+            xps += [self._xp(bl(j), "gnd" if j in cols else "pulse") for j in range(self.n_cols)]
         spec = ",".join(xps)
         if spec != self._closed:
             with self.station.guard(self.name):
@@ -312,12 +321,12 @@ class VoltageSource:
             if not self._ready:
                 self._configure(v)
                 self._ready = True
-            elif self.channel is None:
-                self.driver.source_voltage = v
-                self.driver.complete  # other instruments act next: the level must be in place
             else:
-                self.channel.source_voltage = v
-                self.driver.ask("*OPC?")
+                if self.channel is None:
+                    self.driver.source_voltage = v
+                else:
+                    self.channel.source_voltage = v
+                self.driver.ask("*OPC?")  # other instruments act next: the level must be in place
             self._v = v
 
     def current(self) -> float:
@@ -355,20 +364,28 @@ class SmuPulser(Pulser):
 
 
 class BoardSenseReader(Reader):
-    """Read voltage from the SMU on the READ input, one current per bit line from the board's sense."""
+    """Read voltage from the SMU on the READ input, one current per bit line from the board's sense.
 
-    def __init__(self, station: Station, source: VoltageSource, board_name: str):
-        self.station, self.source, self.name = station, source, board_name
+    The board answers in ascending column order; the currents are returned in the order
+    the columns were selected (repeats included).
+    """
+
+    def __init__(self, station: Station, source: VoltageSource, board_name: str, selector: BoardSelector):
+        self.station, self.source, self.name, self.selector = station, source, board_name, selector
         self.board: AddressingBoard = station.drivers[board_name]
 
     def read(self, v_read: float, n_cols: int) -> NDArray[np.float64]:
+        cols = np.asarray(self.selector.cols if self.selector.cols is not None else (), dtype=int)
+        if cols.size != n_cols:
+            raise RuntimeError("select the cells before reading them")
         self.source.source(v_read)
         with self.station.guard(self.name):
             currents = np.asarray(self.board.measure(), dtype=float)
-        if currents.shape != (n_cols,):
+        ascending = np.unique(cols)
+        if currents.shape != ascending.shape:
             raise InstrumentError(self.station.describe(self.name),
-                                  f"returned {currents.size} currents for {n_cols} selected columns")
-        return currents
+                                  f"returned {currents.size} currents for {ascending.size} selected columns")
+        return currents[np.searchsorted(ascending, cols)]
 
 
 class ScanReader(Reader):
@@ -414,20 +431,15 @@ class GeneratorPulser(Pulser):
                 self.gen.raise_errors()
                 self._ready = True
             period = max(2.0 * width, width + 100e-9)
-            if width != self._width:
-                # keep width < period at every step: lengthen the period first, shorten it last
-                if self._period is None or period > self._period:
-                    self.ch.pulse_period = period
-                self.ch.pulse_width = width
-                if self._period is not None and period < self._period:
-                    self.ch.pulse_period = period
+            new_width = width != self._width
+            self.gen.fire(self.channel_no,
+                          high=amplitude if amplitude != self._high else None,
+                          width=width if new_width else None,
+                          period=period if new_width else None,
+                          period_first=self._period is None or period > self._period)
+            self._high = amplitude
+            if new_width:
                 self._width, self._period = width, period
-            if amplitude != self._high:
-                self.ch.voltage_high = amplitude
-                self._high = amplitude
-            self.gen.trigger()
-            # *OPC? returns once the pulse is out, so the next route change cannot overtake it
-            self.gen.complete
 
 
 class BoardVmm(VectorMultiplier):
@@ -461,14 +473,36 @@ def _simulated_instruments(spec: BenchSpec):
     return SimulatedInstruments(spec.chip, {n: i.model for n, i in spec.instruments.items()}, inputs, base, options)
 
 
-def _connect_simulated(spec: BenchSpec, station: Station, transport: str):
-    sim = _simulated_instruments(spec)
-    servers = None
-    if transport == "socket":
-        from simulated_bench.instruments.server import serve_instruments
+def served_simulation(spec: BenchSpec, ports: Mapping[str, int] | None = None):
+    """Build a simulated bench's chip and emulators and serve them on 127.0.0.1: (sim, served)."""
+    from simulated_bench.instruments.server import serve_instruments
 
-        servers = serve_instruments(sim)
+    sim = _simulated_instruments(spec)
+    return sim, serve_instruments(sim, ports)
+
+
+def served_bench_data(spec: BenchSpec, served) -> dict:
+    """A bench description (no chip section) whose addresses are the served instruments.
+
+    Opening it drives the served chip exactly as a lab script drives hardware.
+    """
+    raw = {k: v for k, v in spec.raw.items() if k != "chip"}
+    raw["name"] = f"{spec.name}-served"
+    raw["instruments"] = {}
+    for name, inst in spec.instruments.items():
+        entry = {**dict(spec.raw["instruments"][name]), "address": served.address(name, inst.info.kind)}
+        if inst.info.kind == "visa":
+            entry["options"] = {**dict(entry.get("options", {})), "visa_library": "@py"}
+        raw["instruments"][name] = entry
+    return raw
+
+
+def _connect_simulated(spec: BenchSpec, station: Station, transport: str):
+    if transport == "socket":
+        sim, servers = served_simulation(spec)
         station.on_cleanup(servers.close)
+    else:
+        sim, servers = _simulated_instruments(spec), None
     for name, inst in spec.instruments.items():
         emulator = sim.emulators[name]
         if transport == "socket":
@@ -492,7 +526,7 @@ def _connect_real(spec: BenchSpec, station: Station) -> None:
     for name, inst in spec.instruments.items():
         try:
             station.add(name, _open_driver(inst, inst.address))
-        except TRANSPORT_ERRORS as exc:
+        except (*TRANSPORT_ERRORS, VisaError, ValueError) as exc:  # unreachable, no VISA backend, bad resource
             raise BenchConnectionError(f"cannot open {station.describe(name)}: {exc!s}") from exc
 
 
@@ -535,7 +569,12 @@ def _compose(spec: BenchSpec, station: Station, sim) -> Bench:
         arrays = {"A": (shape["rows"], shape["cols"])}
         selector = MatrixSelector(station, addresser, w["matrix"])
     read = source(w["read"])
-    reader = ScanReader(read, selector) if w["sense"] == "read" else BoardSenseReader(station, read, w["sense"])
+    if w["sense"] == "read":
+        reader: Reader = ScanReader(read, selector)
+    elif isinstance(selector, BoardSelector):
+        reader = BoardSenseReader(station, read, w["sense"], selector)
+    else:
+        raise InstrumentError(w["sense"], "per-line sense needs the board as the addresser")
     gate_model = model_of[w["gate"].partition(".")[0]]
     gate = BoardGate(station, w["gate"]) if gate_model == "rram-hil-ab64" else SourceGate(source(w["gate"]))
     pulse_inst, _, pulse_ch = w["pulse"].partition(".")
@@ -561,9 +600,12 @@ _OPEN_BENCHES: "weakref.WeakSet[Bench]" = weakref.WeakSet()
 
 def _close_at_exit(bench: Bench) -> None:
     _OPEN_BENCHES.add(bench)
+    # atexit runs last-registered first: re-register so the benches close before pyvisa
+    # tears its sessions down (it registers its own handler when a resource manager opens)
+    atexit.unregister(_close_open_benches)
+    atexit.register(_close_open_benches)
 
 
-@atexit.register
 def _close_open_benches() -> None:
     """Outputs off for every bench still open when the interpreter exits (e.g. after Ctrl-C)."""
     for bench in list(_OPEN_BENCHES):
@@ -594,4 +636,4 @@ def open_bench(path: str | Path | None = None, *, transport: str = "inprocess",
 
 
 __all__ = ["open_bench", "build_bench", "BenchConnectionError", "Station", "simulated_bench_file", "parse_bench",
-           "load_bench_file"]
+           "load_bench_file", "served_simulation", "served_bench_data"]
