@@ -11,6 +11,8 @@ import click
 
 #: modules under hil.commands that each define ``register(group)``
 COMMAND_MODULES: tuple[str, ...] = (
+    "demo_cmd",
+    "sim_cmd",
 )
 
 
