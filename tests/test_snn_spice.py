@@ -2,6 +2,7 @@
 import pytest
 
 from hil.snn.spice_nsn import NsnCircuit, compare, ngspice_available
+from simulated_bench.spice.netlist import CHANNEL_LENGTH, num
 
 pytestmark = [pytest.mark.spice,
               pytest.mark.skipif(not ngspice_available(), reason="ngspice is not installed (spicelib finds no executable)")]
@@ -9,7 +10,7 @@ pytestmark = [pytest.mark.spice,
 
 def test_netlist_carries_the_seed_values():
     text = NsnCircuit().netlist()
-    assert "LEVEL=1" in text and "W=65u" in text  # seed 004's W/L 65 access transistor
+    assert "level=1" in text and f"w={num(65 * CHANNEL_LENGTH)} l={num(CHANNEL_LENGTH)}" in text  # seed 004: W/L 65
     assert "VREAD te 0 DC 0.05" in text
     assert "CR vr 0 2.6e-10" in text and "CF vf 0 2.6e-10" in text  # C_syn 260 pF
     assert "CMEM vmem 0 2.6e-07" in text  # C_mem 260 nF

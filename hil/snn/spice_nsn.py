@@ -23,10 +23,7 @@ for one step is a charge ``i_scale * dt``; see :meth:`NsnCircuit.torch_to_si`.
 """
 from __future__ import annotations
 
-import shutil
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -34,6 +31,8 @@ from numpy.typing import NDArray
 
 from simulated_bench.cell import CellParams, solve_cell
 from simulated_bench.devices.cute_multilevel import CuTeMultilevelModel
+from simulated_bench.spice.netlist import CHANNEL_LENGTH, NMOS_MODEL, nmos_model, num
+from simulated_bench.spice.runner import SpiceRunner, ngspice_available  # noqa: F401  (re-exported for tests)
 
 from .network import SnnParams, run_lif
 
@@ -101,8 +100,9 @@ class NsnCircuit:
             f"VREAD te 0 DC {self.v_read}",
             "* memristor: the Cu:Te device model's I-V at the programmed conductance",
             f"BMEM te drain I = {self.g_memristor * m.V_n:.9g} * sinh(V(te,drain) / {m.V_n})",
-            "M1 drain gate vneg 0 NACC L=1u W={:.6g}u".format(n.w_over_l),
-            f".model NACC NMOS (LEVEL=1 VTO={n.v_th} KP={n.k_prime} LAMBDA={n.lambda_clm})",
+            f"M1 drain gate vneg 0 {NMOS_MODEL} w={num(n.w_over_l * CHANNEL_LENGTH)} l={num(CHANNEL_LENGTH)}",
+            f"RM1 drain vneg {num(1.0 / n.g_off)}",  # the off-state leakage the numpy cell has
+            nmos_model(n),
             "* TIA (op-amp 1) and inverter (op-amp 2)",
             f"E1 tia 0 0 vneg {self.opamp_gain}",
             f"RTIA vneg tia {self.r_tia}",
@@ -131,36 +131,6 @@ def discrete_area_ratio(p: SnnParams) -> float:
     return (1.0 / (1.0 - a_f) - 1.0 / (1.0 - a_r)) * p.dt / (p.tau_fall - p.tau_rise)
 
 
-def run_ngspice(netlist: str, traces: list[str], workdir: str | Path | None = None) -> dict[str, NDArray]:
-    """Run ``netlist`` in ngspice through spicelib and return the named traces (and ``time``)."""
-    from spicelib import RawRead
-    from spicelib.simulators.ngspice_simulator import NGspiceSimulator
-
-    tmp = Path(tempfile.mkdtemp(prefix="nsn_")) if workdir is None else Path(workdir)
-    try:
-        path = tmp / "nsn.net"
-        path.write_text(netlist)
-        rc = NGspiceSimulator.run(path, exe_log=True)
-        raw_path = path.with_suffix(".raw")
-        if rc != 0 or not raw_path.exists():
-            log = path.with_suffix(".log")
-            raise RuntimeError(f"ngspice failed (rc={rc}): {log.read_text() if log.exists() else 'no log'}")
-        raw = RawRead(raw_path, traces_to_read=traces, dialect="ngspice", verbose=False)
-        out = {"time": np.abs(np.asarray(raw.get_axis(), float))}
-        for t in traces:
-            out[t] = np.asarray(raw.get_wave(t), float)
-        return out
-    finally:
-        if workdir is None:
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def ngspice_available() -> bool:
-    from spicelib.simulators.ngspice_simulator import NGspiceSimulator
-
-    return bool(NGspiceSimulator.is_available())
-
-
 def torch_unit(circuit: NsnCircuit, spike_times: tuple[float, ...] = SPIKE_TIMES_FIG7,
                t_stop: float = 250e-3) -> dict[str, NDArray]:
     """PyTorch eq. 1-5 for the same unit: time (s), I_syn and V_mem in torch units."""
@@ -183,7 +153,9 @@ def compare(circuit: NsnCircuit | None = None, spike_times: tuple[float, ...] = 
     ``i_peak_rel_err``: the same peak measure for I_syn.
     """
     c = circuit or NsnCircuit()
-    spice = run_ngspice(c.netlist(spike_times, t_stop), ["v(vmem)", "i(vsyn)", "i(vread)"])
+    with SpiceRunner("ngspice") as runner:
+        spice = runner.run(c.netlist(spike_times, t_stop), ["time", "v(vmem)", "i(vsyn)", "i(vread)"], name="nsn")
+    spice["time"] = np.abs(spice["time"])  # ngspice may store the axis with a sign flag
     # cell current in the middle of the first pulse's flat top (VREAD sources it, so its branch current is negative)
     t_mid = spike_times[0] + c.t_edge + 0.5 * c.t_width
     i_cell_spice = -float(np.interp(t_mid, spice["time"], spice["i(vread)"]))
