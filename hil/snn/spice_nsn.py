@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 from simulated_bench.cell import CellParams, solve_cell
 from simulated_bench.devices.cute_multilevel import CuTeMultilevelModel
 from simulated_bench.spice.netlist import CHANNEL_LENGTH, NMOS_MODEL, nmos_model, num
-from simulated_bench.spice.runner import SpiceRunner, ngspice_available  # noqa: F401  (re-exported for tests)
+from simulated_bench.spice.runner import SpiceRunner, ngspice_available  # noqa: F401  (re-exported for callers)
 
 from .network import SnnParams, run_lif
 
