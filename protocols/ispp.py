@@ -46,49 +46,61 @@ READ_DTYPE = np.dtype([("pass", "i2"), ("iteration", "i4"), ("row", "i4"), ("col
 
 @dataclass(frozen=True)
 class Ladder:
-    """Drive of one polarity: rung k applies ``amp_start + k*amp_step`` V at gate ``gate_start + k*gate_step`` V.
+    """Drive of one polarity as a table of rungs: rung k applies ``amps[k]`` V at gate ``gates[k]`` V.
 
-    Amplitudes are magnitudes (RESET pulses are sent negative). Values are clipped at
-    the maxima and kept on the base-step grid, so cells share pulses.
+    Amplitudes are magnitudes (RESET pulses are sent negative); rungs must not weaken
+    the drive. Build one with :meth:`linear` (fixed increments, seed 004's Delta V) or
+    :meth:`overdrive` (gate rungs geometric in V_G - V_th, so each rung moves a
+    compliance-limited SET level by about the same fraction).
     """
 
-    amp_start: float
-    amp_step: float
-    amp_max: float
-    gate_start: float
-    gate_step: float = 0.0
-    gate_max: float | None = None
+    amps: tuple[float, ...]
+    gates: tuple[float, ...]
     width: float = 1e-6  # s
 
     def __post_init__(self) -> None:
-        if self.amp_start <= 0 or self.amp_max < self.amp_start or self.amp_step < 0:
-            raise ValueError(f"need 0 < amp_start <= amp_max and amp_step >= 0, got {self}")
-        if self.gate_step < 0 or self.gate_start <= 0:
-            raise ValueError(f"need gate_start > 0 and gate_step >= 0, got {self}")
-        if self.gate_max is not None and self.gate_max < self.gate_start:
-            raise ValueError("gate_max below gate_start")
-        if self.amp_step == 0 and self.gate_step == 0:
-            raise ValueError("a ladder must step its amplitude, its gate voltage or both")
+        amps = tuple(round(float(a), 6) for a in np.broadcast_to(self.amps, np.shape(self.gates) or np.shape(self.amps)))
+        gates = tuple(round(float(g), 6) for g in np.broadcast_to(self.gates, (len(amps),)))
+        object.__setattr__(self, "amps", amps)
+        object.__setattr__(self, "gates", gates)
+        a, g = np.array(amps), np.array(gates)
+        if a.size < 2 or np.any(a <= 0) or np.any(g <= 0):
+            raise ValueError("a ladder needs at least two rungs with positive amplitudes and gate voltages")
+        if np.any(np.diff(a) < 0) or np.any(np.diff(g) < 0) or not np.all((np.diff(a) > 0) | (np.diff(g) > 0)):
+            raise ValueError("every rung must strengthen the drive (amplitude or gate up, neither down)")
         if self.width <= 0:
             raise ValueError(f"pulse width must be positive, got {self.width}")
 
-    @property
-    def top_gate(self) -> float:
-        return self.gate_start if self.gate_max is None or self.gate_step == 0 else self.gate_max
+    @classmethod
+    def linear(cls, amp_start: float, amp_step: float, amp_max: float, gate_start: float, gate_step: float = 0.0,
+               gate_max: float | None = None, width: float = 1e-6) -> "Ladder":
+        """Plain ISPP: amplitude (and optionally gate) up by fixed increments until their maxima."""
+        gate_max = gate_start if gate_max is None else gate_max
+        n_a = int(np.ceil((amp_max - amp_start) / amp_step - 1e-9)) if amp_step > 0 else 0
+        n_g = int(np.ceil((gate_max - gate_start) / gate_step - 1e-9)) if gate_step > 0 else 0
+        k = np.arange(max(n_a, n_g) + 1)
+        return cls(tuple(np.minimum(amp_start + k * amp_step, amp_max)),
+                   tuple(np.minimum(gate_start + k * gate_step, gate_max)), width)
+
+    @classmethod
+    def overdrive(cls, amp: float, gate_start: float, gate_max: float, v_th: float, ratio: float,
+                  width: float = 1e-6) -> "Ladder":
+        """Fixed amplitude, gate rungs with V_G - V_th growing by ``ratio`` per rung (compliance stepping)."""
+        if not (gate_start > v_th and ratio > 1 and gate_max > gate_start):
+            raise ValueError("need gate_max > gate_start > v_th and ratio > 1")
+        n = int(np.ceil(np.log((gate_max - v_th) / (gate_start - v_th)) / np.log(ratio))) + 1
+        gates = np.minimum(v_th + (gate_start - v_th) * ratio ** np.arange(n), gate_max)
+        gates = np.unique(np.round(gates, 4))
+        return cls(tuple(np.full(gates.size, amp)), tuple(gates), width)
 
     @property
     def n_rungs(self) -> int:
-        """Rungs until both amplitude and gate sit at their maxima."""
-        n_a = int(np.ceil((self.amp_max - self.amp_start) / self.amp_step - 1e-9)) if self.amp_step else 0
-        n_g = int(np.ceil((self.top_gate - self.gate_start) / self.gate_step - 1e-9)) if self.gate_step else 0
-        return max(n_a, n_g) + 1
+        return len(self.amps)
 
     def drive(self, k: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """(amplitude, gate) of rung(s) ``k`` (fractional rungs allowed), clipped and on the grid."""
-        k = np.asarray(k, dtype=float)
-        amp = np.minimum(self.amp_start + k * self.amp_step, self.amp_max)
-        gate = np.minimum(self.gate_start + k * self.gate_step, self.top_gate)
-        return np.round(amp, 6), np.round(gate, 6)
+        """(amplitude, gate) of rung(s) ``k`` (clipped to the ladder)."""
+        k = np.clip(np.asarray(k, dtype=np.intp), 0, self.n_rungs - 1)
+        return np.asarray(self.amps)[k], np.asarray(self.gates)[k]
 
     def at_top(self, k: ArrayLike) -> NDArray[np.bool_]:
         return np.asarray(k) >= self.n_rungs - 1
@@ -139,14 +151,13 @@ class ISPPParams:
 #: Stanford gap model in a 1T1R: the SET level follows the gate (compliance), the RESET
 #: level the amplitude; both need fine rungs at low conductance.
 STANFORD_ISPP = ISPPParams(
-    set_ladder=Ladder(amp_start=2.0, amp_step=0.0, amp_max=2.0, gate_start=0.85, gate_step=0.002,
-                      gate_max=2.6, width=1e-6),
-    reset_ladder=Ladder(amp_start=1.0, amp_step=0.002, amp_max=2.0, gate_start=4.0, width=1e-6),
+    set_ladder=Ladder.overdrive(amp=2.0, gate_start=0.85, gate_max=2.6, v_th=0.7, ratio=1.008, width=1e-6),
+    reset_ladder=Ladder.linear(amp_start=1.0, amp_step=0.003, amp_max=2.0, gate_start=4.0, width=1e-6),
 )
 #: Seed 004's Cu:Te device: gate fixed at 3 V, amplitude in 10 mV rungs (its Delta V = 0.01 V).
 CUTE_ISPP = ISPPParams(
-    set_ladder=Ladder(amp_start=0.6, amp_step=0.01, amp_max=2.0, gate_start=3.0, width=1e-3),
-    reset_ladder=Ladder(amp_start=0.5, amp_step=0.01, amp_max=2.0, gate_start=3.0, width=1e-3),
+    set_ladder=Ladder.linear(amp_start=0.6, amp_step=0.01, amp_max=2.0, gate_start=3.0, width=1e-3),
+    reset_ladder=Ladder.linear(amp_start=0.5, amp_step=0.01, amp_max=2.0, gate_start=3.0, width=1e-3),
 )
 PRESETS = {"stanford_gap": STANFORD_ISPP, "cute_multilevel": CUTE_ISPP}
 
@@ -324,7 +335,7 @@ class CellProgrammer:
             self.rung[r] = self.start[s][r]
             self.step[r] = 1.0
             self.stall[r] = 0
-        self.rung[cont] = self.rung[cont] + self.step[cont]
+        self.rung[cont] = self.rung[cont] + np.floor(self.step[cont])
         amp = np.zeros(n)
         gate = np.zeros(n)
         for s in (SET, RESET):
