@@ -34,6 +34,9 @@ from hil.progress import Progress
 from hil.roles import Bench
 from hil.runstore import RunStore
 
+from .common import open_run
+from .read import read_cells
+
 PENDING, CONVERGED, EXHAUSTED, UNRESPONSIVE, SKIPPED = 0, 1, 2, 3, 4
 STATUS_NAMES = {PENDING: "pending", CONVERGED: "converged", EXHAUSTED: "exhausted",
                 UNRESPONSIVE: "unresponsive", SKIPPED: "skipped"}
@@ -151,8 +154,9 @@ class ISPPParams:
 #: Stanford gap model in a 1T1R: the SET level follows the gate (compliance), the RESET
 #: level the amplitude; both need fine rungs at low conductance.
 STANFORD_ISPP = ISPPParams(
-    set_ladder=Ladder.overdrive(amp=2.0, gate_start=0.85, gate_max=2.6, v_th=0.7, ratio=1.008, width=1e-6),
-    reset_ladder=Ladder.linear(amp_start=1.0, amp_step=0.003, amp_max=2.0, gate_start=4.0, width=1e-6),
+    set_ladder=Ladder.overdrive(amp=2.0, gate_start=0.85, gate_max=2.6, v_th=0.7, ratio=1.012, width=1e-6),
+    reset_ladder=Ladder.linear(amp_start=1.0, amp_step=0.004, amp_max=2.0, gate_start=4.0, width=1e-6),
+    v_read=0.05,
 )
 #: Seed 004's Cu:Te device: gate fixed at 3 V, amplitude in 10 mV rungs (its Delta V = 0.01 V).
 CUTE_ISPP = ISPPParams(
@@ -162,10 +166,20 @@ CUTE_ISPP = ISPPParams(
 PRESETS = {"stanford_gap": STANFORD_ISPP, "cute_multilevel": CUTE_ISPP}
 
 
+def device_model(bench: Bench) -> str:
+    """The device model the bench file's ``chip`` section names (``stanford_gap`` when it names none)."""
+    name = bench.metadata.get("device_model")
+    if name is None and bench.metadata.get("bench_file"):
+        import yaml
+
+        chip = (yaml.safe_load(bench.metadata["bench_file"]) or {}).get("chip") or {}
+        name = chip.get("device_model")
+    return str(name or "stanford_gap")
+
+
 def preset_for(bench: Bench) -> ISPPParams:
-    """The preset for the bench's device model (``metadata['device_model']``), Stanford by default."""
-    name = str(bench.metadata.get("device_model", bench.metadata.get("model", "stanford_gap")))
-    return PRESETS.get(name, STANFORD_ISPP)
+    """The ISPP preset for the bench's device model."""
+    return PRESETS.get(device_model(bench), STANFORD_ISPP)
 
 
 # --- calibration ----------------------------------------------------------------------------
@@ -204,7 +218,7 @@ class LevelCalibration:
         return cls(*rows)
 
 
-def calibrate_levels(bench: Bench, row: int, cols: Sequence[int], p: ISPPParams, stride: int = 4) -> LevelCalibration:
+def calibrate_levels(bench: Bench, row: int, cols: Sequence[int], p: ISPPParams, stride: int = 8) -> LevelCalibration:
     """Measure the level each ladder rung leaves the cells of ``row, cols`` at.
 
     SET: top-rung RESET first, then SET rungs 0, stride, 2*stride, ... with a read after
@@ -223,7 +237,8 @@ def calibrate_levels(bench: Bench, row: int, cols: Sequence[int], p: ISPPParams,
         for k in rungs:
             a, gt = lad.drive(k)
             bench.pulse_row(row, cols, pol * float(a), lad.width, float(gt))
-            reads.append(bench.read_row(row, cols, p.v_read, p.read_gate, p.n_read))
+            reads.append(read_cells(bench, row, cols, p.v_read, p.read_gate, p.n_read,
+                                    reads[-1] if reads else None)[0])
         g = np.array(reads)  # (rungs, cells)
         moved = g.max(axis=0) / np.maximum(g.min(axis=0), 1e-15) > 1 + p.response_rel
         use = g[:, moved] if moved.any() else g
@@ -325,7 +340,8 @@ class CellProgrammer:
         self.stall[still] += 1
         self.stall[cont & ~still] = 0
         stuck = cont & (self.stall >= p.stall_pulses)
-        responded = self.g_max / np.maximum(self.g_min, 1e-300) > 1 + p.response_rel
+        with np.errstate(invalid="ignore"):
+            responded = self.g_max / np.maximum(self.g_min, 1e-300) > 1 + p.response_rel
         self.status[stuck] = np.where(responded[stuck], EXHAUSTED, UNRESPONSIVE)
         need &= ~stuck
         cont &= ~stuck
@@ -429,10 +445,9 @@ def program(bench: Bench, targets: ArrayLike, params: ISPPParams | None = None, 
     n_r, n_c = tgt.shape
     store = None
     if out is not None:
-        store = RunStore.open(out, "ispp", {"params": p.to_dict(), "rows": rows_idx, "cols": cols_idx,
-                                            "targets_sha": _sha(tgt), "calibration": _cal_key(calibration)},
-                              (n_r, n_c), bench_file=bench_file, bench_meta=bench.metadata, chip_id=chip_id,
-                              seed=seed, resume=resume)
+        store = open_run(bench, out, "ispp", {"params": p.to_dict(), "rows": rows_idx, "cols": cols_idx,
+                                              "targets_sha": _sha(tgt), "calibration": _cal_key(calibration)},
+                         (n_r, n_c), chip_id=chip_id, bench_file=bench_file, seed=seed, resume=resume)
         for name, dt, fill in (("status", np.int8, PENDING), ("pulses", np.int32, 0), ("g_final", float, np.nan),
                                ("reversals", np.int32, 0), ("pass", np.int16, 0)):
             store.cell_field(name, dt, fill)
@@ -569,7 +584,8 @@ def _open_pass(bench: Bench, sm: CellProgrammer, p: ISPPParams, rows_idx: NDArra
         cells = ri * n_c + np.arange(n_c)
         sel = check[cells]
         if sel.any():
-            g[cells[sel]] = bench.read_row(int(rows_idx[ri]), cols_idx[sel], p.v_read, p.read_gate, p.n_read)
+            g[cells[sel]] = read_cells(bench, int(rows_idx[ri]), cols_idx[sel], p.v_read, p.read_gate, p.n_read,
+                                       sm.g_last[cells[sel]])[0]
     reopen = sm.new_pass(g)
     if store is not None:
         r, c = np.divmod(np.nonzero(reopen)[0], n_c)
@@ -589,7 +605,7 @@ def _program_row(bench: Bench, sm: CellProgrammer, p: ISPPParams, ri: int, row: 
         if not act.any():
             break
         sel = cells[act]
-        g_row = bench.read_row(row, cols_idx[act], p.v_read, p.read_gate, p.n_read)
+        g_row, n_reads = read_cells(bench, row, cols_idx[act], p.v_read, p.read_gate, p.n_read, sm.g_last[sel])
         g = np.full(sm.target.size, np.nan)
         g[sel] = g_row
         rec = np.zeros(sel.size, READ_DTYPE)
@@ -608,7 +624,7 @@ def _program_row(bench: Bench, sm: CellProgrammer, p: ISPPParams, ri: int, row: 
             prec["g_before"] = g[idx]
             pulses.append(prec)
             n_pulsed += idx.size
-        bar.update(cells=int(before - sm.active[cells].sum()), pulses=n_pulsed, reads=int(act.sum()))
+        bar.update(cells=int(before - sm.active[cells].sum()), pulses=n_pulsed, reads=n_reads)
         it += 1
     cat = lambda xs, dt: np.concatenate(xs) if xs else np.zeros(0, dt)  # noqa: E731
     return cat(pulses, PULSE_DTYPE), cat(reads, READ_DTYPE)
