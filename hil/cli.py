@@ -12,6 +12,9 @@ import click
 #: modules under hil.commands that each define ``register(group)``
 COMMAND_MODULES: tuple[str, ...] = (
     "demo_cmd",
+    "scan_cmd",
+    "faults_cmd",
+    "program_cmd",
 )
 
 
