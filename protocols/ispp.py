@@ -129,6 +129,7 @@ class ISPPParams:
     stall_rel: float = 0.05  # relative change counted as "no change" at the top rung
     response_rel: float = 0.5  # a cell whose reads never spread by this much has not responded at all
     start_margin: float = 2.0  # calibrated start aims this many tolerances short of the target
+    accept_fraction: float = 1.0  # a cell stops inside this fraction of the band (guard band against read noise)
 
     def __post_init__(self) -> None:
         if self.tol_rel < 0 or self.tol_abs < 0 or (self.tol_rel == 0 and self.tol_abs == 0):
@@ -137,10 +138,13 @@ class ISPPParams:
             raise ValueError("n_read, max_pulses, passes and stall_pulses must be >= 1")
         if self.step_growth < 1:
             raise ValueError("step_growth must be >= 1")
+        if not 0 < self.accept_fraction <= 1:
+            raise ValueError("accept_fraction must lie in (0, 1]")
 
-    def band(self, target: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    def band(self, target: ArrayLike, fraction: float = 1.0) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Tolerance band (S) around ``target``; ``fraction`` < 1 gives the narrower acceptance band."""
         t = np.asarray(target, dtype=float)
-        half = np.maximum(self.tol_rel * t, self.tol_abs)
+        half = fraction * np.maximum(self.tol_rel * t, self.tol_abs)
         return t - half, t + half
 
     def ladder(self, polarity: int) -> Ladder:
@@ -156,7 +160,10 @@ class ISPPParams:
 STANFORD_ISPP = ISPPParams(
     set_ladder=Ladder.overdrive(amp=2.0, gate_start=0.85, gate_max=2.6, v_th=0.7, ratio=1.012, width=1e-6),
     reset_ladder=Ladder.linear(amp_start=1.0, amp_step=0.004, amp_max=2.0, gate_start=4.0, width=1e-6),
-    v_read=0.05,
+    # 50 mV reads (seed 004's read voltage) keep a row of high-conductance cells under the
+    # read source's compliance; two reads per verify and stopping in the inner 80 % of the
+    # band keep read noise from finishing a cell that is really outside it
+    v_read=0.05, n_read=2, accept_fraction=0.8,
 )
 #: Seed 004's Cu:Te device: gate fixed at 3 V, amplitude in 10 mV rungs (its Delta V = 0.01 V).
 CUTE_ISPP = ISPPParams(
@@ -258,7 +265,8 @@ class CellProgrammer:
         self.p = p
         self.target = np.asarray(targets, dtype=float).ravel()
         n = self.target.size
-        self.lo, self.hi = p.band(self.target)
+        self.lo, self.hi = p.band(self.target, p.accept_fraction)  # where a climb stops
+        self.drift_lo, self.drift_hi = p.band(self.target)  # where a later pass leaves a cell alone
         self.status = np.where(np.isfinite(self.target), PENDING, SKIPPED).astype(np.int8)
         self.verifying = np.zeros(n, bool)
         self.last_pol = np.zeros(n, np.int8)  # polarity of the current ladder climb
@@ -286,7 +294,7 @@ class CellProgrammer:
     def new_pass(self, g: ArrayLike) -> NDArray[np.bool_]:
         """Re-open finished cells whose read ``g`` left the band (drift) or that failed; reset budgets."""
         g = np.asarray(g, dtype=float)
-        out = np.isfinite(g) & ((g < self.lo) | (g > self.hi))
+        out = np.isfinite(g) & ((g < self.drift_lo) | (g > self.drift_hi))
         reopen = ((self.status == CONVERGED) & out) | (self.status == EXHAUSTED)
         self.status[reopen] = PENDING
         self.verifying[reopen] = False
