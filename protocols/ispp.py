@@ -161,9 +161,9 @@ STANFORD_ISPP = ISPPParams(
     set_ladder=Ladder.overdrive(amp=2.0, gate_start=0.85, gate_max=2.6, v_th=0.7, ratio=1.012, width=1e-6),
     reset_ladder=Ladder.linear(amp_start=1.0, amp_step=0.004, amp_max=2.0, gate_start=4.0, width=1e-6),
     # 50 mV reads (seed 004's read voltage) keep a row of high-conductance cells under the
-    # read source's compliance; two reads per verify and stopping in the inner 80 % of the
+    # read source's compliance; four reads per verify and stopping in the inner 80 % of the
     # band keep read noise from finishing a cell that is really outside it
-    v_read=0.05, n_read=2, accept_fraction=0.8,
+    v_read=0.05, n_read=4, accept_fraction=0.8,
 )
 #: Seed 004's Cu:Te device: gate fixed at 3 V, amplitude in 10 mV rungs (its Delta V = 0.01 V).
 CUTE_ISPP = ISPPParams(
@@ -200,17 +200,18 @@ class LevelCalibration:
     reset_levels: NDArray[np.float64]
 
     def start_rung(self, target: ArrayLike, polarity: int, margin_rel: float) -> NDArray[np.float64]:
-        """Highest measured rung whose level stays short of ``target`` by ``margin_rel`` (0 if none)."""
+        """Rung whose level lands ``margin_rel`` short of ``target`` (log-interpolated between measured rungs)."""
         t = np.atleast_1d(np.asarray(target, dtype=float))
         if polarity == SET:
-            rungs, levels = self.set_rungs, np.maximum.accumulate(self.set_levels)
-            ok = levels[None, :] <= (t * (1 - margin_rel))[:, None]
+            rungs, levels, aim = self.set_rungs, np.maximum.accumulate(self.set_levels), t * (1 - margin_rel)
         else:
-            rungs, levels = self.reset_rungs, np.minimum.accumulate(self.reset_levels)
-            ok = levels[None, :] >= (t * (1 + margin_rel))[:, None]
-        # levels are monotone along the rungs, so "ok" is a prefix: its length picks the rung
-        n_ok = ok.sum(axis=1)
-        return np.where(n_ok > 0, rungs[np.maximum(n_ok - 1, 0)], 0.0)
+            # RESET levels fall along the rungs: flip them so the interpolation sees a rising curve
+            rungs, levels, aim = self.reset_rungs, np.minimum.accumulate(self.reset_levels), t * (1 + margin_rel)
+            rungs, levels = rungs[::-1], levels[::-1]
+        x = np.log(np.maximum(levels, 1e-15))
+        k = np.interp(np.log(np.maximum(aim, 1e-15)), x, rungs)
+        # round toward the weaker rung, so the first pulse stops short of the target
+        return np.clip(np.floor(k), 0, rungs.max())
 
     def to_array(self) -> NDArray[np.float64]:
         n = max(len(self.set_rungs), len(self.reset_rungs))
