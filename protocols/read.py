@@ -20,7 +20,7 @@ from hil.roles import Bench
 from .common import open_run
 
 #: fraction of the compliance a group's total read current may reach before it counts as limited
-COMPLIANCE_MARGIN = 0.85
+COMPLIANCE_MARGIN = 0.7
 
 
 def _group_by_budget(cols: NDArray, g_hint: NDArray, budget_s: float) -> list[NDArray]:
@@ -116,7 +116,9 @@ def read_all(bench: Bench, params: ReadParams | None = None, rows: Sequence[int]
         for ri, row in enumerate(rows_idx):
             if done_rows[ri]:
                 continue
-            g[ri], n = read_cells(bench, int(row), cols_idx, p.v_read, p.v_gate, p.n_avg)
+            # size the groups for cells as conductive as the most conductive one of the row before
+            hint = np.full(cols_idx.size, np.nanmax(g[ri - 1])) if ri and np.isfinite(g[ri - 1]).any() else None
+            g[ri], n = read_cells(bench, int(row), cols_idx, p.v_read, p.v_gate, p.n_avg, hint)
             n_reads += n
             if store is not None:
                 store.write_cells(np.full(cols_idx.size, ri), np.arange(cols_idx.size), done=True, g=g[ri])

@@ -133,8 +133,9 @@ def scan(bench: Bench, params: ScanParams | None = None, *, restore: bool | None
                 bench.pulse_row(row, cols_idx, -p.reset_amp, p.reset_width, p.reset_gate)
                 gr[k, ri], n2 = read_cells(bench, row, cols_idx, p.v_read, p.read_gate, p.n_read, hint.get("gr"))
                 n_ops += 2 + n1 + n2
-            # the row just read is the best guess of the next row's currents (compliance grouping)
-            hint = {"g0": g0[ri], "gs": gs[-1, ri], "gr": gr[-1, ri]}
+            # the next row's read groups assume every cell as conductive as this row's most conductive
+            # one: a group that hits the compliance would have to be read again
+            hint = {k: np.full(shape[1], np.nanmax(v)) for k, v in (("g0", g0[ri]), ("gs", gs[-1, ri]), ("gr", gr[-1, ri]))}
             if store is not None:
                 fields = {"g_initial": g0[ri]}
                 for k in range(n_c):
