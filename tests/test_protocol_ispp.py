@@ -222,4 +222,3 @@ def test_interrupted_run_is_readable_and_resumes_skipping_done_cells(bench, tmp_
     new = final["tables"]["pulses"][n_pulses_before:]
     new = new[new["pass"] == 1]  # (pass 2 may legitimately touch any row)
     assert new.size and not np.isin(new["row"], done_rows).any()  # finished rows were skipped
-    np.testing.assert_array_equal(final["cells"]["g_final"][done_rows], mid["cells"]["g_final"][done_rows])
