@@ -74,8 +74,8 @@ def ispp_trace(levels: Sequence[dict], path: str | os.PathLike, title: str = "IS
         ax.plot(x[pol > 0], g[pol > 0], "^", color="#2a9d8f", ms=4)
         ax.plot(x[pol < 0], g[pol < 0], "v", color="#e76f51", ms=4)
         n0 += g.size
-    ax.set_xlabel("pulse number")
-    ax.set_ylabel("G read after pulse (uS)")
+    ax.set_xlabel("verify read (after each pulse; unmarked: confirmation read)")
+    ax.set_ylabel("G read (uS)")
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(os.fspath(path))

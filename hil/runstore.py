@@ -170,6 +170,13 @@ class RunStore:
     def done(self) -> NDArray[np.bool_]:
         return self._f["cells/done"][()]
 
+    def cells(self, name: str) -> NDArray:
+        """The stored values of per-cell field ``name`` (e.g. to restore progress on resume)."""
+        return self._f["cells"][name][()]
+
+    def attr(self, name: str, default: Any = None) -> Any:
+        return self._f.attrs.get(name, default)
+
     def write_cells(self, rows: ArrayLike, cols: ArrayLike, done: bool | ArrayLike | None = None,
                     **fields: ArrayLike) -> None:
         """Write per-cell values at (rows[k], cols[k]); optionally mark them done."""

@@ -76,7 +76,7 @@ def form(bench: Bench, params: FormParams | None = None, *, rows=None, cols=None
         store.cell_field("v_form", float, np.nan)
         store.cell_field("r_final", float, np.nan)
         if store.resumed:
-            v_form[:], r_final[:] = store._f["cells/v_form"][()], store._f["cells/r_final"][()]
+            v_form[:], r_final[:] = store.cells("v_form"), store.cells("r_final")
     done = store.done.all(axis=1) if store is not None else np.zeros(shape[0], bool)
     g_form = 1.0 / p.r_target
     n_pulses = 0

@@ -465,7 +465,7 @@ def program(bench: Bench, targets: ArrayLike, params: ISPPParams | None = None, 
         if not store.resumed:
             store.put_array("targets", tgt)
     try:
-        with bench_session(bench):
+        with _OutputsOffAfter(bench):
             result = _run(bench, tgt, p, rows_idx, cols_idx, calibration, store, progress, keep_log)
     except BaseException as exc:
         if store is not None:
@@ -476,7 +476,7 @@ def program(bench: Bench, targets: ArrayLike, params: ISPPParams | None = None, 
     return result
 
 
-class bench_session:
+class _OutputsOffAfter:
     """Context that switches the bench outputs off however the block ends (the bench stays open)."""
 
     def __init__(self, bench: Bench):
@@ -574,14 +574,14 @@ def _auto_calibration(bench: Bench, tgt: NDArray, p: ISPPParams, rows_idx: NDArr
 def _restore(store: RunStore, sm: CellProgrammer, n_r: int, n_c: int) -> int:
     """Load per-cell progress from an interrupted run; returns the pass to continue."""
     done = store.done.ravel()
-    status = store._f["cells/status"][()].ravel()
+    status = store.cells("status").ravel()
     sm.status[done] = status[done]
-    sm.pulses[:] = store._f["cells/pulses"][()].ravel()
-    sm.reversals[:] = store._f["cells/reversals"][()].ravel()
-    g = store._f["cells/g_final"][()].ravel()
+    sm.pulses[:] = store.cells("pulses").ravel()
+    sm.reversals[:] = store.cells("reversals").ravel()
+    g = store.cells("g_final").ravel()
     sm.g_last = np.where(np.isfinite(g), g, sm.g_last)
     sm.budget_base = sm.pulses.copy()
-    return int(store._f.attrs.get("pass", 1))
+    return int(store.attr("pass", 1))
 
 
 def _open_pass(bench: Bench, sm: CellProgrammer, p: ISPPParams, rows_idx: NDArray, cols_idx: NDArray,

@@ -108,7 +108,7 @@ def read_all(bench: Bench, params: ReadParams | None = None, rows: Sequence[int]
                          chip_id=chip_id, bench_file=bench_file, resume=resume)
         store.cell_field("g", float, np.nan)
         if store.resumed:
-            g[:] = store._f["cells/g"][()]
+            g[:] = store.cells("g")
     done_rows = np.isfinite(g).all(axis=1)
     n_reads = 0
     bar = Progress(g.size, "read", enabled=progress, initial=int(done_rows.sum() * cols_idx.size))

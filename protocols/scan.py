@@ -109,10 +109,9 @@ def scan(bench: Bench, params: ScanParams | None = None, *, restore: bool | None
             store.cell_field(f"g_after_set_{k}", float, np.nan)
             store.cell_field(f"g_after_reset_{k}", float, np.nan)
         if store.resumed:
-            f = store._f["cells"]
-            g0[:] = f["g_initial"][()]
+            g0[:] = store.cells("g_initial")
             for k in range(n_c):
-                gs[k], gr[k] = f[f"g_after_set_{k}"][()], f[f"g_after_reset_{k}"][()]
+                gs[k], gr[k] = store.cells(f"g_after_set_{k}"), store.cells(f"g_after_reset_{k}")
     done = store.done.all(axis=1) if store is not None else np.zeros(shape[0], bool)
     n_ops = 0  # row operations
     cell_ops = 0  # reads + pulses summed over cells
