@@ -50,6 +50,45 @@ class BoardError(InstrumentError):
     """An ``ERR <code>,<text>`` reply of the board."""
 
 
+class LineSerialAdapter(SerialAdapter):
+    """pymeasure's serial adapter, reading whole reply lines in chunks.
+
+    pyserial's ``read_until`` fetches one byte per call; a 64-current reply is ~900
+    bytes, so this adapter waits for one byte (honouring the port's timeout), then takes
+    everything already received without waiting, and keeps any bytes past the
+    terminator for the next reply.
+    """
+
+    def __init__(self, port, **kwargs):
+        super().__init__(port, **kwargs)
+        self._pending = b""
+
+    def _read_bytes(self, count: int, break_on_termchar: bool, **kwargs) -> bytes:
+        if not (break_on_termchar and self.read_termination):
+            return super()._read_bytes(count, break_on_termchar, **kwargs)
+        term = self.read_termination.encode()
+        buf = self._pending
+        conn = self.connection
+        while term not in buf:
+            chunk = conn.read(1)
+            if not chunk:  # the port's timeout passed: return what arrived
+                self._pending = b""
+                return buf
+            timeout, conn.timeout = conn.timeout, 0  # non-blocking: what has arrived already
+            try:
+                chunk += conn.read(1 << 16)
+            finally:
+                conn.timeout = timeout
+            buf += chunk
+        end = buf.index(term) + len(term)
+        self._pending = buf[end:]
+        return buf[:end]
+
+    def flush_read_buffer(self) -> None:
+        self._pending = b""
+        super().flush_read_buffer()
+
+
 def format_columns(cols: Sequence[int]) -> str:
     """Column spec for the ``COL`` command: runs of consecutive indices become ``i-j``."""
     idx = sorted({int(c) for c in cols})
@@ -97,14 +136,17 @@ class AddressingBoard(Instrument):
         if isinstance(adapter, str):
             adapter = serial.serial_for_url(adapter, baudrate=BAUD_RATE, timeout=timeout)
         if isinstance(adapter, serial.SerialBase):
-            adapter = SerialAdapter(adapter, write_termination="\n", read_termination="\n")
+            adapter = LineSerialAdapter(adapter, write_termination="\n", read_termination="\n")
         kwargs.setdefault("read_termination", "\n")
         kwargs.setdefault("write_termination", "\n")
         super().__init__(adapter, name, includeSCPI=False, **kwargs)
 
     def read(self, **kwargs) -> str:
-        """One reply line; an ``ERR`` reply raises :class:`BoardError`."""
+        """One reply line; an ``ERR`` reply raises :class:`BoardError`, silence :class:`TimeoutError`."""
         reply = super().read(**kwargs).strip()
+        if not reply:
+            # pyserial returns what arrived before its timeout: nothing means no answer
+            raise TimeoutError(f"{self.name}: no reply within the serial timeout")
         if reply.startswith("ERR"):
             code, _, text = reply[3:].strip().partition(",")
             raise BoardError(self.name, [(int(code) if code.lstrip("-").isdigit() else 0, text)])

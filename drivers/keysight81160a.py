@@ -3,11 +3,16 @@
 pymeasure's :class:`~pymeasure.instruments.keysight.Keysight81160A` covers levels,
 width, period, edges, arming, trigger count and output state per channel; this module
 adds :meth:`Keysight81160A.configure_single_pulse` (pulse shape, manually armed, one
-pulse per ``*TRG``, high-impedance load, low level 0 V) and a strict error check.
+pulse per ``*TRG``, high-impedance load, low level 0 V), :meth:`Keysight81160A.fire`
+(changed settings, trigger, completion and error check in one round trip) and a strict
+error check.
 """
 from __future__ import annotations
 
 from pymeasure.instruments.keysight import Keysight81160A as _PymeasureKeysight81160A
+from pymeasure.instruments.keysight.keysight81160A import (PULSE_PERIOD_RANGE, PULSE_WIDTH_RANGE,
+                                                           VOLTAGE_HIGH_RANGE)
+from pymeasure.instruments.validators import strict_range
 
 from .errors import InstrumentError
 
@@ -30,6 +35,34 @@ class Keysight81160A(_PymeasureKeysight81160A):
         ch.voltage_low = 0.0
         ch.trigger_mode = "MAN"
         ch.trigger_count = 1
+
+    def fire(self, channel: int = 1, high: float | None = None, width: float | None = None,
+             period: float | None = None, period_first: bool = True) -> None:
+        """Trigger one pulse, first updating whichever of high level (V), width and period (s)
+        are given, in one program message ending in ``*OPC?;:SYST:ERR?``: one round trip per
+        pulse, and an :class:`InstrumentError` if the generator refused any part of it.
+
+        ``period_first``: send the period before the width (when the period grows) or
+        after it (when it shrinks), so the width never exceeds the period in between.
+        """
+        parts = []
+        if high is not None:
+            parts.append(f":VOLT{channel}:HIGH {strict_range(high, VOLTAGE_HIGH_RANGE):f}")
+        timing = []
+        if period is not None:
+            timing.append(f":PULS:PER{channel} {strict_range(period, PULSE_PERIOD_RANGE):e}")
+        if width is not None:
+            timing.append(f":PULS:WIDT{channel} {strict_range(width, PULSE_WIDTH_RANGE):e}")
+        if not period_first:
+            timing.reverse()
+        reply = self.ask(";".join(parts + timing + ["*TRG", "*OPC?", ":SYST:ERR?"]))
+        done, _, error = reply.strip().partition(";")
+        code, _, text = error.partition(",")
+        if done != "1" or not code.lstrip("+-").isdigit():
+            raise InstrumentError(self.name, f"unexpected reply {reply!r} to *OPC?;:SYST:ERR?")
+        if int(code) != 0:
+            errors = [(int(code), text.strip('"'))] + [(int(c), str(m)) for c, m in self.check_errors()]
+            raise InstrumentError(self.name, errors)
 
     def raise_errors(self) -> None:
         """Drain the error queue; raise :class:`InstrumentError` if it held anything."""

@@ -10,6 +10,20 @@ The roles keep what they last sent (row, columns, route, gate, read voltage, pul
 settings) and send only what changes, so a row read is two commands and a pulse a few.
 Any transport failure (timeout, dropped connection) switches every output off and
 raises :class:`BenchConnectionError` naming the instrument.
+
+For protocol authors and tests::
+
+    bench = hil.open_bench()                          # 64x64 Stanford-gap chip, in-process
+    bench = hil.open_bench(chip={"seed": 3, "device_model": "cute_multilevel",
+                                 "arrays": [{"name": "MA", "rows": 64, "cols": 20},
+                                            {"name": "MB", "rows": 20, "cols": 64}],
+                                 "faults": {"kind": "random", "rate_off": 0.05, "seed": 1},
+                                 "variation": {"read_noise_scale": 0.0}})
+    bench.arrays, bench.use_array("MB")              # multi-array chips; the first is selected
+    bench.sim.arrays["MB"]                            # the SimulatedArray: ground truth, tests only
+
+``bench.sim`` is None on a real bench (and on a served simulated bench opened through
+its TCP addresses); protocols never use it.
 """
 from __future__ import annotations
 
@@ -23,11 +37,14 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 import serial
 from numpy.typing import NDArray
+from pyvisa.errors import Error as VisaError
 from pyvisa.errors import VisaIOError
 
 from drivers.addressing_board import AddressingBoard
 from drivers.errors import InstrumentError
+from drivers.keithley707b import Keithley707B
 from drivers.keithley2450 import Keithley2450
+from drivers.keithley2600b import Keithley2600B
 from drivers.keysight81160a import Keysight81160A
 
 from .benchfile import BenchSpec, InstrumentSpec, load_bench_file, parse_bench
@@ -41,6 +58,8 @@ DRIVERS = {
     "keithley2450": Keithley2450,
     "keysight81160a": Keysight81160A,
     "rram-hil-ab64": AddressingBoard,
+    "keithley2600b": Keithley2600B,
+    "keithley707b": Keithley707B,
 }
 
 
@@ -64,7 +83,6 @@ class Station:
         self.drivers: dict[str, Any] = {}
         self._cache_resets: list = []
         self._cleanup: list = []
-        self._failing = False
 
     def add(self, name: str, driver: Any) -> None:
         self.drivers[name] = driver
@@ -91,16 +109,12 @@ class Station:
             yield
         except TRANSPORT_ERRORS as exc:
             self.forget_state()
-            if self._failing:
-                raise
-            self._failing = True
-            try:
-                problems = self._all_off()
-            finally:
-                self._failing = False
-            also = f"; could not reach {', '.join(problems)} to switch them off" if problems else ""
-            raise BenchConnectionError(f"{self.describe(name)} did not answer: {exc!s}. "
-                                       f"Outputs were switched off{also}.") from exc
+            problems = self._all_off()  # never raises: it records who could not be reached
+            reached = [n for n in self.drivers if n not in problems]
+            state = f"outputs switched off on {', '.join(reached) or 'no instrument'}"
+            if problems:
+                state += f"; unreachable: {', '.join(problems)}"
+            raise BenchConnectionError(f"{self.describe(name)} did not answer: {exc!s} ({state})") from exc
         except InstrumentError:
             self.forget_state()
             raise
@@ -131,7 +145,7 @@ class Station:
 
 
 def _switch_off(model: str, driver: Any) -> None:
-    """Put one instrument in its safe state: sources at 0 and off, switches open."""
+    """Put one instrument in its safe state (sources at 0 and off, switches open) and confirm it."""
     if model == "keithley2450":
         driver.source_voltage = 0.0
         driver.disable_source()
@@ -141,6 +155,14 @@ def _switch_off(model: str, driver: Any) -> None:
     elif model == "rram-hil-ab64":
         driver.route = "OFF"
         driver.word_line_voltage = 0.0
+    elif model == "keithley2600b":
+        for ch in (driver.smua, driver.smub):
+            ch.source_voltage = 0.0
+            ch.output_enabled = False
+    elif model == "keithley707b":
+        driver.open_all()
+    if model != "rram-hil-ab64":  # the board acknowledges each setting; the others confirm with *OPC?
+        driver.ask("*OPC?")
 
 
 # --------------------------------------------------------------------------------------
@@ -207,60 +229,169 @@ class BoardGate(GateSupply):
         self._v = v_gate
 
 
-class SmuSource:
-    """A 2450 used as a voltage source with current compliance, configured on first use."""
+class MatrixSelector(Selector):
+    """A 707B switch matrix as the selector: each selection is one ``exclusiveclose``.
 
-    def __init__(self, station: Station, name: str, i_compliance: float):
+    Matrix rows carry the inputs (``wiring.matrix.rows``); matrix columns across the
+    cards are the chip's lines: bit lines, then source lines, then word lines.
+    """
+
+    def __init__(self, station: Station, name: str, matrix: Mapping[str, Any]):
         self.station, self.name = station, name
-        self.smu: Keithley2450 = station.drivers[name]
-        self.i_compliance = i_compliance
-        self._ready = False
-        self._v: float | None = None
+        self.matrix = station.drivers[name]
+        self.n_rows, self.n_cols = matrix["array"]["rows"], matrix["array"]["cols"]
+        # input -> matrix row letter (the first letter when an input has several rows)
+        self.letter = {inp: letter for letter, inp in sorted(matrix["rows"].items(), reverse=True)}
+        self.row: int | None = None
+        self.cols: tuple[int, ...] | None = None
+        self._closed: str | None = None
         station.cached(self._forget)
 
     def _forget(self) -> None:
+        self._closed = None
+
+    def _xp(self, line: int, inp: str) -> str:
+        return f"{line // 12 + 1}{self.letter[inp]}{line % 12 + 1:02d}"
+
+    def select(self, row: int, cols: Sequence[int], route: Route) -> None:
+        if route == "vmm":
+            raise RuntimeError("a switch matrix bench has no vector multiplier")
+        cols = tuple(cols)
+        bl, sl, wl = (lambda j: j), (lambda i: self.n_cols + i), (lambda i: self.n_cols + self.n_rows + i)
+        xps = [self._xp(wl(row), "gate")]
+        if route in ("read", "bl"):
+            xps += [self._xp(bl(j), "read" if route == "read" else "pulse") for j in cols]
+            xps.append(self._xp(sl(row), "gnd"))
+        else:  # RESET: source line driven, selected bit lines grounded, the rest inhibited
+            xps.append(self._xp(sl(row), "pulse"))
+            xps += [self._xp(bl(j), "gnd" if j in cols else "pulse") for j in range(self.n_cols)]
+        spec = ",".join(xps)
+        if spec != self._closed:
+            with self.station.guard(self.name):
+                self.matrix.exclusive_close(spec)
+                self.matrix.ask("*OPC?")
+            self._closed = spec
+        self.row, self.cols = row, cols
+
+    def deselect(self) -> None:
+        with self.station.guard(self.name):
+            self.matrix.open_all()
+            self.matrix.ask("*OPC?")
+        self._closed = ""
+
+
+class VoltageSource:
+    """An SMU output used as a voltage source with current compliance, configured on first use.
+
+    ``channel`` is None for a single-channel 2450, ``"a"``/``"b"`` for a 2600B.
+    """
+
+    def __init__(self, station: Station, endpoint: str, i_compliance: float):
+        self.station, self.endpoint = station, endpoint
+        self.name, _, ch = endpoint.partition(".")
+        self.model = station.spec.instruments[self.name].model
+        driver = station.drivers[self.name]
+        self.driver = driver
+        self.channel = driver.channel(ch) if self.model == "keithley2600b" else None
+        self.i_compliance = i_compliance
+        station.cached(self._forget)
+        self._forget()
+
+    def _forget(self) -> None:
         self._ready = False
-        self._v = None
+        self._v: float | None = None
+
+    def _configure(self, v: float) -> None:
+        if self.channel is None:
+            self.driver.apply_voltage(compliance_current=self.i_compliance)
+            self.driver.measure_current(nplc=0.01)
+            self.driver.source_voltage = v
+            self.driver.enable_source()
+        else:
+            self.channel.apply_voltage(self.i_compliance, nplc=0.01)
+            self.channel.source_voltage = v
+            self.channel.output_enabled = True
+        self.driver.raise_errors()
 
     def source(self, v: float) -> None:
+        """Drive ``v`` volts (output on); returns once the level is in place."""
+        if self._ready and v == self._v:
+            return
         with self.station.guard(self.name):
             if not self._ready:
-                self.smu.apply_voltage(compliance_current=self.i_compliance)
-                self.smu.measure_current(nplc=0.01)
-                self.smu.source_voltage = v
-                self.smu.enable_source()
-                self.smu.raise_errors()
-                self._ready, self._v = True, v
-            elif v != self._v:
-                self.smu.source_voltage = v
-                self._v = v
+                self._configure(v)
+                self._ready = True
+            else:
+                if self.channel is None:
+                    self.driver.source_voltage = v
+                else:
+                    self.channel.source_voltage = v
+                self.driver.ask("*OPC?")  # other instruments act next: the level must be in place
+            self._v = v
 
     def current(self) -> float:
         with self.station.guard(self.name):
-            return float(self.smu.current)
+            return float(self.driver.current if self.channel is None else self.channel.current)
+
+    def pulse(self, level: float, width: float) -> None:
+        """A pulse timed by the SMU (2600B: ``delay`` on the instrument), back to 0 V after."""
+        if self.channel is None:
+            raise InstrumentError(self.station.describe(self.name), "a 2450 cannot time pulses on this bench path")
+        self.source(0.0)
+        with self.station.guard(self.name):
+            self.channel.pulse(level, width, rest=0.0)
+            self.driver.ask("*OPC?")
+
+
+class SourceGate(GateSupply):
+    """Word lines from an SMU output."""
+
+    def __init__(self, source: VoltageSource):
+        self.src = source
+
+    def set_gate(self, v_gate: float) -> None:
+        self.src.source(v_gate)
+
+
+class SmuPulser(Pulser):
+    """Pulses from a 2600B channel on the PULSE input, timed on the instrument."""
+
+    def __init__(self, source: VoltageSource):
+        self.src = source
+
+    def pulse(self, amplitude: float, width: float) -> None:
+        self.src.pulse(amplitude, width)
 
 
 class BoardSenseReader(Reader):
-    """Read voltage from the SMU on the READ input, one current per bit line from the board's sense."""
+    """Read voltage from the SMU on the READ input, one current per bit line from the board's sense.
 
-    def __init__(self, station: Station, source: SmuSource, board_name: str):
-        self.station, self.source, self.name = station, source, board_name
+    The board answers in ascending column order; the currents are returned in the order
+    the columns were selected (repeats included).
+    """
+
+    def __init__(self, station: Station, source: VoltageSource, board_name: str, selector: BoardSelector):
+        self.station, self.source, self.name, self.selector = station, source, board_name, selector
         self.board: AddressingBoard = station.drivers[board_name]
 
     def read(self, v_read: float, n_cols: int) -> NDArray[np.float64]:
+        cols = np.asarray(self.selector.cols if self.selector.cols is not None else (), dtype=int)
+        if cols.size != n_cols:
+            raise RuntimeError("select the cells before reading them")
         self.source.source(v_read)
         with self.station.guard(self.name):
             currents = np.asarray(self.board.measure(), dtype=float)
-        if currents.shape != (n_cols,):
+        ascending = np.unique(cols)
+        if currents.shape != ascending.shape:
             raise InstrumentError(self.station.describe(self.name),
-                                  f"returned {currents.size} currents for {n_cols} selected columns")
-        return currents
+                                  f"returned {currents.size} currents for {ascending.size} selected columns")
+        return currents[np.searchsorted(ascending, cols)]
 
 
 class ScanReader(Reader):
     """No per-line sense: the SMU reads the selected columns one at a time."""
 
-    def __init__(self, source: SmuSource, selector: BoardSelector):
+    def __init__(self, source: VoltageSource, selector: Selector):
         self.source, self.selector = source, selector
 
     def read(self, v_read: float, n_cols: int) -> NDArray[np.float64]:
@@ -300,18 +431,15 @@ class GeneratorPulser(Pulser):
                 self.gen.raise_errors()
                 self._ready = True
             period = max(2.0 * width, width + 100e-9)
-            if width != self._width:
-                # keep width < period at every step: lengthen the period first, shorten it last
-                if self._period is None or period > self._period:
-                    self.ch.pulse_period = period
-                self.ch.pulse_width = width
-                if self._period is not None and period < self._period:
-                    self.ch.pulse_period = period
+            new_width = width != self._width
+            self.gen.fire(self.channel_no,
+                          high=amplitude if amplitude != self._high else None,
+                          width=width if new_width else None,
+                          period=period if new_width else None,
+                          period_first=self._period is None or period > self._period)
+            self._high = amplitude
+            if new_width:
                 self._width, self._period = width, period
-            if amplitude != self._high:
-                self.ch.voltage_high = amplitude
-                self._high = amplitude
-            self.gen.trigger()
 
 
 class BoardVmm(VectorMultiplier):
@@ -328,9 +456,7 @@ class BoardVmm(VectorMultiplier):
 # opening
 # --------------------------------------------------------------------------------------
 def _open_driver(inst: InstrumentSpec, adapter: Any) -> Any:
-    cls = DRIVERS.get(inst.model)
-    if cls is None:
-        raise InstrumentError(inst.name, f"no driver for model {inst.model!r} on this bench path yet")
+    cls = DRIVERS[inst.model]
     if inst.model == "rram-hil-ab64":
         return cls(adapter, timeout=inst.timeout)
     if isinstance(adapter, str):
@@ -343,17 +469,40 @@ def _simulated_instruments(spec: BenchSpec):
 
     inputs = {k: spec.wiring[k] for k in ("read", "pulse", "gate")}
     base = spec.source.parent if spec.source is not None else None
-    return SimulatedInstruments(spec.chip, {n: i.model for n, i in spec.instruments.items()}, inputs, base)
+    options = {spec.wiring["addresser"]: {"matrix": spec.wiring["matrix"]}} if "matrix" in spec.wiring else {}
+    return SimulatedInstruments(spec.chip, {n: i.model for n, i in spec.instruments.items()}, inputs, base, options)
+
+
+def served_simulation(spec: BenchSpec, ports: Mapping[str, int] | None = None):
+    """Build a simulated bench's chip and emulators and serve them on 127.0.0.1: (sim, served)."""
+    from simulated_bench.instruments.server import serve_instruments
+
+    sim = _simulated_instruments(spec)
+    return sim, serve_instruments(sim, ports)
+
+
+def served_bench_data(spec: BenchSpec, served) -> dict:
+    """A bench description (no chip section) whose addresses are the served instruments.
+
+    Opening it drives the served chip exactly as a lab script drives hardware.
+    """
+    raw = {k: v for k, v in spec.raw.items() if k != "chip"}
+    raw["name"] = f"{spec.name}-served"
+    raw["instruments"] = {}
+    for name, inst in spec.instruments.items():
+        entry = {**dict(spec.raw["instruments"][name]), "address": served.address(name, inst.info.kind)}
+        if inst.info.kind == "visa":
+            entry["options"] = {**dict(entry.get("options", {})), "visa_library": "@py"}
+        raw["instruments"][name] = entry
+    return raw
 
 
 def _connect_simulated(spec: BenchSpec, station: Station, transport: str):
-    sim = _simulated_instruments(spec)
-    servers = None
     if transport == "socket":
-        from simulated_bench.instruments.server import serve_instruments
-
-        servers = serve_instruments(sim)
+        sim, servers = served_simulation(spec)
         station.on_cleanup(servers.close)
+    else:
+        sim, servers = _simulated_instruments(spec), None
     for name, inst in spec.instruments.items():
         emulator = sim.emulators[name]
         if transport == "socket":
@@ -377,7 +526,7 @@ def _connect_real(spec: BenchSpec, station: Station) -> None:
     for name, inst in spec.instruments.items():
         try:
             station.add(name, _open_driver(inst, inst.address))
-        except TRANSPORT_ERRORS as exc:
+        except (*TRANSPORT_ERRORS, VisaError, ValueError) as exc:  # unreachable, no VISA backend, bad resource
             raise BenchConnectionError(f"cannot open {station.describe(name)}: {exc!s}") from exc
 
 
@@ -399,28 +548,40 @@ def build_bench(spec: BenchSpec, transport: str = "inprocess") -> Bench:
 
 
 def _compose(spec: BenchSpec, station: Station, sim) -> Bench:
-    w = spec.wiring
+    w, limits = spec.wiring, spec.limits
+    model_of = {name: inst.model for name, inst in spec.instruments.items()}
     addresser = w["addresser"]
-    model = spec.instruments[addresser].model
-    if model != "rram-hil-ab64":
-        raise InstrumentError(addresser, f"{model} as addresser is not wired into benches yet")
-    with station.guard(addresser):
-        arrays = station.drivers[addresser].arrays
-    selector = BoardSelector(station, addresser)
-    read_name = w["read"]
-    if spec.instruments[read_name.partition(".")[0]].model != "keithley2450":
-        raise InstrumentError(read_name, "the READ input takes a Keithley 2450 on this bench path")
-    source = SmuSource(station, read_name, spec.limits.i_compliance)
-    reader = BoardSenseReader(station, source, w["sense"]) if w["sense"] != "read" else ScanReader(source, selector)
-    gate_name = w["gate"]
-    if spec.instruments[gate_name.partition(".")[0]].model != "rram-hil-ab64":
-        raise InstrumentError(gate_name, "the gate is the board's word-line DAC on this bench path")
-    gate = BoardGate(station, gate_name)
+    sources: dict[str, VoltageSource] = {}
+
+    def source(endpoint: str) -> VoltageSource:
+        if endpoint not in sources:
+            sources[endpoint] = VoltageSource(station, endpoint, limits.i_compliance)
+        return sources[endpoint]
+
+    vmm = None
+    if model_of[addresser] == "rram-hil-ab64":
+        with station.guard(addresser):
+            arrays = station.drivers[addresser].arrays
+        selector: Selector = BoardSelector(station, addresser)
+        vmm = BoardVmm(station, addresser)
+    else:
+        shape = w["matrix"]["array"]
+        arrays = {"A": (shape["rows"], shape["cols"])}
+        selector = MatrixSelector(station, addresser, w["matrix"])
+    read = source(w["read"])
+    if w["sense"] == "read":
+        reader: Reader = ScanReader(read, selector)
+    elif isinstance(selector, BoardSelector):
+        reader = BoardSenseReader(station, read, w["sense"], selector)
+    else:
+        raise InstrumentError(w["sense"], "per-line sense needs the board as the addresser")
+    gate_model = model_of[w["gate"].partition(".")[0]]
+    gate = BoardGate(station, w["gate"]) if gate_model == "rram-hil-ab64" else SourceGate(source(w["gate"]))
     pulse_inst, _, pulse_ch = w["pulse"].partition(".")
-    if spec.instruments[pulse_inst].model != "keysight81160a":
-        raise InstrumentError(pulse_inst, "the PULSE input takes a Keysight 81160A on this bench path")
-    pulser = GeneratorPulser(station, pulse_inst, int(pulse_ch))
-    vmm = BoardVmm(station, addresser)
+    if model_of[pulse_inst] == "keysight81160a":
+        pulser: Pulser = GeneratorPulser(station, pulse_inst, int(pulse_ch))
+    else:
+        pulser = SmuPulser(source(w["pulse"]))
     metadata = {"bench_file": spec.to_yaml(), "bench_name": spec.name, "simulated": spec.simulated,
                 "instruments": {n: {"model": i.model, "address": i.address} for n, i in spec.instruments.items()}}
     if spec.chip is not None:
@@ -428,7 +589,7 @@ def _compose(spec: BenchSpec, station: Station, sim) -> Bench:
         metadata["sim"] = sim
     first = next(iter(arrays))
     rows, cols = arrays[first]
-    bench = Bench(selector, gate, reader, pulser, spec.limits, rows, cols, vmm=vmm, name=spec.name,
+    bench = Bench(selector, gate, reader, pulser, limits, rows, cols, vmm=vmm, name=spec.name,
                   metadata=metadata, closers=[station], arrays=arrays)
     bench.use_array(first)
     return bench
@@ -439,9 +600,12 @@ _OPEN_BENCHES: "weakref.WeakSet[Bench]" = weakref.WeakSet()
 
 def _close_at_exit(bench: Bench) -> None:
     _OPEN_BENCHES.add(bench)
+    # atexit runs last-registered first: re-register so the benches close before pyvisa
+    # tears its sessions down (it registers its own handler when a resource manager opens)
+    atexit.unregister(_close_open_benches)
+    atexit.register(_close_open_benches)
 
 
-@atexit.register
 def _close_open_benches() -> None:
     """Outputs off for every bench still open when the interpreter exits (e.g. after Ctrl-C)."""
     for bench in list(_OPEN_BENCHES):
@@ -472,4 +636,4 @@ def open_bench(path: str | Path | None = None, *, transport: str = "inprocess",
 
 
 __all__ = ["open_bench", "build_bench", "BenchConnectionError", "Station", "simulated_bench_file", "parse_bench",
-           "load_bench_file"]
+           "load_bench_file", "served_simulation", "served_bench_data"]

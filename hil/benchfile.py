@@ -18,6 +18,13 @@ simulated chip behind the instruments (``chip``). Layout::
     limits: {v_line_max: 3.0, v_gate_max: 5.0, i_compliance: 1.0e-3,
              pulse_width_min: 1.5e-9, pulse_width_max: 1.0e-2}
 
+An instrument entry may also give ``timeout`` (s, default 2) and ``options`` (keyword
+arguments for its driver, e.g. ``visa_library: "@py"``). Models: ``keithley2450``,
+``keithley2600b`` (channels ``a``/``b``), ``keysight81160a`` (channels ``1``/``2``),
+``rram-hil-ab64`` (the addressing board, serial), ``keithley707b`` (switch matrix; its
+``wiring.matrix`` maps matrix rows to inputs and gives the array size, see
+``examples/benches/simulated_matrix.yaml``).
+
 Addresses of simulated benches are ``sim://NAME`` (VISA-style instruments) and
 ``hilsim://NAME`` (serial instruments); their ``chip`` section is described in
 ``hil/benches/simulated.yaml``.
@@ -31,6 +38,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
+
+from simulated_bench.faults import PATTERNS
 
 from .roles import Limits
 
@@ -50,8 +59,9 @@ class ModelInfo:
 
 
 MODELS: dict[str, ModelInfo] = {
-    "keithley2450": ModelInfo("visa", (), ("read", "pulse", "gate")),
-    "keithley2600b": ModelInfo("visa", ("a", "b"), ("read", "pulse", "gate")),
+    "keithley2450": ModelInfo("visa", (), ("read", "gate")),
+    # pulses timed by the SMU itself (TSP delay): practical down to ~100 us
+    "keithley2600b": ModelInfo("visa", ("a", "b"), ("read", "pulse", "gate"), pulse_width_min=100e-6),
     "keysight81160a": ModelInfo("visa", ("1", "2"), ("pulse",), pulse_width_min=1.5e-9),
     "rram-hil-ab64": ModelInfo("serial", (), ("addresser", "gate", "sense")),
     "keithley707b": ModelInfo("visa", (), ("addresser",)),
@@ -74,7 +84,8 @@ DEVICE_MODELS = ("stanford_gap", "cute_multilevel")
 FAULT_KEYS = {"none": ("kind",), "random": ("kind", "rate_off", "rate_on", "seed"),
               "pattern": ("kind", "pattern", "size", "stuck"), "file": ("kind", "path")}
 VARIATION_KEYS = ("d2d_rate_sigma", "d2d_bound_sigma", "c2c_rate_sigma", "read_noise_scale")
-MATRIX_KEYS = ("rows", "lines")
+MATRIX_KEYS = ("rows", "array")
+MATRIX_LINES = 72  # six 8x12 cards: bit lines, then source lines, then word lines
 SIM_SCHEMES = ("sim://", "hilsim://")
 
 
@@ -197,6 +208,13 @@ def parse_bench(data: Any, source: Path | str | None = None,
     instruments = _check_instruments(c, data["instruments"], simulated=chip is not None)
     wiring = _check_wiring(c, data["wiring"], instruments)
     limits = _check_limits(c, data["limits"], instruments, wiring)
+    if chip is not None and "matrix" in wiring:
+        first = chip["arrays"][0]
+        shape = wiring["matrix"]["array"]
+        if len(chip["arrays"]) != 1 or (first["rows"], first["cols"]) != (shape["rows"], shape["cols"]):
+            raise c.fail("wiring.matrix.array",
+                         f"{shape['rows']}x{shape['cols']} does not match the simulated chip's single array "
+                         f"{first['rows']}x{first['cols']} (a switch-matrix bench addresses one array)")
     name = str(data.get("name") or (Path(src).stem if src else "bench"))
     return BenchSpec(name, instruments, wiring, limits, chip,
                      Path(source) if source is not None else None, data)
@@ -297,8 +315,21 @@ def _check_matrix(c: _Checker, section: Any) -> dict[str, Any]:
         if inp not in ("read", "pulse", "gate", "gnd"):
             raise c.fail(f"wiring.matrix.rows.{letter}", f"unknown input {inp!r}" +
                          _suggest(inp, ("read", "pulse", "gate", "gnd")))
-    lines = section.get("lines", "bl,sl,wl")
-    return {"rows": {k.upper(): v for k, v in rows.items()}, "lines": lines}
+    inputs = set(rows.values())
+    for needed in ("read", "pulse", "gate", "gnd"):
+        if needed not in inputs:
+            raise c.fail("wiring.matrix.rows", f"no matrix row carries the {needed} input")
+    array = c.mapping(section.get("array"), "wiring.matrix.array")
+    c.keys(array, ("rows", "cols"), "wiring.matrix.array")
+    for key in ("rows", "cols"):
+        if key not in array:
+            raise c.fail(f"wiring.matrix.array.{key}", "missing")
+        c.number(array[key], f"wiring.matrix.array.{key}", 1, MATRIX_LINES, integer=True)
+    if array["cols"] + 2 * array["rows"] > MATRIX_LINES:
+        raise c.fail("wiring.matrix.array", f"{array['rows']}x{array['cols']} needs {array['cols'] + 2 * array['rows']} "
+                                            f"matrix columns (BL + SL + WL); a 707B has {MATRIX_LINES}")
+    return {"rows": {k.upper(): v for k, v in rows.items()},
+            "array": {"rows": int(array["rows"]), "cols": int(array["cols"])}}
 
 
 def _check_limits(c: _Checker, section: Any, instruments: Mapping[str, InstrumentSpec],
@@ -338,7 +369,6 @@ def _check_faults(c: _Checker, value: Any, where: str) -> dict[str, Any]:
         if "seed" in value:
             c.number(value["seed"], f"{where}.seed", 0, integer=True)
     elif kind == "pattern":
-        from simulated_bench.faults import PATTERNS
         if value.get("pattern") not in PATTERNS:
             raise c.fail(f"{where}.pattern", f"unknown pattern {value.get('pattern')!r}" +
                          _suggest(value.get("pattern"), PATTERNS))
@@ -365,7 +395,7 @@ def _check_chip(c: _Checker, section: Any) -> dict[str, Any]:
     arrays = section.get("arrays")
     if not isinstance(arrays, list) or not arrays:
         raise c.fail("chip.arrays", "must be a non-empty list of {name, rows, cols}")
-    names = set()
+    names, checked = set(), []
     for k, entry in enumerate(arrays):
         where = f"chip.arrays[{k}]"
         entry = c.mapping(entry, where)
@@ -383,8 +413,8 @@ def _check_chip(c: _Checker, section: Any) -> dict[str, Any]:
             entry = {**entry, "faults": _check_faults(c, entry["faults"], f"{where}.faults")}
         if entry.get("initial_state", "off") not in ("off", "on"):
             raise c.fail(f"{where}.initial_state", "must be 'off' or 'on'")
-        arrays[k] = dict(entry)
-    out["arrays"] = [dict(a) for a in arrays]
+        checked.append(dict(entry))
+    out["arrays"] = checked
     out["faults"] = _check_faults(c, section.get("faults"), "chip.faults")
     variation = c.mapping(section.get("variation", {}), "chip.variation")
     c.keys(variation, VARIATION_KEYS, "chip.variation")

@@ -17,7 +17,7 @@ import serial
 from pymeasure.adapters import Adapter
 from pyvisa import constants
 from pyvisa.errors import VisaIOError
-from serial.serialutil import PortNotOpenError, SerialBase, SerialException, Timeout
+from serial.serialutil import PortNotOpenError, SerialBase, SerialException
 
 SERIAL_SCHEME = "hilsim"
 #: hilsim:// endpoint name -> emulator (anything with ``feed(bytes) -> bytes``)
@@ -159,4 +159,4 @@ class EmulatorSerial(SerialBase):
 
 
 __all__ = ["EmulatorAdapter", "EmulatorSerial", "register_serial_endpoint", "unregister_serial_endpoint",
-           "SERIAL_ENDPOINTS", "SERIAL_SCHEME", "Timeout"]
+           "SERIAL_ENDPOINTS", "SERIAL_SCHEME"]

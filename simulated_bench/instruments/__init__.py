@@ -15,6 +15,8 @@ from .base import Emulator
 from .board import AddressingBoardEmulator
 from .chip import build_arrays
 from .keithley2450 import Keithley2450Emulator
+from .keithley2600b import Keithley2600BEmulator
+from .keithley707b import Keithley707BEmulator
 from .keysight81160a import Keysight81160AEmulator
 from .wiring import Wiring, WiringError
 
@@ -23,6 +25,8 @@ EMULATORS: dict[str, type[Emulator]] = {
     "keithley2450": Keithley2450Emulator,
     "keysight81160a": Keysight81160AEmulator,
     "rram-hil-ab64": AddressingBoardEmulator,
+    "keithley2600b": Keithley2600BEmulator,
+    "keithley707b": Keithley707BEmulator,
 }
 
 
@@ -34,10 +38,13 @@ class SimulatedInstruments:
     chip : the bench file's ``chip`` section (see :func:`build_arrays`), or ready arrays.
     instruments : instrument name -> model name.
     inputs : addresser input (``read``, ``pulse``, ``gate``) -> endpoint (``"smu"``, ``"pulser.1"``).
+    options : instrument name -> extra keyword arguments of its emulator (a matrix's row map).
+    base_dir : directory that relative paths in ``chip`` (fault-map files) are resolved against.
     """
 
     def __init__(self, chip: Mapping[str, Any] | Mapping[str, SimulatedArray], instruments: Mapping[str, str],
-                 inputs: Mapping[str, str], base_dir: Path | None = None):
+                 inputs: Mapping[str, str], base_dir: Path | None = None,
+                 options: Mapping[str, Mapping[str, Any]] | None = None):
         if chip and all(isinstance(v, SimulatedArray) for v in chip.values()):
             self.arrays = dict(chip)
         else:
@@ -48,7 +55,7 @@ class SimulatedInstruments:
             cls = EMULATORS.get(model)
             if cls is None:
                 raise WiringError(f"no emulator for instrument model {model!r}; known: {', '.join(EMULATORS)}")
-            self.emulators[name] = cls(self.wiring, name)
+            self.emulators[name] = cls(self.wiring, name, **dict((options or {}).get(name, {})))
 
     def outputs_off(self) -> None:
         for emu in self.emulators.values():
@@ -56,4 +63,5 @@ class SimulatedInstruments:
 
 
 __all__ = ["SimulatedInstruments", "EMULATORS", "Emulator", "Wiring", "WiringError", "build_arrays",
-           "AddressingBoardEmulator", "Keithley2450Emulator", "Keysight81160AEmulator"]
+           "AddressingBoardEmulator", "Keithley2450Emulator", "Keysight81160AEmulator", "Keithley2600BEmulator",
+           "Keithley707BEmulator"]

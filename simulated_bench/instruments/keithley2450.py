@@ -30,19 +30,20 @@ class Keithley2450Emulator(ScpiEmulator):
         a(":SOURce:FUNCtion[:MODE]", self._source_function)
         a("[:SOURce]:VOLTage[:LEVel][:IMMediate][:AMPLitude]", self._volt_level)
         a("[:SOURce]:VOLTage:ILIMit[:LEVel]", self._ilimit)
-        a("[:SOURce]:VOLTage:RANGe", self._range_value)
-        a("[:SOURce]:VOLTage:RANGe:AUTO", self._flag("src_auto"))
-        a("[:SOURce]:VOLTage:DELay", self._range_value)
-        a("[:SOURce]:VOLTage:DELay:AUTO", self._flag("delay_auto"))
+        a("[:SOURce]:VOLTage:RANGe", self._setting("src_volt_range", 0.0, V_MAX))
+        a("[:SOURce]:VOLTage:RANGe:AUTO", self._flag("src_volt_auto"))
+        a("[:SOURce]:VOLTage:DELay", self._setting("src_volt_delay", 0.0, 10e3))
+        a("[:SOURce]:VOLTage:DELay:AUTO", self._flag("src_volt_delay_auto"))
         a("[:SOURce]:CURRent[:LEVel][:IMMediate][:AMPLitude]", self._curr_level)
-        a("[:SOURce]:CURRent:VLIMit[:LEVel]", self._range_value)
-        a("[:SOURce]:CURRent:RANGe", self._range_value)
-        a("[:SOURce]:CURRent:RANGe:AUTO", self._flag("src_auto"))
+        a("[:SOURce]:CURRent:VLIMit[:LEVel]", self._setting("src_vlim", 0.02, V_MAX))
+        a("[:SOURce]:CURRent:RANGe", self._setting("src_curr_range", 0.0, I_MAX))
+        a("[:SOURce]:CURRent:RANGe:AUTO", self._flag("src_curr_auto"))
         a("[:SENSe]:FUNCtion[:ON]", self._sense_function)
-        for func in ("CURRent", "VOLTage", "RESistance"):
+        for func, top in (("CURRent", I_MAX), ("VOLTage", V_MAX), ("RESistance", 210e6)):
+            key = func[:4].lower()
             a(f"[:SENSe]:{func}[:DC]:NPLCycles", self._nplc)
-            a(f"[:SENSe]:{func}[:DC]:RANGe[:UPPer]", self._range_value)
-            a(f"[:SENSe]:{func}[:DC]:RANGe:AUTO", self._flag("sense_auto"))
+            a(f"[:SENSe]:{func}[:DC]:RANGe[:UPPer]", self._setting(f"sense_{key}_range", 0.0, top))
+            a(f"[:SENSe]:{func}[:DC]:RANGe:AUTO", self._flag(f"sense_{key}_auto"))
         a("[:SENSe]:COUNt", self._count)
         a(":COUNt", self._count)
         a("OUTPut[:STATe]", self._output)
@@ -53,6 +54,7 @@ class Keithley2450Emulator(ScpiEmulator):
         a(":TRACe:ACTual?", lambda s, args: str(len(self.buffer)))
         a(":TRACe:DATA?", self._trace_data)
         a(":INITiate[:IMMediate]", self._initiate)
+        a(":STATus:PRESet", lambda s, args: None)
 
     # state ------------------------------------------------------------------------------
     def reset(self) -> None:
@@ -124,13 +126,15 @@ class Keithley2450Emulator(ScpiEmulator):
         self.i_limit = max(abs(parse_float(args[0], -I_MAX, I_MAX)), 1e-9)
         return None
 
-    def _range_value(self, s, args):
-        key = "range"
-        if self.query:
-            return f"{self.settings.get(key, 0.0):.6e}"
-        self._need(args)
-        self.settings[key] = parse_float(args[0])
-        return None
+    def _setting(self, key: str, lo: float, hi: float):
+        """A numeric setting the simulated measurement does not depend on (ranges, delays)."""
+        def handler(s, args):
+            if self.query:
+                return f"{self.settings.get(key, 0.0):.6e}"
+            self._need(args)
+            self.settings[key] = parse_float(args[0], lo, hi)
+            return None
+        return handler
 
     def _sense_function(self, s, args):
         if self.query:

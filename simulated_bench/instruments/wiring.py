@@ -23,6 +23,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..array import SimulatedArray
+from ..cell import solve_cell
 
 INPUTS = ("gnd", "read", "pulse", "gate")
 GND, READ, PULSE, GATE = range(4)
@@ -90,13 +91,6 @@ class Wiring:
         self.bl = np.zeros(a.cols, np.int8)
         self.sl = np.zeros(a.rows, np.int8)
         self.wl = np.zeros(a.rows, np.int8)
-        self.vmm_mode = False
-
-    def ground_all(self) -> None:
-        self.bl[:] = GND
-        self.sl[:] = GND
-        self.wl[:] = GND
-        self.vmm_mode = False
 
     def connect(self, bl: ArrayLike | None = None, sl: ArrayLike | None = None,
                 wl: ArrayLike | None = None) -> None:
@@ -113,7 +107,7 @@ class Wiring:
         return levels[self.wl], levels[self.bl], levels[self.sl]
 
     def _single_read_row(self) -> int | None:
-        """The row index when exactly one word line is on and its source line is grounded."""
+        """The row index when exactly one word line is on and every source line is grounded."""
         on = np.flatnonzero(self.wl != GND)
         if on.size == 1 and self.sl[on[0]] == GND and not (self.sl != GND).any():
             return int(on[0])
@@ -159,7 +153,7 @@ class Wiring:
         if total <= limit:
             return i
         lo, hi = 0.0, abs(v)
-        for _ in range(40):  # bisection on the bus voltage: total current rises with it
+        for _ in range(30):  # bisection on the bus voltage (to ~1e-9 of it): total current rises with it
             mid = 0.5 * (lo + hi)
             if abs(self._quiet_total(np.sign(v) * mid)) > limit:
                 hi = mid
@@ -168,9 +162,16 @@ class Wiring:
         return self.bl_currents(np.sign(v) * lo)
 
     def _quiet_total(self, v: float) -> float:
+        """Noise-free total current into the READ bit lines with the bus at ``v`` (no time charged)."""
         a = self.array
+        on_read = self.bl == READ
+        row = self._single_read_row()
+        if row is not None and not (self.bl == PULSE).any():
+            i, _ = solve_cell(a.model, a.cell, a.state[row, on_read], v, 0.0, self.level(GATE))
+            return float(i.sum())
         v_wl, v_bl, v_sl = self._line_voltages((READ, v))
-        return float(a.cell_currents(v_wl, v_bl, v_sl, noisy=False)[:, self.bl == READ].sum())
+        i, _ = solve_cell(a.model, a.cell, a.state, v_bl[None, :], v_sl[:, None], v_wl[:, None])
+        return float(i[:, on_read].sum())
 
     def terminal_current(self, endpoint: str, v: float) -> float:
         """Current (A) an endpoint sources into the chip when it drives ``v`` volts."""
@@ -196,6 +197,19 @@ class Wiring:
         v_wl, v_bl, v_sl = self._line_voltages((code, amplitude))
         for _ in range(int(count)):
             self.array.apply_lines(v_wl, v_bl, v_sl, width)
+
+    def hold(self, width: float) -> None:
+        """Let ``width`` seconds pass with every input at its present level (a DC source's pulse)."""
+        v_wl, v_bl, v_sl = self._line_voltages()
+        if np.any(v_bl != 0) or np.any(v_sl != 0):
+            a = self.array
+            t = a.timing
+            # the chip's pulse engine covers its width range; longer holds are applied in pieces
+            remaining = float(width)
+            while remaining >= t.min_pulse_width:
+                step = min(remaining, t.max_pulse_width)
+                a.apply_lines(v_wl, v_bl, v_sl, step)
+                remaining -= step
 
     def vmm(self, v_in: ArrayLike) -> NDArray[np.float64]:
         """Source lines at ``v_in`` (V), every word line at the gate, bit lines at virtual ground."""
