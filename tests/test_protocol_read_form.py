@@ -29,7 +29,8 @@ def test_read_all_matches_the_chip_and_is_saved_with_a_heatmap(tmp_path):
 
 def test_a_row_beyond_the_read_compliance_is_read_in_groups():
     n = 16
-    with hil.open_bench(chip=chip(n, seed=2, initial_state="on", **QUIET)) as bench:
+    # a read source with a 1 mA compliance, as a 2450 protecting small devices would have
+    with hil.open_bench(chip=chip(n, seed=2, initial_state="on", **QUIET), limits={"i_compliance": 1e-3}) as bench:
         arr = bench.sim.arrays["A"]
         truth = arr.read_all(0.2, 3.0, noisy=False)[0] / 0.2
         assert truth.sum() * 0.2 > 3 * bench.limits.i_compliance  # one read of the row would be limited
