@@ -13,6 +13,9 @@ import click
 COMMAND_MODULES: tuple[str, ...] = (
     "demo_cmd",
     "sim_cmd",
+    "scan_cmd",
+    "faults_cmd",
+    "program_cmd",
 )
 
 
