@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from hil.snn.array_inference import ArrayMapping, ArraySynapses  # noqa: E402
+from hil.snn.array_inference import ArrayMapping, ArraySynapses, tolerance_programmer  # noqa: E402
 from hil.snn.coding import load_split  # noqa: E402
 from hil.snn.network import quantize  # noqa: E402
 from hil.snn.spice_nsn import compare, ngspice_available  # noqa: E402
@@ -74,10 +74,15 @@ def ispp_study(weights: np.ndarray, raster: np.ndarray, labels: np.ndarray, bits
                tolerances: tuple[float, ...] = (0.03, 0.10), noise: float = 0.05, chip_seed: int = 0) -> list[dict]:
     """Accuracy of ``bits``-bit weights programmed by the real ISPP at each tolerance (intrinsic and ``noise`` read noise)."""
     rows = []
+    wq = quantize(weights, bits)
     for tol in tolerances:
-        syn, info = program_weights_ispp(quantize(weights, bits), tol, chip_seed=chip_seed)
+        syn, info = program_weights_ispp(wq, tol, chip_seed=chip_seed)
+        # the study's programming model at the same tolerance and weights, for comparison (3 draws)
+        model = [np.mean(ArraySynapses.from_weights(wq, tolerance_programmer(tol, k), seed=k).predict(raster) == labels)
+                 for k in range(3)]
         info.update(bits=bits, acc_intrinsic=float(np.mean(syn.predict(raster) == labels)),
-                    noise=noise, acc_noise=float(np.mean(syn.predict(raster, read_noise=noise) == labels)))
+                    noise=noise, acc_noise=float(np.mean(syn.predict(raster, read_noise=noise) == labels)),
+                    acc_tolerance_model=float(np.mean(model)))
         rows.append(info)
     return rows
 
@@ -121,11 +126,11 @@ def tables(agg: dict, nsn: dict | None) -> str:
 def ispp_table(rows: list[dict]) -> str:
     lines = ["", "## 3-bit weights programmed by the ISPP protocol on a simulated cute_multilevel bench (seed 0 weights)", "",
              "| tolerance | converged | mean / max pulses | tuning error rms / max | accuracy (intrinsic noise) | "
-             "accuracy (5 % noise) |", "|---|---|---|---|---|---|"]
+             "accuracy (5 % noise) | tolerance model, same weights |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {_pct(r['tolerance'])} % | {r['converged']}/{r['cells']} | {r['mean_pulses']:.1f} / {r['max_pulses']} | "
                      f"{_pct(r['tuning_error_rms'])} / {_pct(r['tuning_error_max'])} % | {_pct(r['acc_intrinsic'])} | "
-                     f"{_pct(r['acc_noise'])} |")
+                     f"{_pct(r['acc_noise'])} | {_pct(r['acc_tolerance_model'])} |")
     return "\n".join(lines) + "\n"
 
 
@@ -209,7 +214,8 @@ def main() -> None:
     for r in ispp:
         print(f"ISPP {_pct(r['tolerance'])} %: {r['converged']}/{r['cells']} converged, mean {r['mean_pulses']:.1f} pulses, "
               f"tuning error rms {_pct(r['tuning_error_rms'])} % (max {_pct(r['tuning_error_max'])} %), accuracy "
-              f"{_pct(r['acc_intrinsic'])} % (intrinsic noise), {_pct(r['acc_noise'])} % (5 % noise)", flush=True)
+              f"{_pct(r['acc_intrinsic'])} % (intrinsic noise), {_pct(r['acc_noise'])} % (5 % noise); "
+              f"tolerance model {_pct(r['acc_tolerance_model'])} %", flush=True)
     result = {k: agg[k] for k in ("ann_acc", "snn_acc", "sparsity", "bits", "tuning", "noise", "measured_point_acc")}
     result["nsn_peak_rel_err"] = None if nsn is None else nsn["v_peak_rel_err"]
     result["details"] = {
