@@ -22,7 +22,7 @@ import torch  # noqa: E402
 from hil.snn.array_inference import ArrayMapping, ArraySynapses, tolerance_programmer  # noqa: E402
 from hil.snn.coding import load_split  # noqa: E402
 from hil.snn.network import quantize  # noqa: E402
-from hil.snn.spice_nsn import compare, ngspice_available  # noqa: E402
+from hil.snn.spice_nsn import compare, ngspice_available, spice_network  # noqa: E402
 from hil.snn.study import StudyConfig, aggregate, run_seed  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -85,6 +85,29 @@ def ispp_study(weights: np.ndarray, raster: np.ndarray, labels: np.ndarray, bits
                     acc_tolerance_model=float(np.mean(model)))
         rows.append(info)
     return rows
+
+
+def spice_network_study(weights: np.ndarray, raster: np.ndarray, labels: np.ndarray,
+                        bits: tuple[int, ...] = (1, 3), n_images: int = 20) -> list[dict]:
+    """The whole network in ngspice (seed 004's "SPICE SNN", Fig. 8D / 9A) on the first ``n_images`` test images."""
+    rows = []
+    for b in bits:
+        out = spice_network(quantize(weights, b), raster[:n_images])
+        y = labels[:n_images]
+        rows.append({"bits": b, "n_images": n_images, "agreement": out["agreement"],
+                     "acc_spice": float(np.mean(out["spice_pred"] == y)), "acc_array": float(np.mean(out["torch_pred"] == y)),
+                     "score_rel_err": out["score_rel_err"]})
+    return rows
+
+
+def spice_table(rows: list[dict]) -> str:
+    lines = ["", "## Whole network in ngspice (64 x 10 1T1R + TIAs + synapses + membranes; seed 0 weights, no noise)", "",
+             "| bits | images | SPICE accuracy | array-path accuracy | same decision | median score error |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['bits']} | {r['n_images']} | {_pct(r['acc_spice'])} | {_pct(r['acc_array'])} | "
+                     f"{_pct(r['agreement'])} | {_pct(r['score_rel_err'])} |")
+    return "\n".join(lines) + "\n"
 
 
 def _pct(x: float) -> str:
@@ -210,7 +233,8 @@ def main() -> None:
     agg = aggregate(runs)
     nsn = compare() if ngspice_available() else None
     data = load_split(seed=args.seeds[0])
-    ispp = ispp_study(np.asarray(runs[0]["weights"]), cfg.coding.encode(data.x_test), data.y_test)
+    raster0 = cfg.coding.encode(data.x_test)
+    ispp = ispp_study(np.asarray(runs[0]["weights"]), raster0, data.y_test)
     for r in ispp:
         print(f"ISPP {_pct(r['tolerance'])} %: {r['converged']}/{r['cells']} converged, mean {r['mean_pulses']:.1f} pulses, "
               f"tuning error rms {_pct(r['tuning_error_rms'])} % (max {_pct(r['tuning_error_max'])} %), accuracy "
@@ -218,6 +242,11 @@ def main() -> None:
               f"tolerance model {_pct(r['acc_tolerance_model'])} %", flush=True)
     result = {k: agg[k] for k in ("ann_acc", "snn_acc", "sparsity", "bits", "tuning", "noise", "measured_point_acc")}
     result["nsn_peak_rel_err"] = None if nsn is None else nsn["v_peak_rel_err"]
+    spice_net = (spice_network_study(np.asarray(runs[0]["weights"]), raster0, data.y_test)
+                 if ngspice_available() else [])
+    for r in spice_net:
+        print(f"SPICE network, {r['bits']} bits, {r['n_images']} images: accuracy {_pct(r['acc_spice'])} % "
+              f"(array path {_pct(r['acc_array'])} %), same decision {_pct(r['agreement'])} %", flush=True)
     result["details"] = {
         "seeds": agg["seeds"], "sizes": agg["sizes"], "epochs": args.epochs,
         "std": {k: agg[k + "_std"] for k in ("ann_acc", "snn_acc", "sparsity", "measured_point_acc")},
@@ -225,11 +254,11 @@ def main() -> None:
         "mapping": {"g_low_S": cfg.mapping.g_low, "g_high_S": cfg.mapping.g_high, "v_read_V": cfg.mapping.v_read,
                     "v_gate_V": cfg.mapping.v_gate, "cell": "MOD, W/L 65"},
         "nsn": None if nsn is None else {k: v for k, v in nsn.items() if np.ndim(v) == 0},
-        "ispp": ispp, "seed004": SEED004, "runtime_s": None,
+        "ispp": ispp, "spice_network": spice_net, "seed004": SEED004, "runtime_s": None,
     }
     result["details"]["runtime_s"] = round(time.time() - t0, 1)
     (RESULTS / "snn.json").write_text(json.dumps(result, indent=1))
-    text = tables(agg, nsn) + ispp_table(ispp)
+    text = tables(agg, nsn) + ispp_table(ispp) + (spice_table(spice_net) if spice_net else "")
     (RESULTS / "snn_tables.md").write_text(text)
     figures(agg, nsn, ispp)
     print(text)

@@ -23,7 +23,7 @@ for one step is a charge ``i_scale * dt``; see :meth:`NsnCircuit.torch_to_si`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -82,47 +82,79 @@ class NsnCircuit:
         volt = amp_per_unit * p.dt / self.c_mem
         return amp_per_unit, volt / discrete_area_ratio(p) if area_matched else volt
 
-    def netlist(self, spike_times: tuple[float, ...] = SPIKE_TIMES_FIG7, t_stop: float = 250e-3,
-                t_step: float = 10e-6) -> str:
-        """The ngspice netlist text."""
-        p, n, m = self.snn, self.cell.nmos, self.model.p
+    # netlist pieces ---------------------------------------------------------------------
+    def gate_source(self, tag: str, node: str, spike_times: tuple[float, ...]) -> str:
+        """Pre-neuron: 3 V gate pulses (100 us edges, 900 us top) starting at each spike time (s)."""
         pwl = ["0 0"]
         for t in spike_times:
             pwl += [f"{t:.6g} 0", f"{t + self.t_edge:.6g} {self.v_gate}",
                     f"{t + self.t_edge + self.t_width:.6g} {self.v_gate}",
                     f"{t + 2 * self.t_edge + self.t_width:.6g} 0"]
-        r_rise = p.tau_rise / self.c_syn
-        r_fall = p.tau_fall / self.c_syn
-        r_mem = p.tau_mem / self.c_mem
+        return f"VG{tag} {node} 0 PWL({' '.join(pwl)})" if spike_times else f"VG{tag} {node} 0 0"
+
+    def cell_lines(self, tag: str, g: float, top: str, gate: str, sink: str) -> list[str]:
+        """1T1R MOD cell: the Cu:Te device's I-V at conductance ``g`` from ``top`` to the drain, NMOS to ``sink``."""
+        n, vn = self.cell.nmos, self.model.p.V_n
+        d = f"d{tag}"
+        return [f"BM{tag} {top} {d} I = {num(g * vn)} * sinh(V({top},{d}) / {vn})",
+                f"M{tag} {d} {gate} {sink} 0 {NMOS_MODEL} w={num(n.w_over_l * CHANNEL_LENGTH)} l={num(CHANNEL_LENGTH)}",
+                f"RL{tag} {d} {sink} {num(1.0 / n.g_off)}"]  # the off-state leakage the numpy cell has
+
+    def tia_lines(self, tag: str, sink: str, out: str) -> list[str]:
+        """Op-amp 1 (gain ``opamp_gain``) holds ``sink`` at virtual ground; ``out`` = -I r_tia."""
+        return [f"ET{tag} {out} 0 0 {sink} {self.opamp_gain}", f"RT{tag} {sink} {out} {self.r_tia}"]
+
+    def synapse_lines(self, tag: str, vin: str, vmem: str) -> list[str]:
+        """Rise and fall integrators on c_syn driven by g_in * V(vin); I_syn = g_syn (V_fall - V_rise) into c_mem.
+
+        The 0 V source ``VSYN{tag}`` carries I_syn.
+        """
+        p = self.snn
+        vr, vf, ns = f"vr{tag}", f"vf{tag}", f"ns{tag}"
+        return [f"GR{tag} 0 {vr} {vin} 0 {self.g_in}", f"CR{tag} {vr} 0 {self.c_syn}",
+                f"RR{tag} {vr} 0 {num(p.tau_rise / self.c_syn)}",
+                f"GF{tag} 0 {vf} {vin} 0 {self.g_in}", f"CF{tag} {vf} 0 {self.c_syn}",
+                f"RF{tag} {vf} 0 {num(p.tau_fall / self.c_syn)}",
+                f"GS{tag} 0 {ns} {vf} {vr} {self.g_syn}", f"VSYN{tag} {ns} {vmem} 0",
+                f"CM{tag} {vmem} 0 {self.c_mem}", f"RM{tag} {vmem} 0 {num(p.tau_mem / self.c_mem)}"]
+
+    def netlist(self, spike_times: tuple[float, ...] = SPIKE_TIMES_FIG7, t_stop: float = 250e-3,
+                t_step: float = 10e-6) -> str:
+        """The unit's ngspice netlist: pre-neuron, 1T1R, TIA, inverter (op-amp 2), synapse, membrane ``vmem``."""
         return "\n".join([
             "* seed 004 neuron-synapse-neuron unit: 1T1R (MOD) + TIA + double-exponential synapse + LIF membrane",
-            f"VIN gate 0 PWL({' '.join(pwl)})",
-            f"VREAD te 0 DC {self.v_read}",
-            "* memristor: the Cu:Te device model's I-V at the programmed conductance",
-            f"BMEM te drain I = {self.g_memristor * m.V_n:.9g} * sinh(V(te,drain) / {m.V_n})",
-            f"M1 drain gate vneg 0 {NMOS_MODEL} w={num(n.w_over_l * CHANNEL_LENGTH)} l={num(CHANNEL_LENGTH)}",
-            f"RM1 drain vneg {num(1.0 / n.g_off)}",  # the off-state leakage the numpy cell has
-            nmos_model(n),
-            "* TIA (op-amp 1) and inverter (op-amp 2)",
-            f"E1 tia 0 0 vneg {self.opamp_gain}",
-            f"RTIA vneg tia {self.r_tia}",
+            f"VREAD te 0 DC {self.v_read}", nmos_model(self.cell.nmos), self.gate_source("IN", "gate", spike_times),
+            *self.cell_lines("1", self.g_memristor, "te", "gate", "vneg"),
+            *self.tia_lines("1", "vneg", "tia"),
             "E2 vsig 0 0 tia 1",
-            "* synapse: rise and fall integrators on c_syn",
-            f"GR 0 vr vsig 0 {self.g_in}",
-            f"CR vr 0 {self.c_syn}",
-            f"RR vr 0 {r_rise:.9g}",
-            f"GF 0 vf vsig 0 {self.g_in}",
-            f"CF vf 0 {self.c_syn}",
-            f"RF vf 0 {r_fall:.9g}",
-            "* I_syn into the membrane, measured by the 0 V source VSYN",
-            f"GSYN 0 nsyn vf vr {self.g_syn}",
-            "VSYN nsyn vmem 0",
-            f"CMEM vmem 0 {self.c_mem}",
-            f"RMEM vmem 0 {r_mem:.9g}",
-            f".tran {t_step:.6g} {t_stop:.6g} 0 {t_step:.6g}",
-            ".end",
-            "",
-        ])
+            *self.synapse_lines("", "vsig", "vmem"),
+            f".tran {t_step:.6g} {t_stop:.6g} 0 {t_step:.6g}", ".end", ""])
+
+    def network_netlist(self, g: NDArray, spike_times: NDArray, g_ref: float, t_stop: float = 100e-3,
+                        t_step: float = 20e-6) -> str:
+        """The whole 64 x 10 network (seed 004 Fig. 8D) for one image.
+
+        ``g`` (I, O) memristor conductances, ``spike_times`` (I,) in s (negative: no
+        spike). Each input's spike gates its row; each column's cells sink into their
+        own TIA; a reference column of ``g_ref`` cells (weight 0) has a TIA too, and
+        op-amp 2 of column j outputs ``V_ref - V_j = r_tia (I_j - I_ref)``, the array
+        path's reference subtraction. Membranes are ``vm0`` .. ``vm{O-1}``.
+        """
+        g = np.asarray(g, float)
+        rows, cols = g.shape
+        lines = ["* seed 004 64x10 SNN on 1T1R cells (Fig. 8D)", f"VREAD te 0 DC {self.v_read}", nmos_model(self.cell.nmos)]
+        for i in range(rows):
+            t = float(spike_times[i])
+            lines.append(self.gate_source(str(i), f"g{i}", (t,) if t >= 0 else ()))
+            for j in range(cols):
+                lines += self.cell_lines(f"{i}_{j}", g[i, j], "te", f"g{i}", f"vn{j}")
+            lines += self.cell_lines(f"{i}_ref", g_ref, "te", f"g{i}", "vnref")
+        lines += self.tia_lines("ref", "vnref", "tiaref")
+        for j in range(cols):
+            lines += self.tia_lines(str(j), f"vn{j}", f"tia{j}")
+            lines += [f"ES{j} vs{j} 0 tiaref tia{j} 1", *self.synapse_lines(str(j), f"vs{j}", f"vm{j}")]
+        lines += [f".tran {t_step:.6g} {t_stop:.6g} 0 {t_step:.6g}", ".end", ""]
+        return "\n".join(lines)
 
 
 def discrete_area_ratio(p: SnnParams) -> float:
@@ -175,3 +207,36 @@ def compare(circuit: NsnCircuit | None = None, spike_times: tuple[float, ...] = 
         "time": ref["time"], "v_torch": v_t, "v_spice": v_s, "i_torch": i_t, "i_spice": i_s,
         "spice_time": spice["time"], "spice_v": spice["v(vmem)"], "spice_i": spice["i(vsyn)"],
     }
+
+
+def spice_network(weights: NDArray, raster: NDArray, mapping=None, circuit: NsnCircuit | None = None) -> dict:
+    """The 64 x 10 network in ngspice for each image of ``raster`` (N, T, I), against the array path.
+
+    ``weights`` (I, O) in [0, 1] are mapped to conductances exactly (no tuning error);
+    the PyTorch side is :class:`~hil.snn.array_inference.ArraySynapses` on the same
+    conductances without read noise, so the two differ only by circuit versus
+    discrete-time dynamics. Returns both max-membrane scores (volts), the decisions
+    and their agreement.
+    """
+    from .array_inference import ArrayMapping, ArraySynapses
+
+    m = mapping or ArrayMapping()
+    c = replace(circuit or NsnCircuit(), i_scale=m.i_unit, v_read=m.v_read, v_gate=m.v_gate,
+                cell=m.cell, model=m.model)
+    g = m.conductance_for_weight(weights)
+    _, volt = c.torch_to_si()
+    torch_scores = ArraySynapses.from_conductances(g, m).scores(raster, c.snn, read_noise=0.0) * volt
+    steps = np.asarray(raster)
+    # latency coding fires each input at most once: its first spike step, or -1 for none
+    times = np.where(steps.any(axis=1), steps.argmax(axis=1) * c.snn.dt, -1.0)  # (N, I) seconds
+    cols = g.shape[1]
+    spice_scores = np.empty_like(torch_scores)
+    with SpiceRunner("ngspice") as runner:
+        for k in range(len(steps)):
+            out = runner.run(c.network_netlist(g, times[k], m.g_low, t_stop=steps.shape[1] * c.snn.dt),
+                             [f"v(vm{j})" for j in range(cols)], name=f"snn{k}")
+            spice_scores[k] = [out[f"v(vm{j})"].max() for j in range(cols)]
+    return {"torch_scores": torch_scores, "spice_scores": spice_scores,
+            "torch_pred": torch_scores.argmax(axis=1), "spice_pred": spice_scores.argmax(axis=1),
+            "agreement": float(np.mean(torch_scores.argmax(axis=1) == spice_scores.argmax(axis=1))),
+            "score_rel_err": float(np.median(np.abs(spice_scores - torch_scores) / torch_scores.max(axis=1, keepdims=True)))}
