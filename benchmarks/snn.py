@@ -1,5 +1,7 @@
 """Seed 004's spiking network on the simulated 1T1R array: the Fig. 9 study and the Fig. 7 SPICE check.
 
+Also: the 3-bit weights programmed by the ISPP protocol on a simulated cute_multilevel
+bench (3 % and 10 % bands), and the whole network in ngspice on 20 test images.
 Prints every figure, writes benchmarks/results/snn.json, snn_tables.md and PNGs
 (snn_bits.png, snn_tuning.png, snn_noise.png, snn_nsn.png).
 

@@ -16,6 +16,9 @@ The unit, as a netlist for ngspice (run through spicelib):
 * post-neuron: membrane capacitor ``c_mem`` (seed 004: 260 nF) with a leak resistor
   giving tau_mem, charged by I_syn (LIF below threshold, as in the 100 ms readout).
 
+:func:`spice_network` builds the same pieces into the whole 64 x 10 network (Fig. 8D,
+with a reference column for the weight-0 current) and runs it image by image.
+
 The PyTorch side runs eq. 1-5 at 1 ms with the spike's drive equal to the cell current
 (computed by :func:`simulated_bench.cell.solve_cell`) over ``i_scale``. The scale
 between the two is fixed by the circuit constants, not fitted: one unit of torch drive
