@@ -52,6 +52,15 @@ def fig4(rows: list[dict], path: str) -> None:
     fig, axes = plt.subplots(2, 3, figsize=(13, 7.5), sharey=True)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, pat in zip(axes.ravel(), PATTERNS):
+        if pat == "checkerboard":  # one size: accuracy per layer
+            for off, kind in ((-0.2, "off"), (0.2, "on")):
+                acc = [next(r["accuracy"] for r in rows if r["pattern"] == pat and r["layer"] == layer
+                            and r["kind"] == kind) for layer in range(4)]
+                ax.bar(np.arange(4) + off, 100 * np.array(acc), 0.4, color=colors[:4],
+                       hatch="" if kind == "off" else "//", edgecolor="k", label=f"stuck-{kind}")
+            ax.set_xticks(range(4), [f"layer {k}" for k in range(4)])
+            ax.set_title("checkerboard (~50 % of pairs; plain stuck-off, hatched stuck-on)")
+            continue
         for layer in range(4):
             for kind, style in (("off", "-o"), ("on", "--s")):
                 pts = sorted((r["coverage"], r["accuracy"]) for r in rows
@@ -61,6 +70,7 @@ def fig4(rows: list[dict], path: str) -> None:
                         label=f"layer {layer} stuck-{kind}")
         ax.set_title(pat)
         ax.set_xlabel("defective pairs in the layer's array (%)")
+    for ax in axes.ravel():
         ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel("accuracy (%)")
     axes[1, 0].set_ylabel("accuracy (%)")
@@ -106,10 +116,13 @@ def main() -> None:
     os.makedirs(RESULTS, exist_ok=True)
     os.makedirs(OUT, exist_ok=True)
     base_seeds = (0,) if args.quick else (0, 1, 2)
-    corr_seeds = (0,) if args.quick else (0, 1)
+    # clean protocol runs (base-network seed, corrector seed): every base seed, and a second
+    # corrector seed on the first
+    clean_pairs = [(0, 0)] if args.quick else [(0, 0), (0, 1), (1, 0), (2, 0)]
     cparams = CircuitParams(r_in=args.r_in)
     geom = DefectGeometry(kind=args.kind)
     t_train = 0.0
+    t_start = time.perf_counter()
 
     # ---- base network, circuit, defect study, the 150,948-sample dataset (seed 0) ----
     x, y = load_digits_data()
@@ -139,7 +152,7 @@ def main() -> None:
     records: list[dict] = []
 
     # ---- paper protocol (Table I split), all base seeds ----
-    paper_specs = [paper_mlp(10, 10), paper_mlp(1)] + ([LOGISTIC, OURS[0]] if not args.quick else [OURS[0]])
+    paper_specs = [paper_mlp(10, 10), paper_mlp(1), OURS[0]]
     paper_runs = []
     for s in base_seeds:
         x_, y_ = x, y
@@ -165,8 +178,7 @@ def main() -> None:
 
     # ---- Fig. 6 curves (paper protocol, seed 0) ----
     fig_pats = ["circle", "ring", "circle_complement"]
-    fig_specs = [paper_mlp(1), paper_mlp(6), paper_mlp(10, 10)] + ([] if args.quick else [paper_mlp(16, 16),
-                                                                                        paper_mlp(32, 32)])
+    fig_specs = [paper_mlp(1), paper_mlp(6), paper_mlp(10, 10)] + ([] if args.quick else [paper_mlp(32, 32)])
     fig_specs.append(OURS[0])
     t0 = time.perf_counter()
     curves = severity_curves(ds, fig_specs, [(a, b) for a in fig_pats for b in fig_pats])
@@ -184,13 +196,13 @@ def main() -> None:
     names120 = [s.name for s in clean_specs if s in ours_within(120)]
     clean_runs = []
     clean_dataset_s = []
-    for s in base_seeds:
+    for s in dict.fromkeys(b for b, _ in clean_pairs):
         data = clean_data(s, _clean_setup(cparams, geom))
         clean_dataset_s.append(data.dataset_s)
-        for cs in corr_seeds:
+        for cs in [c for b, c in clean_pairs if b == s]:
             t0 = time.perf_counter()
             run = clean_protocol(data, clean_specs, cs)
-            if not args.quick and s == base_seeds[0] and cs == corr_seeds[0]:
+            if not args.quick and (s, cs) == clean_pairs[0]:
                 ceil = clean_protocol(data, [CEILING], cs)
                 run["ceiling"] = {d: ceil["corrected"][CEILING.name][d][d] for d in PATTERNS}
             t_train += time.perf_counter() - t0
@@ -199,7 +211,8 @@ def main() -> None:
             run["software_test_acc"] = data.software_test_acc
             run["circuit_test_acc"] = data.circuit_test_acc
             clean_runs.append(run)
-            print(f"clean protocol: base seed {s}, corrector seed {cs} done", flush=True)
+            print(f"clean protocol: base seed {s}, corrector seed {cs} done ({time.perf_counter() - t_start:.0f} s)",
+                  flush=True)
 
     def clean_acc(run: dict, name: str, d1: str, d2: str | None = None) -> float:
         if name in ("best<=330", "best<=120"):
@@ -236,6 +249,11 @@ def main() -> None:
 
     gain = {m: {p: 100 * (rec("clean", m, p)["acc_corrected"] - rec("clean", m, p)["acc_faulty"]) for p in PATTERNS}
             for m in ("MLP(10,10)", "best<=330", "best<=120")}
+    paired = {}
+    for name in ("best<=330", "best<=120", "MLP(10,10) scaled+selected"):
+        diff = {p: [100 * (clean_acc(r, name, p) - clean_acc(r, "MLP(10,10)", p)) for r in clean_runs] for p in PATTERNS}
+        paired[name] = {p: {"mean_pp": _mean_std(d)[0], "std_pp": _mean_std(d)[1],
+                            "wins": int(sum(v > 0 for v in d)), "runs": len(d)} for p, d in diff.items()}
     claims = {
         "software_test_acc_ge_95": bool(sw_acc >= 0.95),
         "mlp1_worse_than_no_corrector_every_pattern_paper": all(
@@ -253,7 +271,7 @@ def main() -> None:
     result = {
         "dataset_s": dataset_s, "train_s": t_train, "n_samples": ds.n_samples,
         "clean_dataset_s": clean_dataset_s,
-        "settings": {"base_seeds": list(base_seeds), "corrector_seeds": list(corr_seeds), "r_in_ohm": cparams.r_in,
+        "settings": {"paper_base_seeds": list(base_seeds), "clean_runs_base_corrector_seed": clean_pairs, "r_in_ohm": cparams.r_in,
                      "stuck_kind": geom.kind, "radius_reference": geom.radius_reference,
                      "band_max_fraction": geom.band_max_fraction, "quick": args.quick},
         "software_test_acc": sw_acc, "circuit_test_acc": circ_acc,
@@ -267,10 +285,16 @@ def main() -> None:
         "fig6_curves_pp": curves,
         "defect_study": study,
         "claims": claims,
+        "clean_paired_vs_mlp10x10_pp": paired,
     }
     with open(os.path.join(RESULTS, "corrector.json"), "w") as f:
         json.dump(result, f, indent=1)
     _print_tables(records, cross_paper, cross_clean, claims, dataset_s, t_train)
+    print("\nclean protocol, paired difference to MLP(10,10) (pp, mean +- std over runs, wins/runs):")
+    for name, per in paired.items():
+        print(f"  {name:28s}" + " ".join(f"{SHORT[p]} {v['mean_pp']:+.1f}+-{v['std_pp']:.1f} ({v['wins']}/{v['runs']})"
+                                          for p, v in per.items()))
+    print(f"total {time.perf_counter() - t_start:.0f} s")
 
 
 def _clean_setup(cparams: CircuitParams, geom: DefectGeometry):

@@ -70,7 +70,7 @@ OURS = [
 
 #: references: logistic regression (the Linear above) and a large MLP as the ceiling
 CEILING = CorrectorSpec("Ceiling MLP(100,200)", (100, 200), "none", True,
-                        TrainParams(epochs=25, batch=256, lr=2e-3, weight_decay=1e-5, select_on_validation=True,
+                        TrainParams(epochs=15, batch=256, lr=3e-3, weight_decay=1e-5, select_on_validation=True,
                                     lr_decay=0.92))
 LOGISTIC = OURS[-1]
 
