@@ -116,7 +116,7 @@ class CleanInstances:
     """
 
     n_train_jitter: int = 1
-    n_val_centres: int = 1
+    n_val_centres: int = 2
     n_test_centres: int = 1
     jitter: float = 0.15
     held_out_size: int = 2

@@ -22,11 +22,12 @@ Vectorisation over all images. f is fitted per cell by a polynomial in V over th
 voltage range the circuit uses (degree 5: max error ~1e-6 of the cell's full-scale
 current, checked in the tests). Then a column's current at node voltage u is a Taylor
 series in u whose coefficients are (n_images x rows) @ (rows x cols) products, and u is
-solved per image and column by Newton's method. With ``r_in = 0`` this is exactly the
-array's :meth:`~simulated_bench.array.SimulatedArray.vmm`; with ``r_in > 0`` it matches
-a direct solve_cell fixed point to the accuracy checked in the tests. The one
-approximation is that f depends on the voltage difference across the cell only: the
-transistor's gate overdrive shifts by the few mV of u, a ~1e-5 relative effect.
+solved per image and column by Newton's method. With ``r_in = 0`` this matches the
+array's :meth:`~simulated_bench.array.SimulatedArray.vmm` to the fit error (~1e-6); with
+``r_in > 0`` it matches a direct solve_cell fixed point per bit line to ~1e-4 of the
+largest column current (both checked in tests/test_network.py). That residual is the one
+approximation: f is taken as a function of the voltage across the cell only, while the
+transistor's gate overdrive really shifts with the node voltage u (mV to tens of mV).
 
 Stuck devices. A stuck-off pair has both cells at the largest gap (~4.4 uS), stuck-on
 at the smallest (~1.8 mS bare device). With ``r_in = 0`` both give w = 0 and are
