@@ -1,0 +1,5 @@
+"""rram-hil core: the bench (bench file -> instruments -> roles), data types and algorithms."""
+from .bench import BenchConnectionError, open_bench
+from .roles import Bench, LimitError, Limits
+
+__all__ = ["open_bench", "Bench", "Limits", "LimitError", "BenchConnectionError"]

@@ -11,6 +11,11 @@ import click
 
 #: modules under hil.commands that each define ``register(group)``
 COMMAND_MODULES: tuple[str, ...] = (
+    "demo_cmd",
+    "sim_cmd",
+    "scan_cmd",
+    "faults_cmd",
+    "program_cmd",
 )
 
 

@@ -75,6 +75,9 @@ class Selector(abc.ABC):
     def deselect(self) -> None:
         """Open every switch and ground every line."""
 
+    def use_array(self, name: str) -> None:
+        """Route to array ``name`` of a multi-array chip; a single-array selector has nothing to do."""
+
 
 class GateSupply(abc.ABC):
     @abc.abstractmethod
@@ -109,15 +112,29 @@ class Bench:
 
     def __init__(self, selector: Selector, gate: GateSupply, reader: Reader, pulser: Pulser,
                  limits: Limits, rows: int, cols: int, vmm: VectorMultiplier | None = None,
-                 name: str = "bench", metadata: dict | None = None, closers: Sequence = ()):
+                 name: str = "bench", metadata: dict | None = None, closers: Sequence = (),
+                 arrays: dict[str, tuple[int, int]] | None = None):
         self.selector, self.gate, self.reader, self.pulser = selector, gate, reader, pulser
         self.vector = vmm
         self.limits = limits
         self.rows, self.cols = int(rows), int(cols)
         self.name = name
         self.metadata = dict(metadata or {})
+        #: the chip's arrays, name -> (rows, cols); a single-array chip has one entry "A"
+        self.arrays: dict[str, tuple[int, int]] = dict(arrays) if arrays else {"A": (self.rows, self.cols)}
+        self.array = next(iter(self.arrays))
+        #: the simulated chip behind a simulated bench (ground truth for tests; never for protocols)
+        self.sim = self.metadata.get("sim")
         self._closers = list(closers)
         self._closed = False
+
+    def use_array(self, name: str) -> None:
+        """Address array ``name`` of a multi-array chip from now on; rows / cols follow it."""
+        if name not in self.arrays:
+            raise KeyError(f"no array {name!r} on this chip; arrays: {', '.join(self.arrays)}")
+        self.selector.use_array(name)
+        self.array = name
+        self.rows, self.cols = (int(n) for n in self.arrays[name])
 
     # checks ---------------------------------------------------------------------------
     def _row(self, row: int) -> int:

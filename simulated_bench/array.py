@@ -19,6 +19,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .cell import CellParams, solve_cell
+from .crossbar import CrossbarSolver, WireParams
 from .devices.base import DeviceModel, FloatArray, state_bounds
 from .devices.cute_multilevel import CuTeMultilevelModel
 from .devices.stanford import StanfordGapModel
@@ -72,6 +73,8 @@ class VariationParams:
 
 
 NO_VARIATION = VariationParams(0.0, 0.0, 0.0, 0.0)
+#: crossbar solvers (one factorisation each) kept per distinct gate-voltage set
+_SOLVER_CACHE = 8
 
 
 @dataclass(frozen=True)
@@ -95,12 +98,16 @@ class SimulatedArray:
     fault_codes : (rows, cols) codes 0 working / 1 stuck-OFF / 2 stuck-ON, or None.
     seed : int or Generator; everything random about the chip derives from it.
     initial_state : "off", "on" or an array of states.
+    wires : segment resistances of the lines (:class:`WireParams`); None (default) means
+        ideal wires. When set, reads, line currents and VMM solve the whole crossbar
+        with its IR drop (``simulated_bench.crossbar``); pulses still see ideal lines.
     """
 
     def __init__(self, rows: int, cols: int, model: DeviceModel | str | None = None,
                  cell: CellParams | None = None, variation: VariationParams | None = None,
                  fault_codes: ArrayLike | None = None, seed: int | np.random.Generator | None = 0,
-                 initial_state: str | ArrayLike = "off", timing: ChipTiming | None = None):
+                 initial_state: str | ArrayLike = "off", timing: ChipTiming | None = None,
+                 wires: WireParams | None = None):
         for name, n in (("rows", rows), ("cols", cols)):
             if not isinstance(n, (int, np.integer)) or n <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {n!r}")
@@ -109,6 +116,8 @@ class SimulatedArray:
         self.cell = cell or default_cell(self.model)
         self.variation = variation or VariationParams()
         self.timing = timing or ChipTiming()
+        self.wires = wires
+        self._solvers: dict[bytes, CrossbarSolver] = {}
         self.rng = np.random.default_rng(seed)
         self.engine = PulseEngine(self.model, self.cell)
         shape = (self.rows, self.cols)
@@ -164,10 +173,27 @@ class SimulatedArray:
         v_sl = np.broadcast_to(np.asarray(v_sl, float), (self.rows,))
         return v_wl, v_bl, v_sl
 
+    def _wired(self) -> bool:
+        return self.wires is not None and not self.wires.ideal
+
+    def _crossbar_solver(self, v_wl: FloatArray) -> CrossbarSolver:
+        """Solver for the present states at these gate voltages (its factorisation is reused)."""
+        key = np.asarray(v_wl, float).tobytes()
+        solver = self._solvers.get(key)
+        if solver is None or not np.array_equal(solver.state, self.state):
+            if solver is None and len(self._solvers) >= _SOLVER_CACHE:
+                self._solvers.pop(next(iter(self._solvers)))
+            solver = CrossbarSolver(self.model, self.cell, self.state, self.wires, v_wl)
+            self._solvers[key] = solver
+        return solver
+
     def cell_currents(self, v_wl: ArrayLike, v_bl: ArrayLike, v_sl: ArrayLike, noisy: bool = True) -> FloatArray:
         """Current of every cell from its BL to its SL (A), shape (rows, cols)."""
         v_wl, v_bl, v_sl = self._line_arrays(v_wl, v_bl, v_sl)
-        i, _ = solve_cell(self.model, self.cell, self.state, v_bl[None, :], v_sl[:, None], v_wl[:, None])
+        if self._wired():
+            i = self._crossbar_solver(v_wl).solve(v_bl, v_sl).cell_current
+        else:
+            i, _ = solve_cell(self.model, self.cell, self.state, v_bl[None, :], v_sl[:, None], v_wl[:, None])
         if noisy:
             i = i * self._noise_factor(self.state)
         return i
@@ -234,7 +260,10 @@ class SimulatedArray:
         """Currents (A) of the selected cells of one row, read in parallel at ``v_read`` on their BLs."""
         row = self._row(row)
         cols = self._cols(cols)
-        i, _ = solve_cell(self.model, self.cell, self.state[row, cols], v_read, 0.0, v_gate)
+        if self._wired():
+            i = self._wired_row_read(row, cols, v_read, v_gate)
+        else:
+            i, _ = solve_cell(self.model, self.cell, self.state[row, cols], v_read, 0.0, v_gate)
         if noisy:
             i = i * self._noise_factor(self.state[row, cols])
         self.time_s += self.timing.t_read
@@ -243,12 +272,23 @@ class SimulatedArray:
 
     def read_all(self, v_read: float, v_gate: float, noisy: bool = True) -> FloatArray:
         """Current map (A) of the whole array, one row after another (charged as rows reads)."""
-        i, _ = solve_cell(self.model, self.cell, self.state, v_read, 0.0, v_gate)
+        if self._wired():
+            i = np.stack([self._wired_row_read(r, np.arange(self.cols), v_read, v_gate) for r in range(self.rows)])
+        else:
+            i, _ = solve_cell(self.model, self.cell, self.state, v_read, 0.0, v_gate)
         if noisy:
             i = i * self._noise_factor(self.state)
         self.time_s += self.rows * self.timing.t_read
         self.read_count += self.rows
         return i
+
+    def _wired_row_read(self, row: int, cols: NDArray[np.intp], v_read: float, v_gate: float) -> FloatArray:
+        """Row read through resistive lines: only this word line on, selected bit lines at v_read, the rest 0 V."""
+        v_wl = np.zeros(self.rows)
+        v_wl[row] = v_gate
+        v_bl = np.zeros(self.cols)
+        v_bl[cols] = v_read
+        return self._crossbar_solver(v_wl).solve(v_bl, np.zeros(self.rows)).cell_current[row, cols]
 
     def pulse_row(self, row: int, cols: int | Sequence[int] | slice | None, amplitude: float,
                   width: float, v_gate: float) -> None:

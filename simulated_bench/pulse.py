@@ -26,6 +26,8 @@ from .devices.base import DeviceModel, FloatArray, state_bounds
 NEVER = 1e30
 GRID_POINTS = 2048
 _BISECT_ITER = 24
+#: time-axis spacer (s) standing for a barrier between runs of motion in a table
+_RUN_SPACER = 1.0
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,10 @@ class PulseTable:
     state: FloatArray  # ordered along the motion
     tau: FloatArray  # non-decreasing, starts at 0
     moves: bool  # False: nothing moves at these voltages
+    #: per segment: True where motion never crosses it (a still stretch or the edge before one)
+    barrier: FloatArray | None = None
+    #: per segment: tau where motion starting in it stops (the end of its run of moving segments)
+    stop: FloatArray | None = None
 
     def advance(self, s0: FloatArray, width: FloatArray) -> FloatArray:
         """States reached from ``s0`` after ``width`` seconds (both broadcast)."""
@@ -42,9 +48,13 @@ class PulseTable:
             return np.array(s0, dtype=float, copy=True)
         ascending = self.state[-1] > self.state[0]
         key = self.state if ascending else -self.state
-        t0 = np.interp(s0 if ascending else -np.asarray(s0), key, self.tau)
-        t1 = t0 + width
-        return np.interp(t1, self.tau, self.state)
+        x0 = np.asarray(s0, float) if ascending else -np.asarray(s0, float)
+        t0 = np.interp(x0, key, self.tau)
+        if self.barrier is None:
+            return np.interp(t0 + width, self.tau, self.state)
+        seg = np.clip(np.searchsorted(key, x0, side="right") - 1, 0, self.barrier.size - 1)
+        t1 = np.minimum(t0 + width, self.stop[seg])
+        return np.where(self.barrier[seg], s0, np.interp(t1, self.tau, self.state))
 
 
 def _log_mean(y0: FloatArray, y1: FloatArray) -> FloatArray:
@@ -100,9 +110,15 @@ def build_table(model: DeviceModel, cell: CellParams, v_bl: float, v_sl: float, 
     dt[both] = h[both] * _log_mean(inv[:-1][both], inv[1:][both])
     # a moving point followed by a still one: the still point is the edge itself
     # (within bisection precision), reached but never passed
-    dt = np.minimum(dt, NEVER)
-    tau = np.concatenate([[0.0], np.cumsum(dt)])
-    return PulseTable(s, tau, True)
+    barrier = dt >= NEVER
+    # Barriers get a finite spacer on the time axis and each run of moving segments its own
+    # stop time: a cumulative sum through NEVER would leave every later run's times at
+    # ~1e30, where a nanosecond pulse is below float resolution.
+    tau = np.concatenate([[0.0], np.cumsum(np.where(barrier, _RUN_SPACER, dt))])
+    first_barrier_after = np.searchsorted(np.nonzero(barrier)[0], np.arange(dt.size))
+    barrier_starts = np.append(np.nonzero(barrier)[0], dt.size)  # segment k starts at point k
+    stop = tau[barrier_starts[first_barrier_after]]
+    return PulseTable(s, tau, True, barrier, stop)
 
 
 class PulseEngine:
@@ -135,6 +151,11 @@ class PulseEngine:
         ``width`` is the effective duration per cell in seconds (already scaled by any
         device-to-device or cycle-to-cycle rate factor).
         """
+        if np.ndim(v_bl) == np.ndim(v_sl) == np.ndim(v_wl) == 0:
+            # one line-voltage set for every cell (a row pulse): one table, no grouping
+            if v_bl == v_sl:
+                return np.array(state, dtype=float, copy=True)
+            return self.table(v_bl, v_sl, v_wl).advance(np.asarray(state, float), np.asarray(width, float))
         state, v_bl, v_sl, v_wl, width = np.broadcast_arrays(
             *(np.asarray(a, float) for a in (state, v_bl, v_sl, v_wl, width)))
         out = state.copy()

@@ -1,0 +1,31 @@
+"""Progress display for long protocol runs: cells done, pulses spent, estimated time left (tqdm)."""
+from __future__ import annotations
+
+import sys
+
+from tqdm.auto import tqdm
+
+
+class Progress:
+    """A tqdm bar counted in cells, with the pulses spent shown alongside; a no-op when disabled."""
+
+    def __init__(self, total_cells: int, desc: str, enabled: bool = True, initial: int = 0):
+        self.pulses = 0
+        self.reads = 0
+        self._bar = tqdm(total=int(total_cells), initial=int(initial), desc=desc, unit="cell",
+                         disable=not enabled, file=sys.stderr, dynamic_ncols=True, leave=True)
+
+    def update(self, cells: int = 0, pulses: int = 0, reads: int = 0) -> None:
+        self.pulses += int(pulses)
+        self.reads += int(reads)
+        self._bar.set_postfix(pulses=self.pulses, reads=self.reads, refresh=False)
+        self._bar.update(int(cells))
+
+    def close(self) -> None:
+        self._bar.close()
+
+    def __enter__(self) -> "Progress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,213 @@
+"""Emulated Keysight 81160A pulse function arbitrary generator (SCPI, two channels).
+
+Pulse mode as the instrument does it: shape ``PULS``, high/low levels (or amplitude and
+offset), width, period, edges, manual arming and a trigger count; ``*TRG`` fires the
+burst on every armed channel whose output is on. Levels are programmed for the expected
+load (``:OUTP#:LOAD``, 50 ohm at power-on); the chip's lines are a high-impedance load,
+so a generator left at 50 ohm delivers about twice the programmed voltage, as the real
+one does. Unknown headers go to the error queue as -113.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .scpi import ScpiEmulator, ScpiError, parse_bool, parse_float
+from .wiring import Wiring
+
+R_SOURCE = 50.0  # ohm, output impedance
+R_CHIP = 1e6  # ohm, the chip's line as a load (high impedance next to 50 ohm)
+SHAPES = {"SIN": "SIN", "SINUSOID": "SIN", "SQU": "SQU", "SQUARE": "SQU", "RAMP": "RAMP", "PULS": "PULS",
+          "PULSE": "PULS", "NOIS": "NOIS", "NOISE": "NOIS", "DC": "DC", "USER": "USER"}
+ARM_SOURCES = {"IMM": "IMM", "IMMEDIATE": "IMM", "INT2": "INT2", "EXT": "EXT", "EXTERNAL": "EXT",
+               "MAN": "MAN", "MANUAL": "MAN", "BUS": "MAN"}
+WIDTH_RANGE = (1.5e-9, 999.5e3)
+PERIOD_RANGE = (3.03e-9, 1e6)
+TRANSITION_RANGE = (1e-9, 1e3)
+LEVEL_RANGE = (-5.0, 5.0)
+AMPLITUDE_MIN = 0.05
+
+
+@dataclass
+class PulseChannel:
+    shape: str = "SIN"
+    high: float = 0.25
+    low: float = -0.25
+    width: float = 100e-9
+    period: float = 1e-6
+    lead: float = 2.5e-9
+    trail: float = 2.5e-9
+    load: float = 50.0
+    arm: str = "IMM"
+    count: int = 1
+    output: bool = False
+
+
+class Keysight81160AEmulator(ScpiEmulator):
+    idn = "Agilent Technologies,81160A,MY52100123,2.0.0.0-2.6"
+    model = "keysight81160a"
+
+    def __init__(self, wiring: Wiring, name: str, lock=None):
+        super().__init__(lock if lock is not None else wiring.lock)
+        self.wiring, self.name = wiring, name
+        self.reset()
+        for ch in (1, 2):
+            wiring.attach(f"{name}.{ch}", lambda ch=ch: self.idle_level(ch))
+        a = self.add
+        a("[:SOURce#]:FUNCtion#[:SHAPe]", self._shape)
+        a("[:SOURce#]:VOLTage#:HIGH", self._level("high"))
+        a("[:SOURce#]:VOLTage#:LOW", self._level("low"))
+        a("[:SOURce#]:VOLTage#[:LEVel][:IMMediate][:AMPLitude]", self._amplitude)
+        a("[:SOURce#]:VOLTage#:OFFSet", self._offset)
+        a("[:SOURce#]:PULSe:WIDTh#", self._timing("width", WIDTH_RANGE))
+        a("[:SOURce#]:PULSe:PERiod#", self._timing("period", PERIOD_RANGE))
+        a("[:SOURce#]:FUNCtion#:PULSe:TRANsition", self._transition)
+        a("[:SOURce#]:PULSe:TRANsition#[:LEADing]", self._timing("lead", TRANSITION_RANGE))
+        a("[:SOURce#]:PULSe:TRANsition#:TRAiling", self._timing("trail", TRANSITION_RANGE))
+        a("OUTPut#[:STATe]", self._output)
+        a("OUTPut#:LOAD", self._load)
+        a(":ARM:SOURce#", self._arm)
+        a(":TRIGger#:COUNt", self._count)
+        a("*TRG", self._trigger)
+
+    def reset(self) -> None:
+        super().reset()
+        self.channels = {1: PulseChannel(), 2: PulseChannel()}
+
+    def outputs_off(self) -> None:
+        for ch in self.channels.values():
+            ch.output = False
+
+    def _ch(self, s) -> PulseChannel:
+        n = next((int(x) for x in s if x), 1)
+        if n not in self.channels:
+            raise ScpiError(-113, f"channel {n}")
+        return self.channels[n]
+
+    def delivered(self, ch: PulseChannel, v: float) -> float:
+        """Voltage (V) on the chip line for a level programmed into the expected load."""
+        emf_per_volt = (ch.load + R_SOURCE) / ch.load
+        return v * emf_per_volt * R_CHIP / (R_CHIP + R_SOURCE)
+
+    def idle_level(self, n: int) -> float:
+        ch = self.channels[n]
+        return self.delivered(ch, ch.low) if ch.output else 0.0
+
+    # handlers ------------------------------------------------------------------------------
+    def _shape(self, s, args):
+        ch = self._ch(s)
+        if self.query:
+            return ch.shape
+        if not args:
+            raise ScpiError(-109)
+        shape = SHAPES.get(args[0].upper())
+        if shape is None:
+            raise ScpiError(-224, args[0])
+        ch.shape = shape
+        return None
+
+    def _level(self, attr):
+        def handler(s, args):
+            ch = self._ch(s)
+            if self.query:
+                return f"{getattr(ch, attr):+.6e}"
+            if not args:
+                raise ScpiError(-109)
+            v = parse_float(args[0], *LEVEL_RANGE)
+            high, low = (v, ch.low) if attr == "high" else (ch.high, v)
+            if high - low < AMPLITUDE_MIN - 1e-12:
+                raise ScpiError(-221, f"high level must exceed low level by at least {AMPLITUDE_MIN} V")
+            setattr(ch, attr, v)
+            return None
+        return handler
+
+    def _amplitude(self, s, args):
+        ch = self._ch(s)
+        if self.query:
+            return f"{ch.high - ch.low:+.6e}"
+        if not args:
+            raise ScpiError(-109)
+        amp = parse_float(args[0], AMPLITUDE_MIN, 2 * LEVEL_RANGE[1])
+        mid = 0.5 * (ch.high + ch.low)
+        ch.high, ch.low = mid + amp / 2, mid - amp / 2
+        return None
+
+    def _offset(self, s, args):
+        ch = self._ch(s)
+        if self.query:
+            return f"{0.5 * (ch.high + ch.low):+.6e}"
+        if not args:
+            raise ScpiError(-109)
+        off = parse_float(args[0], *LEVEL_RANGE)
+        half = 0.5 * (ch.high - ch.low)
+        ch.high, ch.low = off + half, off - half
+        return None
+
+    def _timing(self, attr, bounds):
+        def handler(s, args):
+            ch = self._ch(s)
+            if self.query:
+                return f"{getattr(ch, attr):+.6e}"
+            if not args:
+                raise ScpiError(-109)
+            setattr(ch, attr, parse_float(args[0], *bounds))
+            return None
+        return handler
+
+    def _transition(self, s, args):
+        ch = self._ch(s)
+        if self.query:
+            return f"{ch.lead:+.6e}"
+        if not args:
+            raise ScpiError(-109)
+        ch.lead = ch.trail = parse_float(args[0], *TRANSITION_RANGE)
+        return None
+
+    def _output(self, s, args):
+        ch = self._ch(s)
+        if self.query:
+            return "1" if ch.output else "0"
+        if not args:
+            raise ScpiError(-109)
+        ch.output = parse_bool(args[0])
+        return None
+
+    def _load(self, s, args):
+        ch = self._ch(s)
+        if self.query:
+            return f"{ch.load:+.6e}"
+        if not args:
+            raise ScpiError(-109)
+        a = args[0].upper()
+        ch.load = 1e6 if a in ("INF", "INFINITY", "MAX", "MAXIMUM") else parse_float(a, 0.3, 1e6)
+        return None
+
+    def _arm(self, s, args):
+        ch = self._ch(s)
+        if self.query:
+            return ch.arm
+        if not args or args[0].upper() not in ARM_SOURCES:
+            raise ScpiError(-224 if args else -109, args[0] if args else "")
+        ch.arm = ARM_SOURCES[args[0].upper()]
+        return None
+
+    def _count(self, s, args):
+        ch = self._ch(s)
+        if self.query:
+            return str(ch.count)
+        if not args:
+            raise ScpiError(-109)
+        ch.count = int(parse_float(args[0], 1, 2147483647))
+        return None
+
+    def _trigger(self, s, args):
+        for n, ch in self.channels.items():
+            if not (ch.output and ch.arm == "MAN"):
+                continue
+            if ch.shape != "PULS":
+                raise ScpiError(-221, f"channel {n} is not in pulse mode")
+            if ch.width + 0.5 * (ch.lead + ch.trail) >= ch.period:
+                raise ScpiError(-221, f"channel {n}: width and edges exceed the period")
+            # the pulse rises from the low level by (high - low); width is measured at 50 %
+            amplitude = self.delivered(ch, ch.high)
+            self.wiring.apply(f"{self.name}.{n}", amplitude, ch.width, ch.count)
+        return None

@@ -1,0 +1,89 @@
+"""AB64 addressing board driver: every command as a transcript, error replies, column specs."""
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pymeasure.test import expected_protocol
+
+from drivers.addressing_board import AddressingBoard, BoardError, format_columns
+from simulated_bench.instruments.board import parse_columns
+
+
+def test_every_setting_and_query():
+    with expected_protocol(AddressingBoard, [
+        ("*IDN?", "RRAM-HIL,AB64,SIM00001,1.2.0"),
+        ("ARRAYS?", "MA:64x20,MB:20x64"),
+        ("ARR MB", "OK"), ("ARR?", "MB"),
+        ("ROW 5", "OK"), ("ROW?", "5"),
+        ("COL 0-3,7,9-10", "OK"), ("COL?", "0-3,7,9-10"),
+        ("WL 3.2500", "OK"), ("WL?", "3.2500"),
+        ("ROUTE READ", "OK"), ("ROUTE?", "READ"),
+        ("MEAS?", "1.0e-06,2.5e-06"),
+        ("ROUTE VMM", "OK"),
+        ("VMM? 0.1,0.2,-0.05", "3e-06,4e-06"),
+        ("*RST", "OK"),
+    ]) as board:
+        assert board.id.startswith("RRAM-HIL,AB64")
+        assert board.arrays == {"MA": (64, 20), "MB": (20, 64)}
+        board.array = "MB"
+        assert board.array == "MB"
+        board.row = 5
+        assert board.row == 5
+        board.columns = [10, 0, 1, 2, 3, 7, 9]
+        assert board.columns == "0-3,7,9-10"
+        board.word_line_voltage = 3.25
+        assert board.word_line_voltage == pytest.approx(3.25)
+        board.route = "READ"
+        assert board.route == "READ"
+        assert board.measure() == [1e-6, 2.5e-6]
+        board.route = "VMM"
+        assert board.vmm([0.1, 0.2, -0.05]) == [3e-6, 4e-6]
+        board.reset()
+
+
+def test_error_reply_raises_with_code():
+    with expected_protocol(AddressingBoard, [("ROW 70", "ERR 4,70 outside 0..63"),
+                                             ("MEAS?", "ERR 5,MEAS? needs ROUTE READ, route is BL")]) as board:
+        with pytest.raises(BoardError, match="70 outside") as info:
+            board.row = 70
+        assert info.value.errors[0][0] == 4
+        with pytest.raises(BoardError, match="ROUTE READ"):
+            board.measure()
+
+
+def test_validators_refuse_before_sending():
+    with expected_protocol(AddressingBoard, []) as board:
+        with pytest.raises(ValueError):
+            board.word_line_voltage = 5.5
+        with pytest.raises(ValueError):
+            board.route = "SIDEWAYS"
+        with pytest.raises(ValueError):
+            board.columns = []
+        with pytest.raises(ValueError):
+            board.vmm([0.1, 3.5])
+
+
+@given(st.sets(st.integers(0, 63), min_size=1))
+def test_column_spec_round_trips_through_the_board_parser(cols):
+    spec = format_columns(sorted(cols))
+    assert parse_columns(spec, 64).tolist() == sorted(cols)
+
+
+def test_line_adapter_keeps_bytes_past_the_terminator_and_reports_silence():
+    import serial
+
+    from hil.transport import register_serial_endpoint, unregister_serial_endpoint
+    from simulated_bench import SimulatedArray
+    from simulated_bench.instruments import SimulatedInstruments
+
+    sim = SimulatedInstruments({"A": SimulatedArray(4, 4)}, {"board": "rram-hil-ab64"}, {})
+    url = register_serial_endpoint("board", sim.emulators["board"])
+    try:
+        board = AddressingBoard(serial.serial_for_url(url, timeout=0.1))
+        board.adapter.write_bytes(b"ROW 1\nROW?\n")  # two replies arrive together
+        assert board.read() == "OK"
+        assert board.read() == "1"
+        with pytest.raises(TimeoutError, match="no reply"):
+            board.read()
+        board.adapter.close()
+    finally:
+        unregister_serial_endpoint(url)

@@ -1,0 +1,123 @@
+"""Keithley 2600B TSP driver: channel properties, pulses and the on-instrument pulse-read train."""
+import pytest
+from pymeasure.test import expected_protocol
+
+from drivers.errors import InstrumentError
+from drivers.keithley2600b import PULSE_READ_LINES, Keithley2600B
+
+
+def test_channel_properties():
+    with expected_protocol(Keithley2600B, [
+        ("smua.source.func = 1", None),
+        ("print(smua.source.func)", "1.00000e+00"),
+        ("smua.source.levelv = 0.2", None),
+        ("print(smua.source.levelv)", "2.00000e-01"),
+        ("smub.source.limiti = 0.001", None),
+        ("smub.source.output = 1", None),
+        ("print(smub.source.output)", "1.00000e+00"),
+        ("smua.measure.nplc = 0.01", None),
+        ("print(smua.measure.i())", "1.23450e-06"),
+        ("print(smua.measure.v())", "2.00000e-01"),
+        ("smub.reset()", None),
+    ]) as smu:
+        smu.smua.source_function = "voltage"
+        assert smu.smua.source_function == "voltage"
+        smu.smua.source_voltage = 0.2
+        assert smu.smua.source_voltage == pytest.approx(0.2)
+        smu.smub.compliance_current = 1e-3
+        smu.smub.output_enabled = True
+        assert smu.smub.output_enabled is True
+        smu.smua.measure_nplc = 0.01
+        assert smu.smua.current == pytest.approx(1.2345e-6)
+        assert smu.smua.voltage == pytest.approx(0.2)
+        smu.smub.reset()
+
+
+def test_apply_voltage_sequence():
+    with expected_protocol(Keithley2600B, [
+        ("smua.source.func = 1", None),
+        ("smua.source.autorangev = 1", None),
+        ("smua.source.limiti = 0.0005", None),
+        ("smua.measure.autorangei = 1", None),
+        ("smua.measure.nplc = 0.01", None),
+    ]) as smu:
+        smu.smua.apply_voltage(5e-4, nplc=0.01)
+
+
+def test_single_pulse_is_one_message_timed_on_the_instrument():
+    with expected_protocol(Keithley2600B, [
+        ("smub.source.levelv = 1.5 delay(0.0001) smub.source.levelv = 0", None),
+    ]) as smu:
+        smu.smub.pulse(1.5, 100e-6)
+
+
+def test_out_of_range_refused_before_sending():
+    with expected_protocol(Keithley2600B, []) as smu:
+        with pytest.raises(ValueError):
+            smu.smua.source_voltage = 250
+        with pytest.raises(ValueError):
+            smu.smua.compliance_current = 2.0
+        with pytest.raises(ValueError):
+            smu.smua.pulse(1.0, 0)
+
+
+def test_pulse_read_loads_script_once_and_reads_buffer_in_one_transfer():
+    load = [("loadscript hilPulseRead", None), *[(line, None) for line in PULSE_READ_LINES],
+            ("endscript", None), ("hilPulseRead.run()", None), ("print(errorqueue.count)", "0.00000e+00")]
+    train = [("hilPulseReadRun(smua, smua, {1,1.1,1.2}, 0.0001, 0.2, 0)", None),
+             ("print(smua.nvbuffer1.n)", "3.00000e+00"),
+             ("printbuffer(1, 3, smua.nvbuffer1.readings)", "1.00000e-06, 2.00000e-06, 3.00000e-06")]
+    second = [("hilPulseReadRun(smua, smua, {1.3}, 0.0001, 0.2, 0)", None),
+              ("print(smua.nvbuffer1.n)", "1.00000e+00"),
+              ("printbuffer(1, 1, smua.nvbuffer1.readings)", "4.00000e-06")]
+    with expected_protocol(Keithley2600B, load + train + second) as smu:
+        assert smu.pulse_read([1.0, 1.1, 1.2], 100e-6, 0.2) == [1e-6, 2e-6, 3e-6]
+        assert smu.pulse_read([1.3], 100e-6, 0.2) == [4e-6]
+
+
+def test_errors_come_from_the_error_queue():
+    with expected_protocol(Keithley2600B, [
+        ("print(errorqueue.count)", "2.00000e+00"),
+        ("print(errorqueue.next())", "-2.85000e+02\tTSP Syntax error at line 1: unexpected symbol\t3.00000e+01\t1.00000e+00"),
+        ("print(errorqueue.next())", "-2.22000e+02\tsmua.source.levelv 500 outside -200 to 200\t3.00000e+01\t1.00000e+00"),
+    ]) as smu:
+        with pytest.raises(InstrumentError, match="-285") as info:
+            smu.raise_errors()
+        assert [c for c, _ in info.value.errors] == [-285, -222]
+
+
+@pytest.mark.parametrize("prop,attr,value,sent,reply", [
+    ("source_function", "source.func", "current", "0", "0.00000e+00"),
+    ("source_voltage", "source.levelv", -1.5, "-1.5", "-1.50000e+00"),
+    ("source_current", "source.leveli", 1e-4, "0.0001", "1.00000e-04"),
+    ("compliance_current", "source.limiti", 2e-3, "0.002", "2.00000e-03"),
+    ("compliance_voltage", "source.limitv", 5, "5", "5.00000e+00"),
+    ("source_autorange_voltage", "source.autorangev", False, "0", "0.00000e+00"),
+    ("output_enabled", "source.output", False, "0", "0.00000e+00"),
+    ("measure_nplc", "measure.nplc", 0.1, "0.1", "1.00000e-01"),
+    ("measure_autorange_current", "measure.autorangei", True, "1", "1.00000e+00"),
+])
+@pytest.mark.parametrize("ch", ["a", "b"])
+def test_every_channel_property_sets_and_gets(prop, attr, value, sent, reply, ch):
+    with expected_protocol(Keithley2600B, [(f"smu{ch}.{attr} = {sent}", None),
+                                           (f"print(smu{ch}.{attr})", reply)]) as smu:
+        channel = smu.channel(ch)
+        setattr(channel, prop, value)
+        got = getattr(channel, prop)
+        assert got == (pytest.approx(value) if isinstance(value, float) else value)
+
+
+def test_buffer_readings_and_identification():
+    with expected_protocol(Keithley2600B, [
+        ("print(smub.nvbuffer1.n)", "0.00000e+00"),
+        ("print(smub.nvbuffer1.n)", "2.00000e+00"),
+        ("printbuffer(1, 2, smub.nvbuffer1.readings)", "1.00000e-06, 2.00000e-06"),
+        ("*IDN?", "Keithley Instruments Inc., Model 2636B, 4469971, 4.0.4"),
+        ("reset()", None),
+        ("errorqueue.clear()", None),
+    ]) as smu:
+        assert smu.smub.buffer_readings() == []
+        assert smu.smub.buffer_readings() == [1e-6, 2e-6]
+        assert "2636B" in smu.id
+        smu.reset()
+        smu.clear_errors()
