@@ -130,6 +130,9 @@ class ISPPParams:
     response_rel: float = 0.5  # a cell whose reads never spread by this much has not responded at all
     start_margin: float = 2.0  # calibrated start aims this many tolerances short of the target
     accept_fraction: float = 1.0  # a cell stops inside this fraction of the band (guard band against read noise)
+    #: S, (low, high) read conductance the ladders can reach reliably; targets outside are refused
+    #: (or clipped on request); None: no check
+    g_window: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.tol_rel < 0 or self.tol_abs < 0 or (self.tol_rel == 0 and self.tol_abs == 0):
@@ -140,6 +143,8 @@ class ISPPParams:
             raise ValueError("step_growth must be >= 1")
         if not 0 < self.accept_fraction <= 1:
             raise ValueError("accept_fraction must lie in (0, 1]")
+        if self.g_window is not None and not 0 <= self.g_window[0] < self.g_window[1]:
+            raise ValueError(f"g_window must be (low, high) with 0 <= low < high, got {self.g_window}")
 
     def band(self, target: ArrayLike, fraction: float = 1.0) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Tolerance band (S) around ``target``; ``fraction`` < 1 gives the narrower acceptance band."""
@@ -164,11 +169,15 @@ STANFORD_ISPP = ISPPParams(
     # read source's compliance; four reads per verify and stopping in the inner 80 % of the
     # band keep read noise from finishing a cell that is really outside it
     v_read=0.05, n_read=4, accept_fraction=0.8,
+    # below ~10 uS the SET rungs overshoot and RESET is abrupt; above ~1 mS the gate ladder tops out
+    g_window=(10e-6, 1e-3),
 )
 #: Seed 004's Cu:Te device: gate fixed at 3 V, amplitude in 10 mV rungs (its Delta V = 0.01 V).
 CUTE_ISPP = ISPPParams(
     set_ladder=Ladder.linear(amp_start=0.6, amp_step=0.01, amp_max=2.0, gate_start=3.0, width=1e-3),
     reset_ladder=Ladder.linear(amp_start=0.5, amp_step=0.01, amp_max=2.0, gate_start=3.0, width=1e-3),
+    # seed 004 Fig. 2: 5.7-200 uS, read through the W/L 65 transistor with each cell's own window
+    g_window=(6e-6, 185e-6),
 )
 PRESETS = {"stanford_gap": STANFORD_ISPP, "cute_multilevel": CUTE_ISPP}
 
@@ -439,8 +448,11 @@ def program(bench: Bench, targets: ArrayLike, params: ISPPParams | None = None, 
             rows: Sequence[int] | None = None, cols: Sequence[int] | None = None,
             calibration: LevelCalibration | str | None = "auto", out: str | None = None,
             resume: bool = True, chip_id: str = "", bench_file: str | None = None, seed: int | None = None,
-            progress: bool = False, keep_log: bool = True) -> ISPPResult:
+            progress: bool = False, keep_log: bool = True, out_of_window: str = "raise") -> ISPPResult:
     """Write-and-verify ``targets`` (S, NaN = leave alone) into the region ``rows`` x ``cols``.
+
+    Targets outside the preset's ``g_window`` raise ``ValueError`` before anything is
+    sent; ``out_of_window="clip"`` moves them to the nearest window edge instead.
 
     ``calibration="auto"`` measures rung levels on up to 16 cells of the region first
     (stored in the run file and reused on resume); pass a :class:`LevelCalibration`
@@ -449,7 +461,7 @@ def program(bench: Bench, targets: ArrayLike, params: ISPPParams | None = None, 
     cells already finished in the pass that was interrupted.
     """
     p = params or preset_for(bench)
-    tgt = np.atleast_2d(np.asarray(targets, dtype=float))
+    tgt = check_window(np.atleast_2d(np.asarray(targets, dtype=float)), p.g_window, out_of_window)
     rows_idx, cols_idx = _region(bench, tgt.shape, rows, cols)
     n_r, n_c = tgt.shape
     store = None
@@ -474,6 +486,27 @@ def program(bench: Bench, targets: ArrayLike, params: ISPPParams | None = None, 
     if store is not None:
         store.finish("complete")
     return result
+
+
+def check_window(targets: NDArray[np.float64], window: tuple[float, float] | None,
+                 policy: str = "raise") -> NDArray[np.float64]:
+    """Targets (S) checked against the programmable ``window``: refused, or clipped with ``policy="clip"``."""
+    if policy not in ("raise", "clip"):
+        raise ValueError(f"out_of_window must be 'raise' or 'clip', got {policy!r}")
+    if np.any(np.isinf(targets)) or np.any(targets[np.isfinite(targets)] <= 0):
+        raise ValueError("targets must be positive conductances in siemens (NaN leaves a cell alone)")
+    if window is None:
+        return targets
+    lo, hi = window
+    outside = np.isfinite(targets) & ((targets < lo) | (targets > hi))
+    if not outside.any():
+        return targets
+    if policy == "clip":
+        return np.where(outside, np.clip(targets, lo, hi), targets)
+    r, c = np.argwhere(outside)[0]
+    raise ValueError(f"{int(outside.sum())} target(s) outside the programmable window [{lo:.3g}, {hi:.3g}] S "
+                     f"(first: {targets[r, c]:.3g} S at ({r}, {c})); map them into the window, "
+                     f"or pass out_of_window='clip'")
 
 
 class _OutputsOffAfter:

@@ -159,7 +159,8 @@ def scan(bench: Bench, params: ScanParams | None = None, *, restore: bool | None
         working = codes_region == WORKING
         targets = np.where(working, g0, np.nan)
         rp = dataclasses.replace(preset_for(bench), tol_rel=p.restore_tol_rel, v_read=p.v_read, read_gate=p.read_gate)
-        res = program(bench, targets, rp, rows=rows_idx, cols=cols_idx)
+        # cells that were below the programmable window come back at its floor
+        res = program(bench, targets, rp, rows=rows_idx, cols=cols_idx, out_of_window="clip")
         evidence_region["g_restored"] = np.where(working, res.g_final, np.nan)
         evidence_region["restore_status"] = np.where(working, res.status, np.nan).astype(float)
         n_ops += int(res.pulses.sum()) + res.read_log.size

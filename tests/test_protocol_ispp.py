@@ -222,3 +222,21 @@ def test_interrupted_run_is_readable_and_resumes_skipping_done_cells(bench, tmp_
     new = final["tables"]["pulses"][n_pulses_before:]
     new = new[new["pass"] == 1]  # (pass 2 may legitimately touch any row)
     assert new.size and not np.isin(new["row"], done_rows).any()  # finished rows were skipped
+
+
+def test_targets_outside_the_window_are_refused_before_anything_is_sent():
+    from protocols.ispp import STANFORD_ISPP, check_window
+
+    targets = np.full((2, 3), 100e-6)
+    targets[1, 2] = 3e-3  # above the Stanford ladders' reach
+    with hil.open_bench(chip={"arrays": [{"name": "A", "rows": 4, "cols": 4}]}) as bench:
+        pulses_before = bench.sim.arrays["A"].pulse_count
+        with pytest.raises(ValueError, match=r"1 target\(s\) outside the programmable window .* at \(1, 2\)"):
+            program(bench, targets, STANFORD_ISPP)
+        assert bench.sim.arrays["A"].pulse_count == pulses_before
+    clipped = check_window(targets, STANFORD_ISPP.g_window, "clip")
+    assert clipped[1, 2] == STANFORD_ISPP.g_window[1] and clipped[0, 0] == 100e-6
+    with pytest.raises(ValueError, match="positive conductances"):
+        check_window(np.array([[-1e-6]]), None)
+    with pytest.raises(ValueError, match="out_of_window"):
+        check_window(targets, STANFORD_ISPP.g_window, "wrap")

@@ -80,11 +80,13 @@ def form_command(bench_path, out, r_target, v_max, gate, rows, cols, progress) -
 @click.option("--passes", default=None, type=click.IntRange(1, 20), help="array-level passes")
 @click.option("--faults", "faults_path", type=click.Path(exists=True, dir_okay=False), default=None,
               help="fault map: leave its stuck / unreliable cells alone")
+@click.option("--clip-to-window", is_flag=True, default=False,
+              help="move targets outside the device's programmable window to its edge instead of refusing them")
 @_rows_opt
 @_cols_opt
 @_progress_opt
-def program_command(bench_path, targets_path, out, tol, tol_abs, n_read, max_pulses, passes, faults_path, rows, cols,
-                    progress) -> None:
+def program_command(bench_path, targets_path, out, tol, tol_abs, n_read, max_pulses, passes, faults_path,
+                    clip_to_window, rows, cols, progress) -> None:
     """ISPP write-and-verify of a target conductance map."""
     import hil
     from hil.faultmap import load_codes
@@ -100,7 +102,11 @@ def program_command(bench_path, targets_path, out, tol, tol_abs, n_read, max_pul
         p = preset_for(bench)
         changes = {"tol_rel": tol, "tol_abs": tol_abs, "n_read": n_read, "max_pulses": max_pulses, "passes": passes}
         p = dataclasses.replace(p, **{k: v for k, v in changes.items() if v is not None})
-        res = program(bench, targets, p, rows=rows_i, cols=cols_i, out=out, bench_file=bench_path, progress=progress)
+        try:
+            res = program(bench, targets, p, rows=rows_i, cols=cols_i, out=out, bench_file=bench_path,
+                          progress=progress, out_of_window="clip" if clip_to_window else "raise")
+        except ValueError as exc:
+            raise click.UsageError(f"{targets_path}: {exc}") from None
     s = res.summary()
     click.echo(", ".join(f"{k} {v}" for k, v in res.counts().items()))
     click.echo(f"mean pulses {s['mean_pulses']:.2f}, p99 {s['p99_pulses']:.1f}, converged {100 * s['success_rate']:.2f} %")
