@@ -106,7 +106,8 @@ def program_command(bench_path, targets_path, out, tol, tol_abs, n_read, max_pul
             res = program(bench, targets, p, rows=rows_i, cols=cols_i, out=out, bench_file=bench_path,
                           progress=progress, out_of_window="clip" if clip_to_window else "raise")
         except ValueError as exc:
-            raise click.UsageError(f"{targets_path}: {exc}") from None
+            msg = str(exc).replace("pass out_of_window='clip'", "pass --clip-to-window")
+            raise click.UsageError(f"{targets_path}: {msg}") from None
     s = res.summary()
     click.echo(", ".join(f"{k} {v}" for k, v in res.counts().items()))
     click.echo(f"mean pulses {s['mean_pulses']:.2f}, p99 {s['p99_pulses']:.1f}, converged {100 * s['success_rate']:.2f} %")
