@@ -11,6 +11,7 @@ import click
 
 #: modules under hil.commands that each define ``register(group)``
 COMMAND_MODULES: tuple[str, ...] = (
+    "map_cmd",
 )
 
 
