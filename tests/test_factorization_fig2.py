@@ -58,16 +58,11 @@ def test_stuck_on_18_percent_k64_with_box(seed):
     check_structure(res, ca, cb)
 
 
-def test_k33_is_exact_without_faults_and_beats_direct_at_18_percent():
-    # k = rank(M) = 33 is exact on a fault-free pair ...
-    ca, cb, rng = instance(33, 0.0, "off", 0)
+@pytest.mark.parametrize("seed", range(3))
+def test_stuck_off_18_percent_k33_every_trial(seed):
+    ca, cb, rng = instance(33, 0.18, "off", seed)
     res = factorize(M64, ca, cb, rng, params=SolverParams(tol=1e-11))
     assert res.one_minus_cos <= 1e-10
-    # ... and at 18 % stuck-OFF it stays far above the direct mapping's 0.09 (the
-    # issue's 1e-10 target at k = 33 is not met: see the benchmark table)
-    ca, cb, rng = instance(33, 0.18, "off", 0)
-    res = factorize(M64, ca, cb, rng, params=SolverParams(tol=1e-11, max_iter=4000, restarts=0))
-    assert res.one_minus_cos <= 1e-3
     check_structure(res, ca, cb)
 
 

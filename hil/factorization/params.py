@@ -19,6 +19,9 @@ class SolverParams:
     max_iter: int = 6000       #: L-BFGS-B iterations per attempt
     restarts: int = 3          #: fresh random starts tried when an attempt misses tol
     memory: int = 20           #: L-BFGS-B correction pairs
+    sign_init: str = "data"    #: MA's starting row signs: "data" (signs of M @ a fresh random
+    #: vector per attempt) or "random" (coin flips, like the paper's predetermined signs)
+    choose_signs: bool = True  #: re-choose MA's row signs by per-row NNLS after warm_iter
     warm_iter: int = 300       #: iterations before the per-row sign choice of MA
     gross: float = 0.0         #: weight of the cancellation penalty in the warm phase
     init_norm: float = 0.002   #: ||MA0 @ MB0|| / ||target|| of the random start: a small
