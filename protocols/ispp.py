@@ -130,6 +130,12 @@ class ISPPParams:
     response_rel: float = 0.5  # a cell whose reads never spread by this much has not responded at all
     start_margin: float = 2.0  # calibrated start aims this many tolerances short of the target
     accept_fraction: float = 1.0  # a cell stops inside this fraction of the band (guard band against read noise)
+    #: relative sigma of one read of the device (its intrinsic noise). When set, a cell counts as
+    #: converged only once the mean of its repeated verify reads lies in the acceptance band by
+    #: ``confirm_z`` standard errors; 0 keeps the plain rule (two consecutive reads in the band)
+    read_noise_rel: float = 0.0
+    confirm_z: float = 2.0
+    max_verify_reads: int = 6  # verify reads of one state before an undecided cell is pulsed
     #: S, (low, high) read conductance the ladders can reach reliably; targets outside are refused
     #: (or clipped on request); None: no check
     g_window: tuple[float, float] | None = None
@@ -143,6 +149,8 @@ class ISPPParams:
             raise ValueError("step_growth must be >= 1")
         if not 0 < self.accept_fraction <= 1:
             raise ValueError("accept_fraction must lie in (0, 1]")
+        if self.read_noise_rel < 0 or self.confirm_z < 0 or self.max_verify_reads < 2:
+            raise ValueError("need read_noise_rel >= 0, confirm_z >= 0 and max_verify_reads >= 2")
         if self.g_window is not None and not 0 <= self.g_window[0] < self.g_window[1]:
             raise ValueError(f"g_window must be (low, high) with 0 <= low < high, got {self.g_window}")
 
@@ -178,6 +186,8 @@ CUTE_ISPP = ISPPParams(
     reset_ladder=Ladder.linear(amp_start=0.5, amp_step=0.01, amp_max=2.0, gate_start=3.0, width=1e-3),
     # seed 004 Fig. 2: 5.7-200 uS, read through the W/L 65 transistor with each cell's own window
     g_window=(6e-6, 185e-6),
+    # seed 004 section 3.2: the device's intrinsic noise is about 2 %
+    read_noise_rel=0.02,
 )
 PRESETS = {"stanford_gap": STANFORD_ISPP, "cute_multilevel": CUTE_ISPP}
 
@@ -278,7 +288,8 @@ class CellProgrammer:
         self.lo, self.hi = p.band(self.target, p.accept_fraction)  # where a climb stops
         self.drift_lo, self.drift_hi = p.band(self.target)  # where a later pass leaves a cell alone
         self.status = np.where(np.isfinite(self.target), PENDING, SKIPPED).astype(np.int8)
-        self.verifying = np.zeros(n, bool)
+        self.streak_n = np.zeros(n, np.int32)  # reads of the present state (no pulse since)
+        self.streak_sum = np.zeros(n)
         self.last_pol = np.zeros(n, np.int8)  # polarity of the current ladder climb
         self.pulsed_last = np.zeros(n, bool)  # a pulse followed the previous read
         self.rung = np.zeros(n)
@@ -307,7 +318,8 @@ class CellProgrammer:
         out = np.isfinite(g) & ((g < self.drift_lo) | (g > self.drift_hi))
         reopen = ((self.status == CONVERGED) & out) | (self.status == EXHAUSTED)
         self.status[reopen] = PENDING
-        self.verifying[reopen] = False
+        self.streak_n[reopen] = 0
+        self.streak_sum[reopen] = 0.0
         self.last_pol[reopen] = 0
         self.pulsed_last[reopen] = False
         self.stall[reopen] = 0
@@ -329,12 +341,28 @@ class CellProgrammer:
             remaining = np.abs(np.log(self.g_prev / self.target))
         had_pulse = a & self.pulsed_last & np.isfinite(moved)
 
+        # repeated reads of one state (no pulse between them) are pooled: read noise must
+        # not finish a cell that is really outside the band
+        fresh = a & self.pulsed_last
+        self.streak_n[fresh] = 0
+        self.streak_sum[fresh] = 0.0
+        self.streak_n[a] += 1
+        self.streak_sum[a] += g[a]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = self.streak_sum / self.streak_n
+            sem = self.target * p.read_noise_rel / np.sqrt(p.n_read * self.streak_n)
+        half = 0.5 * (self.hi - self.lo)
         inband = a & (g >= self.lo) & (g <= self.hi)
-        confirmed = inband & self.verifying
+        mean_in = np.abs(mean - self.target) <= half
+        confirmed = inband & (self.streak_n >= 2) & mean_in & (np.abs(mean - self.target) + p.confirm_z * sem <= half)
         self.status[confirmed] = CONVERGED
-        self.verifying = inband & ~confirmed
-        need = a & ~inband
-        pol = np.where(g < self.lo, SET, RESET).astype(np.int8)
+        # in the band (or pooling toward it) but not yet sure: read again without a pulse
+        # with no noise model an out-of-band read is believed at once (the plain rule)
+        pooling = mean_in & (self.streak_n >= 2) & (p.read_noise_rel > 0)
+        undecided = a & ~confirmed & (inband | pooling) & (self.streak_n < p.max_verify_reads)
+        need = a & ~confirmed & ~undecided
+        below = np.where(inband | pooling, mean < self.target, g < self.lo)
+        pol = np.where(below, SET, RESET).astype(np.int8)
 
         base = getattr(self, "budget_base", np.zeros(n, np.int32))
         broke = need & (self.pulses - base >= p.max_pulses)

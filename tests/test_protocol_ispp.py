@@ -113,14 +113,15 @@ def fig5():
 def test_fig5_nine_levels_at_3_percent_in_at_most_60_pulses(fig5):
     total, conv, rev, truly = fig5[0.03]
     assert conv == 9 and total <= 60  # seed 004: nine tunings within 55 pulses
-    assert rev <= 2 and truly >= 7
+    assert rev <= 3 and truly >= 7
 
 
 def test_fig5_one_percent_band_is_defeated_by_two_percent_read_noise(fig5):
     total, conv, rev, truly = fig5[0.01]
     # seed 004 Fig. 5D: repetitive switching between SET and RESET, no reliable target
     assert rev >= 4 * max(fig5[0.03][2], 2) and total > fig5[0.03][0]
-    assert truly <= 4  # most "verified" levels are not within 1 % of the target at all
+    # pooled verify reads keep the 2 % noise from faking success: the levels are not reached
+    assert conv <= 1 and truly <= 4
 
 
 # --- arrays through the drivers -----------------------------------------------------------------------
@@ -240,3 +241,26 @@ def test_targets_outside_the_window_are_refused_before_anything_is_sent():
         check_window(np.array([[-1e-6]]), None)
     with pytest.raises(ValueError, match="out_of_window"):
         check_window(targets, STANFORD_ISPP.g_window, "wrap")
+
+
+def test_pooled_verify_does_not_accept_a_noisy_lucky_read():
+    """A state 2 % off target, read with 2 % noise, is never accepted in a 1 % band (seed 004 Fig. 5D)."""
+    from protocols.ispp import CellProgrammer
+
+    p = dataclasses.replace(CUTE_ISPP, tol_rel=0.01)
+    rng = np.random.default_rng(5)
+    n = 2000
+    sm = CellProgrammer(np.full(n, 100e-6), p)
+    true_g = 102e-6
+    accepted = np.zeros(n, bool)
+    for _ in range(p.max_verify_reads):
+        need, _, _, _ = sm.decide(np.where(sm.active & ~accepted, true_g * (1 + 0.02 * rng.standard_normal(n)), np.nan))
+        accepted |= sm.status == CONVERGED
+        sm.pulsed_last[:] = need  # no pulse reached the cells in this check: only the bookkeeping matters
+    assert accepted.mean() < 0.01
+    plain = CellProgrammer(np.full(n, 100e-6), dataclasses.replace(p, read_noise_rel=0.0))
+    fooled = np.zeros(n, bool)
+    for _ in range(2):
+        plain.decide(np.where(plain.active, true_g * (1 + 0.02 * rng.standard_normal(n)), np.nan))
+        fooled |= plain.status == CONVERGED
+    assert fooled.mean() > 0.03  # the plain two-read rule is fooled now and then
