@@ -43,7 +43,7 @@ def random_fault_codes(rows: int, cols: int, rate_off: float, rate_on: float = 0
     _check_shape(rows, cols)
     _check_rate("rate_off", rate_off)
     _check_rate("rate_on", rate_on)
-    if rate_off + rate_on > 1.0:
+    if rate_off + rate_on > 1.0 + 1e-12:  # allow float round-off in r_on = 1 - r_off
         raise ValueError(f"rate_off + rate_on must not exceed 1, got {rate_off + rate_on}")
     rng = np.random.default_rng(rng)
     n = rows * cols

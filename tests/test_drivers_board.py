@@ -1,6 +1,6 @@
 """AB64 addressing board driver: every command as a transcript, error replies, column specs."""
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pymeasure.test import expected_protocol
 
@@ -62,6 +62,7 @@ def test_validators_refuse_before_sending():
             board.vmm([0.1, 3.5])
 
 
+@settings(deadline=None)
 @given(st.sets(st.integers(0, 63), min_size=1))
 def test_column_spec_round_trips_through_the_board_parser(cols):
     spec = format_columns(sorted(cols))

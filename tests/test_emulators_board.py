@@ -105,6 +105,7 @@ def test_column_parser_accepts_or_refuses_cleanly(spec):
 
 
 @given(st.lists(st.integers(0, 39), min_size=1, max_size=40, unique=True))
+@settings(deadline=None)
 def test_column_format_round_trip(cols):
     cols = np.array(sorted(cols))
     assert parse_columns(format_columns(cols, 40), 40).tolist() == cols.tolist()
