@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from hil.progress import Progress
 from hil.roles import Bench
 
-from .common import open_run
+from .common import finishing, open_run
 from .ispp import device_model
 from .read import read_cells
 
@@ -81,7 +81,7 @@ def form(bench: Bench, params: FormParams | None = None, *, rows=None, cols=None
     g_form = 1.0 / p.r_target
     n_pulses = 0
     bar = Progress(shape[0] * shape[1], "form", enabled=progress, initial=int(done.sum()) * shape[1])
-    try:
+    with finishing(store, bench, bar):
         for ri, row in enumerate(rows_idx):
             if done[ri]:
                 continue
@@ -105,15 +105,6 @@ def form(bench: Bench, params: FormParams | None = None, *, rows=None, cols=None
                                   r_final=r_final[ri])
                 store.flush()
             bar.update(cells=shape[1], pulses=0)
-    except BaseException as exc:
-        if store is not None:
-            store.finish("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
-        raise
-    finally:
-        bar.close()
-        bench.outputs_off()
-    if store is not None:
-        store.finish("complete")
     formed = np.isfinite(v_form)
     never = [(int(rows_idx[r]), int(cols_idx[c])) for r, c in np.argwhere(~formed)]
     return FormResult(formed, v_form, r_final, rows_idx, cols_idx, n_pulses, never)

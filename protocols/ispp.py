@@ -34,7 +34,7 @@ from hil.progress import Progress
 from hil.roles import Bench
 from hil.runstore import RunStore
 
-from .common import open_run
+from .common import finishing, open_run
 from .read import read_cells
 
 PENDING, CONVERGED, EXHAUSTED, UNRESPONSIVE, SKIPPED = 0, 1, 2, 3, 4
@@ -504,15 +504,8 @@ def program(bench: Bench, targets: ArrayLike, params: ISPPParams | None = None, 
         store.table("reads", READ_DTYPE)
         if not store.resumed:
             store.put_array("targets", tgt)
-    try:
-        with _OutputsOffAfter(bench):
-            result = _run(bench, tgt, p, rows_idx, cols_idx, calibration, store, progress, keep_log)
-    except BaseException as exc:
-        if store is not None:
-            store.finish("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
-        raise
-    if store is not None:
-        store.finish("complete")
+    with finishing(store, bench):
+        result = _run(bench, tgt, p, rows_idx, cols_idx, calibration, store, progress, keep_log)
     return result
 
 
@@ -535,19 +528,6 @@ def check_window(targets: NDArray[np.float64], window: tuple[float, float] | Non
     raise ValueError(f"{int(outside.sum())} target(s) outside the programmable window [{lo:.3g}, {hi:.3g}] S "
                      f"(first: {targets[r, c]:.3g} S at ({r}, {c})); map them into the window, "
                      f"or pass out_of_window='clip'")
-
-
-class _OutputsOffAfter:
-    """Context that switches the bench outputs off however the block ends (the bench stays open)."""
-
-    def __init__(self, bench: Bench):
-        self.bench = bench
-
-    def __enter__(self) -> Bench:
-        return self.bench
-
-    def __exit__(self, *exc) -> None:
-        self.bench.outputs_off()
 
 
 def _sha(a: NDArray) -> str:

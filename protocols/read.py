@@ -17,7 +17,7 @@ from numpy.typing import ArrayLike, NDArray
 from hil.progress import Progress
 from hil.roles import Bench
 
-from .common import open_run
+from .common import finishing, open_run
 
 #: fraction of the compliance a group's total read current may reach before it counts as limited
 COMPLIANCE_MARGIN = 0.7
@@ -112,7 +112,7 @@ def read_all(bench: Bench, params: ReadParams | None = None, rows: Sequence[int]
     done_rows = np.isfinite(g).all(axis=1)
     n_reads = 0
     bar = Progress(g.size, "read", enabled=progress, initial=int(done_rows.sum() * cols_idx.size))
-    try:
+    with finishing(store, bench, bar):
         for ri, row in enumerate(rows_idx):
             if done_rows[ri]:
                 continue
@@ -124,15 +124,6 @@ def read_all(bench: Bench, params: ReadParams | None = None, rows: Sequence[int]
                 store.write_cells(np.full(cols_idx.size, ri), np.arange(cols_idx.size), done=True, g=g[ri])
                 store.flush()
             bar.update(cells=cols_idx.size, reads=n)
-    except BaseException as exc:
-        if store is not None:
-            store.finish("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
-        raise
-    finally:
-        bar.close()
-        bench.outputs_off()
-    if store is not None:
-        store.finish("complete")
     if heatmap:
         from hil.plots import conductance_heatmap
 
