@@ -65,10 +65,10 @@ def test_wired_currents_match_the_full_crossbar_solve(setup):
     i_path = wired.layer_currents(0, v0, fault)
     i_full = wired.crossbar_currents(0, v0, fault)
     i_ideal = wired.crossbar_currents(0, v0, fault, ideal=True)
-    scale = np.max(np.abs(i_full))
-    assert np.max(np.abs(i_path - i_full)) < 1e-5 * scale
-    # the IR drop is large at 1 ohm per segment on a 65 x 100 array: several % of full scale
-    assert np.max(np.abs(i_full - i_ideal)) > 0.05 * scale
+    scale = np.max(np.abs(i_ideal))  # the fit's error is relative to the ideal-wire currents it fits
+    assert np.max(np.abs(i_path - i_full)) < 1e-5 * scale  # measured ~2e-6
+    # the IR drop is large at 1 ohm per segment on a 65 x 100 array with a stuck-on circle
+    assert np.max(np.abs(i_full - i_ideal)) > 0.3 * scale
     # and it only ever removes current from the columns (the lines drop voltage, never add)
     assert np.all(i_full.sum(axis=1) < i_ideal.sum(axis=1))
 
