@@ -15,8 +15,9 @@ from simulated_bench.faults import PATTERNS
 from ..networks.circuit import CircuitParams, NeuromorphicCircuit
 from ..networks.digits import load_digits_data, paper_split, split_images, train_digits_network
 from ..networks.mlp import MLP
+from ..networks.wires import WiredCircuit
 from .dataset import VoltageDataset, flat_samples, generate, table1_split
-from .defects import CleanInstances, DefectGeometry, clean_configs, paper_configs
+from .defects import CleanInstances, DefectConfig, DefectGeometry, clean_configs, n_sizes, paper_configs
 from .models import CorrectorSpec
 
 
@@ -39,6 +40,30 @@ def defect_study(circuit: NeuromorphicCircuit, x: NDArray, y: NDArray,
                          "stuck_pairs": int(round(ds.coverages[k] * np.prod(circuit.shapes[c.layer]))),
                          "accuracy": float(acc[k])})
     return rows
+
+
+def wire_defect_study(wired: WiredCircuit, x: NDArray, y: NDArray, size_indices: tuple[int, ...] = (1, 3),
+                      patterns: tuple[str, ...] = PATTERNS, geom: DefectGeometry | None = None) -> list[dict]:
+    """Accuracy per (kind, pattern, layer, size) of the circuit with resistive wires, stuck-off and stuck-on.
+
+    A reduced Fig. 4: the patterns at ``size_indices`` only (the checkerboard has one size),
+    every layer, the fault-free layers solved with their wires too.
+    """
+    geom = geom or DefectGeometry()
+    rows_in = wired.forward(x)
+    out = []
+    for pattern in patterns:
+        sizes = sorted({min(s, n_sizes(pattern) - 1) for s in size_indices})
+        for layer, shape in enumerate(wired.shapes):
+            for s in sizes:
+                cfg = DefectConfig(pattern, layer, s)
+                for kind in ("off", "on"):
+                    g = replace(geom, kind=kind)
+                    v = wired.outputs_from(layer, rows_in[layer], cfg.codes(shape, g))
+                    out.append({"kind": kind, "pattern": pattern, "layer": layer, "size_index": s,
+                                "size": cfg.size(shape, g), "coverage": cfg.coverage(shape, g),
+                                "accuracy": _acc(np.argmax(v, 1), y)})
+    return out
 
 
 @dataclass

@@ -33,7 +33,7 @@ Stuck devices. A stuck-off pair has both cells at the largest gap (~4.4 uS), stu
 at the smallest (~1.8 mS bare device). With ``r_in = 0`` both give w = 0 and are
 indistinguishable; with ``r_in > 0`` a stuck-on pair loads both of its columns, raises
 their node voltages and compresses every current in them, which stuck-off does not.
-Wire resistance is not modelled here (no crossbar solver on main yet).
+Wire resistance: :mod:`hil.networks.wires` adds the crossbar solver's IR drop to this path.
 """
 from __future__ import annotations
 
@@ -247,15 +247,23 @@ class NeuromorphicCircuit:
         x = np.asarray(x, float)
         return np.hstack([x * self.params.v_in_max, np.full((x.shape[0], 1), self.params.v_bias)])
 
-    def layer_forward(self, layer: int, v_rows: FloatArray, coef: FloatArray | None = None) -> FloatArray:
-        """Output voltages (n, cols) of one layer for source-line voltages (n, rows)."""
+    def layer_currents(self, layer: int, v_rows: FloatArray, coef: FloatArray | None = None) -> FloatArray:
+        """Current (A) into each physical bit line's I-V stage, (n, 2 cols), for source-line voltages (n, rows)."""
+        p = self.params
+        return column_currents(v_rows, self.layers[layer].coef if coef is None else coef, self.v_span, p.r_in,
+                               p.taylor_order, p.newton_iters)
+
+    def currents_to_outputs(self, layer: int, i: FloatArray) -> FloatArray:
+        """Eq. 1-3: differential bit-line currents (n, 2 cols) -> rectified, clipped output voltages (n, cols)."""
         p = self.params
         L = self.layers[layer]
-        i = column_currents(v_rows, L.coef if coef is None else coef, self.v_span, p.r_in, p.taylor_order,
-                            p.newton_iters)
         v_o = L.r_load * (i[:, 0::2] - i[:, 1::2])
         lo = 0.0 if L.rectify else -p.v_rail
         return np.clip(v_o, lo, p.v_rail)
+
+    def layer_forward(self, layer: int, v_rows: FloatArray, coef: FloatArray | None = None) -> FloatArray:
+        """Output voltages (n, cols) of one layer for source-line voltages (n, rows)."""
+        return self.currents_to_outputs(layer, self.layer_currents(layer, v_rows, coef))
 
     def _next_rows(self, v_o: FloatArray) -> FloatArray:
         return np.hstack([v_o, np.full((v_o.shape[0], 1), self.params.v_bias)])
