@@ -1,0 +1,42 @@
+"""Parameters of the factorization mapping, with seed 003 defaults."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DeviceWindow:
+    """Conductance window of one crossbar device (seed 003: 0..150 uS)."""
+
+    g_max: float = 150e-6  #: largest programmable conductance, S; stuck-ON devices sit here
+
+
+@dataclass(frozen=True)
+class SolverParams:
+    """Settings of the structured solver (bounded quasi-Newton on the free conductances)."""
+
+    tol: float = 1e-12         #: stop once 1 - cos <= tol
+    max_iter: int = 6000       #: L-BFGS-B iterations per attempt
+    restarts: int = 3          #: fresh random starts tried when an attempt misses tol
+    memory: int = 20           #: L-BFGS-B correction pairs
+    sign_init: str = "data"    #: MA's starting row signs: "data" (signs of M @ a fresh random
+    #: vector per attempt) or "random" (coin flips, like the paper's predetermined signs)
+    choose_signs: bool = True  #: re-choose MA's row signs by per-row NNLS after warm_iter
+    warm_iter: int = 300       #: iterations before the per-row sign choice of MA
+    gross: float = 0.0         #: weight of the cancellation penalty in the warm phase
+    init_norm: float = 0.002   #: ||MA0 @ MB0|| / ||target|| of the random start: a small
+    #: start leads to low-norm solutions with little cancellation between the positive and
+    #: negative rank-one terms, hence less sensitivity to programming error
+
+
+@dataclass(frozen=True)
+class AdamParams:
+    """The paper's optimiser (seed 003 Methods): Adam, lr 1e-4, 5000 epochs."""
+
+    lr: float = 1e-4
+    epochs: int = 5000
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    init: float = 0.01     #: initial magnitudes uniform in [0, init * Gmax]; at this
+    #: scale lr 1e-4 reproduces the paper's Fig. 2 level (~1e-5 at 39 % stuck-OFF)
