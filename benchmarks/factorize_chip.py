@@ -7,10 +7,14 @@ C = Re(DFT32) goes onto arrays A1/B1 (layer 1) and A2/B2 (compensation layer) an
 S = -Im(DFT32) onto A3/B3, A4/B4, with ISPP write-and-verify and read-back:
 
 * direct: differential pairs (2 x 32 x 32 devices per layer), without / with one
-  compensation layer (the first is the second's layer 1, measured alone);
+  compensation layer (the first is the second's layer 1, measured alone). The
+  compensation layer's gain is capped at the factorized layers' ratio (0.125, seed 003's
+  analog slicing, which cannot undo a stuck device); "free gain" lets it be full scale,
+  so the second pair array patches the first one's stuck devices;
 * factorized k = 17 (47 % fewer devices) and k = 32 (the direct mapping's device count),
   each without and with one compensation layer (programmed separately: layer 1 of a
-  compensated mapping is written short of its targets on purpose).
+  compensated mapping is written short of its targets on purpose); and k = 17 with two
+  compensation layers (seed 003's 3,264-device case; C only, on A1/B1..A3/B3).
 
 Fig. 3f: for C, 1 - cos of the matrix measured through the chip (basis inputs, VMMs) and
 of the read-back, and r^2 of measured against expected outputs for 64 random input
@@ -77,11 +81,11 @@ def main() -> None:
     print(f"scanned {len(fms)} arrays in {scan_s:.1f} s: "
           + ", ".join(f"{n} {fm.counts()['stuck_off']} off/{fm.counts()['stuck_on']} on" for n, fm in fms.items()))
 
-    def direct(layers):
+    def direct(layers, params):
         out = []
         for part, mat in enumerate((c_mat, s_mat)):
             a, _ = placements(layers, part)
-            out.append(program_direct(bench, mat, fms, a, p))
+            out.append(program_direct(bench, mat, fms, a, params))
         return out
 
     def factorized(k, layers):
@@ -95,43 +99,55 @@ def main() -> None:
     scatter = {}
 
     def run(name, mapping, both, program_s):
+        """Fig. 3f figures for C (and S when given) and, with both parts, the Fig. 4 image."""
         t0 = time.perf_counter()
         ev = evaluate(bench, both[0], c_mat, rng=1, n_random=args.random_inputs)
-        ev_s = evaluate(bench, both[1], s_mat, rng=2, n_random=args.random_inputs)
-        img_maps = [dataclasses.replace(cm, params=p_img) for cm in both]
-        spec = block_dft2(image, lambda u: apply(bench, img_maps[0], u), lambda u: apply(bench, img_maps[1], u), N)
-        rec = block_idft2(spec, N)
-        rec_snr = snr_db(image, rec)
-        images[name] = rec
-        scatter[name] = (ev["vmm_expected"], ev["vmm_measured"])
         rec_ = {"config": name, "mapping": mapping, "k": ev.get("k"), "layers": ev["layers"],
-                "devices_per_matrix": ev["devices"], "devices_re_and_im": ev["devices"] + ev_s["devices"],
-                "re_one_minus_cos_measured": ev["one_minus_cos"], "re_one_minus_cos_readback": ev["one_minus_cos_readback"],
-                "re_r2": ev["r2"], "im_one_minus_cos_measured": ev_s["one_minus_cos"], "im_r2": ev_s["r2"],
-                "image_snr_db": rec_snr, "program_s": program_s, "measure_s": time.perf_counter() - t0,
-                "pulses": ev["pulses"] + ev_s["pulses"]}
+                "devices_per_matrix": ev["devices"], "re_one_minus_cos_measured": ev["one_minus_cos"],
+                "re_one_minus_cos_readback": ev["one_minus_cos_readback"], "re_r2": ev["r2"], "pulses": ev["pulses"]}
+        line = (f"{name:24s} devices {ev['devices']:5d}  Re: 1-cos {ev['one_minus_cos']:.2e} (read-back "
+                f"{ev['one_minus_cos_readback']:.2e})  r^2 {ev['r2']:.4f}")
+        if len(both) == 2:
+            ev_s = evaluate(bench, both[1], s_mat, rng=2, n_random=args.random_inputs)
+            img_maps = [dataclasses.replace(cm, params=p_img) for cm in both]
+            spec = block_dft2(image, lambda u: apply(bench, img_maps[0], u), lambda u: apply(bench, img_maps[1], u), N)
+            rec = block_idft2(spec, N)
+            images[name] = rec
+            rec_.update({"devices_re_and_im": ev["devices"] + ev_s["devices"], "im_one_minus_cos_measured":
+                         ev_s["one_minus_cos"], "im_r2": ev_s["r2"], "image_snr_db": snr_db(image, rec),
+                         "pulses": ev["pulses"] + ev_s["pulses"]})
+            line += f"   Im: 1-cos {ev_s['one_minus_cos']:.2e}  image SNR {rec_['image_snr_db']:6.2f} dB"
+        scatter[name] = (ev["vmm_expected"], ev["vmm_measured"])
+        rec_.update({"program_s": program_s, "measure_s": time.perf_counter() - t0})
         records.append(rec_)
-        print(f"{name:22s} devices {ev['devices']:5d}  Re: 1-cos {ev['one_minus_cos']:.2e} (read-back "
-              f"{ev['one_minus_cos_readback']:.2e})  r^2 {ev['r2']:.4f}   Im: 1-cos {ev_s['one_minus_cos']:.2e}  "
-              f"image SNR {rec_snr:6.2f} dB   [{program_s:.0f} s program, {rec_['measure_s']:.0f} s measure]", flush=True)
+        print(f"{line}   [{program_s:.0f} s program, {rec_['measure_s']:.0f} s measure]", flush=True)
 
     t0 = time.perf_counter()
-    d2 = direct(2)
+    d2 = direct(2, p)
     t_d = time.perf_counter() - t0
     run("direct", "direct", [cm.truncated(1) for cm in d2], t_d)
     run("direct+comp", "direct", d2, t_d)
+    t0 = time.perf_counter()
+    run("direct+comp (free gain)", "direct", direct(2, dataclasses.replace(p, direct_layer_gain=None)),
+        time.perf_counter() - t0)
     for k in (17, 32):
         for layers in (1, 2):
             t0 = time.perf_counter()
             both = factorized(k, layers)
             run(f"fact k={k}" + ("+comp" if layers == 2 else ""), "factorized", both, time.perf_counter() - t0)
+    # seed 003's two compensation layers (3 x 1088 devices), for C only: A1/B1, A2/B2, A3/B3
+    t0 = time.perf_counter()
+    three = program_factorized(bench, c_mat, 17, fms, [Placement(f"A{i}") for i in (1, 2, 3)],
+                               [Placement(f"B{i}") for i in (1, 2, 3)], p, rng=args.seed)
+    run("fact k=17+2comp", "factorized", [three], time.perf_counter() - t0)
     bench.close()
 
     by = {r["config"]: r for r in records}
     summary = {
         "fig3f_r2": {n: by[n]["re_r2"] for n in by},
+        "fig3f_devices": {n: by[n]["devices_per_matrix"] for n in by},
         "fig3f_one_minus_cos": {n: by[n]["re_one_minus_cos_measured"] for n in by},
-        "fig4_snr_db": {n: by[n]["image_snr_db"] for n in by},
+        "fig4_snr_db": {n: by[n]["image_snr_db"] for n in by if "image_snr_db" in by[n]},
         "fig4_snr_gain_equal_devices_db": by["fact k=32"]["image_snr_db"] - by["direct"]["image_snr_db"],
         "fig4_snr_gain_equal_devices_comp_db": by["fact k=32+comp"]["image_snr_db"] - by["direct+comp"]["image_snr_db"],
         "fig4_snr_gain_k17_vs_direct_db": by["fact k=17"]["image_snr_db"] - by["direct"]["image_snr_db"],
