@@ -18,15 +18,19 @@ class SolverParams:
     tol: float = 1e-12         #: stop once 1 - cos <= tol
     max_iter: int = 6000       #: L-BFGS-B iterations per attempt
     restarts: int = 3          #: fresh random starts tried when an attempt misses tol
-    memory: int = 20           #: L-BFGS-B correction pairs
+    memory: int = 8            #: L-BFGS-B correction pairs (8 measured ~1.5x faster than 20)
     sign_init: str = "data"    #: MA's starting row signs: "data" (signs of M @ a fresh random
     #: vector per attempt) or "random" (coin flips, like the paper's predetermined signs)
     choose_signs: bool = True  #: re-choose MA's row signs by per-row NNLS after warm_iter
     warm_iter: int = 300       #: iterations before the per-row sign choice of MA
-    gross: float = 0.0         #: weight of the cancellation penalty in the warm phase
-    init_norm: float = 0.002   #: ||MA0 @ MB0|| / ||target|| of the random start: a small
-    #: start leads to low-norm solutions with little cancellation between the positive and
-    #: negative rank-one terms, hence less sensitivity to programming error
+    init_norm: float = 0.002   #: ||MA0 @ MB0|| / ||target|| of the random start (stuck-OFF
+    #: only); a small start converged faster than a full-scale one on Re(DFT64) at 39 %
+
+    def __post_init__(self):
+        if self.sign_init not in ("data", "random"):
+            raise ValueError(f"sign_init must be 'data' or 'random', got {self.sign_init!r}")
+        if self.tol < 0 or self.max_iter < 1 or self.restarts < 0 or self.memory < 1:
+            raise ValueError("tol >= 0, max_iter >= 1, restarts >= 0 and memory >= 1 required")
 
 
 @dataclass(frozen=True)

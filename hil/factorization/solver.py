@@ -89,17 +89,12 @@ def _sin2_and_grad(p, t_unit):
     return f, 2.0 * (r - f * p) / q, c
 
 
-def lbfgs_fit(problem: _Problem, x0, upper, target, mode, max_iter, tol, memory, gross=0.0):
+def lbfgs_fit(problem: _Problem, x0, upper, target, mode, max_iter, tol, memory):
     """Minimise ||P - target||^2 ('ls') or sin^2(P, target) ('cos') over 0 <= x <= upper.
 
-    ``gross`` > 0 adds gross * sum(|MA| @ |MB|) / sqrt(mn) * ||target||: the total of the
-    positive and negative rank-one contributions, so solutions that reach the target by
-    cancelling large terms (and so amplify programming error) are penalised.
     Stops early once 1 - cos(P, target) <= tol. Returns (x, iterations).
     """
     t_unit = target / np.linalg.norm(target)
-    mu = gross * np.linalg.norm(target) / np.sqrt(target.size)
-    abs_ea, abs_eb = np.abs(problem.ea), np.abs(problem.eb)
     state = {"x": x0, "best": np.inf}
 
     def fun(x):
@@ -111,20 +106,14 @@ def lbfgs_fit(problem: _Problem, x0, upper, target, mode, max_iter, tol, memory,
         else:
             f, g, _ = _sin2_and_grad(p, t_unit)
         problem.last_p = p
-        grad = problem.grad(a, b, g)
-        if mu:
-            ra, rb = np.abs(a).sum(0), np.abs(b).sum(1)
-            f += mu * float(ra @ rb)
-            grad[:problem.na] += mu * np.broadcast_to(rb, a.shape).ravel()[problem.ia] * abs_ea
-            grad[problem.na:] += mu * np.broadcast_to(ra[:, None], b.shape).ravel()[problem.ib] * abs_eb
-        return f, grad
+        return f, problem.grad(a, b, g)
 
     def callback(intermediate_result):
         omc = one_minus_cos(problem.last_p, t_unit)
         problem.trace.append((time.thread_time(), omc))
         if omc < state["best"]:
             state["best"], state["x"] = omc, intermediate_result.x.copy()
-        if omc <= tol and not mu:
+        if omc <= tol:
             raise StopIteration
 
     bounds = list(zip(np.zeros_like(x0), upper))
@@ -236,8 +225,7 @@ def factorize(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.ndarray,
                 x = x * np.sqrt(params.init_norm / np.linalg.norm(p))
             it_budget = params.warm_iter if phase == "warm" else params.max_iter
             x, it = lbfgs_fit(prob, x, upper, scale * target, "ls", it_budget,
-                              params.tol, params.memory,
-                              params.gross if phase == "warm" else 0.0)
+                              params.tol, params.memory)
             iters += it
             if has_on:
                 x, it = lbfgs_fit(prob, x, upper, target, "cos", it_budget,
