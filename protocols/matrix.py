@@ -21,9 +21,9 @@ back; matrix entries are conductances *above* that floor (target = floor + entry
 the VMM subtracts the floor digitally (``sum_i v_i floor_i`` per output, from the read-back,
 no reference column). Entries too small for ISPP (floor + entry below ``g_prog_min``)
 round to the floor or to ``g_prog_min``, whichever is nearer. A stuck-OFF cell then
-counts as ~0 as the factorization assumes. Stuck-ON cells sit far above the window
-(~1.8 mS) while the factorization pins them at ``g_max``: only later compensation
-layers, fitted against the read-back, see their true value.
+counts as ~0 as the factorization assumes. Stuck-ON cells read ~1.6 mS, far above the window
+ISPP can reach, while the factorization pins them at ``g_max``: only compensation layers,
+fitted against the read-back, see their true value (stuck-ON chips are not benchmarked).
 
 Fault codes come from scans (:func:`scan_arrays`) or saved fault maps, never from the
 chip's ground truth; unreliable cells are treated as stuck-OFF and left RESET.
