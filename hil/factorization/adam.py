@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 
+from ._threads import single_blas_thread
 from .faults import STUCK_OFF, STUCK_ON, validate_codes
 from .metrics import one_minus_cos
 from .params import AdamParams, DeviceWindow
@@ -23,6 +24,7 @@ def _loss_grad(p, t_unit):
     return 1.0 - c, -(t_unit - c * p / q) / q
 
 
+@single_blas_thread
 def adam_factorize(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.ndarray,
                    rng: np.random.Generator, window: DeviceWindow = DeviceWindow(),
                    params: AdamParams = AdamParams(), trace_every: int = 0) -> Factorization:

@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ._threads import single_blas_thread
 from .faults import STUCK_OFF, STUCK_ON, validate_codes
 from .metrics import one_minus_cos
 from .params import DeviceWindow, SolverParams
@@ -61,6 +62,7 @@ def _program(target_mag, codes, program, rng, window, enforce):
     return g
 
 
+@single_blas_thread
 def compensate(matrix: np.ndarray, codes_a: Sequence[np.ndarray], codes_b: Sequence[np.ndarray],
                program: Programmer, rng: np.random.Generator,
                window: DeviceWindow = DeviceWindow(), params: SolverParams = SolverParams(),

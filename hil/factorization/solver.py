@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import minimize, nnls
 
+from ._threads import single_blas_thread
 from .faults import STUCK_OFF, STUCK_ON, validate_codes
 from .metrics import one_minus_cos
 from .params import DeviceWindow, SolverParams
@@ -155,6 +156,7 @@ def balanced_signs(k: int) -> np.ndarray:
     return np.where(np.arange(k) % 2 == 0, 1.0, -1.0)
 
 
+@single_blas_thread
 def factorize(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.ndarray,
               rng: np.random.Generator, window: DeviceWindow = DeviceWindow(),
               params: SolverParams = SolverParams()) -> Factorization:
