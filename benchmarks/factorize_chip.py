@@ -191,8 +191,12 @@ def _plots(scatter: dict, images: dict, by: dict) -> None:
     fig.tight_layout()
     fig.savefig(RESULTS / "factorize_chip_vmm.png", dpi=130)
     plt.close(fig)
-    fig, axes = plt.subplots(1, len(images), figsize=(2.4 * len(images), 2.7))
-    for ax, (name, img) in zip(axes, images.items()):
+    n_cols = 4
+    n_rows = -(-len(images) // n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.6 * n_cols, 2.9 * n_rows), squeeze=False)
+    for ax in axes.ravel()[len(images):]:
+        ax.axis("off")
+    for ax, (name, img) in zip(axes.ravel(), images.items()):
         ax.imshow(np.clip(img, 0, 1), cmap="gray", vmin=0, vmax=1)
         ax.set_title(name if name == "original" else f"{name}\n{by[name]['image_snr_db']:.1f} dB", fontsize=8)
         ax.axis("off")
