@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "faults_cmd",
     "program_cmd",
     "map_cmd",
+    "matrix_cmd",
 )
 
 

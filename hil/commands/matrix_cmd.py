@@ -1,0 +1,91 @@
+"""``hil program-matrix``: write a matrix onto the chip (factorized or differential pairs) and measure it."""
+from __future__ import annotations
+
+import click
+import numpy as np
+
+
+def _arrays(text: str | None, default: list[str], what: str) -> list[str]:
+    names = [t for t in (text.split(",") if text else default) if t]
+    if not names:
+        raise click.UsageError(f"no arrays for {what}")
+    return names
+
+
+@click.command("program-matrix")
+@click.argument("matrix_path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--bench", "bench_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="bench file with enough arrays (e.g. hil/benches/factorization.yaml)")
+@click.option("--mapping", type=click.Choice(["factorized", "direct"]), default="factorized", show_default=True)
+@click.option("--k", type=click.IntRange(1), default=None, help="inner dimension of MA @ MB (factorized)")
+@click.option("--layers", type=click.IntRange(1, 8), default=1, show_default=True,
+              help="1 + the number of compensation layers")
+@click.option("--arrays-a", default=None,
+              help="arrays of the layers, comma-separated: MA's (factorized) or the pair arrays (direct); "
+                   "default: the chip's 1st, 3rd, ... arrays")
+@click.option("--arrays-b", default=None, help="arrays of MB's layers (default: the chip's 2nd, 4th, ... arrays)")
+@click.option("--faults", "fault_files", multiple=True, metavar="ARRAY=FILE",
+              help="fault map of an array (hil scan output); arrays without one are scanned first")
+@click.option("--g-max", default=400e-6, show_default=True, type=float, help="top of the mapped window above the "
+              "RESET floor, S")
+@click.option("--random-inputs", default=64, show_default=True, type=click.IntRange(1), help="VMMs for r^2")
+@click.option("--seed", default=0, show_default=True, type=int, help="solver and input seed")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="result file (HDF5)")
+def program_matrix_command(matrix_path, bench_path, mapping, k, layers, arrays_a, arrays_b, fault_files, g_max,
+                           random_inputs, seed, out) -> None:
+    """Program MATRIX.npy (m x n, applied as x @ M) and report 1 - cos and r^2 of what the chip computes."""
+    import h5py
+
+    import hil
+    from hil.faultmap import FaultMap
+    from protocols.matrix import MatrixParams, Placement, evaluate, program_direct, program_factorized, scan_arrays
+
+    matrix = np.load(matrix_path, allow_pickle=False).astype(float)
+    if matrix.ndim != 2:
+        raise click.UsageError(f"{matrix_path} holds shape {matrix.shape}, not a matrix")
+    if mapping == "factorized" and k is None:
+        raise click.UsageError("--k is required for the factorized mapping")
+    p = MatrixParams(g_max=g_max)
+    with hil.open_bench(bench_path) as bench:
+        names = list(bench.arrays)
+        a_names = _arrays(arrays_a, names[0::2], "MA")[:layers]
+        b_names = _arrays(arrays_b, names[1::2], "MB")[:layers] if mapping == "factorized" else []
+        if len(a_names) < layers or (mapping == "factorized" and len(b_names) < layers):
+            raise click.UsageError(f"{layers} layer(s) need more arrays than this chip offers ({', '.join(names)})")
+        fms = {}
+        for spec in fault_files:
+            name, sep, path = spec.partition("=")
+            if not sep or name not in bench.arrays:
+                raise click.UsageError(f"--faults wants ARRAY=FILE with an array of this chip, got {spec!r}")
+            fms[name] = FaultMap.load(path)
+        missing = [n for n in dict.fromkeys(a_names + b_names) if n not in fms]
+        if missing:
+            click.echo(f"scanning {', '.join(missing)} for stuck devices")
+            fms.update(scan_arrays(bench, missing))
+        if mapping == "factorized":
+            cm = program_factorized(bench, matrix, k, fms, [Placement(n) for n in a_names],
+                                    [Placement(n) for n in b_names], p, rng=seed)
+        else:
+            cm = program_direct(bench, matrix, fms, [Placement(n) for n in a_names], p)
+        ev = evaluate(bench, cm, matrix, rng=seed, n_random=random_inputs)
+    with h5py.File(out, "w") as f:
+        f.attrs.update({"mapping": mapping, "layers": len(cm.stages[0].layers), "scale": cm.scale,
+                        "devices": cm.devices, "pulses": cm.pulses, "one_minus_cos": ev["one_minus_cos"],
+                        "one_minus_cos_readback": ev["one_minus_cos_readback"], "r2": ev["r2"],
+                        "g_max": g_max, "seed": seed, "k": -1 if k is None else k})
+        f["matrix"], f["measured"] = matrix, ev["measured"]
+        f["vmm_expected"], f["vmm_measured"] = ev["vmm_expected"], ev["vmm_measured"]
+        for si, stage in enumerate(cm.stages):
+            for li, layer in enumerate(stage.layers):
+                g = f.create_group(f"stages/{si}/layers/{li}")
+                g.attrs.update({"array": layer.placement.array, "row0": layer.placement.row0,
+                                "col0": layer.placement.col0, "gain": layer.gain})
+                for name in ("g_read", "floor", "row_sign", "row_index", "codes"):
+                    g[name] = getattr(layer, name)
+    click.echo(f"{mapping}: {cm.devices} devices, {cm.pulses} pulses; 1 - cos {ev['one_minus_cos']:.3e} measured "
+               f"({ev['one_minus_cos_readback']:.3e} read-back), r^2 {ev['r2']:.5f}")
+    click.echo(f"saved {out}")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(program_matrix_command)
