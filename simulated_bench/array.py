@@ -282,13 +282,19 @@ class SimulatedArray:
         self.read_count += self.rows
         return i
 
-    def _wired_row_read(self, row: int, cols: NDArray[np.intp], v_read: float, v_gate: float) -> FloatArray:
-        """Row read through resistive lines: only this word line on, selected bit lines at v_read, the rest 0 V."""
+    def row_read_lines(self, row: int, cols: NDArray[np.intp], v_read: float,
+                       v_gate: float) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Line voltages (WL, BL, SL) of a row read: only this word line on, selected bit lines at v_read."""
         v_wl = np.zeros(self.rows)
         v_wl[row] = v_gate
         v_bl = np.zeros(self.cols)
         v_bl[cols] = v_read
-        return self._crossbar_solver(v_wl).solve(v_bl, np.zeros(self.rows)).cell_current[row, cols]
+        return v_wl, v_bl, np.zeros(self.rows)
+
+    def _wired_row_read(self, row: int, cols: NDArray[np.intp], v_read: float, v_gate: float) -> FloatArray:
+        """Row read through resistive lines."""
+        v_wl, v_bl, v_sl = self.row_read_lines(row, cols, v_read, v_gate)
+        return self._crossbar_solver(v_wl).solve(v_bl, v_sl).cell_current[row, cols]
 
     def pulse_row(self, row: int, cols: int | Sequence[int] | slice | None, amplitude: float,
                   width: float, v_gate: float) -> None:

@@ -83,11 +83,7 @@ class SpiceArray(SimulatedArray):
         return i
 
     def _row_read(self, row: int, cols: NDArray[np.intp], v_read: float, v_gate: float) -> FloatArray:
-        v_wl = np.zeros(self.rows)
-        v_wl[row] = v_gate
-        v_bl = np.zeros(self.cols)
-        v_bl[cols] = v_read
-        return self._op_cell_currents(v_wl, v_bl, np.zeros(self.rows))[row, cols]
+        return self._op_cell_currents(*self.row_read_lines(row, cols, v_read, v_gate))[row, cols]
 
     def read_row(self, row: int, cols: int | Sequence[int] | slice | None, v_read: float,
                  v_gate: float, noisy: bool = True) -> FloatArray:
