@@ -53,20 +53,25 @@ class Keysight81160AEmulator(ScpiEmulator):
         for ch in (1, 2):
             wiring.attach(f"{name}.{ch}", lambda ch=ch: self.idle_level(ch))
         a = self.add
-        a("[:SOURce#]:FUNCtion#[:SHAPe]", self._shape)
-        a("[:SOURce#]:VOLTage#:HIGH", self._level("high"))
-        a("[:SOURce#]:VOLTage#:LOW", self._level("low"))
-        a("[:SOURce#]:VOLTage#[:LEVel][:IMMediate][:AMPLitude]", self._amplitude)
-        a("[:SOURce#]:VOLTage#:OFFSet", self._offset)
-        a("[:SOURce#]:PULSe:WIDTh#", self._timing("width", WIDTH_RANGE))
-        a("[:SOURce#]:PULSe:PERiod#", self._timing("period", PERIOD_RANGE))
-        a("[:SOURce#]:FUNCtion#:PULSe:TRANsition", self._transition)
-        a("[:SOURce#]:PULSe:TRANsition#[:LEADing]", self._timing("lead", TRANSITION_RANGE))
-        a("[:SOURce#]:PULSe:TRANsition#:TRAiling", self._timing("trail", TRANSITION_RANGE))
-        a("OUTPut#[:STATe]", self._output)
-        a("OUTPut#:LOAD", self._load)
-        a(":ARM:SOURce#", self._arm)
-        a(":TRIGger#:COUNt", self._count)
+        num = lambda attr: lambda ch: f"{getattr(ch, attr):+.6e}"  # noqa: E731
+        a("[:SOURce#]:FUNCtion#[:SHAPe]", self._setting(lambda ch: ch.shape, self._set_shape))
+        a("[:SOURce#]:VOLTage#:HIGH", self._setting(num("high"), self._set_level("high")))
+        a("[:SOURce#]:VOLTage#:LOW", self._setting(num("low"), self._set_level("low")))
+        a("[:SOURce#]:VOLTage#[:LEVel][:IMMediate][:AMPLitude]",
+          self._setting(lambda ch: f"{ch.high - ch.low:+.6e}", self._set_amplitude))
+        a("[:SOURce#]:VOLTage#:OFFSet", self._setting(lambda ch: f"{0.5 * (ch.high + ch.low):+.6e}", self._set_offset))
+        for header, attr, bounds in (("[:SOURce#]:PULSe:WIDTh#", "width", WIDTH_RANGE),
+                                     ("[:SOURce#]:PULSe:PERiod#", "period", PERIOD_RANGE),
+                                     ("[:SOURce#]:PULSe:TRANsition#[:LEADing]", "lead", TRANSITION_RANGE),
+                                     ("[:SOURce#]:PULSe:TRANsition#:TRAiling", "trail", TRANSITION_RANGE)):
+            a(header, self._setting(num(attr), self._set_float(attr, bounds)))
+        a("[:SOURce#]:FUNCtion#:PULSe:TRANsition", self._setting(num("lead"), self._set_transition))
+        a("OUTPut#[:STATe]", self._setting(lambda ch: "1" if ch.output else "0",
+                                            lambda ch, arg: setattr(ch, "output", parse_bool(arg))))
+        a("OUTPut#:LOAD", self._setting(num("load"), self._set_load))
+        a(":ARM:SOURce#", self._setting(lambda ch: ch.arm, self._set_arm))
+        a(":TRIGger#:COUNt", self._setting(lambda ch: str(ch.count),
+                                            lambda ch, arg: setattr(ch, "count", int(parse_float(arg, 1, 2147483647)))))
         a("*TRG", self._trigger)
 
     def reset(self) -> None:
@@ -93,111 +98,65 @@ class Keysight81160AEmulator(ScpiEmulator):
         return self.delivered(ch, ch.low) if ch.output else 0.0
 
     # handlers ------------------------------------------------------------------------------
-    def _shape(self, s, args):
-        ch = self._ch(s)
-        if self.query:
-            return ch.shape
-        if not args:
-            raise ScpiError(-109)
-        shape = SHAPES.get(args[0].upper())
-        if shape is None:
-            raise ScpiError(-224, args[0])
-        ch.shape = shape
-        return None
-
-    def _level(self, attr):
+    def _setting(self, show, store):
+        """Handler of a per-channel setting: ``show(ch)`` answers the query, ``store(ch, arg)`` sets it."""
         def handler(s, args):
             ch = self._ch(s)
             if self.query:
-                return f"{getattr(ch, attr):+.6e}"
+                return show(ch)
             if not args:
                 raise ScpiError(-109)
-            v = parse_float(args[0], *LEVEL_RANGE)
+            store(ch, args[0])
+            return None
+        return handler
+
+    @staticmethod
+    def _set_shape(ch: PulseChannel, arg: str) -> None:
+        shape = SHAPES.get(arg.upper())
+        if shape is None:
+            raise ScpiError(-224, arg)
+        ch.shape = shape
+
+    @staticmethod
+    def _set_level(attr: str):
+        def store(ch: PulseChannel, arg: str) -> None:
+            v = parse_float(arg, *LEVEL_RANGE)
             high, low = (v, ch.low) if attr == "high" else (ch.high, v)
             if high - low < AMPLITUDE_MIN - 1e-12:
                 raise ScpiError(-221, f"high level must exceed low level by at least {AMPLITUDE_MIN} V")
             setattr(ch, attr, v)
-            return None
-        return handler
+        return store
 
-    def _amplitude(self, s, args):
-        ch = self._ch(s)
-        if self.query:
-            return f"{ch.high - ch.low:+.6e}"
-        if not args:
-            raise ScpiError(-109)
-        amp = parse_float(args[0], AMPLITUDE_MIN, 2 * LEVEL_RANGE[1])
+    @staticmethod
+    def _set_amplitude(ch: PulseChannel, arg: str) -> None:
+        amp = parse_float(arg, AMPLITUDE_MIN, 2 * LEVEL_RANGE[1])
         mid = 0.5 * (ch.high + ch.low)
         ch.high, ch.low = mid + amp / 2, mid - amp / 2
-        return None
 
-    def _offset(self, s, args):
-        ch = self._ch(s)
-        if self.query:
-            return f"{0.5 * (ch.high + ch.low):+.6e}"
-        if not args:
-            raise ScpiError(-109)
-        off = parse_float(args[0], *LEVEL_RANGE)
+    @staticmethod
+    def _set_offset(ch: PulseChannel, arg: str) -> None:
+        off = parse_float(arg, *LEVEL_RANGE)
         half = 0.5 * (ch.high - ch.low)
         ch.high, ch.low = off + half, off - half
-        return None
 
-    def _timing(self, attr, bounds):
-        def handler(s, args):
-            ch = self._ch(s)
-            if self.query:
-                return f"{getattr(ch, attr):+.6e}"
-            if not args:
-                raise ScpiError(-109)
-            setattr(ch, attr, parse_float(args[0], *bounds))
-            return None
-        return handler
+    @staticmethod
+    def _set_float(attr: str, bounds: tuple[float, float]):
+        return lambda ch, arg: setattr(ch, attr, parse_float(arg, *bounds))
 
-    def _transition(self, s, args):
-        ch = self._ch(s)
-        if self.query:
-            return f"{ch.lead:+.6e}"
-        if not args:
-            raise ScpiError(-109)
-        ch.lead = ch.trail = parse_float(args[0], *TRANSITION_RANGE)
-        return None
+    @staticmethod
+    def _set_transition(ch: PulseChannel, arg: str) -> None:
+        ch.lead = ch.trail = parse_float(arg, *TRANSITION_RANGE)
 
-    def _output(self, s, args):
-        ch = self._ch(s)
-        if self.query:
-            return "1" if ch.output else "0"
-        if not args:
-            raise ScpiError(-109)
-        ch.output = parse_bool(args[0])
-        return None
-
-    def _load(self, s, args):
-        ch = self._ch(s)
-        if self.query:
-            return f"{ch.load:+.6e}"
-        if not args:
-            raise ScpiError(-109)
-        a = args[0].upper()
+    @staticmethod
+    def _set_load(ch: PulseChannel, arg: str) -> None:
+        a = arg.upper()
         ch.load = 1e6 if a in ("INF", "INFINITY", "MAX", "MAXIMUM") else parse_float(a, 0.3, 1e6)
-        return None
 
-    def _arm(self, s, args):
-        ch = self._ch(s)
-        if self.query:
-            return ch.arm
-        if not args or args[0].upper() not in ARM_SOURCES:
-            raise ScpiError(-224 if args else -109, args[0] if args else "")
-        ch.arm = ARM_SOURCES[args[0].upper()]
-        return None
-
-    def _count(self, s, args):
-        ch = self._ch(s)
-        if self.query:
-            return str(ch.count)
-        if not args:
-            raise ScpiError(-109)
-        ch.count = int(parse_float(args[0], 1, 2147483647))
-        return None
+    @staticmethod
+    def _set_arm(ch: PulseChannel, arg: str) -> None:
+        if arg.upper() not in ARM_SOURCES:
+            raise ScpiError(-224, arg)
+        ch.arm = ARM_SOURCES[arg.upper()]
 
     def _trigger(self, s, args):
         for n, ch in self.channels.items():
