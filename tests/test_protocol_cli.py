@@ -106,3 +106,15 @@ def test_killed_run_leaves_a_readable_file_and_resumes(tmp_path):
     new = final["tables"]["pulses"][n_before:]
     new = new[new["pass"] == 1]
     assert not np.isin(new["row"], np.nonzero(done)[0]).any()  # rows finished before the kill were skipped
+
+
+def test_scan_picks_an_array_of_a_multi_array_chip(tmp_path):
+    spec = yaml.safe_load(simulated_bench_file().read_text())
+    spec["chip"].update({"arrays": [{"name": "A", "rows": 6, "cols": 6}, {"name": "B", "rows": 4, "cols": 5}],
+                         "faults": {"kind": "none"}})
+    path = tmp_path / "two.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    run("scan", "--bench", path, "--array", "B", "--out", tmp_path / "fb.h5", "--no-progress")
+    assert FaultMap.load(tmp_path / "fb.h5").shape == (4, 5)
+    res = CliRunner().invoke(cli, ["scan", "--bench", str(path), "--array", "Z", "--out", str(tmp_path / "z.h5")])
+    assert res.exit_code != 0 and "no array 'Z'" in res.output
