@@ -260,10 +260,7 @@ class SimulatedArray:
         """Currents (A) of the selected cells of one row, read in parallel at ``v_read`` on their BLs."""
         row = self._row(row)
         cols = self._cols(cols)
-        if self._wired():
-            i = self._wired_row_read(row, cols, v_read, v_gate)
-        else:
-            i, _ = solve_cell(self.model, self.cell, self.state[row, cols], v_read, 0.0, v_gate)
+        i = self._row_currents(row, cols, v_read, v_gate)
         if noisy:
             i = i * self._noise_factor(self.state[row, cols])
         self.time_s += self.timing.t_read
@@ -290,6 +287,13 @@ class SimulatedArray:
         v_bl = np.zeros(self.cols)
         v_bl[cols] = v_read
         return v_wl, v_bl, np.zeros(self.rows)
+
+    def _row_currents(self, row: int, cols: NDArray[np.intp], v_read: float, v_gate: float) -> FloatArray:
+        """Noise-free currents (A) of a row read; engines other than numpy override this one method."""
+        if self._wired():
+            return self._wired_row_read(row, cols, v_read, v_gate)
+        i, _ = solve_cell(self.model, self.cell, self.state[row, cols], v_read, 0.0, v_gate)
+        return i
 
     def _wired_row_read(self, row: int, cols: NDArray[np.intp], v_read: float, v_gate: float) -> FloatArray:
         """Row read through resistive lines."""

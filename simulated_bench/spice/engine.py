@@ -82,25 +82,13 @@ class SpiceArray(SimulatedArray):
             i = i * self._noise_factor(self.state)
         return i
 
-    def _row_read(self, row: int, cols: NDArray[np.intp], v_read: float, v_gate: float) -> FloatArray:
+    def _row_currents(self, row: int, cols: NDArray[np.intp], v_read: float, v_gate: float) -> FloatArray:
         return self._op_cell_currents(*self.row_read_lines(row, cols, v_read, v_gate))[row, cols]
-
-    def read_row(self, row: int, cols: int | Sequence[int] | slice | None, v_read: float,
-                 v_gate: float, noisy: bool = True) -> FloatArray:
-        """Currents (A) of the selected cells of one row: its word line on, selected bit lines at ``v_read``."""
-        row = self._row(row)
-        cols = self._cols(cols)
-        i = self._row_read(row, cols, v_read, v_gate)
-        if noisy:
-            i = i * self._noise_factor(self.state[row, cols])
-        self.time_s += self.timing.t_read
-        self.read_count += 1
-        return i
 
     def read_all(self, v_read: float, v_gate: float, noisy: bool = True) -> FloatArray:
         """Current map (A) of the whole array, one row after another (one SPICE run per row)."""
         all_cols = np.arange(self.cols)
-        i = np.stack([self._row_read(r, all_cols, v_read, v_gate) for r in range(self.rows)])
+        i = np.stack([self._row_currents(r, all_cols, v_read, v_gate) for r in range(self.rows)])
         if noisy:
             i = i * self._noise_factor(self.state)
         self.time_s += self.rows * self.timing.t_read
