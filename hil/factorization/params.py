@@ -16,17 +16,27 @@ class SolverParams:
     """Settings of the structured solver (bounded quasi-Newton on the free conductances)."""
 
     tol: float = 1e-12         #: stop once 1 - cos <= tol
-    max_iter: int = 6000       #: L-BFGS-B iterations per attempt
+    max_iter: int = 20000      #: projected L-BFGS iterations per attempt (~70 us each at 64x64)
     restarts: int = 3          #: fresh random starts tried when an attempt misses tol
-    memory: int = 8            #: L-BFGS-B correction pairs (8 measured ~1.5x faster than 20)
+    memory: int = 8            #: L-BFGS correction pairs (8 measured faster than 4 or 20)
     sign_init: str = "data"    #: MA's starting row signs: "data" (signs of M @ a fresh random
     #: vector per attempt) or "random" (coin flips, like the paper's predetermined signs)
-    choose_signs: bool = True  #: re-choose MA's row signs by per-row NNLS after warm_iter
+    choose_signs: bool = False  #: re-choose MA's row signs by per-row NNLS after warm_iter
+    #: (on Re(DFT64) the data signs did as well at k = 33 and 64 and saved the NNLS time)
     warm_iter: int = 300       #: iterations before the per-row sign choice of MA
     init_norm: float = 0.002   #: ||MA0 @ MB0|| / ||target|| of the random start (stuck-OFF
     #: only); a small start converged faster than a full-scale one on Re(DFT64) at 39 %
+    inner: str = "auto"        #: "auto": probe a fit through rank(M) inner lines first
+    #: (no stuck-ON only); "all": always use all k
+    probe_iter: int = 200      #: iterations of that probe before judging it
+    probe_omc: float = 1e-3    #: the probe goes on only if 1 - cos is below this by then
+    probe_max_iter: int = 3000  #: and gives way to the full k if not converged by then
+    probe_dof_margin: float = 1.05  #: probe only when the subset's working devices exceed
+    #: the dimension of rank(M) products by this factor (see solver._worth_probing)
 
     def __post_init__(self):
+        if self.inner not in ("auto", "all"):
+            raise ValueError(f"inner must be 'auto' or 'all', got {self.inner!r}")
         if self.sign_init not in ("data", "random"):
             raise ValueError(f"sign_init must be 'data' or 'random', got {self.sign_init!r}")
         if self.tol < 0 or self.max_iter < 1 or self.restarts < 0 or self.memory < 1:

@@ -1,0 +1,130 @@
+"""The compiled projected L-BFGS (hil.factorization.pqn) and the rank-sized inner probe."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.optimize import nnls
+
+from hil.factorization import SolverParams, factorize, random_fault_codes
+from hil.factorization.pqn import MODE_LS, MODE_SIN2, _objective, minimize_bilinear
+from hil.factorization.solver import _Problem, inner_subset
+
+
+def re_dft(n):
+    j = np.arange(n)
+    return np.cos(2 * np.pi * np.outer(j, j) / n)
+
+
+def random_problem(rng, m=7, k=5, n=6, gain=0.7):
+    free_a, free_b = rng.random((m, k)) > 0.3, rng.random((k, n)) > 0.3
+    sa, sb = rng.choice([-1.0, 1.0], m), rng.choice([-1.0, 1.0], k)
+    a0 = np.where(free_a, 0.0, rng.random((m, k)))   # stuck / earlier-layer constants
+    b0 = np.where(free_b, 0.0, rng.random((k, n)))
+    return _Problem(a0, b0, free_a, free_b, sa, sb, gain, gain)
+
+
+def evaluate(prob, x, target, mode):
+    t_unit = target / np.linalg.norm(target)
+    grad = np.empty_like(x)
+    f, omc = _objective(x, prob.a0, prob.b0, prob.ia.astype(np.int64), prob.ib.astype(np.int64),
+                        prob.ea, prob.eb, target, t_unit, mode, np.empty_like(prob.a0),
+                        np.empty_like(prob.b0), grad)
+    return f, omc, grad
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), mode=st.sampled_from([MODE_LS, MODE_SIN2]))
+def test_gradient_matches_central_differences(seed, mode):
+    rng = np.random.default_rng(seed)
+    prob = random_problem(rng)
+    target = rng.standard_normal((7, 6))
+    x = rng.uniform(0.1, 1.0, prob.na + prob.ib.size)
+    f, _, grad = evaluate(prob, x, target, mode)
+    h = 1e-6
+    fd = np.array([(evaluate(prob, x + h * e, target, mode)[0]
+                    - evaluate(prob, x - h * e, target, mode)[0]) / (2 * h)
+                   for e in np.eye(x.size)])
+    assert np.allclose(grad, fd, rtol=1e-5, atol=1e-7 * max(1.0, abs(f)))
+
+
+def test_objective_matches_numpy_and_keeps_digits_of_one_minus_cos():
+    rng = np.random.default_rng(3)
+    prob = random_problem(rng)
+    x = rng.uniform(0.1, 1.0, prob.na + prob.ib.size)
+    a, b = prob.matrices(x)
+    p = a @ b
+    # a target 1e-7 away in angle: 1 - cos ~ 5e-15, below what 1 - cos() computes directly
+    noise = rng.standard_normal(p.shape)
+    noise -= (noise * p).sum() / (p * p).sum() * p
+    target = p + 1e-7 * np.linalg.norm(p) * noise / np.linalg.norm(noise)
+    f, omc, _ = evaluate(prob, x, target, MODE_LS)
+    assert f == pytest.approx(((p - target) ** 2).sum(), rel=1e-9)
+    sin2 = 1e-14 / (1 + 1e-14)
+    assert omc == pytest.approx(sin2 / (1 + np.sqrt(1 - sin2)), rel=1e-6)
+
+
+def test_linear_case_equals_scipy_nnls():
+    """B fixed (no free entries): the fit is one NNLS per row of A; bounds must be exact."""
+    rng = np.random.default_rng(1)
+    m, k, n = 6, 8, 12
+    b = rng.standard_normal((k, n))
+    target = rng.standard_normal((m, n))
+    prob = _Problem(np.zeros((m, k)), b, np.ones((m, k), bool), np.zeros((k, n), bool),
+                    np.ones(m), np.ones(k))
+    x, _, _, _ = minimize_bilinear(np.full(m * k, 0.1), np.full(m * k, np.inf), prob.a0,
+                                   prob.b0, prob.ia, prob.ib, prob.ea, prob.eb, target,
+                                   MODE_LS, max_iter=5000, tol=0.0)
+    expected = np.array([nnls(b.T, target[i])[0] for i in range(m)])
+    assert np.all(x >= 0)
+    assert (expected == 0).sum() >= 10          # the bound is active somewhere
+    assert np.allclose(x.reshape(m, k), expected, atol=1e-6)
+
+
+def test_box_is_respected_and_exact_fit_found():
+    rng = np.random.default_rng(2)
+    m, k, n = 10, 10, 10
+    free_a, free_b = rng.random((m, k)) > 0.2, rng.random((k, n)) > 0.2
+    a_true = np.where(free_a, rng.uniform(0, 1, (m, k)), 0)
+    b_true = np.where(free_b, rng.uniform(0, 1, (k, n)), 0)
+    target = a_true @ b_true
+    prob = _Problem(np.zeros((m, k)), np.zeros((k, n)), free_a, free_b, np.ones(m), np.ones(k))
+    x0 = rng.uniform(0, 1, prob.na + prob.ib.size)
+    x, it, _, trace = minimize_bilinear(x0, np.ones_like(x0), prob.a0, prob.b0, prob.ia, prob.ib,
+                                        prob.ea, prob.eb, target, MODE_LS, 20000, 1e-14)
+    assert np.all((x >= 0) & (x <= 1))
+    a, b = prob.matrices(x)
+    assert np.linalg.norm(a @ b - target) <= 1e-5 * np.linalg.norm(target)
+    assert trace.shape == (it, 2) and np.all(np.diff(trace[:, 0]) >= 0)
+
+
+def test_inner_probe_uses_rank_lines_at_low_fault_rate():
+    """At 5 % stuck-OFF the fit goes through rank(M) = 33 inner lines, the rest at 0 S."""
+    rng = np.random.default_rng(5)
+    m64 = re_dft(64)
+    ca = random_fault_codes(64, 64, 0.05, 0, rng)
+    cb = random_fault_codes(64, 64, 0.05, 0, rng)
+    res = factorize(m64, ca, cb, rng, params=SolverParams(tol=1e-10))
+    assert res.one_minus_cos <= 1e-10
+    used = np.flatnonzero((np.abs(res.ma).sum(0) > 0) & (np.abs(res.mb).sum(1) > 0))
+    assert used.size == 33
+    assert np.array_equal(used, inner_subset(ca, cb, 33))
+    full = factorize(m64, ca, cb, rng, params=SolverParams(tol=1e-10, inner="all"))
+    assert full.one_minus_cos <= 1e-10
+    assert ((np.abs(full.ma).sum(0) > 0) & (np.abs(full.mb).sum(1) > 0)).sum() > 33
+
+
+def test_inner_probe_gives_way_when_rank_lines_cannot_fit():
+    """At 39 % the rank-sized fit is infeasible; the full k takes over and meets the bound."""
+    rng = np.random.default_rng(6)
+    m64 = re_dft(64)
+    ca = random_fault_codes(64, 64, 0.39, 0, rng)
+    cb = random_fault_codes(64, 64, 0.39, 0, rng)
+    res = factorize(m64, ca, cb, rng, params=SolverParams(tol=1e-10))
+    assert res.one_minus_cos <= 1e-10
+    assert res.attempts >= 2        # the probe, then at least one full attempt
+    assert ((np.abs(res.ma).sum(0) > 0) & (np.abs(res.mb).sum(1) > 0)).sum() > 33
+
+
+def test_unknown_inner_mode_is_refused():
+    with pytest.raises(ValueError, match="inner"):
+        SolverParams(inner="some")
