@@ -7,7 +7,7 @@ from scipy.optimize import nnls
 
 from hil.factorization import SolverParams, factorize, random_fault_codes
 from hil.factorization.pqn import MODE_LS, MODE_SIN2, _objective, minimize_bilinear
-from hil.factorization.solver import _Problem, inner_subset
+from hil.factorization.solver import _Problem, _worth_probing, inner_subset
 
 
 def re_dft(n):
@@ -114,12 +114,15 @@ def test_inner_probe_uses_rank_lines_at_low_fault_rate():
 
 
 def test_inner_probe_gives_way_when_rank_lines_cannot_fit():
-    """At 39 % the rank-sized fit is infeasible; the full k takes over and meets the bound."""
+    """At 39 % the rank-sized fit is infeasible: the freedom count skips the probe, and a
+    probe forced anyway (margin 0) fails and hands over to the full k, which meets 1e-10."""
     rng = np.random.default_rng(6)
     m64 = re_dft(64)
     ca = random_fault_codes(64, 64, 0.39, 0, rng)
     cb = random_fault_codes(64, 64, 0.39, 0, rng)
-    res = factorize(m64, ca, cb, rng, params=SolverParams(tol=1e-10))
+    keep = inner_subset(ca, cb, 33)
+    assert not _worth_probing(ca[:, keep], cb[keep, :], 33, SolverParams().probe_dof_margin)
+    res = factorize(m64, ca, cb, rng, params=SolverParams(tol=1e-10, probe_dof_margin=0.0))
     assert res.one_minus_cos <= 1e-10
     assert res.attempts >= 2        # the probe, then at least one full attempt
     assert ((np.abs(res.ma).sum(0) > 0) & (np.abs(res.mb).sum(1) > 0)).sum() > 33
