@@ -22,11 +22,13 @@ for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402
 import csv  # noqa: E402
 import json  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
 from concurrent.futures import ProcessPoolExecutor  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
 from hil.factorization import (AdamParams, SolverParams, adam_factorize, direct_map,  # noqa: E402
                                factorize, random_fault_codes)
@@ -240,7 +242,8 @@ def main():
           f"{', '.join(f'{r:.0%}' for r in args.adam_rates)} (k = 64); tol {args.tol:g}, "
           f"max_iter {args.max_iter}, restarts {args.restarts} (k = 64 at <= 40 %, k = 33 at <= 20 %)", flush=True)
     with ProcessPoolExecutor(max_workers=args.workers, initializer=warm_up) as pool:
-        results = list(pool.map(run_task, tasks, chunksize=1))
+        results = list(tqdm(pool.map(run_task, tasks, chunksize=1), total=len(tasks),
+                            desc="solves", unit="solve", file=sys.stderr))
     traces, records = {}, []
     for task, rec in zip(tasks, results):
         tr = rec.pop("_trace", None)
