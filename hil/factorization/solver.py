@@ -11,9 +11,11 @@ gradient of the bilinear residual and bound constraints, by a compiled projected
 are chosen by the algorithm: MB rows get a balanced +/- split (the k rank-one terms of
 MA @ MB split into positive and negative parts); MA rows start with the signs of M's rows
 projected on a random direction (equal rows of M, which an exact fit with k near rank(M)
-must map to equal rows of MA, get equal signs), and after a short warm start each MA row
-takes the sign whose non-negative least-squares fit against the current MB is better.
-An attempt that misses ``tol`` is restarted from a fresh random start; the best is kept.
+must map to equal rows of MA, get equal signs); optionally (``choose_signs``) after a short
+warm start each MA row takes the sign whose non-negative least-squares fit against the
+current MB is better. When k exceeds rank(M) a fit through rank(M) inner lines is probed
+first (see ``factorize``). An attempt that misses ``tol`` is restarted from a fresh random
+start; the best is kept.
 """
 from __future__ import annotations
 
