@@ -131,3 +131,23 @@ def test_inner_probe_gives_way_when_rank_lines_cannot_fit():
 def test_unknown_inner_mode_is_refused():
     with pytest.raises(ValueError, match="inner"):
         SolverParams(inner="some")
+
+
+def test_stationary_start_stops_at_once_instead_of_spending_the_budget():
+    """Every device of A stuck-OFF: P = 0 whatever B is, so the solver must stop, not loop."""
+    m_ = np.random.default_rng(0).standard_normal((6, 6))
+    res = factorize(m_, np.ones((6, 6), int), np.zeros((6, 6), int), np.random.default_rng(0),
+                    params=SolverParams(max_iter=20000, restarts=1))
+    assert res.one_minus_cos == 1.0
+    assert res.iterations < 100
+
+
+@pytest.mark.parametrize("k", [6, 7])
+def test_every_device_stuck_on_is_reported_not_crashed(k):
+    """No free device at all (and, for even k, P = 0 with balanced bridge signs)."""
+    m_ = np.random.default_rng(1).standard_normal((6, 6))
+    res = factorize(m_, np.full((6, k), 2), np.full((k, 6), 2), np.random.default_rng(0))
+    assert np.all(np.abs(res.ma) == 150e-6) and np.all(np.abs(res.mb) == 150e-6)
+    p = res.ma @ res.mb
+    expected = 1.0 if not p.any() else 1 - (p * m_).sum() / np.linalg.norm(p) / np.linalg.norm(m_)
+    assert res.one_minus_cos == pytest.approx(expected, abs=1e-12)

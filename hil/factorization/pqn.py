@@ -68,11 +68,14 @@ def _objective(x, a0, b0, ia, ib, ea, eb, target, t_unit, mode, a, b, grad):
                 r = prod[i, j] - target[i, j]
                 f += r * r
                 res[i, j] = 2.0 * r
-    else:
-        f = perp2 / q if q > 0.0 else 1.0
+    elif q > 0.0:
+        f = perp2 / q
         for i in range(m):
             for j in range(n):
                 res[i, j] = 2.0 * ((prod[i, j] - c * t_unit[i, j]) - f * prod[i, j]) / q
+    else:  # P = 0: the angle is undefined; report the worst value and no direction
+        f = 1.0
+        res[:, :] = 0.0
     ga = (res @ b.T).reshape(-1)
     gb = (a.T @ res).reshape(-1)
     for p in range(na):
@@ -90,6 +93,16 @@ def _held(x_i, g_i, upper_i):
     work of the comparison in these per-element loops.
     """
     return (x_i <= 0.0 and g_i > 0.0) or (x_i >= upper_i and g_i < 0.0)
+
+
+@numba.njit(cache=True)
+def _record(trace, it, omc):
+    """Row ``it`` of the trace: thread CPU time (s) and 1 - cos after that iteration."""
+    if it <= trace.shape[0]:
+        with numba.objmode(now="float64"):
+            now = time.thread_time()
+        trace[it - 1, 0] = now
+        trace[it - 1, 1] = omc
 
 
 @numba.njit(cache=True, fastmath=_FAST)
@@ -152,8 +165,12 @@ def _run(x, upper, a0, b0, ia, ib, ea, eb, target, mode, max_iter, tol, memory, 
             slope += g[i] * d[i]
         if slope >= 0.0:  # curvature pairs gone stale: restart from steepest descent
             n_stored = 0
+            slope = 0.0
             for i in range(n_var):
                 d[i] = 0.0 if _held(x[i], g[i], upper[i]) else -gamma * g[i]
+                slope += g[i] * d[i]
+            if slope >= 0.0:  # the projected gradient is zero: a stationary point
+                break
         step = 1.0
         while True:
             decrease = 0.0
@@ -167,6 +184,12 @@ def _run(x, upper, a0, b0, ia, ib, ea, eb, target, mode, max_iter, tol, memory, 
             if f_new <= f + 1e-4 * decrease or step < 1e-12:
                 break
             step *= 0.5
+        if f_new > f:  # no step length decreases f
+            if n_stored == 0:  # not even along the projected gradient: stalled
+                break
+            n_stored = 0  # drop the curvature pairs and try steepest descent
+            _record(trace, it, omc)
+            continue
         sy = 0.0
         yy = 0.0
         for i in range(n_var):
@@ -187,11 +210,7 @@ def _run(x, upper, a0, b0, ia, ib, ea, eb, target, mode, max_iter, tol, memory, 
         if omc < best_omc:
             best_omc = omc
             best_x[:] = x
-        if it <= trace.shape[0]:
-            with numba.objmode(now="float64"):
-                now = time.thread_time()
-            trace[it - 1, 0] = now
-            trace[it - 1, 1] = omc
+        _record(trace, it, omc)
     return best_x, it, n_eval
 
 
