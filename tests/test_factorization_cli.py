@@ -65,6 +65,23 @@ def test_round_trip_with_random_faults(files):
     assert (np.array(d["fault_codes_a"]) == 1).sum() == int(0.2 * 16 * 16)
 
 
+def test_inner_option_chooses_between_rank_lines_and_all(tmp_path):
+    j = np.arange(16)
+    m = np.cos(2 * np.pi * np.outer(j, j) / 16)          # Re(DFT16): rank 9
+    np.save(tmp_path / "m.npy", m)
+    used = {}
+    for inner in ("auto", "all"):
+        out = tmp_path / f"{inner}.json"
+        res = run(tmp_path / "m.npy", "--k", 16, "--fault-rate", 0.05, "--seed", 1,
+                  "--tol", 1e-10, "--inner", inner, "--out", out)
+        assert res.exit_code == 0, res.output
+        d = json.loads(out.read_text())
+        assert d["one_minus_cos"] <= 1e-10 and d["inner"] == inner
+        assert f"({d['inner_lines_used']} inner lines used)" in res.output
+        used[inner] = d["inner_lines_used"]
+    assert used["auto"] == 9 and used["all"] > 9
+
+
 @pytest.mark.parametrize("extra,msg", [
     (("--k", 8), "rank 9"),
     (("--k", 0), "k must be"),

@@ -37,10 +37,14 @@ def _load_npy(path: str, what: str) -> np.ndarray:
               help="Largest device conductance, siemens.")
 @click.option("--tol", type=float, default=SolverParams().tol, show_default=True,
               help="Stop once 1 - cos <= tol.")
+@click.option("--inner", type=click.Choice(["auto", "all"]), default=SolverParams().inner,
+              show_default=True,
+              help="auto: first try a fit through rank(M) inner lines (the rest at 0 S), "
+                   "faster when the faults leave room; all: always spread over all k.")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True,
               help="Result JSON: MA, MB (S), row signs, scale, one_minus_cos.")
 def map_command(matrix_path, k, faults_a, faults_b, fault_rate, fault_kind, seed, g_max, tol,
-                out_path):
+                inner, out_path):
     """Map MATRIX.npy onto two faulty crossbars as MA @ MB (seed 003)."""
     matrix = _load_npy(matrix_path, "MATRIX.npy")
     if matrix.ndim != 2 or not np.issubdtype(matrix.dtype, np.number) or np.iscomplexobj(matrix):
@@ -79,7 +83,7 @@ def map_command(matrix_path, k, faults_a, faults_b, fault_rate, fault_kind, seed
         faults = {"source": "random (seed 003 Methods)", "rate": rate, "kind": fault_kind}
     try:
         result = factorize(matrix, codes_a, codes_b, rng, DeviceWindow(g_max=g_max),
-                           SolverParams(tol=tol))
+                           SolverParams(tol=tol, inner=inner))
     except RankError as exc:
         raise click.ClickException(str(exc)) from exc
     record = {
@@ -90,10 +94,12 @@ def map_command(matrix_path, k, faults_a, faults_b, fault_rate, fault_kind, seed
         "sign_a": result.sign_a.astype(int).tolist(), "sign_b": result.sign_b.astype(int).tolist(),
         "scale": result.scale,
         "scale_note": "MA @ MB = scale * M, scale in S^2 per unit of M",
-        "one_minus_cos": result.one_minus_cos, "cpu_s": result.cpu_s,
+        "one_minus_cos": result.one_minus_cos, "cpu_s": result.cpu_s, "inner": inner,
+        "inner_lines_used": int(((result.ma != 0).any(axis=0) & (result.mb != 0).any(axis=1)).sum()),
     }
     Path(out_path).write_text(json.dumps(record))
-    click.echo(f"k={k}  1-cos={result.one_minus_cos:.3e}  scale={result.scale:.4e} S^2  "
+    click.echo(f"k={k} ({record['inner_lines_used']} inner lines used)  "
+               f"1-cos={result.one_minus_cos:.3e}  scale={result.scale:.4e} S^2  "
                f"cpu={result.cpu_s:.2f} s  -> {out_path}")
 
 
