@@ -140,6 +140,10 @@ def test_stationary_start_stops_at_once_instead_of_spending_the_budget():
                     params=SolverParams(max_iter=20000, restarts=1))
     assert res.one_minus_cos == 1.0
     assert res.iterations < 100
+    # the trace holds completed steps only: no unfilled rows (time 0, 1 - cos 0)
+    trace = np.array(res.extra["trace"]).reshape(-1, 2)
+    assert len(trace) == res.iterations
+    assert np.all(trace[:, 0] >= 0) and np.all(trace[:, 1] == 1.0)
 
 
 @pytest.mark.parametrize("k", [6, 7])

@@ -170,6 +170,7 @@ def _run(x, upper, a0, b0, ia, ib, ea, eb, target, mode, max_iter, tol, memory, 
                 d[i] = 0.0 if _held(x[i], g[i], upper[i]) else -gamma * g[i]
                 slope += g[i] * d[i]
             if slope >= 0.0:  # the projected gradient is zero: a stationary point
+                it -= 1  # no step taken: the count and the trace hold completed steps
                 break
         step = 1.0
         while True:
@@ -186,6 +187,7 @@ def _run(x, upper, a0, b0, ia, ib, ea, eb, target, mode, max_iter, tol, memory, 
             step *= 0.5
         if f_new > f:  # no step length decreases f
             if n_stored == 0:  # not even along the projected gradient: stalled
+                it -= 1
                 break
             n_stored = 0  # drop the curvature pairs and try steepest descent
             _record(trace, it, omc)

@@ -217,7 +217,8 @@ def _attempts(m_, ca, cb, rng, params: SolverParams, trace, t0_thread, probe: bo
     """Fresh random starts until one reaches ``params.tol`` (one only when probing).
 
     Returns ((1 - cos, sa, sb, |A|, |B|) of the best attempt, iterations, attempts); a
-    probe gives up after ``params.probe_iter`` iterations above ``params.probe_omc``.
+    probe gives up after ``params.probe_iter`` iterations above ``params.probe_omc``, or
+    unconverged after ``params.probe_max_iter`` in all.
     """
     m, n = m_.shape
     k = ca.shape[1]
