@@ -18,6 +18,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "program_cmd",
     "map_cmd",
     "matrix_cmd",
+    "view_cmd",
+    "report_cmd",
 )
 
 
