@@ -77,3 +77,31 @@ return out;
 def rendered_figures(driver) -> dict:
     """Every figure view of the page: visible flag, size on screen (px) and number of renderers."""
     return driver.execute_script(_VIEWS_JS)
+
+
+_LOG_JS = """
+const doc = Bokeh.documents[0];
+const p = doc.get_model_by_name('progress');
+window.__hil_log = [];
+const note = () => {
+  const m = /data-done='(\\d+)' data-total='(\\d+)' data-status='([^']*)'/.exec(p.text);
+  if (m) window.__hil_log.push([Date.now(), +m[1], m[3]]);
+};
+p.connect(p.properties.text.change, note);
+note();
+return true;
+"""
+
+
+def record_progress(driver) -> None:
+    """Make the page itself note (browser ms, cells done, status) at every change of its progress line.
+
+    Cheaper and finer than polling through the driver: nothing crosses to Python until
+    :func:`recorded_progress`.
+    """
+    driver.execute_script(_LOG_JS)
+
+
+def recorded_progress(driver) -> list[tuple[float, int, str]]:
+    """What :func:`record_progress` noted: (seconds since the epoch, cells done, status)."""
+    return [(t / 1e3, int(d), s) for t, d, s in driver.execute_script("return window.__hil_log || []")]

@@ -19,7 +19,7 @@ from browser import page_state, rendered_figures, wait_for
 from hil.bench import simulated_bench_file
 from hil.cli import cli
 from hil.runstore import RunStore, read_run
-from hil.view.figures import RunPage, convergence_curve
+from hil.view.figures import RunPage, convergence_curve, progress
 from hil.view.launch import ViewProcess
 from hil.view.reader import RunFollower, read_snapshot
 
@@ -78,6 +78,26 @@ def test_convergence_curve_counts_cells_in_band_by_pulses():
     k, frac = convergence_curve(status, pulses, n_cells=5)
     assert k[-1] == 9 and frac[0] == 0 and frac[1] == pytest.approx(0.2) and frac[3] == pytest.approx(0.6)
     assert frac[-1] == pytest.approx(0.6)  # the exhausted cell never counts
+
+
+def test_progress_estimates_the_end_from_what_the_view_saw(tmp_path):
+    path = tmp_path / "r.h5"
+    with RunStore.open(path, "read_all", {}, (4, 5)) as s:
+        s.cell_field("g", float, np.nan)
+        s.write_cells(np.zeros(5, int), np.arange(5), done=True, g=np.full(5, 1e-5))
+        s.set_attr("bench_time_s", 2.0)
+        s.flush()
+        snap = read_snapshot(path)
+    snap.attrs["status"] = "running"
+    t = snap.read_at
+    p = progress(snap, history=[(t, 0), (t + 5, 2), (t + 10, 5)])  # the view saw 5 cells done in 10 s
+    assert (p["done"], p["total"]) == (5, 20) and p["rate"] == pytest.approx(0.5)
+    assert p["eta"] == pytest.approx(t + 10 + 15 / 0.5)
+    assert p["bench_left_s"] == pytest.approx(6.0)  # 2 s of bench time per 5 cells, 15 to go
+    page = RunPage()
+    page.update(snap, [(t, 0), (t + 10, 5)])
+    assert "5 of 20 cells" in page.progress.text and "estimated end" in page.progress.text
+    assert not page.fig_pulses.visible and not page.fig_conv.visible and not page.fig_codes.visible
 
 
 def test_follower_never_blocks_or_corrupts_the_writer(tmp_path):
@@ -219,6 +239,22 @@ def test_page_updates_from_a_snapshot_without_a_server(tmp_path):
     assert "64 of 64 cells" in page.progress.text
 
 
+def test_service_events_table_in_the_session_log_vocabulary(tmp_path):
+    """An ``events`` table (one row per logged event, its kind in ``event``) fills the same panels."""
+    path = tmp_path / "ev.h5"
+    ev = np.array([(3600.0, b"alarm", 0), (3700.0, b"repair", 12), (7200.0, b"drift_compensation", 0)],
+                  [("chip_time_s", "f8"), ("event", "S24"), ("writes", "i4")])
+    with RunStore.open(path, "service", {}, (2, 2)) as s:
+        s.table("events", ev.dtype)
+        s.append("events", ev)
+    page = RunPage()
+    page.update(read_snapshot(path))
+    assert page.fig_events.visible and page.fig_repairs.visible and not page.fig_fidelity.visible
+    assert sorted(page.events_src.data["kind"]) == ["alarm", "drift_compensation", "repair"]
+    assert list(page.repairs_src.data["devices"]) == [12.0] and list(page.repairs_src.data["t"]) == [3700.0]
+    assert page.fig_events.y_range.factors[-2:] == ["repair", "alarm"]
+
+
 def test_report_refuses_a_file_that_is_not_a_run(tmp_path):
     import h5py
 
@@ -226,3 +262,6 @@ def test_report_refuses_a_file_that_is_not_a_run(tmp_path):
         f["a"] = 1
     res = CliRunner().invoke(cli, ["report", str(tmp_path / "x.h5"), "--out", str(tmp_path / "r.html")])
     assert res.exit_code == 2 and "not an rram-hil run file" in res.output
+    (tmp_path / "junk.h5").write_bytes(b"\x89HDF not really" * 100)
+    res = CliRunner().invoke(cli, ["report", str(tmp_path / "junk.h5"), "--out", str(tmp_path / "r.html")])
+    assert res.exit_code == 1 and "junk.h5" in res.output and not (tmp_path / "r.html").exists()

@@ -29,7 +29,8 @@ G_FIELDS = ("g_final", "g", "g_read", "g_initial")
 CODE_FIELDS = ("codes", "fault_codes", "status")
 _CODE_COLOURS = {-1: "#dddddd", 0: "#2a9d8f", 1: "#264653", 2: "#e9c46a", 3: "#e76f51"}  # fault codes
 _STATUS_COLOURS = {0: "#dddddd", 1: "#2a9d8f", 2: "#e9c46a", 3: "#e76f51", 4: "#9a9a9a"}  # ISPP status
-_TIME_FIELDS = ("t_s", "time_s", "hours", "t_h", "bench_time_s", "t", "time", "vmm")
+_TIME_FIELDS = ("hours", "chip_time_h", "chip_time_s", "t_s", "time_s", "t_h", "bench_time_s", "t", "time", "vmm")
+_EVENT_COLOURS = {"alarm": "#d62728", "repair": "#2a9d8f", "drift_compensation": "#2ca02c"}
 _SIZE = 380
 
 #: extra per-cell maps computed from a snapshot (e.g. fault codes of a scan), by the caller
@@ -102,7 +103,13 @@ def progress(snap: Snapshot, history: list[tuple[float, int]] | None = None) -> 
     if status == "running" and rate and n_total > n_done:
         eta = (history[-1][0] if history else time.time()) + (n_total - n_done) / rate
     elapsed = (updated - first) if (updated is not None and first is not None) else None
-    return {"done": n_done, "total": n_total, "status": status, "rate": rate, "eta": eta, "started": first,
+    # the bench clock (instrument time the emulators charge, or a real bench's), when the writer records it
+    bench_s = snap.attrs.get("bench_time_s")
+    bench_left = None
+    if isinstance(bench_s, (int, float)) and bench_s > 0 and n_done and n_total > n_done:
+        bench_left = bench_s * (n_total - n_done) / n_done
+    return {"bench_time_s": bench_s if isinstance(bench_s, (int, float)) else None, "bench_left_s": bench_left,
+            "done": n_done, "total": n_total, "status": status, "rate": rate, "eta": eta, "started": first,
             "updated": updated, "elapsed": elapsed, "resumptions": max(len(sessions) - 1, 0),
             "pulses": int(snap.table_rows.get("pulses", 0)), "reads": int(snap.table_rows.get("reads", 0))}
 
@@ -189,7 +196,9 @@ class RunPage:
         self._update_pulses(cells, snap)
         self._update_service(snap)
         self.progress.text = self._progress_html(snap, progress(snap, history))
-        self.metadata.text = self._metadata_html(snap)
+        meta = self._metadata_html(snap)
+        if meta != self.metadata.text:  # it rarely changes; re-laying it out costs the browser
+            self.metadata.text = meta
 
     def _set_shape(self, shape: tuple[int, int]) -> None:
         if shape == self._shape:
@@ -262,28 +271,20 @@ class RunPage:
             self.fid_src.data = {"xs": [x] * len(ys), "ys": [fid[n].astype(float) for n in ys], "name": ys,
                                  "colour": [Category10_10[i % 10] for i in range(len(ys))]}
             self.fig_fidelity.xaxis.axis_label = t
-        events = {"t": [], "y": [], "kind": [], "what": [], "colour": []}
-        for kind, colour in (("alarm", "#d62728"), ("repair", "#2a9d8f")):
-            tab = snap.tables.get(kind + "s")
-            if tab is None or tab.dtype.names is None or not len(tab):
-                continue
-            t = _time_field(tab)
-            for rec in tab:
-                events["t"].append(float(rec[t]))
-                events["y"].append(kind)
-                events["kind"].append(kind)
-                events["what"].append(", ".join(f"{n}={_text(rec[n])}" for n in tab.dtype.names if n != t))
-                events["colour"].append(colour)
-        self.fig_events.visible = "alarms" in snap.tables or "repairs" in snap.tables
-        self.events_src.data = events
-        rep = snap.tables.get("repairs")
-        dev = next((n for n in ("devices_reprogrammed", "reprogrammed", "devices", "cells") if rep is not None
-                    and rep.dtype.names and n in rep.dtype.names), None)
-        self.fig_repairs.visible = dev is not None
-        if dev is not None:
-            t = _time_field(rep)
-            self.fig_repairs.xaxis.axis_label = t
-            self.repairs_src.data = {"t": rep[t].astype(float), "devices": rep[dev].astype(float)}
+        rows = list(_event_rows(snap.tables))
+        kinds = sorted({k for _, k, _ in rows}, key=lambda k: (k not in ("alarm", "repair"), k))
+        self.fig_events.visible = bool(rows) or any(k in snap.tables for k in ("alarms", "repairs", "events"))
+        if kinds:
+            self.fig_events.y_range.factors = kinds[::-1]
+        colour = {k: _EVENT_COLOURS.get(k, Category10_10[i % 10]) for i, k in enumerate(kinds)}
+        self.events_src.data = {"t": [t for t, _, _ in rows], "y": [k for _, k, _ in rows],
+                                "kind": [k for _, k, _ in rows], "what": [w for _, _, w in rows],
+                                "colour": [colour[k] for _, k, _ in rows]}
+        writes = _repair_writes(snap.tables)
+        self.fig_repairs.visible = writes is not None
+        if writes is not None:
+            self.fig_repairs.xaxis.axis_label = writes[0]
+            self.repairs_src.data = {"t": writes[1], "devices": writes[2]}
 
     # -- text -----------------------------------------------------------------------------
     @staticmethod
@@ -298,18 +299,24 @@ class RunPage:
                 f"<progress max='{max(p['total'], 1)}' value='{p['done']}' style='width:300px'></progress> "
                 f"{p['done']} of {p['total']} cells ({pct:.1f} %) &nbsp; {rate} &nbsp; {end}<br>"
                 f"{p['pulses']} pulses and {p['reads']} reads recorded; elapsed {_duration(p['elapsed'])}; "
-                f"resumed {p['resumptions']} time(s)</div>")
+                f"resumed {p['resumptions']} time(s)"
+                + (f"<br>bench clock: {_duration(p['bench_time_s'])} spent" if p["bench_time_s"] is not None else "")
+                + (f", about {_duration(p['bench_left_s'])} to go" if p["bench_left_s"] is not None else "")
+                + "</div>")
 
     @staticmethod
     def _metadata_html(snap: Snapshot) -> str:
         a = snap.attrs
         shown = ("protocol", "status", "chip_id", "bench_file", "software_version", "seed", "rows", "cols",
-                 "created", "updated")
+                 "created")
         rows = "".join(f"<tr><th align='left'>{k}</th><td>{_text(a.get(k, '-'))}</td></tr>" for k in shown)
         rest = {k: v for k, v in a.items() if k not in shown + ("parameters", "bench", "format", "format_version",
-                                                                  "parameters_sha256")}
+                                                                  "parameters_sha256", "updated", "bench_time_s")}
         rows += "".join(f"<tr><th align='left'>{html.escape(str(k))}</th><td>{_text(v)}</td></tr>"
-                        for k, v in sorted(rest.items()))
+                        for k, v in sorted(rest.items()) if not isinstance(v, Mapping))
+        # structured attributes (e.g. the identity of the chip and of every instrument) in full
+        structured = "".join(f"<h3>{html.escape(str(k))}</h3><pre style='white-space:pre-wrap'>{_pretty(v)}</pre>"
+                             for k, v in sorted(rest.items()) if isinstance(v, Mapping))
         sess = "".join(f"<tr><td>{i}</td><td>{_text(s['started'])}</td><td>{_text(s['ended'])}</td>"
                        f"<td>{_text(s['status'])}</td></tr>" for i, s in enumerate(snap.sessions)
                        ) if snap.sessions.dtype.names else ""
@@ -317,12 +324,52 @@ class RunPage:
                 f"<h3>sessions (start and resumptions)</h3><table><tr><th>#</th><th>started</th><th>ended</th>"
                 f"<th>status</th></tr>{sess}</table>"
                 f"<h3>bench and instruments</h3><pre style='white-space:pre-wrap'>{_pretty(a.get('bench'))}</pre>"
+                f"{structured}"
                 f"<h3>parameters</h3><pre style='white-space:pre-wrap'>{_pretty(a.get('parameters'))}</pre>")
+
+
+def _event_rows(tables: Mapping[str, NDArray]):
+    """(time, kind, description) of every service event: ``alarms`` and ``repairs`` tables, and an
+    ``events`` table whose ``event`` field names the kind (alarm, repair, drift_compensation, ...)."""
+    for name, fixed in (("alarms", "alarm"), ("repairs", "repair"), ("events", None)):
+        tab = tables.get(name)
+        if tab is None or tab.dtype.names is None or not len(tab):
+            continue
+        t = _time_field(tab)
+        for rec in tab:
+            kind = fixed or (_plain(rec["event"]) if "event" in tab.dtype.names else name)
+            what = ", ".join(f"{n}={_text(rec[n])}" for n in tab.dtype.names if n not in (t, "event"))
+            yield float(rec[t]), kind, what
+
+
+_DEVICE_FIELDS = ("devices_reprogrammed", "reprogrammed", "devices", "writes", "cells")
+
+
+def _repair_writes(tables: Mapping[str, NDArray]) -> tuple[str, NDArray, NDArray] | None:
+    """(time field, times, devices re-programmed) of every repair, or None when the run has no repairs."""
+    for name in ("repairs", "events"):
+        tab = tables.get(name)
+        if tab is None or tab.dtype.names is None:
+            continue
+        dev = next((n for n in _DEVICE_FIELDS if n in tab.dtype.names), None)
+        if dev is None:
+            continue
+        if name == "events":
+            if "event" not in tab.dtype.names:
+                continue
+            tab = tab[np.array([_plain(e) == "repair" for e in tab["event"]], dtype=bool)]
+        t = _time_field(tab)
+        return t, tab[t].astype(float), tab[dev].astype(float)
+    return None
 
 
 def _time_field(tab: NDArray) -> str:
     names = tab.dtype.names
     return next((n for n in _TIME_FIELDS if n in names), names[0])
+
+
+def _plain(v: Any) -> str:
+    return v.decode(errors="replace") if isinstance(v, bytes) else str(v)
 
 
 def _text(v: Any) -> str:

@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 from ..runstore import FORMAT
 
 #: tables small enough to read whole at every change (service runs); others only count rows
-SERVICE_TABLES = ("fidelity", "alarms", "repairs")
+SERVICE_TABLES = ("fidelity", "alarms", "repairs", "events")
 
 
 class NotARunFile(ValueError):
