@@ -145,6 +145,8 @@ def test_page_follows_a_running_program_and_ends_equal_to_the_file(tmp_path, bro
         seen = []
         while proc.poll() is None:
             seen.append(page_state(browser))
+            if seen[-1] and 0 < seen[-1]["done"] < 12 * 16 and not any(s and 0 < s["done"] for s in seen[:-1]):
+                browser.save_screenshot(str(SHOTS / "view_live_midrun.png"))  # the map filling in
             time.sleep(0.05)
         assert proc.returncode == 0, proc.stderr.read()
         final = wait_for(lambda: (s := page_state(browser, ("conductance", "codes", "pulses")))

@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 from bokeh.layouts import column, row
 from bokeh.models import (ColorBar, ColumnDataSource, Div, FixedTicker, HoverTool, LinearColorMapper,
-                          LogColorMapper, Range1d, Span)
+                          LogColorMapper, Range1d)
 from bokeh.palettes import Category10_10, Viridis256
 from bokeh.plotting import figure
 from numpy.typing import NDArray
@@ -82,7 +82,9 @@ def convergence_curve(status: NDArray, pulses: NDArray, n_cells: int, converged_
 def progress(snap: Snapshot, history: list[tuple[float, int]] | None = None) -> dict[str, Any]:
     """Cells done of the cells to do, rate and estimated end (wall clock of the bench computer)."""
     targets = snap.arrays.get("targets")
-    todo = np.isfinite(targets) if targets is not None and np.shape(targets) == snap.shape else np.ones(snap.shape, bool)
+    todo = np.ones(snap.shape, bool)
+    if targets is not None and np.shape(targets) == snap.shape:
+        todo = np.isfinite(targets)  # NaN targets are cells left alone
     n_total = int(todo.sum())
     n_done = int((snap.done & todo).sum())
     status = snap.status
@@ -139,7 +141,7 @@ class RunPage:
         self.header = Div(name="header", text=f"<h2>{html.escape(title)}</h2>")
         self.progress = Div(name="progress", text="<p>waiting for the run file...</p>", width=900)
         self.g_mapper = LogColorMapper(palette=Viridis256, low=1e-6, high=1e-4, nan_color="#eeeeee")
-        self.fig_g, self.g_src, self._g_img = _image_figure("conductance", "conductance map", self.g_mapper, "G (uS)")
+        self.fig_g, self.g_src, _ = _image_figure("conductance", "conductance map", self.g_mapper, "G (uS)")
         self.code_mapper = LinearColorMapper(palette=["#dddddd"], low=-0.5, high=0.5, nan_color="#ffffff")
         self.fig_codes, self.codes_src, _ = _image_figure("codes", "cell codes", self.code_mapper, "code",
                                                           ticker=FixedTicker(ticks=[0]))
@@ -162,8 +164,8 @@ class RunPage:
         self.events_src = ColumnDataSource({"t": [], "y": [], "kind": [], "what": [], "colour": []},
                                            name="events_source")
         self.fig_events = figure(name="fig_events", title="service: alarms and repairs", width=2 * _SIZE,
-                                 height=200, y_range=["repair", "alarm"], x_range=self.fig_fidelity.x_range, toolbar_location="above",
-                                 tools="pan,wheel_zoom,box_zoom,reset,save", visible=False)
+                                 height=200, y_range=["repair", "alarm"], x_range=self.fig_fidelity.x_range,
+                                 toolbar_location="above", tools="pan,wheel_zoom,box_zoom,reset,save", visible=False)
         ev = self.fig_events.scatter("t", "kind", source=self.events_src, color="colour", size=9, marker="diamond")
         self.fig_events.add_tools(HoverTool(renderers=[ev], tooltips=[("t", "@t"), ("", "@what")]))
         self.repairs_src = ColumnDataSource({"t": [], "devices": []}, name="repairs_source")
@@ -176,12 +178,6 @@ class RunPage:
         self.layout = column(self.header, self.progress, row(self.fig_g, self.fig_codes),
                              row(self.fig_pulses, self.fig_conv), self.fig_fidelity, self.fig_events,
                              self.fig_repairs, self.metadata, name="run_page")
-
-    @property
-    def figures(self) -> list:
-        """Every plot of the page that the run's kind shows."""
-        return [f for f in (self.fig_g, self.fig_codes, self.fig_pulses, self.fig_conv, self.fig_fidelity,
-                            self.fig_events, self.fig_repairs) if f.visible]
 
     # -- update ---------------------------------------------------------------------------
     def show_error(self, text: str) -> None:
