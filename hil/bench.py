@@ -128,6 +128,14 @@ class Station:
                 failed.append(name)
         return failed
 
+    def identities(self) -> dict[str, str]:
+        """``*IDN?`` answer of every instrument, by name (for run files: resume on the same bench only)."""
+        out = {}
+        for name, driver in self.drivers.items():
+            with self.guard(name):
+                out[name] = str(driver.id).strip()
+        return out
+
     def outputs_off(self) -> None:
         self.forget_state()
         failed = self._all_off()

@@ -201,6 +201,15 @@ class Bench:
         self.selector.select(0, [], "vmm")
         return self.vector.vmm(v_in)
 
+    def identities(self) -> dict[str, str]:
+        """Every instrument's identification (``*IDN?`` answer: model, serial), by instrument name."""
+        out: dict[str, str] = {}
+        for closer in self._closers:
+            ident = getattr(closer, "identities", None)
+            if ident is not None:
+                out.update(ident())
+        return out
+
     # lifetime ---------------------------------------------------------------------------
     def outputs_off(self) -> None:
         """Ground every line and switch sources off; safe to call more than once."""
