@@ -79,8 +79,9 @@ class FormPage(Page):
 
     def plan(self) -> list[Drive]:
         p = self.p
-        return [Drive("v_max (top of the forming ramp)", amplitudes=p.ramp, gates=[p.gate], widths=[p.width]),
-                Drive("gate (forming compliance)", gates=[p.gate]),
+        return [Drive("v_max (the top of the forming ramp)", amplitudes=p.ramp, widths=[p.width]),
+                Drive("gate (the forming compliance)", gates=[p.gate]),
+                Drive("width (the forming pulse)", widths=[p.width]),
                 Drive("v_read / read_gate", amplitudes=[p.v_read], gates=[p.read_gate])]
 
     def start(self, run: Run) -> None:
