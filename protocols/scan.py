@@ -131,9 +131,12 @@ class ScanPage(Page):
         """A finished row counts only if its cells still read where the scan left them (after RESET)."""
         p = self.p
         last = run.store.cells(f"g_after_reset_{p.n_cycles - 1}")
+        ops = run.store.cells("ops")
         redo = []
         for ri in np.nonzero(run.done.all(axis=1))[0]:
             g, _ = read_cells(run.bench, int(run.rows[ri]), run.cols, p.v_read, p.read_gate, p.n_read, last[ri])
+            ops[ri] += 1
+            run.store.write_cells(np.full(run.shape[1], ri), np.arange(run.shape[1]), ops=ops[ri])
             with np.errstate(divide="ignore", invalid="ignore"):
                 off = np.abs(np.log(np.maximum(g, 1e-15) / np.maximum(last[ri], 1e-15)))
             if not np.all(off <= np.log(p.stuck_max)):

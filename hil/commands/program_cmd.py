@@ -90,7 +90,8 @@ def form_command(bench_path, out, r_target, v_max, gate, rows, cols, overwrite, 
 @_out_opt
 @click.option("--tol", default=0.03, show_default=True, type=Finite(0, 1, lo_open=True),
               help="relative tolerance, a fraction in (0, 1)")
-@click.option("--tol-abs", default=0.0, show_default=True, type=Finite(0, 1, "S"), help="absolute tolerance floor, S")
+@click.option("--tol-abs", default=0.0, show_default=True, type=Finite(0, 1e-3, "S"),
+              help="absolute tolerance floor, S (at most 1 mS)")
 @click.option("--n-read", default=None, type=click.IntRange(1, 100), help="reads averaged per verify")
 @click.option("--max-pulses", default=None, type=click.IntRange(1, 100000), help="pulse budget per cell and pass")
 @click.option("--passes", default=None, type=click.IntRange(1, 20), help="array-level passes")
