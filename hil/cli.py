@@ -47,6 +47,8 @@ def _one_line(exc: BaseException) -> str:
     if isinstance(exc, KeyError):
         text = f"unknown name {text}"
     notes = " ".join(" ".join(n.split()) for n in getattr(exc, "__notes__", ()))
+    if len(notes) > 200:
+        notes = notes[:197] + "..."
     return text + (f"\n{notes}" if notes else "")
 
 

@@ -244,5 +244,11 @@ class Bench:
     def __enter__(self) -> "Bench":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc is None:
+            self.close()
+            return
+        try:  # the error that ended the block is the one to report, not a failure to switch off after it
+            self.close()
+        except Exception as close_exc:  # noqa: BLE001
+            exc.add_note(f"closing the bench also failed: {close_exc}")

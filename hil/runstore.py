@@ -131,7 +131,10 @@ class RunStore:
             f.attrs["status"] = "running"
             resumed = True
         else:
-            f = h5py.File(path, "w")
+            # built under a temporary name and renamed into place: a kill while the file is being
+            # created leaves no truncated file that would block the next run
+            tmp = f"{path}.creating"
+            f = h5py.File(tmp, "w")
             f.attrs.update({
                 "format": FORMAT, "format_version": FORMAT_VERSION, "protocol": protocol,
                 "parameters": p_json, "parameters_sha256": sha, "bench_file": bench_file or "",
@@ -143,6 +146,9 @@ class RunStore:
             f.create_group("cells").create_dataset("done", (rows, cols), dtype=bool, fillvalue=False)
             f.create_group("tables")
             f.create_dataset("sessions", (0,), dtype=_SESSION_DTYPE, maxshape=(None,), chunks=(64,))
+            f.close()
+            os.replace(tmp, path)
+            f = h5py.File(path, "r+")
             resumed = False
         sess = f["sessions"]
         sess.resize((sess.shape[0] + 1,))

@@ -29,6 +29,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from hil.bench import BenchConnectionError
 from hil.progress import Progress
 from hil.roles import Bench, LimitError, Limits
 from hil.runstore import RunStore
@@ -319,6 +320,11 @@ class Page:
         return None
 
 
+def _bench_switched_off_already(failure: BaseException | None) -> bool:
+    """A bench connection error: the bench already tried every instrument once; do not wait on them again."""
+    return isinstance(failure, BenchConnectionError)
+
+
 def execute(bench: Bench, page: Page, rows: Sequence[int] | None = None, cols: Sequence[int] | None = None, *,
             out: str | os.PathLike | None = None, resume: bool = True, overwrite: bool = False, chip_id: str = "",
             bench_file: str | None = None, seed: int | None = None, progress: bool = False) -> Any:
@@ -369,10 +375,11 @@ def execute(bench: Bench, page: Page, rows: Sequence[int] | None = None, cols: S
             _state["closing"] = True  # signals from here on must not cut the switching-off short
         bar.close()
         off_error = None
-        try:
-            bench.outputs_off()
-        except Exception as exc:  # noqa: BLE001
-            off_error = exc
+        if not _bench_switched_off_already(failure):
+            try:
+                bench.outputs_off()
+            except Exception as exc:  # noqa: BLE001
+                off_error = exc
     if failure is not None:
         if off_error is not None:
             failure.add_note(f"switching the outputs off also failed: {off_error}")
