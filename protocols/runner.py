@@ -371,6 +371,7 @@ def execute(bench: Bench, page: Page, rows: Sequence[int] | None = None, cols: S
             result = page.finish(run)
         except BaseException as exc:  # noqa: BLE001 - re-raised below after the outputs are off
             failure = exc
+        pending = _state["stop"] if _state["depth"] == 1 and failure is None else None
         if _state["depth"] == 1:
             _state["closing"] = True  # signals from here on must not cut the switching-off short
         bar.close()
@@ -393,4 +394,6 @@ def execute(bench: Bench, page: Page, rows: Sequence[int] | None = None, cols: S
         store.finish("failed" if off_error is not None else "complete")
     if off_error is not None:
         raise off_error
+    if pending is not None:
+        raise Interrupted(pending)  # asked to stop during the last operation: the run is complete, stop now
     return result
