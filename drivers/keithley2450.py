@@ -57,3 +57,10 @@ class Keithley2450(_PymeasureKeithley2450):
         errors = self.check_errors()
         if errors:
             raise InstrumentError(self.name, [(int(e[0]), str(e[1])) for e in errors])
+
+    def shutdown(self) -> None:
+        """Safe state: source 0 V, output off, confirmed (``*OPC?``); no ramp, unlike pymeasure's."""
+        self.source_voltage = 0.0
+        self.disable_source()
+        self.ask("*OPC?")
+        Instrument.shutdown(self)

@@ -69,3 +69,10 @@ class Keysight81160A(_PymeasureKeysight81160A):
         errors = self.check_errors()
         if errors:
             raise InstrumentError(self.name, [(int(e[0]), str(e[1])) for e in errors])
+
+    def shutdown(self) -> None:
+        """Safe state: both outputs off, confirmed (``*OPC?``)."""
+        for ch in (1, 2):
+            self.channels[ch].output = False
+        self.ask("*OPC?")
+        super().shutdown()

@@ -36,13 +36,14 @@ class SimulatedInstruments:
     Parameters
     ----------
     chip : the bench file's ``chip`` section (see :func:`build_arrays`), or ready arrays.
-    instruments : instrument name -> model name.
+    instruments : instrument name -> model name, or the emulator class itself.
     inputs : addresser input (``read``, ``pulse``, ``gate``) -> endpoint (``"smu"``, ``"pulser.1"``).
     options : instrument name -> extra keyword arguments of its emulator (a matrix's row map).
     base_dir : directory that relative paths in ``chip`` (fault-map files) are resolved against.
     """
 
-    def __init__(self, chip: Mapping[str, Any] | Mapping[str, SimulatedArray], instruments: Mapping[str, str],
+    def __init__(self, chip: Mapping[str, Any] | Mapping[str, SimulatedArray],
+                 instruments: Mapping[str, str | type[Emulator]],
                  inputs: Mapping[str, str], base_dir: Path | None = None,
                  options: Mapping[str, Mapping[str, Any]] | None = None):
         if chip and all(isinstance(v, SimulatedArray) for v in chip.values()):
@@ -52,7 +53,7 @@ class SimulatedInstruments:
         self.wiring = Wiring(self.arrays, inputs)
         self.emulators: dict[str, Emulator] = {}
         for name, model in instruments.items():
-            cls = EMULATORS.get(model)
+            cls = model if isinstance(model, type) else EMULATORS.get(model)
             if cls is None:
                 raise WiringError(f"no emulator for instrument model {model!r}; known: {', '.join(EMULATORS)}")
             self.emulators[name] = cls(self.wiring, name, **dict((options or {}).get(name, {})))
