@@ -196,7 +196,7 @@ class AddressingBoard(Instrument):
         self.check_set_errors()
 
     def shutdown(self) -> None:
-        """Safe state: every route open (lines grounded), word-line DAC at 0 V; each acknowledged."""
+        """Safe state: every line grounded (route OFF) and the word-line DAC at 0 V, each acknowledged."""
         self.route = "OFF"
         self.word_line_voltage = 0.0
         super().shutdown()

@@ -52,15 +52,15 @@ class Keithley2450(_PymeasureKeithley2450):
         """Readings ``start``..``end`` (1-based, inclusive) of the default buffer in one transfer."""
         return self.values(f':TRAC:DATA? {int(start)}, {int(end)}, "defbuffer1", READ')
 
+    def shutdown(self) -> None:
+        """Safe state at once (pymeasure's version ramps in 0.6 s steps): 0 V, output off, confirmed."""
+        self.source_voltage = 0.0
+        self.disable_source()
+        self.ask("*OPC?")
+        Instrument.shutdown(self)
+
     def raise_errors(self) -> None:
         """Drain the error queue; raise :class:`InstrumentError` if it held anything."""
         errors = self.check_errors()
         if errors:
             raise InstrumentError(self.name, [(int(e[0]), str(e[1])) for e in errors])
-
-    def shutdown(self) -> None:
-        """Safe state: source 0 V, output off, confirmed (``*OPC?``); no ramp, unlike pymeasure's."""
-        self.source_voltage = 0.0
-        self.disable_source()
-        self.ask("*OPC?")
-        Instrument.shutdown(self)

@@ -138,10 +138,8 @@ class Keithley2600B(TspInstrument):
         super().__init__(adapter, name, **kwargs)
 
     def shutdown(self) -> None:
-        """Safe state: both channels at 0 V with outputs off, confirmed (``*OPC?``)."""
-        for ch in (self.smua, self.smub):
-            ch.source_voltage = 0.0
-            ch.output_enabled = False
+        """Safe state: both channels at 0 V with outputs off, confirmed with ``*OPC?``."""
+        self.write("smua.source.levelv = 0 smua.source.output = 0 smub.source.levelv = 0 smub.source.output = 0")
         self.ask("*OPC?")
         super().shutdown()
 

@@ -61,7 +61,7 @@ class Keithley707B(TspInstrument):
         self.write('channel.open("allslots")')
 
     def shutdown(self) -> None:
-        """Safe state: every crosspoint open, confirmed (``*OPC?``)."""
+        """Safe state: every crosspoint open, confirmed with ``*OPC?``."""
         self.open_all()
         self.ask("*OPC?")
         super().shutdown()
