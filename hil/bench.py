@@ -38,7 +38,7 @@ from .benchfile import BenchFileError, BenchSpec, load_bench_file, parse_bench
 from .benchlock import BenchBusyError, BenchLock, UncleanSession
 from .instruments import identify_model
 from .instruments.smu import ScanReader, VoltageSource
-from .roles import GateSupply, Limits, Pulser, Reader, Selector, VectorMultiplier
+from .roles import GateSupply, LimitError, Limits, Pulser, Reader, Selector, VectorMultiplier
 from .station import TRANSPORT_ERRORS, BenchConnectionError, InstrumentIdentityError, Station
 from .transport import EmulatorAdapter, register_serial_endpoint, unregister_serial_endpoint
 
@@ -165,23 +165,26 @@ class Bench:
 
     @property
     def can_pulse_read(self) -> bool:
-        """True when one SMU both pulses and reads (a 2600B channel on READ and PULSE), so
-        :meth:`pulse_read_cell` runs a whole train on the instrument."""
-        src = self.read_source
-        return src is not None and getattr(self.pulser, "src", None) is src
+        """True when the SMU on the READ input times pulses itself (a 2600B or B2900 channel),
+        so :meth:`pulse_read_cell` runs a whole pulse-then-read train on the instrument."""
+        return self.read_source is not None and self.read_source.can_pulse_read
 
     def pulse_read_cell(self, row: int, col: int, amplitudes: ArrayLike, width: float, v_read: float,
                         v_gate: float) -> NDArray[np.float64]:
         """Pulse-then-read train on one cell, run on the instrument: for each amplitude one SET
         pulse of ``width`` s, then a read at ``v_read``; returns one conductance (S) per pulse.
 
-        Needs a bench whose read source also pulses (:attr:`can_pulse_read`); the whole
-        train is checked against the limits before anything is sent.
+        The pulses come from the READ source through the read route (the PULSE input is not
+        used), so this needs a read SMU that times pulses (:attr:`can_pulse_read`). The
+        whole train is checked against the limits and the SMU's pulse widths before
+        anything is sent.
         """
         amplitudes = np.asarray(amplitudes, dtype=float).ravel()
         if not self.can_pulse_read:
-            raise RuntimeError(f"bench {self.name!r} has no SMU that both pulses and reads "
-                               f"(wire one 2600B channel to READ and PULSE)")
+            raise RuntimeError(f"bench {self.name!r}: the SMU on the READ input cannot run pulse-read trains "
+                               f"(a 2600B or B2900 channel can)")
+        if amplitudes.size == 0:
+            raise ValueError("no amplitudes given")
         if v_read == 0:
             raise ValueError("v_read must be non-zero")
         if np.any(amplitudes <= 0):
@@ -190,6 +193,10 @@ class Bench:
         self.limits.check_line(v_read, "read voltage")
         self.limits.check_width(width)
         self.limits.check_gate(v_gate)
+        shortest, longest = self.read_source.pulse_width_range or (0.0, np.inf)
+        if not shortest <= width <= longest:
+            raise LimitError(f"pulse width {width:g} s is outside what the read SMU times ({shortest:g} to "
+                             f"{longest:g} s)")
         row, (col,) = self._row(row), self._cols([col])
         self.gate.set_gate(v_gate)
         self.selector.select(row, [col], "read")
@@ -398,6 +405,7 @@ def build_bench(spec: BenchSpec, transport: str = "inprocess") -> Bench:
     station = Station(spec)
     # a simulated bench opened here builds its own private instruments: nothing to share
     lock = None if spec.simulated else BenchLock(spec.sha256[:20], spec.name).acquire()
+    identified = False
     try:
         if spec.simulated:
             sim = _connect_simulated(spec, station, transport)
@@ -405,11 +413,13 @@ def build_bench(spec: BenchSpec, transport: str = "inprocess") -> Bench:
             sim = None
             _connect_real(spec, station)
         _identify(spec, station)
+        identified = True  # from here on every instrument is the model its driver speaks to
         station.outputs_off()
         bench = _compose(spec, station, sim)
     except BaseException:
-        with contextlib.suppress(Exception):
-            station.outputs_off()
+        if identified:
+            with contextlib.suppress(Exception):
+                station.outputs_off()
         station.close()
         if lock is not None:
             lock.release()

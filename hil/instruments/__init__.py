@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 
-from . import ab64, keithley707b, keithley2450, keithley2600b, keysight81160a
+from . import ab64, keithley707b, keithley2450, keithley2600b, keysight81160a, keysightb2900
 from .base import Identity, InstrumentPlugin, parse_idn
 
 #: the instrument models a bench file may name
@@ -20,6 +20,7 @@ PLUGINS: list[type[InstrumentPlugin]] = [
     keysight81160a.Plugin,
     keithley707b.Plugin,
     ab64.Plugin,
+    keysightb2900.Plugin,
 ]
 
 

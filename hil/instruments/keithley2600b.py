@@ -2,8 +2,6 @@
 supply word lines and time pulses on the instrument, including the pulse-then-read train."""
 from __future__ import annotations
 
-import numpy as np
-
 from drivers.keithley2600b import Keithley2600B
 
 from .base import InstrumentPlugin
@@ -11,6 +9,9 @@ from .smu import VoltageSource
 
 
 class Keithley2600BSource(VoltageSource):
+    can_pulse_read = True
+    # pulses timed by the SMU itself (TSP delay): practical down to ~100 us
+    pulse_width_range = (100e-6, 1.0)
     def __init__(self, station, name, channel, i_compliance):
         super().__init__(station, name, channel, i_compliance)
         self.ch = self.driver.channel(channel)
@@ -35,12 +36,9 @@ class Keithley2600BSource(VoltageSource):
         self.ch.pulse(level, width, rest=0.0)
         self.driver.ask("*OPC?")
 
-    def pulse_read(self, levels, width, v_read):
-        """The whole train runs as one TSP function on the instrument; readings come back in one transfer."""
-        self.source(0.0)
-        with self.station.guard(self.name, f"running a {len(levels)}-pulse pulse-read train"):
-            return np.asarray(self.driver.pulse_read(levels, width, v_read, pulse_channel=self.channel_name),
-                              dtype=float)
+    def _pulse_read(self, levels, width, v_read):
+        # one TSP function on the instrument; the channel rests at 0 V afterwards
+        return self.driver.pulse_read(list(levels), width, v_read, pulse_channel=self.channel_name)
 
 
 class Plugin(InstrumentPlugin):
@@ -51,8 +49,7 @@ class Plugin(InstrumentPlugin):
     idn_model = r"(MODEL )?26[0-3][0-9]B"
     v_range = (-200.0, 200.0)
     i_compliance_range = (1e-9, 1.5)
-    # pulses timed by the SMU itself (TSP delay): practical down to ~100 us
-    pulse_width_range = (100e-6, 1.0)
+    pulse_width_range = Keithley2600BSource.pulse_width_range
     emulator = "simulated_bench.instruments.keithley2600b:Keithley2600BEmulator"
 
     @classmethod

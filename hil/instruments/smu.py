@@ -24,6 +24,11 @@ TRIP_CHECK_FRACTION = 0.5
 class VoltageSource(abc.ABC):
     """One SMU output used as a voltage source with current compliance ``i_compliance`` (A)."""
 
+    #: True when the instrument runs pulse-then-read trains itself (:meth:`pulse_read`)
+    can_pulse_read: bool = False
+    #: s, (shortest, longest) pulse the SMU times; None when it times none
+    pulse_width_range: tuple[float, float] | None = None
+
     def __init__(self, station, name: str, channel: str, i_compliance: float):
         self.station, self.name, self.channel_name = station, name, channel
         self.driver: Any = station.drivers[name]
@@ -83,9 +88,19 @@ class VoltageSource(abc.ABC):
         with self.station.guard(self.name, f"pulsing {level:g} V for {width:g} s"):
             self._pulse(level, width)
 
-    def pulse_read(self, levels: Sequence[float], width: float, v_read: float) -> NDArray[np.float64]:
-        """Pulse-then-read train run on the instrument; one current (A) per pulse."""
+    def _pulse_read(self, levels: Sequence[float], width: float, v_read: float) -> Sequence[float]:
         raise InstrumentError(self.station.describe(self.name), "this SMU has no on-instrument pulse-read train")
+
+    def pulse_read(self, levels: Sequence[float], width: float, v_read: float) -> NDArray[np.float64]:
+        """Pulse-then-read train run on the instrument: per level one pulse of ``width`` s, then
+        one current reading (A) at ``v_read``; the readings come back in one transfer."""
+        self.source(0.0)
+        with self.station.guard(self.name, f"running a {len(levels)}-pulse pulse-read train"):
+            out = np.asarray(self._pulse_read(levels, width, v_read), dtype=float)
+        if out.shape != (len(levels),):
+            raise InstrumentError(self.station.describe(self.name),
+                                  f"returned {out.size} readings for {len(levels)} pulses")
+        return out
 
 
 class SourceGate(GateSupply):
