@@ -115,7 +115,8 @@ class ResultTable:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        table = pa.Table.from_pylist(self._pending)
+        names = list(dict.fromkeys(k for row in self._pending for k in row))  # from_pylist reads row 0's only
+        table = pa.Table.from_pylist([{k: row.get(k) for k in names} for row in self._pending])
         table = table.replace_schema_metadata({JSON_META: json.dumps(sorted(self._json))})
         self._n += 1
         name = f"part-{time.strftime('%Y%m%dT%H%M%S')}-{self._run}-{self._n:05d}.parquet"
