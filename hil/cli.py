@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "map_cmd",
     "matrix_cmd",
     "sweep_cmd",
+    "campaign_cmd",
 )
 
 

@@ -33,3 +33,24 @@ def fails_on_odd(seed: int) -> dict:
     if seed % 2:
         raise RuntimeError(f"seed {seed} is odd")
     return {"ok": True}
+
+
+def slow_read_step(bench, out: str, chip_id: str, delay: float = 0.2) -> dict:
+    """A campaign step that streams one row read per ``delay`` seconds into a resumable run file."""
+    import numpy as np
+
+    from protocols.common import finishing, open_run
+    from protocols.read import read_cells
+
+    store = open_run(bench, out, "slow_read", {"delay": delay}, (bench.rows, bench.cols), chip_id=chip_id)
+    g = store.cell_field("g", float, np.nan)
+    done = store.done.all(axis=1)
+    resumed_rows = int(done.sum())
+    with finishing(store, bench):
+        for row in np.flatnonzero(~done):
+            time.sleep(delay)
+            values, _ = read_cells(bench, int(row), np.arange(bench.cols), 0.2, 3.0)
+            store.write_cells(np.full(bench.cols, row), np.arange(bench.cols), done=True, g=values)
+            store.flush()
+    del g
+    return {"rows_resumed": resumed_rows, "rows": bench.rows}
