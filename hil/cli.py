@@ -24,6 +24,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "program_cmd",
     "map_cmd",
     "matrix_cmd",
+    "sweep_cmd",
+    "campaign_cmd",
 )
 
 #: exit code of a command stopped by a signal: 128 + the signal number, as a shell reports it

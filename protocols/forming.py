@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from hil.roles import Bench
+from hil.bench import Bench
 
 from .read import read_cells
 from .runner import Drive, Page, Run, device_model, execute

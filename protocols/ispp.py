@@ -21,7 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from hil.roles import Bench
+from hil.bench import Bench
 
 from .ispp_machine import (CONVERGED, CUTE_ISPP, EXHAUSTED, PENDING, PRESETS, RESET, SET, SKIPPED, STANFORD_ISPP,
                            STATUS_NAMES, UNRESPONSIVE, CellProgrammer, ISPPParams, Ladder, LevelCalibration,

@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from hil.roles import Bench
+from hil.bench import Bench
 
 from .runner import Drive, Page, Run, execute
 

@@ -19,7 +19,6 @@ does the rest, the same way for every protocol:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import signal
 import threading
@@ -29,9 +28,9 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from hil.bench import BenchConnectionError
+from hil.bench import Bench, BenchConnectionError
 from hil.progress import Progress
-from hil.roles import Bench, LimitError, Limits
+from hil.roles import LimitError, Limits
 from hil.runstore import RunStore
 
 #: every pulse a run sends, written before it is sent; ``delivered`` is set once the bench
@@ -137,12 +136,13 @@ def check_plan(limits: Limits, drives: Iterable[Drive]) -> None:
 
 
 def bench_identity(bench: Bench, chip_id: str = "") -> dict[str, Any]:
-    """Chip id, every instrument's identification string and the bench file's SHA-256."""
-    text = str(bench.metadata.get("bench_file", ""))
-    ident = getattr(bench, "identities", None)
+    """What a resumed run must find again: the chip id, every instrument's identification
+    (``*IDN?``: make, model, serial, firmware) and the bench file's SHA-256 (from ``bench.identity``)."""
+    ident = getattr(bench, "identity", None) or {}
+    instruments = {name: str(entry.get("idn") or f"{entry.get('model', '')} {entry.get('serial', '')}".strip())
+                   for name, entry in (ident.get("instruments") or {}).items()}
     return {"chip_id": chip_id or str(bench.metadata.get("chip_id", "")),
-            "bench_sha256": hashlib.sha256(text.encode()).hexdigest() if text else "",
-            "instruments": ident() if ident is not None else {}}
+            "bench_sha256": str(ident.get("bench_file_sha256", "")), "instruments": instruments}
 
 
 # --- signals -------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hil.faultmap import NOT_SCANNED, STUCK_OFF, STUCK_ON, UNRELIABLE, WORKING, FaultMap
-from hil.roles import Bench
+from hil.bench import Bench
 
 from .ispp import ISPPParams, ladder_plan, preset_for, program
 from .read import read_cells

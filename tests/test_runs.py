@@ -75,8 +75,7 @@ def test_resume_on_another_chip_or_instrument_is_refused_saying_what_differs(tmp
                                                                              "'CHIP-B' on this bench"):
         read_all(b, out=out)
     with bench() as b:
-        ids = b.identities()
-        monkeypatch.setattr(b, "identities", lambda: {**ids, "smu": "KEITHLEY INSTRUMENTS,MODEL 2450,999,1"})
+        b.metadata["instruments"]["smu"]["idn"] = "KEITHLEY INSTRUMENTS,MODEL 2450,999,1"  # another unit
         with pytest.raises(RunMismatch, match=r"instrument smu: .*04455011.* in the file, .*999.* now"):
             read_all(b, out=out)
         read_all(b, out=out, overwrite=True)  # a deliberate restart
