@@ -29,8 +29,9 @@ INVALID_CHARACTER = -101  # SCPI "Invalid character"
 class LineBuffer:
     """Splits a byte stream into lines, bounded: an over-long line is dropped up to its terminator."""
 
-    def __init__(self, terminator: bytes, max_line: int = MAX_LINE_BYTES):
-        self.terminator, self.max_line = terminator, max_line
+    def __init__(self, terminator: bytes, max_line: int | None = None):
+        self.terminator = terminator
+        self.max_line = MAX_LINE_BYTES if max_line is None else max_line
         self._buf = b""
         self._discarding = False
 
@@ -80,7 +81,11 @@ class Emulator(abc.ABC):
     def feed(self, data: bytes) -> bytes:
         """Consume bytes from the client; return the reply bytes they produced (maybe empty)."""
         with self.lock:
-            lines, overruns = self._lines.push(data)
+            return self.feed_lines(*self._lines.push(data))
+
+    def feed_lines(self, lines: list[bytes], overruns: int = 0) -> bytes:
+        """Execute complete lines (after ``overruns`` over-long ones were dropped); return the replies."""
+        with self.lock:
             out = [self._reply(self.input_error(OVERRUN, "Input buffer overrun; line discarded"))
                    for _ in range(overruns)]
             return b"".join(out + [self.feed_line(raw) for raw in lines])

@@ -80,7 +80,7 @@ class Keithley2600BEmulator(TspEmulator):
     def __init__(self, wiring: Wiring, name: str, lock=None):
         super().__init__(lock if lock is not None else wiring.lock)
         self.wiring, self.name = wiring, name
-        hooks = self.lua.table_from({"measure": self._measure})
+        hooks = self.host_functions({"measure": self._measure})
         self.state = {}
         for ch in ("a", "b"):
             src, meas = self.lua_define(SMU_LUA, ch, hooks)

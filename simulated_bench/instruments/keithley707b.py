@@ -47,7 +47,7 @@ class Keithley707BEmulator(TspEmulator):
         for letter, inp in matrix["rows"].items():
             self.row_input[ROWS.index(letter.upper())] = INPUT_CODE[inp]
         self.closed = np.zeros((SLOTS, len(ROWS), COLS), bool)
-        hooks = self.lua.table_from({"op": self._op, "getclose": self._getclose})
+        hooks = self.host_functions({"op": self._op, "getclose": self._getclose})
         self.lua_define(CHANNEL_LUA, hooks)
 
     def reset(self) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .scpi import ScpiEmulator, ScpiError, parse_bool, parse_float
-from .wiring import Wiring
+from .wiring import Wiring, WiringError
 
 R_SOURCE = 50.0  # ohm, output impedance
 R_CHIP = 1e6  # ohm, the chip's line as a load (high impedance next to 50 ohm)
@@ -168,5 +168,8 @@ class Keysight81160AEmulator(ScpiEmulator):
                 raise ScpiError(-221, f"channel {n}: width and edges exceed the period")
             # the pulse rises from the low level by (high - low); width is measured at 50 %
             amplitude = self.delivered(ch, ch.high)
-            self.wiring.apply(f"{self.name}.{n}", amplitude, ch.width, ch.count)
+            try:
+                self.wiring.apply(f"{self.name}.{n}", amplitude, ch.width, ch.count)
+            except WiringError as err:
+                raise ScpiError(-221, str(err)) from None
         return None

@@ -32,7 +32,7 @@ import re
 from dataclasses import dataclass, field
 
 from .scpi import ScpiEmulator, ScpiError, parse_bool, parse_float, split_args, unquote
-from .wiring import Wiring
+from .wiring import MAX_STEPS_PER_COMMAND, Wiring
 
 V_MAX, I_MAX = 210.0, 3.03
 NPLC_RANGE = (4e-4, 100.0)
@@ -493,8 +493,12 @@ class KeysightB2900Emulator(ScpiEmulator):
                 raise ScpiError(-221, f"trigger source {ch.trig_source} is not emulated; use AINT or TIM")
             if ch.output and ch.func != "VOLT":
                 raise ScpiError(-221, "the simulated chip is driven in voltage only")
+            steps = ch.count * ch.arm_count
+            if steps * (1 + (ch.pulse_width if ch.shape == "PULS" else 0.0) / 1e-2) > MAX_STEPS_PER_COMMAND:
+                raise ScpiError(-221, f"{steps} trigger steps of this length are beyond what the emulator runs "
+                                      "in one command")
             ch.readings = []
-            for k in range(ch.count * ch.arm_count):
+            for k in range(steps):
                 ch.readings.append(self._step(n, ch, k))
             if ch.shape == "DC" and ch.mode["VOLT"] == "FIX":
                 ch.level["VOLT"] = ch.trig["VOLT"]  # a fixed-mode trigger moves the immediate level
