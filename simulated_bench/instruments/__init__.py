@@ -14,7 +14,7 @@ from ..array import SimulatedArray
 from .base import Emulator
 from .board import AddressingBoardEmulator
 from .chip import build_arrays
-from .clock import TRANSPORTS, BenchClock, Transport, transport_for
+from .clock import GPIB, LAN, SERIAL, TRANSPORTS, USBTMC, BenchClock, SmuTiming, Transport, transport_for
 from .keithley2450 import Keithley2450Emulator
 from .keithley2600b import Keithley2600BEmulator
 from .keithley707b import Keithley707BEmulator
@@ -81,6 +81,7 @@ class SimulatedInstruments:
             emu.outputs_off()
 
 
-__all__ = ["SimulatedInstruments", "EMULATORS", "BenchClock", "Transport", "TRANSPORTS", "transport_for", "Emulator", "Wiring", "WiringError", "build_arrays",
+__all__ = ["SimulatedInstruments", "EMULATORS", "BenchClock", "Transport", "TRANSPORTS", "transport_for", "SmuTiming",
+           "GPIB", "LAN", "SERIAL", "USBTMC", "Emulator", "Wiring", "WiringError", "build_arrays",
            "AddressingBoardEmulator", "Keithley2450Emulator", "Keysight81160AEmulator", "Keithley2600BEmulator",
            "Keithley707BEmulator", "KeysightB2900Emulator"]

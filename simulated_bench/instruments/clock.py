@@ -64,6 +64,22 @@ def transport_for(spec: "Transport | str | dict") -> Transport:
     return Transport(**{k: (str(v) if k == "name" else float(v)) for k, v in fields.items()})
 
 
+@dataclass(frozen=True)
+class SmuTiming:
+    """Execution times of a source-measure unit (typical figures; configurable per bench).
+
+    A reading integrates for NPLC / line frequency and adds ``reading_overhead_s`` (ADC,
+    auto-zero reference, range check); a level change settles for ``source_settle_s``.
+    """
+
+    line_frequency_hz: float = 50.0
+    reading_overhead_s: float = 100e-6
+    source_settle_s: float = 50e-6
+
+    def reading_s(self, nplc: float) -> float:
+        return nplc / self.line_frequency_hz + self.reading_overhead_s
+
+
 @dataclass
 class InstrumentTime:
     """What one instrument has cost so far."""

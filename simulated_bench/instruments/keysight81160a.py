@@ -27,6 +27,14 @@ LEVEL_RANGE = (-5.0, 5.0)
 AMPLITUDE_MIN = 0.05
 
 
+@dataclass(frozen=True)
+class PulserTiming:
+    """Execution times of the 81160A (typical; configurable per bench)."""
+
+    rearm_s: float = 1e-6  # trigger-to-output delay and re-arm after a burst
+    setting_s: float = 1e-3  # firmware recomputes the waveform after a level or timing change
+
+
 @dataclass
 class PulseChannel:
     shape: str = "SIN"
@@ -45,9 +53,11 @@ class PulseChannel:
 class Keysight81160AEmulator(ScpiEmulator):
     idn = "Agilent Technologies,81160A,MY52100123,2.0.0.0-2.6"
     model = "keysight81160a"
+    default_transport = "gpib"
 
-    def __init__(self, wiring: Wiring, name: str, lock=None):
+    def __init__(self, wiring: Wiring, name: str, lock=None, timing: PulserTiming | None = None):
         super().__init__(lock if lock is not None else wiring.lock)
+        self.timing = timing or PulserTiming()
         self.wiring, self.name = wiring, name
         self.reset()
         for ch in (1, 2):
@@ -107,6 +117,7 @@ class Keysight81160AEmulator(ScpiEmulator):
             if not args:
                 raise ScpiError(-109)
             store(ch, args[0])
+            self.busy(self.timing.setting_s)
             return None
         return handler
 
@@ -168,6 +179,7 @@ class Keysight81160AEmulator(ScpiEmulator):
                 raise ScpiError(-221, f"channel {n}: width and edges exceed the period")
             # the pulse rises from the low level by (high - low); width is measured at 50 %
             amplitude = self.delivered(ch, ch.high)
+            self.busy(ch.count * ch.period + self.timing.rearm_s)
             try:
                 self.wiring.apply(f"{self.name}.{n}", amplitude, ch.width, ch.count)
             except WiringError as err:

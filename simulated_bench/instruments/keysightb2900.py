@@ -24,13 +24,15 @@ AINT and TIM (BUS, LAN, external lines) and binary data formats are not emulated
 
 Bench clock: each measurement costs settling + aperture + ADC overhead, each trigger step
 max(timer period, its delays + pulse width + aperture), a level change with the output
-on its settling time (:class:`B2900Timing`).
+on its settling time (:class:`~.clock.SmuTiming`; the line frequency is the instrument's
+own ``:SYST:LFR``).
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 
+from .clock import SmuTiming
 from .scpi import ScpiEmulator, ScpiError, parse_bool, parse_float, split_args, unquote
 from .wiring import MAX_STEPS_PER_COMMAND, Wiring
 
@@ -49,14 +51,6 @@ EMULATED_TRIGGERS = ("AINT", "TIM")
 ELEMENTS = ("VOLT", "CURR", "RES", "TIME", "STAT", "SOUR")
 MODELS = {"B2901A": 1, "B2902A": 2, "B2911A": 1, "B2912A": 2}
 STATUS_COMPLIANCE = 1 << 1  # bit of the STAT element: the reading was taken in compliance
-
-
-@dataclass(frozen=True)
-class B2900Timing:
-    """Execution times of the B2900 (typical; per bench configurable)."""
-
-    source_settle_s: float = 20e-6  # output settling after a level change
-    reading_overhead_s: float = 50e-6  # ADC, range check and data handling per reading
 
 
 @dataclass
@@ -96,14 +90,14 @@ class KeysightB2900Emulator(ScpiEmulator):
     default_transport = "usbtmc"
 
     def __init__(self, wiring: Wiring, name: str, lock=None, instrument_model: str = "B2902A",
-                 timing: B2900Timing | None = None):
+                 timing: SmuTiming | None = None):
         super().__init__(lock if lock is not None else wiring.lock)
         if instrument_model not in MODELS:
             raise ValueError(f"unknown B2900 model {instrument_model!r}; known: {', '.join(MODELS)}")
         self.instrument_model = instrument_model
         self.idn = f"Keysight Technologies,{instrument_model},MY51141234,3.4.2011.5100"
         self.wiring, self.name = wiring, name
-        self.timing = timing or B2900Timing()
+        self.timing = timing or SmuTiming(reading_overhead_s=50e-6, source_settle_s=20e-6)
         self.n_channels = MODELS[instrument_model]
         self.line_frequency = 50
         self.elements = list(ELEMENTS)

@@ -53,6 +53,7 @@ local function spent()
 end
 local function hook()
   B.used = B.used + STEP
+  B.instructions = B.instructions + STEP
   if B.exhausted or B.used > LIMIT then
     sethook(hook, "", 1)
     spent()
@@ -250,6 +251,9 @@ def _host(fn):
 class TspEmulator(Emulator):
     """Lua-backed TSP instrument; subclasses add their objects with :meth:`lua_define`."""
 
+    #: seconds per Lua VM instruction on the instrument's processor (bench clock)
+    tsp_instruction_s: float = 0.5e-6
+
     def __init__(self, lock=None):
         super().__init__(lock)
         self.errors: deque[tuple[int, str]] = deque()
@@ -269,7 +273,7 @@ class TspEmulator(Emulator):
             "cost": HOST_CALL_COST,
         })
         self._sethook, load_ = g.debug.sethook, g.load
-        self._budget = self.lua.table_from({"used": 0, "exhausted": False})
+        self._budget = self.lua.table_from({"used": 0, "exhausted": False, "instructions": 0})
         g.BUDGET = self._budget
         self.lua.execute(PRELUDE, hooks, self._sethook, load_, g)
         for name in ("python", "io", "os", "require", "dofile", "loadfile", "package", "debug", "load",
@@ -322,7 +326,7 @@ class TspEmulator(Emulator):
     def run_chunk(self, src: str) -> None:
         kind, msg = (None, None)
         self._sethook()  # host-side reset: runs no Lua instruction, so a spent budget cannot block it
-        self._budget.used, self._budget.exhausted = 0, False
+        self._budget.used, self._budget.exhausted, self._budget.instructions = 0, False, 0
         self._out_chars = 0
         try:
             result = self._exec(src)
@@ -332,6 +336,8 @@ class TspEmulator(Emulator):
             kind, msg = "runtime", str(exc)
         finally:
             self._sethook()
+            # the instrument's processor runs the chunk: charged per instruction (granularity 1000)
+            self.busy(self._budget.instructions * self.tsp_instruction_s)
         if kind is None:
             return
         msg = str(msg)
