@@ -10,8 +10,9 @@ What arrives is untrusted (a served emulator is a network service): a line longe
 overrun, a line with a byte outside ASCII is reported as an invalid character; both
 land in the instrument's error queue and the connection stays usable.
 
-Every emulator charges its :class:`~.clock.BenchClock` for each message and reply (its
-:class:`~.clock.Transport`) and for its own execution time (:meth:`Emulator.busy`).
+Every emulator charges its :class:`~.clock.BenchClock` for each host write and each reply
+(its :class:`~.clock.Transport`; a write may carry several lines, as a driver that batches
+does) and for its own execution time (:meth:`Emulator.busy`).
 """
 from __future__ import annotations
 
@@ -81,6 +82,7 @@ class Emulator(abc.ABC):
     def feed(self, data: bytes) -> bytes:
         """Consume bytes from the client; return the reply bytes they produced (maybe empty)."""
         with self.lock:
+            self.clock.message(self.clock_name, self.transport, len(data))
             return self.feed_lines(*self._lines.push(data))
 
     def feed_lines(self, lines: list[bytes], overruns: int = 0) -> bytes:
@@ -88,12 +90,14 @@ class Emulator(abc.ABC):
         with self.lock:
             out = [self._reply(self.input_error(OVERRUN, "Input buffer overrun; line discarded"))
                    for _ in range(overruns)]
-            return b"".join(out + [self.feed_line(raw) for raw in lines])
+            reply = b"".join(out + [self.feed_line(raw) for raw in lines])
+            if reply:
+                self.clock.reply(self.clock_name, self.transport, len(reply))
+            return reply
 
     def feed_line(self, raw: bytes) -> bytes:
         """Execute one received line (without terminator); return its reply bytes."""
         with self.lock:
-            self.clock.message(self.clock_name, self.transport, len(raw) + len(self.terminator))
             try:
                 line = raw.decode("ascii").strip("\r")
             except UnicodeDecodeError:
@@ -105,9 +109,7 @@ class Emulator(abc.ABC):
     def _reply(self, reply: str | None) -> bytes:
         if reply is None:
             return b""
-        out = reply.encode("ascii", errors="backslashreplace") + self.terminator
-        self.clock.reply(self.clock_name, self.transport, len(out))
-        return out
+        return reply.encode("ascii", errors="backslashreplace") + self.terminator
 
     @abc.abstractmethod
     def handle_line(self, line: str) -> str | None:

@@ -9,9 +9,10 @@ The host talks to one instrument at a time and waits for each, so the estimate i
 sum of those costs; instrument work that overlaps the host's next message is not
 credited (the estimate is an upper bound for scripts that overlap).
 
-A *round trip* is one message from the host (a write or a query): on USB-TMC, GPIB,
-VXI-11 and a line protocol every message is a confirmed bus transaction, and a query's
-reply belongs to its message.
+A *round trip* is one write from the host (a setting or a query, maybe several lines a
+driver batched into one transfer): on USB-TMC, GPIB, VXI-11 and a serial line every
+transfer is a confirmed bus transaction, and the replies it asks for belong to it (their
+bytes and one bus turn-around are charged).
 
 .. code-block:: python
 

@@ -22,6 +22,7 @@ from .wiring import INPUT_CODE, Wiring
 SLOTS, ROWS, COLS = 6, "ABCDEFGH", 12
 CHANNEL_RE = re.compile(r"([1-6])([A-Ha-h])(\d{2})")
 INVALID_CHANNEL = 1115  # the 707B's "Parameter error: invalid channel list"
+TSPLINK_CALL_S = 100e-6  # s, one remote command from a TSP-Link master
 RELAY_SETTLE_S = 3e-3  # s, reed-relay matrix card actuation + settling (7174A-class), charged per route change
 
 CHANNEL_LUA = r"""
@@ -52,6 +53,20 @@ class Keithley707BEmulator(TspEmulator):
         self.closed = np.zeros((SLOTS, len(ROWS), COLS), bool)
         hooks = self.host_functions({"op": self._op, "getclose": self._getclose})
         self.lua_define(CHANNEL_LUA, hooks)
+
+    def remote_channel(self, master) -> dict:
+        """``channel`` functions for a TSP-Link master (``node[N].channel``); each call costs the master a
+        TSP-Link transaction on the bench clock."""
+        def remote(fn):
+            def call(*args):
+                master.busy(TSPLINK_CALL_S)
+                return fn(*args)
+            return call
+        return {"close": remote(lambda spec: self._op("close", spec)),
+                "open": remote(lambda spec: self._op("open", spec)),
+                "exclusiveclose": remote(lambda spec: self._op("exclusiveclose", spec)),
+                "reset": remote(lambda spec=None: self._op("open", spec or "allslots")),
+                "getclose": remote(lambda spec=None: self._getclose(spec or "allslots"))}
 
     def reset(self) -> None:
         super().reset()

@@ -48,6 +48,7 @@ class PulseChannel:
     arm: str = "IMM"
     count: int = 1
     output: bool = False
+    inverted: bool = False  # :OUTPut:POLarity INVerted: the output is the negative of the programmed levels
 
 
 class Keysight81160AEmulator(ScpiEmulator):
@@ -79,6 +80,7 @@ class Keysight81160AEmulator(ScpiEmulator):
         a("OUTPut#[:STATe]", self._setting(lambda ch: "1" if ch.output else "0",
                                             lambda ch, arg: setattr(ch, "output", parse_bool(arg))))
         a("OUTPut#:LOAD", self._setting(num("load"), self._set_load))
+        a("OUTPut#:POLarity", self._setting(lambda ch: "INV" if ch.inverted else "NORM", self._set_polarity))
         a(":ARM:SOURce#", self._setting(lambda ch: ch.arm, self._set_arm))
         a(":TRIGger#:COUNt", self._setting(lambda ch: str(ch.count),
                                             lambda ch, arg: setattr(ch, "count", int(parse_float(arg, 1, 2147483647)))))
@@ -101,7 +103,8 @@ class Keysight81160AEmulator(ScpiEmulator):
     def delivered(self, ch: PulseChannel, v: float) -> float:
         """Voltage (V) on the chip line for a level programmed into the expected load."""
         emf_per_volt = (ch.load + R_SOURCE) / ch.load
-        return v * emf_per_volt * R_CHIP / (R_CHIP + R_SOURCE)
+        sign = -1.0 if ch.inverted else 1.0
+        return sign * v * emf_per_volt * R_CHIP / (R_CHIP + R_SOURCE)
 
     def idle_level(self, n: int) -> float:
         ch = self.channels[n]
@@ -162,6 +165,13 @@ class Keysight81160AEmulator(ScpiEmulator):
     def _set_load(ch: PulseChannel, arg: str) -> None:
         a = arg.upper()
         ch.load = 1e6 if a in ("INF", "INFINITY", "MAX", "MAXIMUM") else parse_float(a, 0.3, 1e6)
+
+    @staticmethod
+    def _set_polarity(ch: PulseChannel, arg: str) -> None:
+        a = arg.upper()
+        if a not in ("NORM", "NORMAL", "INV", "INVERTED"):
+            raise ScpiError(-224, arg)
+        ch.inverted = a.startswith("INV")
 
     @staticmethod
     def _set_arm(ch: PulseChannel, arg: str) -> None:

@@ -46,6 +46,7 @@ class _Handler(socketserver.BaseRequestHandler):
                 # the delayed ACK (~40 ms) between a write and the query that follows it
                 with contextlib.suppress(OSError):
                     self.request.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+            emulator.clock.message(emulator.clock_name, emulator.transport, len(data))
             complete, overruns = lines.push(data)
             # whole lines only, so clients on separate connections never interleave bytes
             reply = emulator.feed_lines(complete, overruns)

@@ -248,6 +248,33 @@ def _host(fn):
     return call
 
 
+#: ``localnode``, ``node`` and the ``status`` model a script reaches (TSP reference manual names)
+SYSTEM_LUA = r"""
+local hw, model, serial, revision = ...
+local ro = function(t, name)
+  return setmetatable({}, {__index = t, __newindex = function(_, k)
+    error("E-286:" .. name .. "." .. tostring(k) .. " is read-only", 2) end})
+end
+localnode = ro({model = model, serialno = serial, revision = revision, description = "Keithley " .. model,
+                linefreq = 50, autolinefreq = true, prompts = 0, showerrors = 0}, "localnode")
+node = {}
+local function register(t, bits)
+  return setmetatable({enable = 0, ntr = 0, ptr = 65535}, {__index = function(_, k)
+    if k == "condition" or k == "event" then return bits() end end})
+end
+status = {
+  operation = register({}, function() return 0 end),
+  questionable = register({}, function() return 0 end),
+  measurement = register({}, function() return 0 end),
+  standard = register({}, function() return hw.esr() end),
+  request_enable = 0,
+  reset = function() hw.statusreset() end,
+}
+setmetatable(status, {__index = function(_, k)
+  if k == "condition" then return hw.stb() end end})
+"""
+
+
 class TspEmulator(Emulator):
     """Lua-backed TSP instrument; subclasses add their objects with :meth:`lua_define`."""
 
@@ -281,6 +308,25 @@ class TspEmulator(Emulator):
             g[name] = None
         self._exec = g["__hil_exec"]
         self._guard = g["__hil_guard"]
+        self.esr, self.ese, self.sre = 128, 0, 0  # power-on bit set, as IEEE 488.2 status
+        model, serial, revision = (self.idn.split(",") + ["", "", "", ""])[1:4]
+        self.lua_define(SYSTEM_LUA, self.host_functions({
+            "esr": lambda: self.esr, "stb": self.status_byte,
+            "statusreset": self._status_reset}), model.strip().replace("Model ", ""), serial.strip(),
+            revision.strip())
+
+    def status_byte(self) -> int:
+        """Status byte: bit 2 error available, bit 5 standard event summary, bit 6 request."""
+        stb = (4 if self.errors else 0) | (32 if self.esr & self.ese else 0)
+        return stb | (64 if stb & self.sre else 0)
+
+    def _status_reset(self) -> None:
+        self.esr = self.ese = self.sre = 0
+
+    def link_node(self, number: int, functions: dict) -> None:
+        """Make ``node[number].channel`` reach another instrument over the (simulated) TSP-Link."""
+        self.lua_define("local n, channel = ... node[n] = {channel = channel}", number,
+                        self.host_functions(functions))
 
     # host functions ---------------------------------------------------------------------
     def _host_table(self, fns: dict):
@@ -311,6 +357,7 @@ class TspEmulator(Emulator):
         self.push_error(code, text)
 
     def push_error(self, code: int, text: str) -> None:
+        self.esr |= 32 if -199 <= code <= -100 else 16 if -299 <= code <= -200 else 8
         if len(self.errors) < QUEUE_SIZE:
             self.errors.append((code, text[:200]))
 
@@ -355,15 +402,30 @@ class TspEmulator(Emulator):
 
     def common_command(self, line: str) -> str | None:
         head = line.split()[0].upper()
+        arg = line.split()[1] if len(line.split()) > 1 else ""
         if head == "*IDN?":
             return self.idn
-        if head == "*RST":
+        if head in ("*STB?", "*ESR?", "*ESE?", "*SRE?", "*TST?", "*OPT?"):
+            if head == "*ESR?":
+                value, self.esr = self.esr, 0
+                return str(value)
+            return str({"*STB?": self.status_byte(), "*ESE?": self.ese, "*SRE?": self.sre,
+                        "*TST?": 0, "*OPT?": 0}[head])
+        if head in ("*ESE", "*SRE"):
+            if not arg.isdigit() or int(arg) > 255:
+                self.push_error(-222, f"{head} takes 0 to 255")
+            else:
+                setattr(self, head[1:].lower(), int(arg))
+        elif head == "*RST":
             self.reset()
         elif head == "*CLS":
             self.errors.clear()
+            self.esr = 0
         elif head == "*OPC?":
             return "1"
-        elif head not in ("*WAI", "*OPC", "*TRG"):
+        elif head == "*OPC":
+            self.esr |= 1
+        elif head not in ("*WAI", "*TRG"):
             self.push_error(-113, f"Undefined header {head}")
         return None
 
