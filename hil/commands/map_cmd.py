@@ -9,6 +9,7 @@ import numpy as np
 
 from hil.factorization import (DeviceWindow, RankError, SolverParams, factorize,
                                random_fault_codes, validate_codes)
+from hil.factorization.feasibility import exactness_report
 
 
 def _load_npy(path: str, what: str) -> np.ndarray:
@@ -86,7 +87,9 @@ def map_command(matrix_path, k, faults_a, faults_b, fault_rate, fault_kind, seed
                            SolverParams(tol=tol, inner=inner))
     except RankError as exc:
         raise click.ClickException(str(exc)) from exc
+    exact_fit, exact_note = exactness_report(matrix, codes_a, codes_b, result.one_minus_cos, tol)
     record = {
+        "exact_fit": exact_fit,
         "matrix": str(matrix_path), "shape": [m, n], "k": k, "seed": seed, "g_max_siemens": g_max,
         "faults": faults,
         "fault_codes_a": codes_a.tolist(), "fault_codes_b": codes_b.tolist(),
@@ -101,6 +104,7 @@ def map_command(matrix_path, k, faults_a, faults_b, fault_rate, fault_kind, seed
     click.echo(f"k={k} ({record['inner_lines_used']} inner lines used)  "
                f"1-cos={result.one_minus_cos:.3e}  scale={result.scale:.4e} S^2  "
                f"cpu={result.cpu_s:.2f} s  -> {out_path}")
+    click.echo(exact_note)
 
 
 def register(group: click.Group) -> None:

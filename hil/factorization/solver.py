@@ -27,10 +27,11 @@ from scipy.optimize import nnls
 
 from ._threads import single_blas_thread
 from .faults import STUCK_OFF, STUCK_ON, validate_codes
+from .feasibility import sign_ties
 from .metrics import one_minus_cos
 from .params import DeviceWindow, SolverParams
 from .pqn import MODE_LS, MODE_SIN2, minimize_bilinear
-from .rank import check_rank
+from .rank import check_rank_for, tolerance_rank
 
 
 @dataclass
@@ -120,6 +121,22 @@ def balanced_signs(k: int) -> np.ndarray:
     return np.where(np.arange(k) % 2 == 0, 1.0, -1.0)
 
 
+def tie_signs(sa: np.ndarray, sb: np.ndarray, ties) -> tuple[np.ndarray, np.ndarray]:
+    """Make the row signs obey the parities forced by single-path entries.
+
+    ``ties`` is ``feasibility.sign_ties``' (root, parity, conflict); each tied group takes
+    the sign its members' current signs vote for, so untied rows keep theirs.
+    """
+    root, parity, _ = ties
+    signs = np.concatenate([sa, sb])
+    flip = np.where(parity == 1, -1.0, 1.0)
+    vote = np.zeros(signs.size)
+    np.add.at(vote, root, signs * flip)
+    root_sign = np.where(vote < 0, -1.0, 1.0)
+    out = root_sign[root] * flip
+    return out[:sa.size], out[sa.size:]
+
+
 def inner_subset(codes_a: np.ndarray, codes_b: np.ndarray, size: int) -> np.ndarray:
     """The ``size`` inner indices (columns of A, rows of B) with the most working devices."""
     working = (codes_a == 0).sum(axis=0) + (codes_b == 0).sum(axis=1)
@@ -133,8 +150,9 @@ def factorize(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.ndarray,
     """Map ``matrix`` (m x n) onto faulty crossbars A (m x k) and B (k x n).
 
     ``codes_a``/``codes_b`` are fault codes (0 working, 1 stuck-OFF, 2 stuck-ON) of the two
-    arrays; k is read from their shapes. Raises RankError if k is below the numerical
-    rank of the matrix. Conductances come back in siemens with |entries| <= g_max.
+    arrays; k is read from their shapes. Raises RankError if even the best rank-k
+    product misses ``params.tol`` (k well below the numerical rank of the matrix).
+    Conductances come back in siemens with |entries| <= g_max.
 
     With ``params.inner == "auto"``, k above rank(M) and no stuck-ON device, a short probe
     first fits through only rank(M) inner lines (the ones with the most working devices,
@@ -155,14 +173,17 @@ def factorize(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.ndarray,
     k = ca.shape[1]
     ca = validate_codes(ca, (m, k), "codes_a")
     cb = validate_codes(codes_b, (k, n), "codes_b")
-    rank = check_rank(m_, k)
+    rank = min(check_rank_for(m_, k, params.tol), k)
     has_on = bool((ca == STUCK_ON).any() or (cb == STUCK_ON).any())
 
     trace: list[tuple[float, float]] = []
     best, total_iter, attempts = None, 0, 0
-    if params.inner == "auto" and k > rank and not has_on:
-        keep = inner_subset(ca, cb, rank)
-        if _worth_probing(ca[:, keep], cb[keep, :], rank, params.probe_dof_margin):
+    # the probe's size: the directions a fit to tol needs (DFT sub-blocks carry 1e-13-sized
+    # singular values that count in the numerical rank but not in 1 - cos)
+    probe_rank = min(rank, tolerance_rank(m_, params.tol))
+    if params.inner == "auto" and k > probe_rank and not has_on:
+        keep = inner_subset(ca, cb, probe_rank)
+        if _worth_probing(ca[:, keep], cb[keep, :], probe_rank, params.probe_dof_margin):
             # the probe solves the k = rank problem itself (half the work per iteration at
             # k = 64, rank 33), and its result is embedded with the other lines at 0 S
             sub, total_iter, attempts = _attempts(m_, ca[:, keep], cb[keep, :], rng, params,
@@ -226,7 +247,11 @@ def _attempts(m_, ca, cb, rng, params: SolverParams, trace, t0_thread, probe: bo
     free_a, free_b = ca == 0, cb == 0
     on_a, on_b = (ca == STUCK_ON).astype(float), (cb == STUCK_ON).astype(float)
     has_on = bool(on_a.any() or on_b.any())
-    sb = balanced_signs(k)
+    sb0 = balanced_signs(k)
+    # single-path entries tie signs together (seed 003's masks rarely have any; dead rows
+    # or clustered faults do, and a start against a tie can never reach an exact fit)
+    ties = sign_ties(m_, ca, cb)
+    tied = bool((ties[0] != np.arange(ties[0].size)).any())
     best = None
     total_iter = 0
     attempts = 0
@@ -239,6 +264,7 @@ def _attempts(m_, ca, cb, rng, params: SolverParams, trace, t0_thread, probe: bo
             sa = np.where(proj < 0, -1.0, 1.0)
         else:
             sa = rng.choice([-1.0, 1.0], size=m)
+        sa, sb = tie_signs(sa, sb0, ties)
         xa = rng.uniform(0.5, 1.0, size=int(free_a.sum()))
         xb = rng.uniform(0.5, 1.0, size=int(free_b.sum()))
         x = np.concatenate([xa, xb])
@@ -260,7 +286,9 @@ def _attempts(m_, ca, cb, rng, params: SolverParams, trace, t0_thread, probe: bo
             a, b = prob.matrices(x)
             p = a @ b
             c = float((p * target).sum())
-            if c < 0:  # flip MA's signs so the product points along +M
+            # flip MA's signs so the product points along +M (not across sign ties: the
+            # flip would break every one of them)
+            if c < 0 and not tied:
                 sa, c = -sa, -c
                 prob = _Problem(on_a * sa[:, None], on_b * sb[:, None], free_a, free_b, sa, sb)
                 a, b = prob.matrices(x)
