@@ -25,6 +25,7 @@ for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_v, "1")
 
 import argparse  # noqa: E402
+import fcntl  # noqa: E402
 import json  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -135,13 +136,28 @@ def load(path: Path) -> dict:
     return {"records": []}
 
 
-def save(path: Path, data: dict) -> None:
-    """Atomic write: a kill mid-write leaves the previous file, never half a file."""
+def save(path: Path, data: dict) -> dict:
+    """Merge ``data`` into the file and write it atomically; returns what was written.
+
+    Runs may overlap (e.g. ``--chip`` beside a solver run): under a lock the file is
+    re-read, records are merged by key (``data`` wins) and other keys kept, then it is
+    replaced in one step, so a kill mid-write leaves the previous file, never half a file.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as f:
-        json.dump(data, f, indent=1)
-        tmp = f.name
-    os.replace(tmp, path)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        disk = load(path)
+        mine = {key(r) for r in data["records"]}
+        merged = {**disk, **data}
+        merged["records"] = sorted([r for r in disk["records"] if key(r) not in mine and key(r) not in
+                                    data.get("_dropped", set())] + data["records"], key=key)
+        merged.pop("_dropped", None)
+        merged["growth"], merged["summary"] = growth(merged["records"]), summary(merged["records"])
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as f:
+            json.dump(merged, f, indent=1)
+            tmp = f.name
+        os.replace(tmp, path)
+    return merged
 
 
 def growth(records: list[dict]) -> dict:
@@ -235,6 +251,7 @@ def main(argv=None) -> None:
     if args.redo:
         redo = {key(t) for t in tasks}
         data["records"] = [r for r in data["records"] if key(r) not in redo]
+        data["_dropped"] = redo
     else:
         tasks = [t for t in tasks if key(t) not in done]
     print(f"{len(tasks)} trials to run ({len(data['records'])} records kept)", flush=True)
@@ -245,17 +262,14 @@ def main(argv=None) -> None:
             for i, fut in enumerate(as_completed(futures), 1):
                 rec = fut.result()
                 data["records"].append(rec)
-                data["records"].sort(key=key)
-                data["growth"], data["summary"] = growth(data["records"]), summary(data["records"])
                 save(args.out, data)
                 print(f"[{i}/{len(tasks)} {time.time() - t0:.0f}s] {rec['matrix']} {rec['m']}x{rec['n']} "
                       f"k={rec['k']} {rec['fault']} {rec['rate']:.2f} seed {rec['seed']}: 1-cos "
                       f"{rec['one_minus_cos']:.2e} cpu {rec['cpu_s']:.2f} s exact={rec['exact_possible']}",
                       flush=True)
-    data["growth"], data["summary"] = growth(data["records"]), summary(data["records"])
     if args.chip:
         data["chip_128"] = chip_128(seed=0)
-    save(args.out, data)
+    data = save(args.out, data)
     for name, s in data["summary"].items():
         print(f"{name:40s} {s['meet_bound']:2d}/{s['trials']} <= {s['bound']:.0e}  "
               f"certified-impossible {s['certified_impossible']}  median {s['median_one_minus_cos']:.1e}  "

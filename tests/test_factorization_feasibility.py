@@ -161,3 +161,18 @@ def test_hil_map_says_when_an_exact_fit_is_impossible(tmp_path):
     res = CliRunner().invoke(cli, ["map", str(tmp_path / "m.npy"), "--k", "8", "--out", str(out)])
     assert "fit reaches tol" in res.output
     assert json.loads(out.read_text())["exact_fit"]["exact_possible"] is True
+
+
+def test_no_fresh_starts_once_an_exact_fit_is_out_of_reach():
+    m_ = re_dft(8)
+    ok = np.zeros((8, 8), np.int8)
+    dead = ok.copy()
+    dead[3, :] = OFF  # proved impossible: one attempt
+    res = factorize(m_, dead, ok, np.random.default_rng(0), params=SolverParams(tol=1e-12, restarts=3))
+    assert res.attempts == 1 and res.one_minus_cos > 1e-3
+    # a fit within reach that misses tol in its budget still gets its fresh starts
+    rng = np.random.default_rng(1)
+    ca, cb = random_fault_codes(8, 8, 0.3, 0, rng), random_fault_codes(8, 8, 0.3, 0, rng)
+    assert freedom_margin(m_, ca, cb) > 1 and exact_fit_obstruction(m_, ca, cb) is None
+    res = factorize(m_, ca, cb, rng, params=SolverParams(tol=0.0, max_iter=5, restarts=2, inner="all"))
+    assert res.attempts == 3

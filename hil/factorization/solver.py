@@ -15,10 +15,13 @@ must map to equal rows of MA, get equal signs); optionally (``choose_signs``) af
 warm start each MA row takes the sign whose non-negative least-squares fit against the
 current MB is better. When k exceeds rank(M) a fit through rank(M) inner lines is probed
 first (see ``factorize``). An attempt that misses ``tol`` is restarted from a fresh random
-start; the best is kept.
+start and the best is kept, unless a fit is out of reach: fewer free devices than the
+dimension of the products (``feasibility.freedom_margin`` < 1) or a proved obstruction.
+Each attempt stops when it crawls (``SolverParams.stall_iter``).
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -27,7 +30,7 @@ from scipy.optimize import nnls
 
 from ._threads import single_blas_thread
 from .faults import STUCK_OFF, STUCK_ON, validate_codes
-from .feasibility import sign_ties
+from .feasibility import exact_fit_obstruction, freedom_margin, sign_ties
 from .metrics import one_minus_cos
 from .params import DeviceWindow, SolverParams
 from .pqn import MODE_LS, MODE_SIN2, minimize_bilinear
@@ -90,6 +93,33 @@ def lbfgs_fit(problem: _Problem, x0, upper, target, mode, max_iter, tol, memory)
         target, MODE_LS if mode == "ls" else MODE_SIN2, max_iter, tol, memory)
     problem.trace.extend(map(tuple, trace.tolist()))
     return x, iterations
+
+
+def fit_until_stall(problem: _Problem, x0, upper, target, mode, max_iter, params: SolverParams):
+    """``lbfgs_fit`` in chunks of stall_iter / 2 iterations, stopped when it crawls.
+
+    An attempt ends once 1 - cos fell by less than ``stall_ratio`` over the last
+    ``stall_iter`` iterations while still above 1000 tol: past the count of freedoms
+    (Re(DFT64) at 45 % stuck-OFF, k = 64) the fits crawl from 2e-4 to 4e-5 over 75k
+    iterations, and the remaining budget is better spent on a fresh start or not at all.
+    Converging fits drop by decades per few thousand iterations and are not cut.
+    """
+    if not params.stall_iter:
+        return lbfgs_fit(problem, x0, upper, target, mode, max_iter, params.tol, params.memory)
+    chunk = max(params.stall_iter // 2, 1)
+    x, done, history = x0, 0, []
+    while done < max_iter:
+        want = min(chunk, max_iter - done)
+        x, it = lbfgs_fit(problem, x, upper, target, mode, want, params.tol, params.memory)
+        done += it
+        a, b = problem.matrices(x)
+        history.append(one_minus_cos(a @ b, target))
+        if history[-1] <= params.tol or it < want:  # converged, stationary or stalled
+            break
+        if (len(history) >= 3 and history[-1] > params.stall_ratio * history[-3]
+                and history[-1] > 1e3 * params.tol):
+            break
+    return x, done
 
 
 def choose_row_signs(b: np.ndarray, target: np.ndarray, free_a: np.ndarray,
@@ -181,7 +211,11 @@ def factorize(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.ndarray,
     # the probe's size: the directions a fit to tol needs (DFT sub-blocks carry 1e-13-sized
     # singular values that count in the numerical rank but not in 1 - cos)
     probe_rank = min(rank, tolerance_rank(m_, params.tol))
-    if params.inner == "auto" and k > probe_rank and not has_on:
+    # fresh starts (and the probe) cannot make up for missing freedoms or a proved
+    # obstruction: one attempt then (low rank n/4 at k = n/2, 30 % stuck-OFF: four
+    # attempts all ended at 1e-3..1e-2, for four times the CPU of one)
+    hopeless = freedom_margin(m_, ca, cb) < 1.0 or exact_fit_obstruction(m_, ca, cb) is not None
+    if params.inner == "auto" and k > probe_rank and not has_on and not hopeless:
         keep = inner_subset(ca, cb, probe_rank)
         if _worth_probing(ca[:, keep], cb[keep, :], probe_rank, params.probe_dof_margin):
             # the probe solves the k = rank problem itself (half the work per iteration at
@@ -196,7 +230,8 @@ def factorize(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.ndarray,
             mag_b[keep, :] = mag_b_s
             best = (omc_s, sa_s, sb, mag_a, mag_b)
     if best is None or best[0] > params.tol:
-        full, it, att = _attempts(m_, ca, cb, rng, params, trace, t0_thread, probe=False)
+        run = dataclasses.replace(params, restarts=0) if hopeless else params
+        full, it, att = _attempts(m_, ca, cb, rng, run, trace, t0_thread, probe=False)
         total_iter += it
         attempts += att
         if best is None or full[0] <= best[0]:
@@ -301,8 +336,11 @@ def _attempts(m_, ca, cb, rng, params: SolverParams, trace, t0_thread, probe: bo
             # with the box the scale is unknown, so the objective is the scale-free sin^2;
             # a least-squares start at a guessed scale the stuck-ON devices may not allow
             # crawled for 20k iterations at 25 % stuck-ON, where sin^2 alone took 0.3-0.6 s
-            x, it = lbfgs_fit(prob, x, upper, target, "cos" if has_on else "ls", it_budget,
-                              params.tol, params.memory)
+            mode = "cos" if has_on else "ls"
+            if phase == "main":
+                x, it = fit_until_stall(prob, x, upper, target, mode, it_budget, params)
+            else:
+                x, it = lbfgs_fit(prob, x, upper, target, mode, it_budget, params.tol, params.memory)
             iters += it
             a, b = prob.matrices(x)
             omc = one_minus_cos(a @ b, target)
