@@ -9,6 +9,7 @@ import numpy as np
 
 from hil.factorization import (DeviceWindow, RankError, SolverParams, factorize,
                                random_fault_codes, validate_codes)
+from hil.factorization.feasibility import exactness_report
 
 from .inputs import Finite, load_npy
 
@@ -96,7 +97,9 @@ def map_command(matrix_path, k, faults_a, faults_b, fault_rate, fault_kind, seed
             and np.isfinite(result.one_minus_cos)):
         raise click.ClickException("the mapping produced non-finite conductances; check --g-max and the matrix's "
                                    "scale (nothing was written)")
+    exact_fit, exact_note = exactness_report(matrix, codes_a, codes_b, result.one_minus_cos, tol)
     record = {
+        "exact_fit": exact_fit,
         "matrix": str(matrix_path), "shape": [m, n], "k": k, "seed": seed, "g_max_siemens": g_max,
         "faults": faults,
         "fault_codes_a": codes_a.tolist(), "fault_codes_b": codes_b.tolist(),
@@ -111,6 +114,7 @@ def map_command(matrix_path, k, faults_a, faults_b, fault_rate, fault_kind, seed
     click.echo(f"k={k} ({record['inner_lines_used']} inner lines used)  "
                f"1-cos={result.one_minus_cos:.3e}  scale={result.scale:.4e} S^2  "
                f"cpu={result.cpu_s:.2f} s  -> {out_path}")
+    click.echo(exact_note)
 
 
 def register(group: click.Group) -> None:
