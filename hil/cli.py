@@ -26,6 +26,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "matrix_cmd",
     "sweep_cmd",
     "campaign_cmd",
+    "view_cmd",
+    "report_cmd",
 )
 
 #: exit code of a command stopped by a signal: 128 + the signal number, as a shell reports it

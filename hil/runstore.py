@@ -235,16 +235,24 @@ class RunStore:
         c = np.atleast_1d(np.asarray(cols, dtype=np.intp))
         if r.size == 0:
             return
+        # ``done`` is the commit bit a concurrent reader (the live view) trusts: cells leaving
+        # "done" are unmarked before their fields change, cells reaching it marked after
+        mark = None if done is None else np.broadcast_to(np.asarray(done, dtype=bool), r.shape)
+        if mark is not None and not mark.all():
+            self._set_done(r[~mark], c[~mark], False)
         for name, values in fields.items():
             ds = self._f["cells"][name]
             block = ds[()]
             block[r, c] = values
             ds[...] = block
-        if done is not None:
-            ds = self._f["cells/done"]
-            block = ds[()]
-            block[r, c] = done
-            ds[...] = block
+        if mark is not None and mark.any():
+            self._set_done(r[mark], c[mark], True)
+
+    def _set_done(self, r: NDArray, c: NDArray, value: bool) -> None:
+        ds = self._f["cells/done"]
+        block = ds[()]
+        block[r, c] = value
+        ds[...] = block
 
     def append(self, name: str, records: NDArray) -> int:
         """Append records to ``tables/<name>``; returns the index of the first one."""
