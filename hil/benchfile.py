@@ -39,6 +39,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from simulated_bench.aging import AgingParams
 from simulated_bench.faults import PATTERNS
 
 from .roles import Limits
@@ -78,7 +79,8 @@ LIMIT_RANGES = {  # field -> (exclusive lower bound, inclusive upper bound), SI 
     "pulse_width_min": (0.0, 1.0),
 }
 REQUIRED_LIMITS = ("v_line_max", "v_gate_max", "i_compliance", "pulse_width_max")
-CHIP_KEYS = ("id", "device_model", "seed", "arrays", "faults", "variation", "initial_state", "engine", "wires")
+CHIP_KEYS = ("id", "device_model", "seed", "arrays", "faults", "variation", "initial_state", "engine", "wires",
+             "aging")
 ARRAY_KEYS = ("name", "rows", "cols", "faults", "seed", "initial_state")
 DEVICE_MODELS = ("stanford_gap", "cute_multilevel")
 FAULT_KEYS = {"none": ("kind",), "random": ("kind", "rate_off", "rate_on", "seed"),
@@ -435,4 +437,11 @@ def _check_chip(c: _Checker, section: Any) -> dict[str, Any]:
         out["wires"] = dict(wires)
     if section.get("initial_state", "off") not in ("off", "on"):
         raise c.fail("chip.initial_state", "must be 'off' or 'on'")
+    if section.get("aging") is not None:
+        aging = c.mapping(section["aging"], "chip.aging")
+        try:
+            AgingParams.from_mapping(aging)
+        except (TypeError, ValueError) as exc:
+            raise c.fail("chip.aging", str(exc)) from None
+        out["aging"] = dict(aging)
     return out
