@@ -15,6 +15,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "sim_cmd",
     "scan_cmd",
     "faults_cmd",
+    "faults_versions_cmd",
     "program_cmd",
     "map_cmd",
     "matrix_cmd",

@@ -73,12 +73,13 @@ class DriftParams:
     filamentary analog RRAM for neuromorphic computing", IEDM 2017; Esmanhotto et al.,
     "High-density 3D monolithically integrated multiple 1T1R multi-level-cell for neural
     networks", IEDM 2020, relaxation within 1 s - 1 h of programming). Defaults: a mean
-    relative change of -0.5 % per decade (towards the HRS) with 1 % spread, from t0 = 1 ms.
+    relative change of -0.3 % per decade (towards the HRS) with 0.5 % spread, from t0 = 10 ms
+    (a week after a write is ~7.8 decades: -2.3 % mean, 3.9 % spread).
     """
 
-    nu_mean: float = -0.005  #: mean relative conductance change per decade of time
-    nu_sigma: float = 0.01  #: device-to-device (and write-to-write) spread of it
-    t0: float = 1e-3  #: s, onset of the log-time regime after the last pulse
+    nu_mean: float = -0.003  #: mean relative conductance change per decade of time
+    nu_sigma: float = 0.005  #: device-to-device (and write-to-write) spread of it
+    t0: float = 1e-2  #: s, onset of the log-time regime after the last pulse
 
     def __post_init__(self) -> None:
         if not (np.isfinite(self.nu_mean) and abs(self.nu_mean) < 1):

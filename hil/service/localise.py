@@ -72,4 +72,39 @@ def localise(stage_index: int, stage: Stage, checks: StageChecks, check: int, v:
                         float(explained_l[l] / total) if total > 0 else 0.0, float(energy[jj]), v.shape[0])
 
 
-__all__ = ["Localisation", "localise"]
+
+
+def localise_all(stage_index: int, stage: Stage, checks: StageChecks, v: FloatArray, out: FloatArray,
+                 gain: float = 0.0, max_devices: int = 8, chi2_min: float | None = None) -> list[Localisation]:
+    """Several changed devices of one stage from the same probes: one-atom matching pursuit per step,
+    each found device's contribution removed from its output line before the next.
+
+    Stops when no output line's chi^2 over the probes exceeds ``chi2_min`` (default
+    4 x probes + 30: a fault-free line's chi^2 has mean = probes).
+    """
+    v = np.atleast_2d(v)
+    out = np.atleast_2d(out)
+    n_probe = v.shape[0]
+    chi2_min = 4.0 * n_probe + 30.0 if chi2_min is None else chi2_min
+    rho = float(np.median(checks.rho))
+    r = out / (1.0 + gain) - v @ stage.g_ref
+    var = rho ** 2 * ((v * v) @ (stage.g_ref ** 2)) + 1e-300
+    vv = np.sum(v * v, axis=0)
+    found: list[Localisation] = []
+    for _ in range(max_devices):
+        energy = np.sum(r * r / var, axis=0)
+        j = int(np.argmax(energy))
+        if energy[j] < chi2_min:
+            break
+        proj = r[:, j] @ v
+        explained_l = np.where(vv > 0, proj ** 2 / np.where(vv > 0, vv, 1.0), 0.0)
+        l = int(np.argmax(explained_l))
+        dg = float(proj[l] / vv[l]) if vv[l] > 0 else 0.0
+        total = float(r[:, j] @ r[:, j])
+        found.append(Localisation(stage_index, l, j, dg, float(stage.g_ref[l, j] + dg),
+                                  float(explained_l[l] / total) if total > 0 else 0.0, float(energy[j]), n_probe))
+        r[:, j] -= v[:, l] * dg
+    return found
+
+
+__all__ = ["Localisation", "localise", "localise_all"]

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from hil.factorization import DeviceWindow, SolverParams, factorize, one_minus_cos
+from hil.factorization import DeviceWindow, SolverParams, direct_map, factorize, one_minus_cos
 
 FloatArray = NDArray[np.float64]
 
@@ -40,10 +40,31 @@ class Stage:
     checksum_weights: FloatArray = field(default_factory=lambda: np.zeros((0, 0)))  # (n_data, n_check): col j of the
     #: checksum block is (data outputs) @ checksum_weights[:, j] / checksum_gain[j]
     checksum_gain: FloatArray = field(default_factory=lambda: np.zeros(0))
+    row_index: NDArray[np.intp] | None = None  #: physical row -> logical input (None: one row per input);
+    #: a differential-pair stage drives rows 2i and 2i + 1 from input i with signs +1 and -1
+
+    def __post_init__(self) -> None:
+        if self.row_index is None:
+            self.row_index = np.arange(self.g_ref.shape[0])
 
     @property
     def shape(self) -> tuple[int, int]:
         return self.g_ref.shape  # type: ignore[return-value]
+
+    @property
+    def n_in(self) -> int:
+        """Logical inputs."""
+        return int(self.row_index.max()) + 1
+
+    def drive(self, u: FloatArray) -> FloatArray:
+        """Physical row inputs (B, rows) for logical inputs u (B, n_in): each row's input times its sign."""
+        return u[:, self.row_index] * self.sign
+
+    def logical(self, g: FloatArray | None = None) -> FloatArray:
+        """The (n_in, n_out) matrix the stage computes from its logical inputs (S)."""
+        out = np.zeros((self.n_in, self.shape[1]))
+        np.add.at(out, self.row_index, self.signed(g))
+        return out
 
     @property
     def n_check(self) -> int:
@@ -69,7 +90,7 @@ class MappedMatrix:
         """The data part of the chained signed matrices (S^len(stages)), from ``gs`` or the references."""
         out = None
         for i, st in enumerate(self.stages):
-            w = st.signed(None if gs is None else gs[i])[:, :st.n_data]
+            w = st.logical(None if gs is None else gs[i])[:, :st.n_data]
             out = w if out is None else out @ w
         return out
 
@@ -156,9 +177,40 @@ def map_factorized(matrix: FloatArray, k: int, codes_a: NDArray[np.int8], codes_
     return MappedMatrix(m_, stages, f.scale)
 
 
+def map_direct(matrix: FloatArray, codes: NDArray[np.int8], window: DeviceWindow = DeviceWindow(),
+               array: str = "A") -> MappedMatrix:
+    """Differential-pair mapping (seed 003 Fig. 1a; :func:`hil.factorization.direct_map`) as one stage.
+
+    Rows 2i / 2i + 1 carry M's row i positive / negative part and are driven with +u_i / -u_i.
+    Fault-aware: where one device of a pair is stuck, its partner takes the value that keeps
+    G+ - G- on target, as far as the window allows.
+    """
+    m_ = np.asarray(matrix, float)
+    m, n = m_.shape
+    c = np.asarray(codes, np.int8)
+    if c.shape != (2 * m, n):
+        raise ValueError(f"codes must be {(2 * m, n)} for a differential-pair mapping of a {m_.shape} matrix")
+    dm = direct_map(m_, c, window)
+    g = compensate_pairs(dm.g, c, dm.scale * m_, window.g_max)
+    sign = np.tile([1.0, -1.0], m)
+    st = Stage("D", array, sign, g.copy(), g.copy(), c.copy(), n, row_index=np.repeat(np.arange(m), 2))
+    return MappedMatrix(m_, [st], dm.scale)
+
+
+def compensate_pairs(g: FloatArray, codes: NDArray[np.int8], w_target: FloatArray, g_max: float) -> FloatArray:
+    """Where exactly one device of a pair (rows 2i, 2i + 1) is stuck, set its partner so G+ - G- = w_target."""
+    g = g.copy()
+    plus_stuck = (codes[0::2] != 0) & (codes[1::2] == 0)
+    minus_stuck = (codes[1::2] != 0) & (codes[0::2] == 0)
+    g[1::2] = np.where(plus_stuck, np.clip(g[0::2] - w_target, 0.0, g_max), g[1::2])
+    g[0::2] = np.where(minus_stuck, np.clip(g[1::2] + w_target, 0.0, g_max), g[0::2])
+    return g
+
+
 def _stuck_values(g: FloatArray, codes: NDArray[np.int8], g_max: float) -> FloatArray:
     return np.where(codes == 1, 0.0, np.where(codes == 2, g_max, g))
 
 
-__all__ = ["Stage", "MappedMatrix", "checksum_targets", "stage_checksum_columns", "map_factorized",
+__all__ = ["Stage", "MappedMatrix", "checksum_targets", "stage_checksum_columns", "map_factorized", "map_direct",
+           "compensate_pairs",
            "position_weights"]

@@ -29,7 +29,7 @@ from scipy.optimize import lsq_linear
 
 from hil.factorization import DeviceWindow, SolverParams
 
-from .mapping import MappedMatrix, map_factorized
+from .mapping import MappedMatrix, compensate_pairs, map_factorized
 
 FloatArray = NDArray[np.float64]
 
@@ -112,8 +112,10 @@ def plan_repair(mm: MappedMatrix, new_codes: list[NDArray[np.int8]], p: RefitPar
     ``before`` are the references as they were before the fault (for each line's pre-fault
     residual); default: the present references with the new stuck devices not yet applied.
     """
+    if len(mm.stages) == 1:
+        return _plan_pairs(mm, new_codes[0], p)
     if len(mm.stages) != 2:
-        raise ValueError("plan_repair handles the two-stage factorized mapping")
+        raise ValueError("plan_repair handles the two-stage factorized and the one-stage pair mappings")
     sa, sb = mm.stages
     g_now = [st.g_ref.copy() for st in mm.stages]
     g_pre = [g.copy() for g in (before or g_now)]
@@ -151,6 +153,26 @@ def plan_repair(mm: MappedMatrix, new_codes: list[NDArray[np.int8]], p: RefitPar
         targets[1][moved, j] = x[moved]
         plan.lines.append(LineRepair(1, int(j), moved, float(r_pre), float(r_fault),
                                      float(np.linalg.norm(a_mat @ x - y))))
+    return plan
+
+
+def _plan_pairs(mm: MappedMatrix, codes: NDArray[np.int8], p: RefitParams) -> RepairPlan:
+    """Differential pairs: the partner of a newly stuck device takes the value that restores G+ - G-."""
+    st = mm.stages[0]
+    g_now = np.where(codes == 1, 0.0, np.where(codes == 2, p.g_max, st.g_ref))
+    w_target = mm.scale * mm.target
+    g_new = compensate_pairs(g_now, codes, w_target, p.g_max)
+    new = (codes != 0) & (st.codes == 0)
+    pair_hit = new[0::2] | new[1::2]
+    touched = np.repeat(pair_hit, 2, axis=0) & (codes == 0) & (np.abs(g_new - st.g_ref) > p.band)
+    targets = [np.where(touched, g_new, np.nan)]
+    plan = RepairPlan(targets)
+    for i, j in np.argwhere(pair_hit):
+        before = st.g_ref[2 * i, j] - st.g_ref[2 * i + 1, j]
+        plan.lines.append(LineRepair(0, int(i), np.flatnonzero(touched[2 * i:2 * i + 2, j]),
+                                     float(abs(before - w_target[i, j])),
+                                     float(abs(g_now[2 * i, j] - g_now[2 * i + 1, j] - w_target[i, j])),
+                                     float(abs(g_new[2 * i, j] - g_new[2 * i + 1, j] - w_target[i, j]))))
     return plan
 
 

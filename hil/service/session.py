@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 from hil.faultmap_versions import FaultMapVersions
 
 from .checks import Alarm, CheckParams, Detector, StageChecks
-from .localise import Localisation, localise
+from .localise import Localisation, localise, localise_all
 from .mapping import MappedMatrix
 from .refit import RefitParams, RepairPlan, plan_repair
 
@@ -43,9 +43,13 @@ class ServiceParams:
     refit: RefitParams = field(default_factory=RefitParams)
     n_calibrate: int = 256  #: fault-free VMMs of random inputs that calibrate the checks' noise
     buffer: int = 12  #: VMMs kept per stage (the alarm's evidence in the log)
-    n_probe: int = 12  #: random +-1 probe VMMs of the alarmed stage that localise the device
-    scan_halfwidth: int = 1  #: the local re-scan covers the cell +- this many lines
+    n_probe: int = 16  #: random +-1 probe VMMs of the alarmed stage that localise the devices
+    scan_halfwidth: int = 0  #: the local re-scan covers each localised cell +- this many lines
+    suspect_step: float = 0.1  #: a read-back change beyond this fraction of g_max makes a cell a scan suspect
+    settle_s: float = 600.0  #: s between programming and reading the reference (fast relaxation)
     min_explained: float = 0.5  #: a localisation is trusted if one device explains this much
+    refresh_ratio: float = 1.1  #: maintain() rewrites drifted cells once the read-back fidelity
+    #: (1 - cos of the reference against M, computed by the host) exceeds this x its value after programming
 
 
 @dataclass
@@ -77,6 +81,7 @@ class ServiceSession:
         self.count = Counters()
         self.buffers = [deque(maxlen=self.p.buffer) for _ in mm.stages]
         self.on_event = on_event
+        self.baseline_omc = float("nan")
 
     # records ------------------------------------------------------------------------------
     def record(self, kind: str, **data) -> dict:
@@ -96,8 +101,12 @@ class ServiceSession:
         for st in self.mm.stages:
             tgt = np.where(st.codes == 0, st.g_target, np.nan)
             pulses += self.engine.write(st.array, tgt)
-            self._read_reference(st)
+        # conductances relax fastest right after write-and-verify: the reference is read once they settled
+        self.engine.advance(self.p.settle_s / 3600.0)
+        for st in self.mm.stages:
+            self._read_reference(st, written=np.ones(st.shape, bool))
         self.count.pulses += pulses
+        self.baseline_omc = self.mm.one_minus_cos()
         if not self.versions.versions:
             self.versions.commit(self.codes(), "map", {"devices": self.mm.devices}, self.engine.time_s,
                                  "fault map the mapping was solved on")
@@ -105,18 +114,35 @@ class ServiceSession:
                     one_minus_cos_reference=self.mm.one_minus_cos())
         return pulses
 
-    def _read_reference(self, st, rows=None) -> None:
-        g = self.engine.read(st.array)
-        sel = st.codes == 0 if rows is None else np.isin(np.arange(st.shape[0]), rows)[:, None] & (st.codes == 0)
-        st.g_ref = np.where(sel, g[:st.shape[0], :st.shape[1]], st.g_ref)
+    def _read_reference(self, st, rows=None, written=None) -> NDArray[np.bool_]:
+        """Re-read the reference of ``rows`` (default all). A cell that jumped by a stuck device's step keeps
+        its old reference unless it was just ``written`` (the targets, NaN elsewhere; a bool mask accepts any
+        read): an unknown new fault must stay visible. Returns the written cells that missed their target
+        by more than twice the write-and-verify band (a device that did not respond)."""
+        g = self.engine.read(st.array)[:st.shape[0], :st.shape[1]]
+        sel = st.codes == 0
+        if rows is not None:
+            sel = sel & np.isin(np.arange(st.shape[0]), rows)[:, None]
+        jumped = np.abs(g - st.g_ref) > self.p.suspect_step * self.p.refit.g_max
+        failed = np.zeros(st.shape, bool)
+        if written is not None:
+            w = np.asarray(written)
+            if w.dtype == bool:
+                jumped &= ~w
+            else:
+                ok = np.isfinite(w) & (np.abs(g - np.nan_to_num(w)) <= 2 * self.p.refit.band)
+                failed = np.isfinite(w) & ~ok & sel
+                jumped = (jumped & ~ok) | failed
+        st.g_ref = np.where(sel & ~jumped, g, st.g_ref)
+        return failed
 
     def calibrate(self, rng: np.random.Generator | int = 0) -> None:
         """Fit the checks' noise scale from fault-free VMMs of random inputs; start the detector."""
         rng = np.random.default_rng(rng)
         self.checks = [StageChecks.build(st, self.p.checks) for st in self.mm.stages]
-        u = rng.uniform(-1, 1, (self.p.n_calibrate, self.mm.stages[0].shape[0]))
+        u = rng.uniform(-1, 1, (self.p.n_calibrate, self.mm.stages[0].n_in))
         for i, st in enumerate(self.mm.stages):
-            v = u * st.sign
+            v = st.drive(u)
             out = self.engine.vmm(st.array, v)
             self.checks[i].calibrate(v, out)
             u = out[:, :st.n_data]
@@ -130,12 +156,12 @@ class ServiceSession:
         if self.detector is None:
             raise RuntimeError("calibrate() before serving")
         x = np.atleast_2d(np.asarray(x, float))
-        if x.shape[1] != self.mm.stages[0].shape[0] or not np.all(np.isfinite(x)):
-            raise ValueError(f"inputs must be finite with {self.mm.stages[0].shape[0]} entries, got {x.shape}")
+        if x.shape[1] != self.mm.stages[0].n_in or not np.all(np.isfinite(x)):
+            raise ValueError(f"inputs must be finite with {self.mm.stages[0].n_in} entries, got {x.shape}")
         u = x
         alarms: list[Alarm] = []
         for i, st in enumerate(self.mm.stages):
-            v = u * st.sign
+            v = st.drive(u)
             out = self.engine.vmm(st.array, v)
             a, drifts, _ = self.detector.update(i, v, out)
             for b in range(v.shape[0]):
@@ -154,64 +180,135 @@ class ServiceSession:
                 self.handle_alarm(next(a for a in alarms if a.stage == stage))
         return u / self.mm.scale, alarms
 
-    def localise(self, alarm: Alarm, rng: np.random.Generator | None = None) -> Localisation:
-        """Probe the alarmed stage with ``n_probe`` random +-1 vectors (the bridge drives a stage directly) and
-        locate the device from them: every probe is taken after the change, unlike the stream's history."""
-        st = self.mm.stages[alarm.stage]
-        rng = rng or np.random.default_rng([self.count.vmms, alarm.stage, alarm.check])
-        v = rng.choice([-1.0, 1.0], size=(self.p.n_probe, st.shape[0]))
-        out = self.engine.vmm(st.array, v)
-        self.count.probe_vmms += self.p.n_probe
-        return localise(alarm.stage, st, self.checks[alarm.stage], alarm.check, v, out,
+    def localise(self, alarm: Alarm) -> Localisation:
+        """The single most likely changed device behind an alarm, from fresh probes of its stage."""
+        v, out = self.probe(alarm.stage)
+        return localise(alarm.stage, self.mm.stages[alarm.stage], self.checks[alarm.stage], alarm.check, v, out,
                         self.detector.state[alarm.stage].gain_applied)
 
-    def handle_alarm(self, alarm: Alarm) -> dict:
-        """Localise, re-scan the window, then repair, rewrite one cell or re-read the reference."""
-        st = self.mm.stages[alarm.stage]
-        loc = self.localise(alarm)
-        self.record("localise", **{k: v for k, v in asdict(loc).items()})
-        h = self.p.scan_halfwidth
-        rows = np.arange(max(loc.row - h, 0), min(loc.row + h + 1, st.shape[0]))
-        cols = np.arange(max(loc.col - h, 0), min(loc.col + h + 1, st.shape[1]))
-        before = [s.g_ref.copy() for s in self.mm.stages]  # each line's pre-fault residual comes from these
-        scan_codes, scan_pulses = self.engine.scan(st.array, rows, cols, st.g_ref)
-        self.count.pulses += scan_pulses
-        restored = int(np.count_nonzero(scan_codes == 0))
+    def probe(self, stage: int, rng: np.random.Generator | None = None) -> tuple[FloatArray, FloatArray]:
+        """``n_probe`` random +-1 VMMs of one stage (the bridge drives a stage directly): (inputs, outputs)."""
+        st = self.mm.stages[stage]
+        rng = rng or np.random.default_rng([self.count.vmms, stage])
+        v = rng.choice([-1.0, 1.0], size=(self.p.n_probe, st.shape[0]))
+        self.count.probe_vmms += self.p.n_probe
+        return v, self.engine.vmm(st.array, v)
+
+    def _scan_window(self, i: int, window: NDArray[np.bool_], new_codes: list, why: str) -> int:
+        """Scan the cells of ``window`` row by row (each restored), put new stuck devices in ``new_codes[i]``."""
+        st = self.mm.stages[i]
+        if not window.any():
+            return 0
+        rows = np.flatnonzero(window.any(axis=1))
+        found = np.zeros(st.shape, np.int8)
+        pulses = restored = 0
+        for r in rows:
+            c_r = np.flatnonzero(window[r])
+            codes_r, p_r = self.engine.scan(st.array, np.array([r]), c_r, st.g_ref)
+            found[r, c_r] = codes_r[0]
+            pulses += p_r
+            restored += int(np.count_nonzero(codes_r == 0))
+        self.count.pulses += pulses
         self.count.devices_reprogrammed += restored
-        known = st.codes[np.ix_(rows, cols)]
-        new = (scan_codes != 0) & (known == 0)
-        self.record("scan", stage=alarm.stage, rows=rows.tolist(), cols=cols.tolist(), codes=scan_codes.tolist(),
-                    new_faults=int(new.sum()), pulses=scan_pulses, restored=restored)
+        new = window & (found != 0) & (st.codes == 0)
+        self.record("scan", stage=i, why=why, cells=np.argwhere(window).tolist(), codes=found[window].tolist(),
+                    new_faults=int(new.sum()), pulses=pulses, restored=restored)
         # the restore rewrote the window's working cells: their reference is what was read back
-        self._read_reference(st, rows)
-        if new.any():
-            new_codes = [s.codes.copy() for s in self.mm.stages]
-            new_codes[alarm.stage][np.ix_(rows, cols)] = np.where(new, scan_codes, known)
+        self._read_reference(st, rows, written=window & (found == 0))
+        new_codes[i] = np.where(new, found, new_codes[i]).astype(np.int8)
+        return int(new.sum())
+
+    def handle_alarm(self, alarm: Alarm) -> dict:
+        """Localise every changed device of the stage from probes, re-scan their windows, then repair,
+        rewrite drifted cells, or re-read the reference."""
+        i = alarm.stage
+        st = self.mm.stages[i]
+        v, out = self.probe(i)
+        locs = localise_all(i, st, self.checks[i], v, out, self.detector.state[i].gain_applied)
+        for loc in locs:
+            self.record("localise", **asdict(loc))
+        before = [s.g_ref.copy() for s in self.mm.stages]  # each line's pre-fault residual comes from these
+        h = self.p.scan_halfwidth
+        window = np.zeros(st.shape, bool)
+        for loc in locs:
+            window[max(loc.row - h, 0):loc.row + h + 1, max(loc.col - h, 0):loc.col + h + 1] = True
+        new_codes = [s.codes.copy() for s in self.mm.stages]
+        n_new = self._scan_window(i, window, new_codes, "localised")
+        if not n_new:
+            # the probes did not point at a stuck device: one read of the stage (reads only) shows every
+            # cell that jumped by a stuck device's step; only those are scanned
+            g = self.engine.read(st.array)[:st.shape[0], :st.shape[1]]
+            suspects = (st.codes == 0) & (np.abs(g - st.g_ref) > self.p.suspect_step * self.p.refit.g_max)
+            self.record("read_suspects", stage=i, suspects=int(suspects.sum()))
+            n_new = self._scan_window(i, suspects, new_codes, "read-back")
+        if n_new:
             ver = self.versions.commit({s.array: c for s, c in zip(self.mm.stages, new_codes)}, "localise+scan",
-                                       {"alarm": asdict(alarm), "localisation": asdict(loc),
-                                        "scan_rows": rows, "scan_cols": cols, "scan_codes": scan_codes},
-                                       self.engine.time_s, f"{int(new.sum())} new stuck device(s) on {st.array}")
-            self.count.faults_found += int(new.sum())
-            self.record("faultmap_version", version=ver.number, new_faults=int(new.sum()))
+                                       {"alarm": asdict(alarm), "localisations": [asdict(l) for l in locs],
+                                        "new_cells": np.argwhere(new_codes[i] != st.codes).tolist()},
+                                       self.engine.time_s, f"{n_new} new stuck device(s) on {st.array}")
+            self.count.faults_found += n_new
+            self.record("faultmap_version", version=ver.number, new_faults=n_new)
             result = self.repair(new_codes, before)
-        elif abs(loc.delta_g) > self.p.refit.band and loc.explained >= self.p.min_explained:
-            tgt = np.full(st.shape, np.nan)
-            tgt[loc.row, loc.col] = st.g_target[loc.row, loc.col]
-            pulses = self.engine.write(st.array, tgt)
-            self.count.pulses += pulses
-            self.count.devices_reprogrammed += 1
-            self._read_reference(st, [loc.row])
-            result = self.record("rewrite_cell", stage=alarm.stage, row=loc.row, col=loc.col, pulses=pulses)
         else:
-            self.count.rereads += 1
-            self._read_reference(st)
-            result = self.record("reread_reference", stage=alarm.stage)
+            drifted = [l for l in locs if abs(l.delta_g) > self.p.refit.band and l.explained >= self.p.min_explained
+                       and st.codes[l.row, l.col] == 0]
+            if drifted:
+                tgt = np.full(st.shape, np.nan)
+                for l in drifted:
+                    tgt[l.row, l.col] = st.g_target[l.row, l.col]
+                pulses = self.engine.write(st.array, tgt)
+                self.count.pulses += pulses
+                self.count.devices_reprogrammed += len(drifted)
+                self._read_reference(st, [l.row for l in drifted], written=tgt)
+                result = self.record("rewrite_cell", stage=i, cells=[[l.row, l.col] for l in drifted],
+                                     pulses=pulses, writes=len(drifted))
+            else:
+                self.count.rereads += 1
+                self._read_reference(st)  # drift of many cells: reads only, jumps stay visible
+                result = self.record("reread_reference", stage=i)
         for c, s in zip(self.checks, self.mm.stages):
             c.refresh(s)
         self.detector.reset()
         for b in self.buffers:
             b.clear()
         return result
+
+    def maintain(self) -> dict:
+        """Re-read every stage (reads only) and, if the host's fidelity estimate has worsened beyond
+        ``refresh_ratio`` x its value after programming, rewrite only the cells that left the band.
+        A cell that jumped by a stuck device's step is scanned and repaired, not absorbed in the reference."""
+        for i, st in enumerate(self.mm.stages):
+            g = self.engine.read(st.array)[:st.shape[0], :st.shape[1]]
+            suspects = (st.codes == 0) & (np.abs(g - st.g_ref) > self.p.suspect_step * self.p.refit.g_max)
+            st.g_ref = np.where((st.codes == 0) & ~suspects, g, st.g_ref)
+            if suspects.any():
+                before = [s.g_ref.copy() for s in self.mm.stages]
+                new_codes = [s.codes.copy() for s in self.mm.stages]
+                n_new = self._scan_window(i, suspects, new_codes, "maintenance read-back")
+                if n_new:
+                    ver = self.versions.commit({s.array: c for s, c in zip(self.mm.stages, new_codes)},
+                                               "maintain+scan", {"new_cells": np.argwhere(new_codes[i] != st.codes)},
+                                               self.engine.time_s, f"{n_new} new stuck device(s) on {st.array}")
+                    self.count.faults_found += n_new
+                    self.record("faultmap_version", version=ver.number, new_faults=n_new)
+                    self.repair(new_codes, before)
+        omc = self.mm.one_minus_cos()
+        writes = pulses = 0
+        if omc > self.p.refresh_ratio * self.baseline_omc:
+            for st in self.mm.stages:
+                move = (st.codes == 0) & (np.abs(st.g_ref - st.g_target) > self.p.refit.band)
+                if move.any():
+                    pulses += self.engine.write(st.array, np.where(move, st.g_target, np.nan))
+                    writes += int(move.sum())
+                    self._read_reference(st, np.flatnonzero(move.any(axis=1)),
+                                         written=np.where(move, st.g_target, np.nan))
+            self.count.pulses += pulses
+            self.count.devices_reprogrammed += writes
+        for c, s in zip(self.checks, self.mm.stages):
+            c.refresh(s)
+        self.detector.reset()
+        return self.record("maintain", one_minus_cos_reference=omc, baseline=self.baseline_omc, writes=writes,
+                           pulses=pulses, one_minus_cos_after=self.mm.one_minus_cos())
 
     def repair(self, new_codes: list[NDArray[np.int8]], before: list[FloatArray] | None = None) -> dict:
         """Incremental repair for the new fault codes: plan, write only what moves, read back."""
@@ -227,18 +324,38 @@ class ServiceSession:
                                    "residual_after": l.residual_after} for l in plan.lines],
                            one_minus_cos_reference=self.mm.one_minus_cos())
 
-    def apply_plan(self, plan: RepairPlan) -> int:
+    def apply_plan(self, plan: RepairPlan, depth: int = 0) -> int:
+        """Write the plan's targets, read back; a device that did not follow its write is scanned and, if
+        stuck, repaired in turn (at most three rounds)."""
         pulses = 0
-        for st, tgt in zip(self.mm.stages, plan.targets):
+        failed_any = []
+        for i, (st, tgt) in enumerate(zip(self.mm.stages, plan.targets)):
             if not np.isfinite(tgt).any():
                 continue
             pulses += self.engine.write(st.array, tgt)
             st.g_target = np.where(np.isfinite(tgt), tgt, st.g_target)
-            self._read_reference(st, np.flatnonzero(np.isfinite(tgt).any(axis=1)))
+            failed = self._read_reference(st, np.flatnonzero(np.isfinite(tgt).any(axis=1)), written=tgt)
+            if failed.any():
+                failed_any.append((i, failed))
         self.count.pulses += pulses
         self.count.devices_reprogrammed += plan.writes
         for c, s in zip(self.checks, self.mm.stages):
             c.refresh(s)
+        if failed_any and depth < 3:
+            before = [s.g_ref.copy() for s in self.mm.stages]
+            new_codes = [s.codes.copy() for s in self.mm.stages]
+            n_new = sum(self._scan_window(i, f, new_codes, "write did not verify") for i, f in failed_any)
+            if n_new:
+                ver = self.versions.commit({s.array: c for s, c in zip(self.mm.stages, new_codes)}, "write+scan",
+                                           {"failed_writes": [np.argwhere(f) for _, f in failed_any]},
+                                           self.engine.time_s, f"{n_new} device(s) stuck found by their writes")
+                self.count.faults_found += n_new
+                self.record("faultmap_version", version=ver.number, new_faults=n_new)
+                plan2 = plan_repair(self.mm, new_codes, self.p.refit, before)
+                for st, codes in zip(self.mm.stages, new_codes):
+                    st.codes = codes
+                    st.g_ref = np.where(codes == 1, 0.0, np.where(codes == 2, self.p.refit.g_max, st.g_ref))
+                pulses += self.apply_plan(plan2, depth + 1)
         return pulses
 
 
