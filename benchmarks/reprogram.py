@@ -251,8 +251,7 @@ def week_matrix(mm0, days: float, vmms_per_hour: int, seed: int = 50) -> dict:
     for h in range(int(days * 24)):
         s.serve(rng.uniform(-1, 1, (vmms_per_hour, 64)))
         s.engine.advance(1.0)
-        if (h + 1) % 24 == 0:
-            s.maintain()
+        s.maintain()  # hourly re-read (reads; writes only if the read-back fidelity fell 10 %)
         hours.append(s.engine.time_s / 3600)
         fid.append(true_omc(s, arrays))
         if h % 24 == 0:
@@ -290,8 +289,7 @@ def week_network(days: float, images_per_hour: int, seed: int = 60) -> dict:
         sn.forward(x[idx])
         for s in sn.sessions:
             s.engine.advance(1.0)
-            if (h + 1) % 24 == 0:
-                s.maintain()
+            s.maintain()
         if (h + 1) % 6 == 0:
             accs.append(sn.accuracy(x[te], y[te]))
             hours.append(sn.sessions[0].engine.time_s / 3600)

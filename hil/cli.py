@@ -16,6 +16,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "scan_cmd",
     "faults_cmd",
     "faults_versions_cmd",
+    "service_cmd",
     "program_cmd",
     "map_cmd",
     "matrix_cmd",
