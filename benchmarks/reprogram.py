@@ -249,9 +249,11 @@ def week_matrix(mm0, days: float, vmms_per_hour: int, seed: int = 50) -> dict:
     hours, fid = [0.0], [true_omc(s, arrays)]
     injected0 = sum(len(a.aging.events) for a in arrays.values())
     for h in range(int(days * 24)):
-        s.serve(rng.uniform(-1, 1, (vmms_per_hour, 64)))
-        s.engine.advance(1.0)
-        s.maintain()  # hourly re-read (reads; writes only if the read-back fidelity fell 10 %)
+        for _ in range(4):  # faults appear while the stream runs, not only between hours
+            s.serve(rng.uniform(-1, 1, (vmms_per_hour // 4, 64)))
+            s.engine.advance(0.25)
+        if (h + 1) % 6 == 0:
+            s.maintain()  # 6-hourly re-read (reads; writes only if the read-back fidelity fell 10 %)
         hours.append(s.engine.time_s / 3600)
         fid.append(true_omc(s, arrays))
         if h % 24 == 0:
@@ -285,11 +287,13 @@ def week_network(days: float, images_per_hour: int, seed: int = 60) -> dict:
     accs, hours = [acc0], [0.0]
     events0 = sum(len(a.aging.events) for a in arrays.values())
     for h in range(int(days * 24)):
-        idx = rng.choice(tr, images_per_hour)
-        sn.forward(x[idx])
-        for s in sn.sessions:
-            s.engine.advance(1.0)
-            s.maintain()
+        for _ in range(4):
+            sn.forward(x[rng.choice(tr, images_per_hour // 4)])
+            for s in sn.sessions:
+                s.engine.advance(0.25)
+        if (h + 1) % 6 == 0:
+            for s in sn.sessions:
+                s.maintain()
         if (h + 1) % 6 == 0:
             accs.append(sn.accuracy(x[te], y[te]))
             hours.append(sn.sessions[0].engine.time_s / 3600)

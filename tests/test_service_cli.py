@@ -111,3 +111,12 @@ def test_sigterm_then_resume_gives_the_uninterrupted_run(tmp_path):
     rows_ref, events_ref, _ = timeline(ref)
     assert events == events_ref
     assert np.array_equal(rows, rows_ref)
+
+
+@pytest.mark.parametrize("script,expect", [("03_detect_and_localise.py", "localised to B("),
+                                           ("04_repair.py", "a full re-map of the same arrays writes")])
+def test_examples_run_as_they_stand(script, expect):
+    res = subprocess.run([sys.executable, str(ROOT / "examples" / "service" / script)], cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert expect in res.stdout

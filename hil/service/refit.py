@@ -41,6 +41,7 @@ class RefitParams:
     band: float = 15e-6  #: S, write-and-verify band: smaller moves are not written (seed 003: +-15 uS)
     slack: float = 1.05  #: a line is repaired once its residual is within this factor of its pre-fault one
     max_support: int = 48  #: most devices moved per line
+    min_gain: float = 0.002  #: stop growing a line's moving set once a device cuts its residual by less than this
     g_max: float = 150e-6  #: S, top of the window
 
 
@@ -97,8 +98,12 @@ def sparse_refit(a_mat: FloatArray, y: FloatArray, x0: FloatArray, free: NDArray
             break
         support.append(best)
         cand[best] = False
-        x = solve(support)
-        res = np.linalg.norm(a_mat @ x - y)
+        x_new = solve(support)
+        res_new = np.linalg.norm(a_mat @ x_new - y)
+        if res_new > (1.0 - p.min_gain) * res:  # this device barely helps: the line is as good as it gets
+            support.pop()
+            break
+        x, res = x_new, res_new
     moved = [i for i in support if abs(x[i] - x0[i]) > p.band]
     if len(moved) < len(support):
         x = solve(moved)

@@ -45,6 +45,9 @@ class ServiceParams:
     buffer: int = 12  #: VMMs kept per stage (the alarm's evidence in the log)
     n_probe: int = 16  #: random +-1 probe VMMs of the alarmed stage that localise the devices
     scan_halfwidth: int = 0  #: the local re-scan covers each localised cell +- this many lines
+    burst_sweep: bool = False  #: when one alarm finds several new faults, read every stage for the rest first
+    #: (one repair with all of them known: on a 1 % burst 10.7 % of devices written, 1 - cos 1.26x; line by
+    #: line as alarms come: 8.1 %, 1.31x, Re(DFT64) two trials)
     suspect_step: float = 0.1  #: a read-back change beyond this fraction of g_max makes a cell a scan suspect
     settle_s: float = 600.0  #: s between programming and reading the reference (fast relaxation)
     min_explained: float = 0.5  #: a localisation is trusted if one device explains this much
@@ -241,10 +244,19 @@ class ServiceSession:
             suspects = (st.codes == 0) & (np.abs(g - st.g_ref) > self.p.suspect_step * self.p.refit.g_max)
             self.record("read_suspects", stage=i, suspects=int(suspects.sum()))
             n_new = self._scan_window(i, suspects, new_codes, "read-back")
+        if n_new >= 2 and self.p.burst_sweep:
+            # a burst: before solving, one read of every stage (reads only) finds the other new stuck devices,
+            # so the repair is solved once with all of them known instead of line by line as alarms come
+            for j, sj in enumerate(self.mm.stages):
+                g = self.engine.read(sj.array)[:sj.shape[0], :sj.shape[1]]
+                suspects = (new_codes[j] == 0) & (np.abs(g - sj.g_ref) > self.p.suspect_step * self.p.refit.g_max)
+                self.record("read_suspects", stage=j, suspects=int(suspects.sum()), why="burst")
+                n_new += self._scan_window(j, suspects, new_codes, "burst read-back")
         if n_new:
             ver = self.versions.commit({s.array: c for s, c in zip(self.mm.stages, new_codes)}, "localise+scan",
                                        {"alarm": asdict(alarm), "localisations": [asdict(l) for l in locs],
-                                        "new_cells": np.argwhere(new_codes[i] != st.codes).tolist()},
+                                        "new_cells": [np.argwhere(c != s.codes).tolist()
+                                                      for c, s in zip(new_codes, self.mm.stages)]},
                                        self.engine.time_s, f"{n_new} new stuck device(s) on {st.array}")
             self.count.faults_found += n_new
             self.record("faultmap_version", version=ver.number, new_faults=n_new)
