@@ -20,6 +20,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "program_cmd",
     "map_cmd",
     "matrix_cmd",
+    "sweep_cmd",
+    "campaign_cmd",
 )
 
 
