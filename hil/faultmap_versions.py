@@ -86,8 +86,9 @@ class FaultMapVersions:
 
     def commit(self, codes: Mapping[str, NDArray], operation: str, evidence: Mapping[str, Any] | None = None,
                time_s: float = 0.0, note: str = "") -> Version:
-        """Store ``codes`` (every array) as a new version; returns it. Shapes must match the previous version."""
-        clean = {}
+        """Store ``codes`` as a new version of the whole chip (arrays not named keep the previous version's codes);
+        returns it. Shapes must match the previous version."""
+        clean = {name: c.copy() for name, c in self.latest.codes.items()} if self.versions else {}
         for name, c in codes.items():
             arr = np.asarray(c)
             FaultMap(arr)  # validates the codes

@@ -46,6 +46,7 @@ from hil.progress import Progress
 from hil.runstore import now_iso, software_version
 from hil.service import ServiceParams, ServiceSession, WindowEngine, map_direct, map_factorized
 from hil.service.network import ServedNetwork, layer_matrix
+from hil.service.tiles import serve_tiled, tile_shapes
 from hil.service.workflow import Workflow, target_matrix, workload
 from simulated_bench.window_array import WindowArray, WindowParams
 
@@ -133,6 +134,8 @@ def block_shapes(wf: Workflow) -> dict[str, tuple[int, int]]:
 
         return {f"L{l}": (2 * (LAYER_SIZES[l] + 1), LAYER_SIZES[l + 1]) for l in range(len(LAYER_SIZES) - 1)}
     m_ = target_matrix(wf.mapping)
+    if wf.mapping.tile is not None:
+        return tile_shapes(m_.shape, wf.mapping.tile, wf.mapping.k, wf.mapping.checksums)
     m, n = m_.shape
     k = wf.mapping.k or m
     extra = 2 if wf.mapping.checksums else 0
@@ -199,6 +202,18 @@ def run_workflow(wf: Workflow, workflow_text: str, out: str, progress: bool = Tr
         def fidelity() -> tuple[float, float]:
             acc = float(np.mean(np.argmax(_forward_true(served, x[te]), axis=1) == y[te]))
             return acc, float(np.mean([s.mm.one_minus_cos() for s in sessions]))
+    elif wf.mapping.tile is not None:
+        m_ = target_matrix(wf.mapping)
+        ts = serve_tiled(m_, wf.mapping.tile, scanned, WindowEngine(arrays), wf.mapping.k, params, wf.seed,
+                         wf.mapping.checksums, versions, on_event)
+        sessions.extend(ts.sessions.values())
+        n_in = m_.shape[0]
+
+        def serve(batch):
+            ts.serve(batch)
+
+        def fidelity() -> tuple[float, float]:
+            return ts.one_minus_cos({n: a.true_conductance() for n, a in arrays.items()}), ts.one_minus_cos()
     else:
         m_ = target_matrix(wf.mapping)
         k = wf.mapping.k or m_.shape[0]
@@ -214,8 +229,9 @@ def run_workflow(wf: Workflow, workflow_text: str, out: str, progress: bool = Tr
             return (mm.one_minus_cos([arrays[st.array].true_conductance() for st in mm.stages]),
                     mm.one_minus_cos())
     for i, s in enumerate(sessions):
-        s.program()
-        s.calibrate([wf.seed, i])
+        if s.detector is None:  # tiled sessions are programmed as they are mapped
+            s.program()
+            s.calibrate([wf.seed, i])
     f_true, f_ref = fidelity()
     on_event({"event": "verify", "fidelity": f_true, "fidelity_reference": f_ref, "vmm": 0,
               "chip_time_s": max(a.time_s for a in arrays.values())})

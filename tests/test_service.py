@@ -179,3 +179,35 @@ def test_same_seed_replays_every_decision(mapped):
         logs.append([{k: v for k, v in e.items()} for e in s.log])
     assert logs[0] == logs[1]
     assert any(e["event"] == "repair" for e in logs[0])
+
+
+def test_tiled_service_repairs_only_the_touched_tile():
+    from hil.service.tiles import serve_tiled, tile_shapes
+
+    m = dft_parts(2 * N)[0]
+    shapes = tile_shapes(m.shape, (N, N))
+    assert len(shapes) == 8
+    codes = {name: random_fault_codes(*shape, 0.05, rng=i) for i, (name, shape) in enumerate(sorted(shapes.items()))}
+    arrays = {name: WindowArray(*shape, fault_codes=codes[name], seed=i)
+              for i, (name, shape) in enumerate(sorted(shapes.items()))}
+    versions = FaultMapVersions()
+    ts = serve_tiled(m, (N, N), codes, WindowEngine(arrays), params=ServiceParams(checks=CheckParams(group_size=4)),
+                     versions=versions)
+    targets = {t: [st.g_target.copy() for st in s.mm.stages] for t, s in ts.sessions.items()}
+    s01 = ts.sessions[(0, 1)]
+    st = s01.mm.stages[1]
+    cell = np.unravel_index(np.argmax(np.where(st.codes == 0, st.g_ref, 0)[:, :st.n_data]), st.shape)
+    arrays["T01B"].stick(*cell, 1)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (200, 2 * N))
+    for b in range(10):
+        ts.serve(x[20 * b:20 * b + 20])
+    assert ts.repairs_by_tile() == {(0, 0): 0, (0, 1): 1, (1, 0): 0, (1, 1): 0}
+    for t, s in ts.sessions.items():
+        same = all(np.array_equal(a, st_.g_target) for a, st_ in zip(targets[t], s.mm.stages))
+        assert same == (t != (0, 1))
+    # the chip's fault map versions hold every array; the new one differs in that one cell
+    d = versions.diff(0, -1)
+    assert sorted(d) == sorted(shapes) and d["T01B"]["n_changed"] == 1
+    assert sum(v["n_changed"] for v in d.values()) == 1
+    assert ts.one_minus_cos() < 1.0

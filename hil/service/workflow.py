@@ -14,6 +14,7 @@ Example::
       n: 64
       k: 64
       checksums: true           # analog checksum columns M.1, M.w on both arrays
+      # tile: [32, 32]          # split into tiles, each on its own arrays: a fault re-solves its tile only
     stream:
       workload: random          # random | dft_image | digits | file
       vectors_per_hour: 200
@@ -58,9 +59,12 @@ class MappingSpec(_Strict):
     k: int | None = Field(None, ge=1, le=512)
     path: str | None = None
     checksums: bool = True
+    tile: tuple[int, int] | None = None  #: (rows, cols) of a tile: each its own pair of arrays and session
 
     @model_validator(mode="after")
     def _needs_path(self):
+        if self.tile is not None and (min(self.tile) < 2 or self.target == "digits"):
+            raise ValueError("tile needs two sizes >= 2 and a matrix target")
         if self.target == "file" and not self.path:
             raise ValueError("target 'file' needs path: a .npy matrix (rows = inputs)")
         return self
