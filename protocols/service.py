@@ -253,9 +253,12 @@ def run_workflow(wf: Workflow, workflow_text: str, out: str, progress: bool = Tr
     try:
         for h in range(hours):
             faults_before = sum(len(a.aging.events) for a in arrays.values() if a.aging is not None)
-            serve(next(stream))
-            for s in sessions:
-                s.engine.advance(1.0)
+            batch = next(stream)
+            for part in np.array_split(batch, 4):  # the chip ages while the stream runs, not only between hours
+                if len(part):
+                    serve(part)
+                for s in {id(s.engine): s for s in sessions}.values():
+                    s.engine.advance(0.25)
             if (h + 1) % max(int(round(wf.stream.maintain_every_hours)), 1) == 0:
                 for s in sessions:
                     s.maintain()

@@ -18,7 +18,8 @@ def service_figure(hours: Sequence[float], fidelity: Sequence[float], log: Seque
 
     fig, ax = plt.subplots(3, 1, figsize=(8, 7.5), sharex=True, constrained_layout=True)
     ax[0].plot(hours, fidelity, "-", color="C0")
-    if log_scale and np.all(np.asarray(fidelity) > 0):
+    f = np.asarray(fidelity, float)
+    if log_scale and np.all(f > 0) and f.max() > 10 * f.min():
         ax[0].set_yscale("log")
     ax[0].set_ylabel(fidelity_label)
     ax[0].set_title(title)
