@@ -198,8 +198,9 @@ class Detector:
             z_all[b] = z
             st.cusum = np.maximum(0.0, st.cusum + z * z - p.cusum_k)
             over = np.flatnonzero(st.cusum > p.cusum_h)
-            for q in over:
-                alarms.append(Alarm(stage, int(q), n, float(st.cusum[q])))
+            if over.size and not alarms:  # one alarm per stage and batch: the rest is the same evidence
+                q = int(over[np.argmax(st.cusum[over])])
+                alarms.append(Alarm(stage, q, n, float(st.cusum[q])))
             if over.size:
                 st.cusum[:] = 0.0
         if stage == len(self.checks) - 1:

@@ -163,10 +163,14 @@ class ServiceSession:
             raise ValueError(f"inputs must be finite with {self.mm.stages[0].n_in} entries, got {x.shape}")
         u = x
         alarms: list[Alarm] = []
+        z_of: dict[tuple[int, int], list[float]] = {}
+        first = self.detector.n_vmm  # index of this batch's first VMM
         for i, st in enumerate(self.mm.stages):
             v = st.drive(u)
             out = self.engine.vmm(st.array, v)
-            a, drifts, _ = self.detector.update(i, v, out)
+            a, drifts, z = self.detector.update(i, v, out)
+            for al in a:  # the normalised syndromes of the VMM that raised it, for the record
+                z_of[(i, al.vmm)] = z[al.vmm - first].tolist()
             for b in range(v.shape[0]):
                 self.buffers[i].append((v[b], out[b]))
             for d in drifts:
@@ -177,7 +181,8 @@ class ServiceSession:
         self.count.vmms += x.shape[0]
         for al in alarms:
             self.count.alarms += 1
-            self.record("alarm", stage=al.stage, check=al.check, at_vmm=al.vmm, statistic=al.statistic)
+            self.record("alarm", stage=al.stage, check=al.check, at_vmm=al.vmm, statistic=al.statistic,
+                        z=z_of.get((al.stage, al.vmm), []))
         if handle_alarms and alarms:
             for stage in sorted({a.stage for a in alarms}):
                 self.handle_alarm(next(a for a in alarms if a.stage == stage))
