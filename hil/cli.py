@@ -21,6 +21,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "sim_cmd",
     "scan_cmd",
     "faults_cmd",
+    "faults_versions_cmd",
+    "service_cmd",
     "program_cmd",
     "map_cmd",
     "matrix_cmd",

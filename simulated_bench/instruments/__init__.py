@@ -97,6 +97,10 @@ class SimulatedInstruments:
         for emu in self.emulators.values():
             emu.outputs_off()
 
+    def advance(self, hours: float) -> dict[str, list]:
+        """Fast-forward the chip by ``hours`` of idle time (every array); the stuck devices that appeared."""
+        return {name: arr.advance(hours) for name, arr in self.arrays.items()}
+
 
 __all__ = ["SimulatedInstruments", "EMULATORS", "BenchClock", "Transport", "TRANSPORTS", "transport_for", "SmuTiming",
            "GPIB", "LAN", "SERIAL", "USBTMC", "Emulator", "Wiring", "WiringError", "build_arrays",
