@@ -452,9 +452,12 @@ def _ready(seq: Any, timeout: float) -> list:
 
 def local_benches(names: tuple[str, ...] | list[str]):
     """A cluster on this machine: a scheduler and one simulated bench worker per name."""
+    import logging
+
     from distributed import SpecCluster
     from distributed.scheduler import Scheduler
 
-    workers = {f"bench-{n}": {"cls": BenchNanny, "options": {"bench_name": n, "host": "127.0.0.1"}} for n in names}
+    options = {"host": "127.0.0.1", "silence_logs": logging.ERROR}
+    workers = {f"bench-{n}": {"cls": BenchNanny, "options": {"bench_name": n, **options}} for n in names}
     return SpecCluster(scheduler={"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard_address": ":0"}},
-                       workers=workers)
+                       workers=workers, silence_logs=logging.ERROR)
