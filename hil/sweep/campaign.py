@@ -126,7 +126,7 @@ class CampaignSpec:
             raise SpecError("chip ids must be unique")
         benches = tuple(str(b) for b in (data.get("benches") or DEFAULT_BENCHES))
         out = str(data["out"])
-        return cls(str(data.get("name", "campaign")), out if os.path.isabs(out) else os.path.join(base_dir, out),
+        return cls(str(data.get("name", "campaign")), os.path.normpath(os.path.join(base_dir, out)),
                    tuple(steps), tuple(chips), benches)
 
     @classmethod
