@@ -54,3 +54,7 @@ def slow_read_step(bench, out: str, chip_id: str, delay: float = 0.2) -> dict:
             store.flush()
     del g
     return {"rows_resumed": resumed_rows, "rows": bench.rows}
+
+
+def returns_object(seed: int) -> dict:
+    return {"value": object() if seed else 1.0}

@@ -193,3 +193,9 @@ def test_hil_campaign_over_tcp_with_bench_workers(tmp_path):
                 p.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 p.kill()
+
+
+def test_example_campaign_file_is_valid():
+    spec = CampaignSpec.load(ROOT / "examples" / "campaigns" / "wafer_lot.yaml", STEPS)
+    assert [s.name for s in spec.steps] == ["scan", "read"] and len(spec.chips) == 6
+    assert spec.chips[-1].bench == "station-3" and spec.steps[0].function == STEPS["scan"]

@@ -82,7 +82,11 @@ def run_sweep(spec: SweepSpec, scheduler: str = LOCAL, workers: int | None = Non
                file=sys.stderr, dynamic_ncols=True)
 
     def finished(rows: list[dict]) -> None:
-        table.add(rows)
+        try:
+            table.add(rows)
+        except TypeError as exc:  # a value the table cannot hold: that point failed, not the sweep
+            report.failed[rows[0][KEY]] = f"{exc}"
+            return
         report.ran += 1
         bar.update(1)
         if on_row is not None:
