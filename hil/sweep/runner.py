@@ -123,8 +123,9 @@ def _run_dask(client: Any, spec: SweepSpec, pending: list, finished: Callable, r
 
     if spec.setup:
         client.register_plugin(_Setup(spec.setup))
-    # the point key is the task key: submitting a point twice (two clients) computes it once
-    futures = {client.submit(call_point, spec.function, a, k, i, key=f"sweep-{k}", pure=False): k
+    # function + point is the task key: submitting a point twice (two clients) computes it once
+    fn_key = point_key({"function": spec.function})[:8]
+    futures = {client.submit(call_point, spec.function, a, k, i, key=f"sweep-{fn_key}-{k}", pure=False): k
                for i, k, a in pending}
     try:
         for fut in as_completed(futures):
