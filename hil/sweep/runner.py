@@ -39,6 +39,8 @@ def call_point(function: str, args: Mapping[str, Any], key: str, index: int) -> 
     """Run one point (on a worker) and return its rows, each tagged with the point's key and index."""
     result = resolve(function)(**args)
     rows = result if isinstance(result, list) else [result]
+    if not rows:
+        raise ValueError(f"{function} returned no rows: a point is done only once it has one")
     out = []
     for r, row in enumerate(rows):
         if not isinstance(row, Mapping):
