@@ -195,6 +195,12 @@ class AddressingBoard(Instrument):
         self.write("*RST")
         self.check_set_errors()
 
+    def shutdown(self) -> None:
+        """Safe state: every line grounded (route OFF) and the word-line DAC at 0 V, each acknowledged."""
+        self.route = "OFF"
+        self.word_line_voltage = 0.0
+        super().shutdown()
+
     def measure(self) -> list[float]:
         """Currents (A) of the selected bit lines, in column order (needs route READ)."""
         return self.values("MEAS?")

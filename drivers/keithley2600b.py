@@ -137,6 +137,12 @@ class Keithley2600B(TspInstrument):
     def __init__(self, adapter, name="Keithley 2600B SourceMeter", **kwargs):
         super().__init__(adapter, name, **kwargs)
 
+    def shutdown(self) -> None:
+        """Safe state: both channels at 0 V with outputs off, confirmed with ``*OPC?``."""
+        self.write("smua.source.levelv = 0 smua.source.output = 0 smub.source.levelv = 0 smub.source.output = 0")
+        self.ask("*OPC?")
+        super().shutdown()
+
     def channel(self, ch: str) -> Keithley2600BChannel:
         if ch not in ("a", "b"):
             raise ValueError(f"2600B channels are 'a' and 'b', not {ch!r}")

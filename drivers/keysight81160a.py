@@ -64,6 +64,13 @@ class Keysight81160A(_PymeasureKeysight81160A):
             errors = [(int(code), text.strip('"'))] + [(int(c), str(m)) for c, m in self.check_errors()]
             raise InstrumentError(self.name, errors)
 
+    def shutdown(self) -> None:
+        """Safe state: both outputs off, confirmed with ``*OPC?``."""
+        for ch in (1, 2):
+            self.channels[ch].output = False
+        self.ask("*OPC?")
+        super().shutdown()
+
     def raise_errors(self) -> None:
         """Drain the error queue; raise :class:`InstrumentError` if it held anything."""
         errors = self.check_errors()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any, Iterator, Mapping
 
-from hil.roles import Bench
+from hil.bench import Bench
 from hil.runstore import RunStore
 
 

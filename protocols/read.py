@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from hil.progress import Progress
-from hil.roles import Bench
+from hil.bench import Bench
 
 from .common import finishing, open_run
 

@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 
 from hil.faultmap import NOT_SCANNED, STUCK_OFF, STUCK_ON, UNRELIABLE, WORKING, FaultMap
 from hil.progress import Progress
-from hil.roles import Bench
+from hil.bench import Bench
 
 from .common import open_run
 from .ispp import device_model, preset_for, program

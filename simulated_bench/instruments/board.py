@@ -123,6 +123,10 @@ class AddressingBoardEmulator(Emulator):
         self.route = "OFF"
         self._apply_route()
 
+    def input_error(self, code: int, text: str) -> str:
+        """Malformed input (over-long line, non-ASCII byte) is a bad argument: one ``ERR 3`` reply."""
+        return BoardError(3, text).reply
+
     def handle_line(self, line: str) -> str | None:
         text = line.strip()
         if not text:

@@ -32,6 +32,13 @@ local meas_spec = {
 }
 local source, sstore = __hil_attributes("smu" .. id .. ".source", src_spec)
 local measure, mstore = __hil_attributes("smu" .. id .. ".measure", meas_spec)
+-- source.compliance (read-only): true while the output is limited by limiti or limitv
+local src_meta = getmetatable(source)
+local src_index = src_meta.__index
+src_meta.__index = function(t, k)
+  if k == "compliance" then return hw.compliance(id) end
+  return src_index(t, k)
+end
 
 local function buffer()
   local b = {n = 0, readings = {}, appendmode = 0, collecttimestamps = 0, collectsourcevalues = 0}
@@ -80,7 +87,7 @@ class Keithley2600BEmulator(TspEmulator):
     def __init__(self, wiring: Wiring, name: str, lock=None):
         super().__init__(lock if lock is not None else wiring.lock)
         self.wiring, self.name = wiring, name
-        hooks = self.lua.table_from({"measure": self._measure})
+        hooks = self.lua.table_from({"measure": self._measure, "compliance": self._compliance})
         self.state = {}
         for ch in ("a", "b"):
             src, meas = self.lua_define(SMU_LUA, ch, hooks)
@@ -104,6 +111,13 @@ class Keithley2600BEmulator(TspEmulator):
     def on_delay(self, seconds: float) -> None:
         if seconds > 0:
             self.wiring.hold(seconds)
+
+    def _compliance(self, ch: str) -> bool:
+        s = self.state[ch]
+        if s.output != 1 or s.func != 1:
+            return False
+        i = self.wiring.terminal_current(f"{self.name}.{ch}", float(s.levelv))
+        return abs(i) >= float(s.limiti) * (1 - 1e-3)
 
     def _measure(self, ch: str, kind: str) -> float:
         s = self.state[ch]

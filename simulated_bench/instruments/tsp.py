@@ -155,6 +155,9 @@ class TspEmulator(Emulator):
         code, text = self.errors.popleft()
         return code, text, 30 if code < 0 else 20, 1
 
+    def input_error(self, code: int, text: str) -> None:
+        self.push_error(code, text)
+
     def push_error(self, code: int, text: str) -> None:
         if len(self.errors) < QUEUE_SIZE:
             self.errors.append((code, text))
