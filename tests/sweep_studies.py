@@ -62,3 +62,7 @@ def slow_read_step(bench, out: str, chip_id: str, delay: float = 0.2) -> dict:
     page = SlowRead()
     execute(bench, page, out=out, chip_id=chip_id)
     return {"rows_resumed": page.rows_resumed, "rows": bench.rows}
+
+
+def returns_object(seed: int) -> dict:
+    return {"value": object() if seed else 1.0}
