@@ -161,6 +161,23 @@ def test_page_follows_a_running_program_and_ends_equal_to_the_file(tmp_path, bro
     np.testing.assert_array_equal(final["pulses"], run["cells"]["pulses"])
 
 
+def test_view_flag_serves_beside_the_run_and_ends_with_it(tmp_path):
+    out = tmp_path / "run.h5"
+    proc = _program(tmp_path, out, 4, "--view")
+    lines = []
+    while not (url := next((m.group(0) for m in map(re.compile(r"http://127\.0\.0\.1:\d+/").search, lines) if m),
+                           None)):
+        line = proc.stderr.readline()
+        assert line, f"no address printed: {lines}"
+        lines.append(line)
+    assert _status(url) == 200  # served while the command runs
+    assert proc.wait(300) == 0, proc.stderr.read()
+    assert "hil view" in proc.stderr.read()  # how to look at the finished run
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(url, timeout=10)  # the view ended with the command
+    assert read_run(out)["status"] == "complete"
+
+
 def test_report_is_one_file_with_every_figure(tmp_path, browser):
     run = _service_file(tmp_path / "service.h5")
     out = tmp_path / "report.html"

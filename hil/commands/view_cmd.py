@@ -120,7 +120,13 @@ def viewing(run_file: str | None, enabled: bool) -> Iterator[None]:
         return
     from hil.view.launch import ViewProcess
 
-    with ViewProcess(run_file) as vp:
+    try:
+        vp = ViewProcess(run_file)
+    except (RuntimeError, OSError) as exc:  # the run matters more than watching it
+        click.echo(f"{exc}; the run goes on without it", err=True)
+        yield
+        return
+    with vp:
         click.echo(f"live view: {vp.url}", err=True)
         yield
     click.echo(f"the live view closed with the run; `hil view {run_file}` shows the finished run", err=True)
