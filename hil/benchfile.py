@@ -24,8 +24,7 @@ simulated bench only, the simulated chip behind the instruments (``chip``). Layo
 
 An instrument entry may also give ``timeout`` (s, default 2) and ``options`` (keyword
 arguments for its driver, e.g. ``visa_library: "@py"``). The instrument models, their
-channels, roles and ranges come from the plug-ins in ``hil/instruments/`` (``hil
-instruments`` lists them); an addresser may read a wiring sub-section of its own (the
+channels, roles and ranges come from the plug-ins in ``hil/instruments/``; an addresser may read a wiring sub-section of its own (the
 707B's ``wiring.matrix``, see ``examples/benches/simulated_matrix.yaml``).
 
 A simulated bench has a ``chip`` section instead of (or as well as) ``device``; its
