@@ -334,7 +334,7 @@ def _connect_real(spec: BenchSpec, station: Station) -> None:
 def _identify(spec: BenchSpec, station: Station) -> None:
     """Every instrument must identify as the model its bench-file entry names; nothing is sourced before."""
     for name, inst in spec.instruments.items():
-        with station.guard(name, "answering its identification query"):
+        with station.guard(name, "identifying itself (*IDN?)"):
             identity = inst.plugin.identify(station.drivers[name])
         if not inst.plugin.matches(identity):
             actual = identify_model(identity)
@@ -342,6 +342,11 @@ def _identify(spec: BenchSpec, station: Station) -> None:
                    else "; no registered plug-in knows this instrument")
             raise InstrumentIdentityError(f"instruments.{name}: the instrument at {inst.address} identifies as "
                                           f"{identity.idn!r}, not a {inst.model}{fix}")
+        used = {ep.partition(".")[2] for key, ep in spec.wiring.items()
+                if isinstance(ep, str) and ep.partition(".")[0] == name and ep.partition(".")[2]}
+        problem = inst.plugin.adopt(station.drivers[name], identity, used)
+        if problem:
+            raise InstrumentIdentityError(f"instruments.{name}: {problem}")
         station.identities[name] = identity
 
 

@@ -105,7 +105,8 @@ class Station:
         """One safe-state attempt per instrument not yet given up; a sentence saying how it went."""
         reached, failed = [], []
         for name, driver in self.drivers.items():
-            if name in self.given_up:
+            # never command an instrument that has not yet proved to be the model its driver speaks to
+            if name in self.given_up or name not in self.identities:
                 continue
             try:
                 if name == suspect:
