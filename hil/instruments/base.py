@@ -115,6 +115,11 @@ class InstrumentPlugin:
         driver.shutdown()
 
     @classmethod
+    def emulator_options(cls, wiring: Mapping[str, Any]) -> dict[str, Any]:
+        """Keyword arguments its emulator needs from the wiring when this model is the addresser."""
+        return {}
+
+    @classmethod
     def emulator_class(cls) -> type:
         module, _, name = cls.emulator.partition(":")
         if not module:
