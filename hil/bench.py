@@ -458,7 +458,6 @@ def build_bench(spec: BenchSpec, transport: str = "inprocess") -> Bench:
             bench.unclean_previous = lock.unclean
             message = (f"bench {spec.name!r}: the previous session ({lock.unclean.describe()}) ended without "
                        f"closing the bench; every instrument was put in its safe state before this one started")
-            log.warning(message)
             warnings.warn(message, UncleanShutdownWarning, stacklevel=3)
     _close_at_exit(bench)
     return bench
