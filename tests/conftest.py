@@ -14,3 +14,13 @@ def _bench_state_dir(tmp_path_factory):
         os.environ.pop("RRAM_HIL_STATE_DIR", None)
     else:
         os.environ["RRAM_HIL_STATE_DIR"] = previous
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the session's browser tests."""
+    from browser import chrome  # tests/browser.py
+
+    driver = chrome()
+    yield driver
+    driver.quit()
