@@ -39,7 +39,7 @@ class SimulatedInstruments:
     Parameters
     ----------
     chip : the bench file's ``chip`` section (see :func:`build_arrays`), or ready arrays.
-    instruments : instrument name -> model name.
+    instruments : instrument name -> model name, or the emulator class itself.
     inputs : addresser input (``read``, ``pulse``, ``gate``) -> endpoint (``"smu"``, ``"pulser.1"``).
     options : instrument name -> extra keyword arguments of its emulator (a matrix's row map);
         ``transport`` (a name in :data:`~.clock.TRANSPORTS` or a mapping of
@@ -52,7 +52,8 @@ class SimulatedInstruments:
     estimated bench time (:meth:`bench_time`).
     """
 
-    def __init__(self, chip: Mapping[str, Any] | Mapping[str, SimulatedArray], instruments: Mapping[str, str],
+    def __init__(self, chip: Mapping[str, Any] | Mapping[str, SimulatedArray],
+                 instruments: Mapping[str, str | type[Emulator]],
                  inputs: Mapping[str, str], base_dir: Path | None = None,
                  options: Mapping[str, Mapping[str, Any]] | None = None):
         if chip and all(isinstance(v, SimulatedArray) for v in chip.values()):
@@ -64,7 +65,7 @@ class SimulatedInstruments:
         self.clock = BenchClock()
         nodes: dict[str, int] = {}
         for name, model in instruments.items():
-            cls = EMULATORS.get(model)
+            cls = model if isinstance(model, type) else EMULATORS.get(model)
             if cls is None:
                 raise WiringError(f"no emulator for instrument model {model!r}; known: {', '.join(EMULATORS)}")
             kwargs = dict((options or {}).get(name, {}))
@@ -95,6 +96,10 @@ class SimulatedInstruments:
     def outputs_off(self) -> None:
         for emu in self.emulators.values():
             emu.outputs_off()
+
+    def advance(self, hours: float) -> dict[str, list]:
+        """Fast-forward the chip by ``hours`` of idle time (every array); the stuck devices that appeared."""
+        return {name: arr.advance(hours) for name, arr in self.arrays.items()}
 
 
 __all__ = ["SimulatedInstruments", "EMULATORS", "BenchClock", "Transport", "TRANSPORTS", "transport_for", "SmuTiming",

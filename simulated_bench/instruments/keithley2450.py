@@ -34,6 +34,7 @@ class Keithley2450Emulator(ScpiEmulator):
         a(":SOURce:FUNCtion[:MODE]", self._source_function)
         a("[:SOURce]:VOLTage[:LEVel][:IMMediate][:AMPLitude]", self._volt_level)
         a("[:SOURce]:VOLTage:ILIMit[:LEVel]", self._ilimit)
+        a("[:SOURce]:VOLTage:ILIMit[:LEVel]:TRIPped?", self._ilimit_tripped)
         a("[:SOURce]:VOLTage:RANGe", self._setting("src_volt_range", 0.0, V_MAX))
         a("[:SOURce]:VOLTage:RANGe:AUTO", self._flag("src_volt_auto"))
         a("[:SOURce]:VOLTage:DELay", self._setting("src_volt_delay", 0.0, 10e3))
@@ -176,6 +177,13 @@ class Keithley2450Emulator(ScpiEmulator):
         self.output = parse_bool(args[0])
         self.busy(self.timing.source_settle_s)
         return None
+
+    def _ilimit_tripped(self, s, args):
+        """1 while the voltage source is held at its current limit."""
+        if not self.output or self.source_func != "VOLT":
+            return "0"
+        current = self.wiring.terminal_current(self.endpoint, self.v_level)
+        return "1" if abs(current) >= self.i_limit * (1 - 1e-3) else "0"
 
     def _one_reading(self) -> float:
         if self.source_func != "VOLT":

@@ -33,6 +33,13 @@ local meas_spec = {
 }
 local source, sstore = __hil_attributes("smu" .. id .. ".source", src_spec)
 local measure, mstore = __hil_attributes("smu" .. id .. ".measure", meas_spec)
+-- source.compliance (read-only): true while the output is limited by limiti or limitv
+local src_meta = getmetatable(source)
+local src_index = src_meta.__index
+src_meta.__index = function(t, k)
+  if k == "compliance" then return hw.compliance(id) end
+  return src_index(t, k)
+end
 
 local function buffer()
   local b = {n = 0, readings = {}, appendmode = 0, collecttimestamps = 0, collectsourcevalues = 0}
@@ -82,7 +89,7 @@ class Keithley2600BEmulator(TspEmulator):
         super().__init__(lock if lock is not None else wiring.lock)
         self.timing = timing or SmuTiming()
         self.wiring, self.name = wiring, name
-        hooks = self.host_functions({"measure": self._measure})
+        hooks = self.host_functions({"measure": self._measure, "compliance": self._compliance})
         self.state = {}
         self.meas_state = {}
         for ch in ("a", "b"):
@@ -109,6 +116,13 @@ class Keithley2600BEmulator(TspEmulator):
         self.busy(seconds)
         if seconds > 0:
             self.wiring.hold(seconds)
+
+    def _compliance(self, ch: str) -> bool:
+        s = self.state[ch]
+        if s.output != 1 or s.func != 1:
+            return False
+        i = self.wiring.terminal_current(f"{self.name}.{ch}", float(s.levelv))
+        return abs(i) >= float(s.limiti) * (1 - 1e-3)
 
     def _measure(self, ch: str, kind: str) -> float:
         s = self.state[ch]
