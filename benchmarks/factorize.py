@@ -6,35 +6,38 @@ PNG, a markdown and a CSV table, and a summary JSON; prints the headline figures
 
     python3 -m benchmarks.factorize            # the full study, 50 trials/rate (~10 min, 2 cores)
     python3 -m benchmarks.factorize --quick    # smoke run
+    python3 -m benchmarks.factorize --scheduler tcp://HOST:8786   # on an existing Dask cluster
 
-Each worker compiles (or loads from numba's cache) the solver kernel once before its first
-timed solve, so CPU figures are per solve, without the one-off JIT cost.
+The solves run as a :mod:`hil.sweep` sweep (Dask; ``--scheduler serial`` for one process);
+each solve is seeded by its own (seed, rate, k, fault), so the results do not depend on
+the scheduler. Each worker compiles (or loads from numba's cache) the solver kernel once
+before its first timed solve, so CPU figures are per solve, without the one-off JIT cost.
 """
 from __future__ import annotations
 
 import os
 
-# one BLAS thread per worker: 64 x 64 products gain nothing from threads, and the
-# workers already use the cores (and CPU-time figures stay per-solve)
+# one BLAS thread per process: 64 x 64 products gain nothing from threads, and the
+# workers already use the cores (and CPU-time figures stay per-solve); Dask's worker
+# processes get the same setting from their nanny
 for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_v, "1")
 
 import argparse  # noqa: E402
 import csv  # noqa: E402
 import json  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
-from concurrent.futures import ProcessPoolExecutor  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-from tqdm import tqdm  # noqa: E402
 
+from benchmarks._common import add_sweep_args, run_points  # noqa: E402
 from hil.factorization import (AdamParams, SolverParams, adam_factorize, direct_map,  # noqa: E402
                                factorize, random_fault_codes)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MATRIX = "re_dft64"
+RECORD_KEYS = ("matrix", "fault", "rate", "k", "seed", "solver", "one_minus_cos", "cpu_s")
 
 
 def re_dft(n: int) -> np.ndarray:
@@ -60,8 +63,18 @@ def warm_up() -> None:
 
 def run_task(task: dict) -> dict:
     """One instance: faults drawn per seed 003 Methods, then one solver."""
+    return run_point(**task)
+
+
+def run_point(fault: str, rate: float, k: int, seed: int, solver: str, params: dict | None = None,
+              trace: bool = False, speed: bool = False) -> dict:
+    """One sweep point: the instance (fault kind, rate, k, seed) solved by ``solver``.
+
+    ``params`` are :class:`SolverParams` fields for "ours"; ``trace`` keeps its convergence
+    trace (key ``_trace``); ``speed`` only marks the point as the speed-ratio duplicate.
+    """
     m_ = re_dft(64)
-    kind, rate, k, seed, solver = task["fault"], task["rate"], task["k"], task["seed"], task["solver"]
+    kind = fault
     rng = instance_rng(seed, rate, k, kind)
     off, on = rates_for(kind, rate)
     rec = {"matrix": MATRIX, "fault": kind, "rate": rate, "k": k, "seed": seed, "solver": solver}
@@ -73,9 +86,9 @@ def run_task(task: dict) -> dict:
     ca = random_fault_codes(64, k, off, on, rng)
     cb = random_fault_codes(k, 64, off, on, rng)
     if solver == "ours":
-        res = factorize(m_, ca, cb, rng, params=SolverParams(**task.get("params", {})))
+        res = factorize(m_, ca, cb, rng, params=SolverParams(**(params or {})))
         rec.update(one_minus_cos=res.one_minus_cos, cpu_s=res.cpu_s)
-        if task.get("trace"):
+        if trace:
             rec["_trace"] = res.extra["trace"]
         return rec
     res = adam_factorize(m_, ca, cb, rng, params=AdamParams())
@@ -221,7 +234,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smoke run: few rates and trials")
     ap.add_argument("--trials", type=int, default=None, help="trials per rate for ours, stuck-OFF")
-    ap.add_argument("--workers", type=int, default=os.cpu_count())
+    add_sweep_args(ap)
     ap.add_argument("--tol", type=float, default=1e-10,
                     help="ours stops once 1 - cos <= tol (the issue's bound)")
     ap.add_argument("--max-iter", type=int, default=SolverParams().max_iter)
@@ -236,17 +249,17 @@ def main():
     args.adam_rates = [0.18, 0.39] if args.quick else [0.05, 0.18, 0.39]
     tasks = plan(args)
     t0 = time.time()
-    print(f"{len(tasks)} solves on {args.workers} workers: direct {args.direct_trials} trials/rate, "
+    print(f"{len(tasks)} solves ({args.scheduler} scheduler): direct {args.direct_trials} trials/rate, "
           f"ours stuck-OFF {args.trials} trials/rate (k = 33, 64), ours stuck-ON {args.on_trials} "
           f"trials/rate (k = 64), Adam {args.adam_trials} trials at "
           f"{', '.join(f'{r:.0%}' for r in args.adam_rates)} (k = 64); tol {args.tol:g}, "
           f"max_iter {args.max_iter}, restarts {args.restarts} (k = 64 at <= 40 %, k = 33 at <= 20 %)", flush=True)
-    with ProcessPoolExecutor(max_workers=args.workers, initializer=warm_up) as pool:
-        results = list(tqdm(pool.map(run_task, tasks, chunksize=1), total=len(tasks),
-                            desc="solves", unit="solve", file=sys.stderr))
+    results = run_points("factorize", "benchmarks.factorize:run_point", tasks, args,
+                         setup="benchmarks.factorize:warm_up")
     traces, records = {}, []
-    for task, rec in zip(tasks, results):
-        tr = rec.pop("_trace", None)
+    for task, row in zip(tasks, results):
+        tr = row.get("_trace")
+        rec = {key: row[key] for key in RECORD_KEYS}
         if task.get("speed"):
             traces[(task["rate"], task["seed"])] = tr
             continue  # duplicate of an "ours" instance kept only for the speed ratio

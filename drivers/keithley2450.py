@@ -52,6 +52,13 @@ class Keithley2450(_PymeasureKeithley2450):
         """Readings ``start``..``end`` (1-based, inclusive) of the default buffer in one transfer."""
         return self.values(f':TRAC:DATA? {int(start)}, {int(end)}, "defbuffer1", READ')
 
+    def shutdown(self) -> None:
+        """Safe state at once (pymeasure's version ramps in 0.6 s steps): 0 V, output off, confirmed."""
+        self.source_voltage = 0.0
+        self.disable_source()
+        self.ask("*OPC?")
+        Instrument.shutdown(self)
+
     def raise_errors(self) -> None:
         """Drain the error queue; raise :class:`InstrumentError` if it held anything."""
         errors = self.check_errors()

@@ -60,6 +60,12 @@ class Keithley707B(TspInstrument):
     def open_all(self) -> None:
         self.write('channel.open("allslots")')
 
+    def shutdown(self) -> None:
+        """Safe state: every crosspoint open, confirmed with ``*OPC?``."""
+        self.open_all()
+        self.ask("*OPC?")
+        super().shutdown()
+
     def closed_channels(self, channels: str = "allslots") -> list[str]:
         """Closed crosspoints among ``channels`` (default: all)."""
         reply = self.ask(f'print(channel.getclose("{channel_list(channels)}"))').strip()

@@ -1,15 +1,12 @@
-"""Bench file -> instruments -> roles -> :class:`~hil.roles.Bench`.
+"""The bench: bench file -> instruments -> roles -> :class:`Bench`.
 
 ``open_bench(path=None)`` reads a bench file (the embedded simulated bench when no path
-is given), opens every instrument with its driver, and composes the roles the protocols
-use. On a simulated bench the drivers talk to emulators of the same instruments, either
-in this process (``transport="inprocess"``, fast) or over TCP sockets on 127.0.0.1
+is given), opens every instrument through its plug-in (``hil/instruments/``), checks
+that each one identifies as the model the bench file names, puts every instrument in
+its safe state, and composes the roles the protocols use. On a simulated bench the
+drivers talk to emulators of the same instruments, either in this process
+(``transport="inprocess"``, fast) or over TCP sockets on 127.0.0.1
 (``transport="socket"``); the bytes on the wire are the same either way.
-
-The roles keep what they last sent (row, columns, route, gate, read voltage, pulse
-settings) and send only what changes, so a row read is two commands and a pulse a few.
-Any transport failure (timeout, dropped connection) switches every output off and
-raises :class:`BenchConnectionError` naming the instrument.
 
 For protocol authors and tests::
 
@@ -21,50 +18,236 @@ For protocol authors and tests::
                                  "variation": {"read_noise_scale": 0.0}})
     bench.arrays, bench.use_array("MB")              # multi-array chips; the first is selected
     bench.sim.arrays["MB"]                            # the SimulatedArray: ground truth, tests only
-
-``bench.sim`` is None on a real bench (and on a served simulated bench opened through
-its TCP addresses); protocols never use it.
 """
 from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
+import warnings
 import weakref
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
-import serial
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 from pyvisa.errors import Error as VisaError
-from pyvisa.errors import VisaIOError
 
-from drivers.addressing_board import AddressingBoard
-from drivers.errors import InstrumentError
-from drivers.keithley707b import Keithley707B
-from drivers.keithley2450 import Keithley2450
-from drivers.keithley2600b import Keithley2600B
-from drivers.keysight81160a import Keysight81160A
-
-from .benchfile import BenchSpec, InstrumentSpec, load_bench_file, parse_bench
-from .roles import Bench, GateSupply, Pulser, Reader, Route, Selector, VectorMultiplier
+from .benchfile import BenchFileError, BenchSpec, load_bench_file, parse_bench
+from .benchlock import BenchBusyError, BenchLock, UncleanSession
+from .instruments import identify_model
+from .instruments.smu import ScanReader, VoltageSource
+from .roles import GateSupply, LimitError, Limits, Pulser, Reader, Selector, VectorMultiplier
+from .station import TRANSPORT_ERRORS, BenchConnectionError, InstrumentIdentityError, Station
 from .transport import EmulatorAdapter, register_serial_endpoint, unregister_serial_endpoint
 
-#: transport errors that mean the instrument is gone or silent
-TRANSPORT_ERRORS = (VisaIOError, serial.SerialException, OSError, EOFError, TimeoutError)
-
-DRIVERS = {
-    "keithley2450": Keithley2450,
-    "keysight81160a": Keysight81160A,
-    "rram-hil-ab64": AddressingBoard,
-    "keithley2600b": Keithley2600B,
-    "keithley707b": Keithley707B,
-}
+log = logging.getLogger(__name__)
 
 
-class BenchConnectionError(RuntimeError):
-    """An instrument stopped answering (timeout, dropped connection); outputs were switched off."""
+class UncleanShutdownWarning(UserWarning):
+    """The previous session on this bench ended without closing it; its instruments were made safe."""
+
+
+class Bench:
+    """The roles of one bench plus its limits, chip geometry and identity.
+
+    Every operation checks the limits first, then drives the roles. :meth:`outputs_off`
+    runs on close, on errors inside ``with bench:``, on Ctrl-C and at interpreter exit.
+
+    What a run file records about the bench (all JSON-able):
+
+    ``bench.identity``
+        ``{"bench_name", "bench_file_sha256", "simulated", "device": {"model", "chip_id",
+        "arrays"}, "instruments": {name: {"model", "address", "make", "idn_model",
+        "serial", "firmware", "idn"}}}``: compare two of them to refuse a resume on another
+        chip or bench.
+    ``bench.metadata``
+        the identity's fields plus ``bench_file`` (the YAML text), ``chip_id`` and
+        ``device_model`` (which choose protocol presets), and ``sim`` (the simulated chip,
+        not JSON-able; None on a real bench).
+    ``bench.unclean_previous``
+        the :class:`~hil.benchlock.UncleanSession` a ``kill -9`` left behind, or None.
+    """
+
+    def __init__(self, selector: Selector, gate: GateSupply, reader: Reader, pulser: Pulser,
+                 limits: Limits, rows: int, cols: int, vmm: VectorMultiplier | None = None,
+                 name: str = "bench", metadata: dict | None = None, closers: Sequence = (),
+                 arrays: dict[str, tuple[int, int]] | None = None, station: Station | None = None,
+                 read_source: VoltageSource | None = None):
+        self.selector, self.gate, self.reader, self.pulser = selector, gate, reader, pulser
+        self.vector = vmm
+        self.limits = limits
+        self.rows, self.cols = int(rows), int(cols)
+        self.name = name
+        self.metadata = dict(metadata or {})
+        #: the chip's arrays, name -> (rows, cols); a single-array chip has one entry "A"
+        self.arrays: dict[str, tuple[int, int]] = dict(arrays) if arrays else {"A": (self.rows, self.cols)}
+        self.array = next(iter(self.arrays))
+        #: the simulated chip behind a simulated bench (ground truth for tests; never for protocols)
+        self.sim = self.metadata.get("sim")
+        self.station = station
+        self.read_source = read_source
+        self.unclean_previous: UncleanSession | None = None
+        self._closers = list(closers)
+        self._closed = False
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        """Bench file hash, device under test and every instrument's identification (JSON-able)."""
+        return {k: self.metadata[k] for k in ("bench_name", "bench_file_sha256", "simulated", "device", "instruments")
+                if k in self.metadata}
+
+    def use_array(self, name: str) -> None:
+        """Address array ``name`` of a multi-array chip from now on; rows / cols follow it."""
+        if name not in self.arrays:
+            raise KeyError(f"no array {name!r} on this chip; arrays: {', '.join(self.arrays)}")
+        self.selector.use_array(name)
+        self.array = name
+        self.rows, self.cols = (int(n) for n in self.arrays[name])
+
+    # checks ---------------------------------------------------------------------------
+    def _row(self, row: int) -> int:
+        if not 0 <= int(row) < self.rows:
+            raise IndexError(f"row {row} outside the chip's 0..{self.rows - 1}")
+        return int(row)
+
+    def _cols(self, cols: int | Sequence[int] | None) -> list[int]:
+        if cols is None:
+            return list(range(self.cols))
+        out = [int(c) for c in np.atleast_1d(cols)]
+        bad = [c for c in out if not 0 <= c < self.cols]
+        if bad:
+            raise IndexError(f"columns {bad} outside the chip's 0..{self.cols - 1}")
+        if not out:
+            raise ValueError("no columns selected")
+        return out
+
+    # operations -----------------------------------------------------------------------
+    def read_row(self, row: int, cols: int | Sequence[int] | None, v_read: float, v_gate: float,
+                 n_avg: int = 1) -> NDArray[np.float64]:
+        """Conductances (S) of the selected cells of one row: I / v_read, averaged over ``n_avg`` reads."""
+        if v_read == 0:
+            raise ValueError("v_read must be non-zero")
+        if n_avg < 1:
+            raise ValueError(f"n_avg must be >= 1, got {n_avg}")
+        self.limits.check_line(v_read, "read voltage")
+        self.limits.check_gate(v_gate)
+        row, cols = self._row(row), self._cols(cols)
+        self.gate.set_gate(v_gate)
+        self.selector.select(row, cols, "read")
+        total = np.zeros(len(cols))
+        for _ in range(n_avg):
+            total += self.reader.read(v_read, len(cols))
+        return total / n_avg / v_read
+
+    def read_tripped(self) -> bool:
+        """True when the read source was in current compliance during the last read, as the
+        instrument reports it (its trip status): that read's currents are capped, not measured."""
+        return self.reader.tripped()
+
+    def read_array(self, v_read: float, v_gate: float, n_avg: int = 1,
+                   rows: Sequence[int] | None = None, cols: Sequence[int] | None = None) -> NDArray[np.float64]:
+        """Conductance map (S) of a region, row by row; shape (len(rows), len(cols))."""
+        rows = list(range(self.rows)) if rows is None else [self._row(r) for r in rows]
+        return np.stack([self.read_row(r, cols, v_read, v_gate, n_avg) for r in rows])
+
+    def pulse_row(self, row: int, cols: int | Sequence[int] | None, amplitude: float, width: float,
+                  v_gate: float) -> None:
+        """One pulse on the selected cells of a row; amplitude > 0 SETs (bit lines), < 0 RESETs (source line)."""
+        self.limits.check_line(amplitude, "pulse amplitude")
+        self.limits.check_width(width)
+        self.limits.check_gate(v_gate)
+        row, cols = self._row(row), self._cols(cols)
+        self.gate.set_gate(v_gate)
+        self.selector.select(row, cols, "bl" if amplitude > 0 else "sl")
+        self.pulser.pulse(abs(amplitude), width)
+
+    @property
+    def can_pulse_read(self) -> bool:
+        """True when the SMU on the READ input times pulses itself (a 2600B or B2900 channel),
+        so :meth:`pulse_read_cell` runs a whole pulse-then-read train on the instrument."""
+        return self.read_source is not None and self.read_source.can_pulse_read
+
+    def pulse_read_cell(self, row: int, col: int, amplitudes: ArrayLike, width: float, v_read: float,
+                        v_gate: float) -> NDArray[np.float64]:
+        """Pulse-then-read train on one cell, run on the instrument: for each amplitude one SET
+        pulse of ``width`` s, then a read at ``v_read``; returns one conductance (S) per pulse.
+
+        The pulses come from the READ source through the read route (the PULSE input is not
+        used), so this needs a read SMU that times pulses (:attr:`can_pulse_read`). The
+        whole train is checked against the limits and the SMU's pulse widths before
+        anything is sent.
+        """
+        amplitudes = np.asarray(amplitudes, dtype=float).ravel()
+        if not self.can_pulse_read:
+            raise RuntimeError(f"bench {self.name!r}: the SMU on the READ input cannot run pulse-read trains "
+                               f"(a 2600B or B2900 channel can)")
+        if amplitudes.size == 0:
+            raise ValueError("no amplitudes given")
+        if v_read == 0:
+            raise ValueError("v_read must be non-zero")
+        if np.any(amplitudes <= 0):
+            raise ValueError("pulse-read trains are SET trains: amplitudes must be > 0")
+        self.limits.check_line(amplitudes, "pulse amplitude")
+        self.limits.check_line(v_read, "read voltage")
+        self.limits.check_width(width)
+        self.limits.check_gate(v_gate)
+        shortest, longest = self.read_source.pulse_width_range or (0.0, np.inf)
+        if not shortest <= width <= longest:
+            raise LimitError(f"pulse width {width:g} s is outside what the read SMU times ({shortest:g} to "
+                             f"{longest:g} s)")
+        row, (col,) = self._row(row), self._cols([col])
+        self.gate.set_gate(v_gate)
+        self.selector.select(row, [col], "read")
+        return self.read_source.pulse_read(amplitudes, width, v_read) / v_read
+
+    def vmm(self, v_in: ArrayLike, v_gate: float) -> NDArray[np.float64]:
+        """Vector-matrix multiply: source-line voltages in, the current each bit line sinks out (A)."""
+        if self.vector is None:
+            raise RuntimeError(f"bench {self.name!r} has no vector multiplier (no multi-channel board in its bench file)")
+        v_in = np.asarray(v_in, dtype=float)
+        if v_in.shape != (self.rows,):
+            raise ValueError(f"v_in must have shape ({self.rows},), got {v_in.shape}")
+        self.limits.check_line(v_in, "input voltage")
+        self.limits.check_gate(v_gate)
+        self.gate.set_gate(v_gate)
+        self.selector.select(0, [], "vmm")
+        return self.vector.vmm(v_in)
+
+    # lifetime ---------------------------------------------------------------------------
+    def outputs_off(self) -> None:
+        """Every instrument to its safe state (sources 0 V and off, routes open), one attempt
+        each; safe to call more than once. Raises :class:`BenchConnectionError` naming any
+        instrument that could not be reached now."""
+        if self.station is not None:
+            self.station.outputs_off()
+            return
+        self.gate.set_gate(0.0)
+        self.selector.deselect()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        try:
+            self.outputs_off()
+        finally:
+            self._closed = True
+            for closer in self._closers:
+                with contextlib.suppress(Exception):
+                    closer()
+
+    def __enter__(self) -> "Bench":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        try:  # an error is on its way: do not let the clean-up replace it
+            self.close()
+        except Exception as off_exc:
+            log.error("%s", off_exc)
 
 
 def simulated_bench_file() -> Path:
@@ -73,404 +256,24 @@ def simulated_bench_file() -> Path:
 
 
 # --------------------------------------------------------------------------------------
-# the instruments of one bench
-# --------------------------------------------------------------------------------------
-class Station:
-    """The open instruments of a bench: drivers by name, off actions, failure handling."""
-
-    def __init__(self, spec: BenchSpec):
-        self.spec = spec
-        self.drivers: dict[str, Any] = {}
-        self._cache_resets: list = []
-        self._cleanup: list = []
-
-    def add(self, name: str, driver: Any) -> None:
-        self.drivers[name] = driver
-
-    def on_cleanup(self, fn) -> None:
-        self._cleanup.append(fn)
-
-    def cached(self, reset) -> None:
-        """Register a role's cache reset: called whenever the instruments' state is uncertain."""
-        self._cache_resets.append(reset)
-
-    def forget_state(self) -> None:
-        for reset in self._cache_resets:
-            reset()
-
-    def describe(self, name: str) -> str:
-        inst = self.spec.instruments[name]
-        return f"{name} ({inst.model} at {inst.address})"
-
-    @contextlib.contextmanager
-    def guard(self, name: str) -> Iterator[None]:
-        """Turn a transport failure on instrument ``name`` into outputs off + BenchConnectionError."""
-        try:
-            yield
-        except TRANSPORT_ERRORS as exc:
-            self.forget_state()
-            problems = self._all_off()  # never raises: it records who could not be reached
-            reached = [n for n in self.drivers if n not in problems]
-            state = f"outputs switched off on {', '.join(reached) or 'no instrument'}"
-            if problems:
-                state += f"; unreachable: {', '.join(problems)}"
-            raise BenchConnectionError(f"{self.describe(name)} did not answer: {exc!s} ({state})") from exc
-        except InstrumentError:
-            self.forget_state()
-            raise
-
-    def _all_off(self) -> list[str]:
-        failed = []
-        for name, driver in self.drivers.items():
-            try:
-                _switch_off(self.spec.instruments[name].model, driver)
-            except Exception:  # keep switching the others off
-                failed.append(name)
-        return failed
-
-    def outputs_off(self) -> None:
-        self.forget_state()
-        failed = self._all_off()
-        if failed:
-            raise BenchConnectionError(f"could not switch off {', '.join(map(self.describe, failed))}")
-
-    def close(self) -> None:
-        for driver in self.drivers.values():
-            with contextlib.suppress(Exception):
-                driver.adapter.close()
-        for fn in self._cleanup:
-            with contextlib.suppress(Exception):
-                fn()
-        self._cleanup.clear()
-
-
-def _switch_off(model: str, driver: Any) -> None:
-    """Put one instrument in its safe state (sources at 0 and off, switches open) and confirm it."""
-    if model == "keithley2450":
-        driver.source_voltage = 0.0
-        driver.disable_source()
-    elif model == "keysight81160a":
-        for ch in (1, 2):
-            driver.channels[ch].output = False
-    elif model == "rram-hil-ab64":
-        driver.route = "OFF"
-        driver.word_line_voltage = 0.0
-    elif model == "keithley2600b":
-        for ch in (driver.smua, driver.smub):
-            ch.source_voltage = 0.0
-            ch.output_enabled = False
-    elif model == "keithley707b":
-        driver.open_all()
-    if model != "rram-hil-ab64":  # the board acknowledges each setting; the others confirm with *OPC?
-        driver.ask("*OPC?")
-
-
-# --------------------------------------------------------------------------------------
-# roles over the drivers
-# --------------------------------------------------------------------------------------
-class BoardSelector(Selector):
-    """The AB64 board as the selector: ROW / COL / ROUTE, each sent only when it changes."""
-
-    ROUTES = {"read": "READ", "bl": "BL", "sl": "SL", "vmm": "VMM"}
-
-    def __init__(self, station: Station, name: str):
-        self.station, self.name = station, name
-        self.board: AddressingBoard = station.drivers[name]
-        self.row: int | None = None
-        self.cols: tuple[int, ...] | None = None
-        station.cached(self._forget)
-        self._forget()
-
-    def _forget(self) -> None:
-        self._row = self._cols = self._route = None
-
-    def select(self, row: int, cols: Sequence[int], route: Route) -> None:
-        with self.station.guard(self.name):
-            if route != "vmm":
-                cols = tuple(cols)
-                if row != self._row:
-                    self.board.row = row
-                    self._row = row
-                if cols != self._cols:
-                    self.board.columns = cols
-                    self._cols = cols
-                self.row, self.cols = row, cols
-            if self.ROUTES[route] != self._route:
-                self.board.route = self.ROUTES[route]
-                self._route = self.ROUTES[route]
-
-    def deselect(self) -> None:
-        with self.station.guard(self.name):
-            self.board.route = "OFF"
-            self._route = "OFF"
-
-    def use_array(self, name: str) -> None:
-        with self.station.guard(self.name):
-            self.board.array = name
-        self._forget()
-        self._route = "OFF"
-
-
-class BoardGate(GateSupply):
-    def __init__(self, station: Station, name: str):
-        self.station, self.name = station, name
-        self.board: AddressingBoard = station.drivers[name]
-        self._v: float | None = None
-        station.cached(self._forget)
-
-    def _forget(self) -> None:
-        self._v = None
-
-    def set_gate(self, v_gate: float) -> None:
-        if v_gate == self._v:
-            return
-        with self.station.guard(self.name):
-            self.board.word_line_voltage = v_gate
-        self._v = v_gate
-
-
-class MatrixSelector(Selector):
-    """A 707B switch matrix as the selector: each selection is one ``exclusiveclose``.
-
-    Matrix rows carry the inputs (``wiring.matrix.rows``); matrix columns across the
-    cards are the chip's lines: bit lines, then source lines, then word lines.
-    """
-
-    def __init__(self, station: Station, name: str, matrix: Mapping[str, Any]):
-        self.station, self.name = station, name
-        self.matrix = station.drivers[name]
-        self.n_rows, self.n_cols = matrix["array"]["rows"], matrix["array"]["cols"]
-        # input -> matrix row letter (the first letter when an input has several rows)
-        self.letter = {inp: letter for letter, inp in sorted(matrix["rows"].items(), reverse=True)}
-        self.row: int | None = None
-        self.cols: tuple[int, ...] | None = None
-        self._closed: str | None = None
-        station.cached(self._forget)
-
-    def _forget(self) -> None:
-        self._closed = None
-
-    def _xp(self, line: int, inp: str) -> str:
-        return f"{line // 12 + 1}{self.letter[inp]}{line % 12 + 1:02d}"
-
-    def select(self, row: int, cols: Sequence[int], route: Route) -> None:
-        if route == "vmm":
-            raise RuntimeError("a switch matrix bench has no vector multiplier")
-        cols = tuple(cols)
-        bl, sl, wl = (lambda j: j), (lambda i: self.n_cols + i), (lambda i: self.n_cols + self.n_rows + i)
-        xps = [self._xp(wl(row), "gate")]
-        if route in ("read", "bl"):
-            xps += [self._xp(bl(j), "read" if route == "read" else "pulse") for j in cols]
-            xps.append(self._xp(sl(row), "gnd"))
-        else:  # RESET: source line driven, selected bit lines grounded, the rest inhibited
-            xps.append(self._xp(sl(row), "pulse"))
-            xps += [self._xp(bl(j), "gnd" if j in cols else "pulse") for j in range(self.n_cols)]
-        spec = ",".join(xps)
-        if spec != self._closed:
-            with self.station.guard(self.name):
-                self.matrix.exclusive_close(spec)
-                self.matrix.ask("*OPC?")
-            self._closed = spec
-        self.row, self.cols = row, cols
-
-    def deselect(self) -> None:
-        with self.station.guard(self.name):
-            self.matrix.open_all()
-            self.matrix.ask("*OPC?")
-        self._closed = ""
-
-
-class VoltageSource:
-    """An SMU output used as a voltage source with current compliance, configured on first use.
-
-    ``channel`` is None for a single-channel 2450, ``"a"``/``"b"`` for a 2600B.
-    """
-
-    def __init__(self, station: Station, endpoint: str, i_compliance: float):
-        self.station, self.endpoint = station, endpoint
-        self.name, _, ch = endpoint.partition(".")
-        self.model = station.spec.instruments[self.name].model
-        driver = station.drivers[self.name]
-        self.driver = driver
-        self.channel = driver.channel(ch) if self.model == "keithley2600b" else None
-        self.i_compliance = i_compliance
-        station.cached(self._forget)
-        self._forget()
-
-    def _forget(self) -> None:
-        self._ready = False
-        self._v: float | None = None
-
-    def _configure(self, v: float) -> None:
-        if self.channel is None:
-            self.driver.apply_voltage(compliance_current=self.i_compliance)
-            self.driver.measure_current(nplc=0.01)
-            self.driver.source_voltage = v
-            self.driver.enable_source()
-        else:
-            self.channel.apply_voltage(self.i_compliance, nplc=0.01)
-            self.channel.source_voltage = v
-            self.channel.output_enabled = True
-        self.driver.raise_errors()
-
-    def source(self, v: float) -> None:
-        """Drive ``v`` volts (output on); returns once the level is in place."""
-        if self._ready and v == self._v:
-            return
-        with self.station.guard(self.name):
-            if not self._ready:
-                self._configure(v)
-                self._ready = True
-            else:
-                if self.channel is None:
-                    self.driver.source_voltage = v
-                else:
-                    self.channel.source_voltage = v
-                self.driver.ask("*OPC?")  # other instruments act next: the level must be in place
-            self._v = v
-
-    def current(self) -> float:
-        with self.station.guard(self.name):
-            return float(self.driver.current if self.channel is None else self.channel.current)
-
-    def pulse(self, level: float, width: float) -> None:
-        """A pulse timed by the SMU (2600B: ``delay`` on the instrument), back to 0 V after."""
-        if self.channel is None:
-            raise InstrumentError(self.station.describe(self.name), "a 2450 cannot time pulses on this bench path")
-        self.source(0.0)
-        with self.station.guard(self.name):
-            self.channel.pulse(level, width, rest=0.0)
-            self.driver.ask("*OPC?")
-
-
-class SourceGate(GateSupply):
-    """Word lines from an SMU output."""
-
-    def __init__(self, source: VoltageSource):
-        self.src = source
-
-    def set_gate(self, v_gate: float) -> None:
-        self.src.source(v_gate)
-
-
-class SmuPulser(Pulser):
-    """Pulses from a 2600B channel on the PULSE input, timed on the instrument."""
-
-    def __init__(self, source: VoltageSource):
-        self.src = source
-
-    def pulse(self, amplitude: float, width: float) -> None:
-        self.src.pulse(amplitude, width)
-
-
-class BoardSenseReader(Reader):
-    """Read voltage from the SMU on the READ input, one current per bit line from the board's sense.
-
-    The board answers in ascending column order; the currents are returned in the order
-    the columns were selected (repeats included).
-    """
-
-    def __init__(self, station: Station, source: VoltageSource, board_name: str, selector: BoardSelector):
-        self.station, self.source, self.name, self.selector = station, source, board_name, selector
-        self.board: AddressingBoard = station.drivers[board_name]
-
-    def read(self, v_read: float, n_cols: int) -> NDArray[np.float64]:
-        cols = np.asarray(self.selector.cols if self.selector.cols is not None else (), dtype=int)
-        if cols.size != n_cols:
-            raise RuntimeError("select the cells before reading them")
-        self.source.source(v_read)
-        with self.station.guard(self.name):
-            currents = np.asarray(self.board.measure(), dtype=float)
-        ascending = np.unique(cols)
-        if currents.shape != ascending.shape:
-            raise InstrumentError(self.station.describe(self.name),
-                                  f"returned {currents.size} currents for {ascending.size} selected columns")
-        return currents[np.searchsorted(ascending, cols)]
-
-
-class ScanReader(Reader):
-    """No per-line sense: the SMU reads the selected columns one at a time."""
-
-    def __init__(self, source: VoltageSource, selector: Selector):
-        self.source, self.selector = source, selector
-
-    def read(self, v_read: float, n_cols: int) -> NDArray[np.float64]:
-        row, cols = self.selector.row, self.selector.cols
-        if row is None or cols is None or len(cols) != n_cols:
-            raise RuntimeError("select the cells before reading them")
-        self.source.source(v_read)
-        out = np.empty(n_cols)
-        for k, col in enumerate(cols):
-            self.selector.select(row, [col], "read")
-            out[k] = self.source.current()
-        self.selector.select(row, cols, "read")
-        return out
-
-
-class GeneratorPulser(Pulser):
-    """One channel of an 81160A: single manually-triggered pulses, levels and width cached."""
-
-    def __init__(self, station: Station, name: str, channel: int):
-        self.station, self.name, self.channel_no = station, name, channel
-        self.gen: Keysight81160A = station.drivers[name]
-        self.ch = self.gen.channels[channel]
-        station.cached(self._forget)
-        self._forget()
-
-    def _forget(self) -> None:
-        self._ready = False
-        self._high = self._width = self._period = None
-
-    def pulse(self, amplitude: float, width: float) -> None:
-        if amplitude < 0.05:
-            raise ValueError(f"pulse amplitude {amplitude:g} V is below the 81160A's 50 mV minimum")
-        with self.station.guard(self.name):
-            if not self._ready:
-                self.gen.configure_single_pulse(self.channel_no)
-                self.ch.output = True
-                self.gen.raise_errors()
-                self._ready = True
-            period = max(2.0 * width, width + 100e-9)
-            new_width = width != self._width
-            self.gen.fire(self.channel_no,
-                          high=amplitude if amplitude != self._high else None,
-                          width=width if new_width else None,
-                          period=period if new_width else None,
-                          period_first=self._period is None or period > self._period)
-            self._high = amplitude
-            if new_width:
-                self._width, self._period = width, period
-
-
-class BoardVmm(VectorMultiplier):
-    def __init__(self, station: Station, name: str):
-        self.station, self.name = station, name
-        self.board: AddressingBoard = station.drivers[name]
-
-    def vmm(self, v_in: NDArray[np.float64]) -> NDArray[np.float64]:
-        with self.station.guard(self.name):
-            return np.asarray(self.board.vmm(v_in), dtype=float)
-
-
-# --------------------------------------------------------------------------------------
 # opening
 # --------------------------------------------------------------------------------------
-def _open_driver(inst: InstrumentSpec, adapter: Any) -> Any:
-    cls = DRIVERS[inst.model]
-    if inst.model == "rram-hil-ab64":
-        return cls(adapter, timeout=inst.timeout)
-    if isinstance(adapter, str):
-        return cls(adapter, timeout=int(inst.timeout * 1000), **inst.options)
-    return cls(adapter)
-
-
 def _simulated_instruments(spec: BenchSpec):
-    from simulated_bench.instruments import SimulatedInstruments
+    from simulated_bench.instruments import SimulatedInstruments, build_arrays
 
-    inputs = {k: spec.wiring[k] for k in ("read", "pulse", "gate")}
+    w = spec.wiring
+    inputs = {k: w[k] for k in ("read", "pulse", "gate")}
     base = spec.source.parent if spec.source is not None else None
-    options = {spec.wiring["addresser"]: {"matrix": spec.wiring["matrix"]}} if "matrix" in spec.wiring else {}
-    return SimulatedInstruments(spec.chip, {n: i.model for n, i in spec.instruments.items()}, inputs, base, options)
+    options = {}
+    for name, inst in spec.instruments.items():
+        extra = getattr(inst.plugin, "emulator_options", None)
+        if extra is not None and name == w["addresser"]:
+            options[name] = extra(w)
+    emulators = {n: i.plugin.emulator_class() for n, i in spec.instruments.items()}
+    arrays = build_arrays(spec.sim_chip(), base)
+    for name, codes in spec.fault_files.items():  # loaded and checked with the bench file
+        arrays[name].set_fault_codes(codes)
+    return SimulatedInstruments(arrays, emulators, inputs, base, options)
 
 
 def served_simulation(spec: BenchSpec, ports: Mapping[str, int] | None = None):
@@ -484,14 +287,16 @@ def served_simulation(spec: BenchSpec, ports: Mapping[str, int] | None = None):
 def served_bench_data(spec: BenchSpec, served) -> dict:
     """A bench description (no chip section) whose addresses are the served instruments.
 
-    Opening it drives the served chip exactly as a lab script drives hardware.
+    Opening it drives the served chip exactly as a lab script drives hardware; its
+    ``device`` section says which chip that is.
     """
     raw = {k: v for k, v in spec.raw.items() if k != "chip"}
     raw["name"] = f"{spec.name}-served"
+    raw["device"] = spec.device.as_dict()
     raw["instruments"] = {}
     for name, inst in spec.instruments.items():
-        entry = {**dict(spec.raw["instruments"][name]), "address": served.address(name, inst.info.kind)}
-        if inst.info.kind == "visa":
+        entry = {**dict(spec.raw["instruments"][name]), "address": served.address(name, inst.plugin.kind)}
+        if inst.plugin.kind == "visa":
             entry["options"] = {**dict(entry.get("options", {})), "visa_library": "@py"}
         raw["instruments"][name] = entry
     return raw
@@ -504,94 +309,131 @@ def _connect_simulated(spec: BenchSpec, station: Station, transport: str):
     else:
         sim, servers = _simulated_instruments(spec), None
     for name, inst in spec.instruments.items():
-        emulator = sim.emulators[name]
+        plugin = inst.plugin
         if transport == "socket":
-            address = servers.address(name, inst.info.kind)
-            if inst.info.kind == "serial":
-                driver = _open_driver(inst, address)
-            else:
-                driver = _open_driver(InstrumentSpec(inst.name, inst.model, address, inst.timeout,
-                                                     {"visa_library": "@py"}), address)
-        elif inst.info.kind == "serial":
-            url = register_serial_endpoint(name, emulator)
+            address = servers.address(name, plugin.kind)
+            options = {} if plugin.kind == "serial" else {"visa_library": "@py"}
+            station.add(name, plugin.open(address, inst.timeout, options))
+        elif plugin.kind == "serial":
+            url = register_serial_endpoint(name, sim.emulators[name])
             station.on_cleanup(lambda url=url: unregister_serial_endpoint(url))
-            driver = _open_driver(inst, url)
+            station.add(name, plugin.open(url, inst.timeout, {}))
         else:
-            driver = _open_driver(inst, EmulatorAdapter(emulator))
-        station.add(name, driver)
+            station.add(name, plugin.open(EmulatorAdapter(sim.emulators[name]), inst.timeout, {}))
     return sim
 
 
 def _connect_real(spec: BenchSpec, station: Station) -> None:
     for name, inst in spec.instruments.items():
         try:
-            station.add(name, _open_driver(inst, inst.address))
+            station.add(name, inst.plugin.open(inst.address, inst.timeout, inst.options))
         except (*TRANSPORT_ERRORS, VisaError, ValueError) as exc:  # unreachable, no VISA backend, bad resource
             raise BenchConnectionError(f"cannot open {station.describe(name)}: {exc!s}") from exc
 
 
-def build_bench(spec: BenchSpec, transport: str = "inprocess") -> Bench:
-    """Open the instruments of a validated bench file and compose its :class:`Bench`."""
-    if transport not in ("inprocess", "socket"):
-        raise ValueError(f"transport must be 'inprocess' or 'socket', got {transport!r}")
-    station = Station(spec)
-    try:
-        sim = _connect_simulated(spec, station, transport) if spec.simulated else None
-        if not spec.simulated:
-            _connect_real(spec, station)
-        bench = _compose(spec, station, sim)
-    except BaseException:
-        station.close()
-        raise
-    _close_at_exit(bench)
-    return bench
+def _identify(spec: BenchSpec, station: Station) -> None:
+    """Every instrument must identify as the model its bench-file entry names; nothing is sourced before."""
+    for name, inst in spec.instruments.items():
+        with station.guard(name, "answering its identification query"):
+            identity = inst.plugin.identify(station.drivers[name])
+        if not inst.plugin.matches(identity):
+            actual = identify_model(identity)
+            fix = (f"; it is a {actual}: set instruments.{name}.model to {actual}" if actual
+                   else "; no registered plug-in knows this instrument")
+            raise InstrumentIdentityError(f"instruments.{name}: the instrument at {inst.address} identifies as "
+                                          f"{identity.idn!r}, not a {inst.model}{fix}")
+        station.identities[name] = identity
+
+
+def _check_device(spec: BenchSpec, arrays: Mapping[str, tuple[int, int]]) -> None:
+    declared = spec.device.array_shapes()
+    if declared and dict(declared) != {k: tuple(v) for k, v in arrays.items()}:
+        have = ", ".join(f"{k}:{r}x{c}" for k, (r, c) in arrays.items())
+        want = ", ".join(f"{k}:{r}x{c}" for k, (r, c) in declared.items())
+        raise InstrumentIdentityError(f"device.arrays: the bench file says {want} but the addresser "
+                                      f"{spec.wiring['addresser']} reaches {have}")
+
+
+def _split(endpoint: str) -> tuple[str, str]:
+    name, _, ch = endpoint.partition(".")
+    return name, ch
 
 
 def _compose(spec: BenchSpec, station: Station, sim) -> Bench:
-    w, limits = spec.wiring, spec.limits
-    model_of = {name: inst.model for name, inst in spec.instruments.items()}
+    w = spec.wiring
     addresser = w["addresser"]
-    sources: dict[str, VoltageSource] = {}
-
-    def source(endpoint: str) -> VoltageSource:
-        if endpoint not in sources:
-            sources[endpoint] = VoltageSource(station, endpoint, limits.i_compliance)
-        return sources[endpoint]
-
-    vmm = None
-    if model_of[addresser] == "rram-hil-ab64":
-        with station.guard(addresser):
-            arrays = station.drivers[addresser].arrays
-        selector: Selector = BoardSelector(station, addresser)
-        vmm = BoardVmm(station, addresser)
-    else:
-        shape = w["matrix"]["array"]
-        arrays = {"A": (shape["rows"], shape["cols"])}
-        selector = MatrixSelector(station, addresser, w["matrix"])
-    read = source(w["read"])
+    plugin = station.plugin(addresser)
+    arrays = plugin.arrays(station, addresser, w)
+    _check_device(spec, arrays)
+    selector = plugin.selector(station, addresser, w)
+    vmm = plugin.vmm(station, addresser)
+    read = station.source(*_split(w["read"]))
     if w["sense"] == "read":
         reader: Reader = ScanReader(read, selector)
-    elif isinstance(selector, BoardSelector):
-        reader = BoardSenseReader(station, read, w["sense"], selector)
     else:
-        raise InstrumentError(w["sense"], "per-line sense needs the board as the addresser")
-    gate_model = model_of[w["gate"].partition(".")[0]]
-    gate = BoardGate(station, w["gate"]) if gate_model == "rram-hil-ab64" else SourceGate(source(w["gate"]))
-    pulse_inst, _, pulse_ch = w["pulse"].partition(".")
-    if model_of[pulse_inst] == "keysight81160a":
-        pulser: Pulser = GeneratorPulser(station, pulse_inst, int(pulse_ch))
-    else:
-        pulser = SmuPulser(source(w["pulse"]))
-    metadata = {"bench_file": spec.to_yaml(), "bench_name": spec.name, "simulated": spec.simulated,
-                "instruments": {n: {"model": i.model, "address": i.address} for n, i in spec.instruments.items()}}
-    if spec.chip is not None:
-        metadata["chip_id"] = spec.chip.get("id", "")
-        metadata["sim"] = sim
+        reader = station.plugin(w["sense"]).sense(station, w["sense"], read, selector)
+    gate_name, gate_ch = _split(w["gate"])
+    gate = station.plugin(gate_name).gate(station, gate_name, gate_ch)
+    pulse_name, pulse_ch = _split(w["pulse"])
+    pulser = station.plugin(pulse_name).pulser(station, pulse_name, pulse_ch)
+    instruments = {}
+    for name, inst in spec.instruments.items():
+        ident = station.identities.get(name)
+        instruments[name] = {"model": inst.model, "address": inst.address,
+                             **({"make": ident.make, "idn_model": ident.model, "serial": ident.serial,
+                                 "firmware": ident.firmware, "idn": ident.idn} if ident else {})}
+    metadata = {"bench_file": spec.to_yaml(), "bench_file_sha256": spec.sha256, "bench_name": spec.name,
+                "simulated": spec.simulated, "instruments": instruments, "device": spec.device.as_dict(),
+                "chip_id": spec.device.chip_id, "device_model": spec.device.model, "sim": sim}
     first = next(iter(arrays))
     rows, cols = arrays[first]
-    bench = Bench(selector, gate, reader, pulser, limits, rows, cols, vmm=vmm, name=spec.name,
-                  metadata=metadata, closers=[station], arrays=arrays)
+    bench = Bench(selector, gate, reader, pulser, spec.limits, rows, cols, vmm=vmm, name=spec.name,
+                  metadata=metadata, arrays=arrays, station=station, read_source=read)
     bench.use_array(first)
+    return bench
+
+
+def build_bench(spec: BenchSpec, transport: str = "inprocess") -> Bench:
+    """Open the instruments of a validated bench file and compose its :class:`Bench`.
+
+    Order: lock the bench (real benches), open every instrument, check every
+    identification, put every instrument in its safe state (and say so if the previous
+    session ended uncleanly), then compose the roles.
+    """
+    if transport not in ("inprocess", "socket"):
+        raise ValueError(f"transport must be 'inprocess' or 'socket', got {transport!r}")
+    station = Station(spec)
+    # a simulated bench opened here builds its own private instruments: nothing to share
+    lock = None if spec.simulated else BenchLock(spec.sha256[:20], spec.name).acquire()
+    identified = False
+    try:
+        if spec.simulated:
+            sim = _connect_simulated(spec, station, transport)
+        else:
+            sim = None
+            _connect_real(spec, station)
+        _identify(spec, station)
+        identified = True  # from here on every instrument is the model its driver speaks to
+        station.outputs_off()
+        bench = _compose(spec, station, sim)
+    except BaseException:
+        if identified:
+            with contextlib.suppress(Exception):
+                station.outputs_off()
+        station.close()
+        if lock is not None:
+            lock.release()
+        raise
+    bench._closers.append(station.close)
+    if lock is not None:
+        bench._closers.append(lock.release)
+        if lock.unclean is not None:
+            bench.unclean_previous = lock.unclean
+            message = (f"bench {spec.name!r}: the previous session ({lock.unclean.describe()}) ended without "
+                       f"closing the bench; every instrument was put in its safe state before this one started")
+            log.warning(message)
+            warnings.warn(message, UncleanShutdownWarning, stacklevel=3)
+    _close_at_exit(bench)
     return bench
 
 
@@ -625,6 +467,10 @@ def open_bench(path: str | Path | None = None, *, transport: str = "inprocess",
     chip : overrides merged over the file's ``chip`` section (simulated benches), e.g.
         ``{"seed": 3, "faults": {"kind": "random", "rate_off": 0.05}}``.
     limits : overrides merged over the file's ``limits`` section.
+
+    Raises :class:`~hil.benchfile.BenchFileError` (bad file), :class:`BenchConnectionError`
+    (unreachable or silent instrument), :class:`InstrumentIdentityError` (wrong instrument
+    at an address) and :class:`~hil.benchlock.BenchBusyError` (bench open elsewhere).
     """
     overrides: dict[str, Any] = {}
     if chip:
@@ -635,5 +481,6 @@ def open_bench(path: str | Path | None = None, *, transport: str = "inprocess",
     return build_bench(spec, transport)
 
 
-__all__ = ["open_bench", "build_bench", "BenchConnectionError", "Station", "simulated_bench_file", "parse_bench",
+__all__ = ["Bench", "open_bench", "build_bench", "BenchConnectionError", "InstrumentIdentityError", "BenchBusyError",
+           "BenchFileError", "UncleanShutdownWarning", "Station", "simulated_bench_file", "parse_bench",
            "load_bench_file", "served_simulation", "served_bench_data"]

@@ -1,10 +1,14 @@
-"""Bench files: YAML descriptions of a bench, validated with errors that name the field.
+"""Bench files: YAML descriptions of a bench, validated into typed models whose errors name the field.
 
-A bench file lists the instruments (model and address), how their outputs reach the
-addresser's inputs (``wiring``), the hard limits, and, for a simulated bench only, the
-simulated chip behind the instruments (``chip``). Layout::
+A bench file names the device under test, the instruments (model and address), how
+their outputs reach the addresser's inputs (``wiring``), the hard limits, and, for a
+simulated bench only, the simulated chip behind the instruments (``chip``). Layout::
 
     name: my-bench
+    device:                 # the chip on the probe station: chooses the protocol presets
+      model: cute_multilevel          # stanford_gap | cute_multilevel
+      chip_id: CUTE-W3-D17
+      arrays: [{name: A, rows: 64, cols: 64}]   # optional: checked against the addresser on open
     instruments:
       smu:    {model: keithley2450,   address: "TCPIP0::192.168.0.10::inst0::INSTR"}
       pulser: {model: keysight81160a, address: "GPIB0::10::INSTR"}
@@ -19,78 +23,334 @@ simulated chip behind the instruments (``chip``). Layout::
              pulse_width_min: 1.5e-9, pulse_width_max: 1.0e-2}
 
 An instrument entry may also give ``timeout`` (s, default 2) and ``options`` (keyword
-arguments for its driver, e.g. ``visa_library: "@py"``). Models: ``keithley2450``,
-``keithley2600b`` (channels ``a``/``b``), ``keysight81160a`` (channels ``1``/``2``),
-``rram-hil-ab64`` (the addressing board, serial), ``keithley707b`` (switch matrix; its
-``wiring.matrix`` maps matrix rows to inputs and gives the array size, see
-``examples/benches/simulated_matrix.yaml``).
+arguments for its driver, e.g. ``visa_library: "@py"``). The instrument models, their
+channels, roles and ranges come from the plug-ins in ``hil/instruments/`` (``hil
+instruments`` lists them); an addresser may read a wiring sub-section of its own (the
+707B's ``wiring.matrix``, see ``examples/benches/simulated_matrix.yaml``).
 
-Addresses of simulated benches are ``sim://NAME`` (VISA-style instruments) and
-``hilsim://NAME`` (serial instruments); their ``chip`` section is described in
-``hil/benches/simulated.yaml``.
+A simulated bench has a ``chip`` section instead of (or as well as) ``device``; its
+``id``, ``device_model`` and ``arrays`` are the device, the rest (seed, faults,
+variation, engine, wires) the simulation. Its addresses are ``sim://NAME`` (VISA-style
+instruments) and ``hilsim://NAME`` (serial instruments); see ``hil/benches/simulated.yaml``.
+
+Refused on load, with the file and the field named: unknown or misspelt keys (with the
+close match), duplicate keys, non-numbers, NaN and infinities, values out of range,
+limits beyond what the wired instruments can do (a 9 V gate limit on the board's 0-5 V
+DAC), wiring an instrument cannot serve, and fault-map files that are missing or hold
+codes other than those of :mod:`hil.faultmap`.
 """
 from __future__ import annotations
 
 import copy
 import difflib
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Annotated, Any, Literal, Mapping, Optional, Union
 
+import numpy as np
 import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
-from simulated_bench.faults import PATTERNS
+from simulated_bench.aging import AgingParams
+from simulated_bench.array import DEVICE_MODELS
+from simulated_bench.faults import PATTERNS, STUCK_OFF, STUCK_ON
 
+from .faultmap import CODE_NAMES
+from .instruments import InstrumentPlugin, models, plugin_for
 from .roles import Limits
 
 
 class BenchFileError(ValueError):
-    """A bench file that cannot describe a bench; the message names the field."""
+    """A bench file that cannot describe a bench; the message names the file and the field."""
 
 
-@dataclass(frozen=True)
-class ModelInfo:
-    """What the bench needs to know of an instrument model before opening it."""
-
-    kind: str  # "visa" or "serial"
-    channels: tuple[str, ...] = ()  # endpoint suffixes ("1", "2", "a", "b"); () = single output
-    roles: tuple[str, ...] = ()  # what it can do in the wiring
-    pulse_width_min: float | None = None  # s, shortest pulse it can make (pulsers)
-
-
-MODELS: dict[str, ModelInfo] = {
-    "keithley2450": ModelInfo("visa", (), ("read", "gate")),
-    # pulses timed by the SMU itself (TSP delay): practical down to ~100 us
-    "keithley2600b": ModelInfo("visa", ("a", "b"), ("read", "pulse", "gate"), pulse_width_min=100e-6),
-    "keysight81160a": ModelInfo("visa", ("1", "2"), ("pulse",), pulse_width_min=1.5e-9),
-    "rram-hil-ab64": ModelInfo("serial", (), ("addresser", "gate", "sense")),
-    "keithley707b": ModelInfo("visa", (), ("addresser",)),
-}
-
-TOP_KEYS = ("name", "description", "chip", "instruments", "wiring", "limits")
-INSTRUMENT_KEYS = ("model", "address", "timeout", "options")
-WIRING_KEYS = ("addresser", "read", "pulse", "gate", "sense", "matrix")
-LIMIT_RANGES = {  # field -> (exclusive lower bound, inclusive upper bound), SI units
-    "v_line_max": (0.0, 10.0),
-    "v_gate_max": (0.0, 10.0),
-    "i_compliance": (0.0, 0.1),
-    "pulse_width_max": (0.0, 1.0),
-    "pulse_width_min": (0.0, 1.0),
-}
-REQUIRED_LIMITS = ("v_line_max", "v_gate_max", "i_compliance", "pulse_width_max")
-CHIP_KEYS = ("id", "device_model", "seed", "arrays", "faults", "variation", "initial_state", "engine", "wires")
-ARRAY_KEYS = ("name", "rows", "cols", "faults", "seed", "initial_state")
-DEVICE_MODELS = ("stanford_gap", "cute_multilevel")
-FAULT_KEYS = {"none": ("kind",), "random": ("kind", "rate_off", "rate_on", "seed"),
-              "pattern": ("kind", "pattern", "size", "stuck"), "file": ("kind", "path")}
-VARIATION_KEYS = ("d2d_rate_sigma", "d2d_bound_sigma", "c2c_rate_sigma", "read_noise_scale")
-ENGINES = ("numpy", "spice")  # the simulated chip's physics: vectorised numpy, or ngspice (small arrays)
-WIRE_KEYS = ("r_wl", "r_bl", "r_sl")  # ohms per line segment
-MATRIX_KEYS = ("rows", "array")
-MATRIX_LINES = 72  # six 8x12 cards: bit lines, then source lines, then word lines
 SIM_SCHEMES = ("sim://", "hilsim://")
+ENGINES = ("numpy", "spice")  # the simulated chip's physics: vectorised numpy, or ngspice (small arrays)
+INPUTS = ("read", "pulse", "gate")  # the addresser's inputs a source feeds
 
 
+# ----------------------------------------------------------------------------------------
+# the schema
+# ----------------------------------------------------------------------------------------
+def _suggest(word: Any, choices) -> str:
+    choices = [str(c) for c in choices]
+    close = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(choices)}"
+
+
+def _choice(label: str, choices) -> Any:
+    """A string that must be one of ``choices`` (read at validation time, so registries may grow)."""
+
+    def check(value: Any) -> str:
+        options = tuple(choices() if callable(choices) else choices)
+        if not isinstance(value, str) or value not in options:
+            raise PydanticCustomError("choice", "unknown {label} {value}{hint}",
+                                      {"label": label, "value": repr(value), "hint": _suggest(value, options)})
+        return value
+
+    return Annotated[str, BeforeValidator(check)]
+
+
+def _number(gt: float | None = None, ge: float | None = None, le: float | None = None) -> Any:
+    return Annotated[float, Field(strict=True, allow_inf_nan=False, gt=gt, ge=ge, le=le)]
+
+
+def _whole(ge: float | None = None, le: float | None = None) -> Any:
+    return Annotated[int, Field(strict=True, ge=ge, le=le)]
+
+
+Text = Annotated[str, Field(strict=True, min_length=1)]
+State = _choice("state", ("off", "on"))
+
+
+class Section(BaseModel):
+    """A mapping whose keys are exactly its fields: an unknown key names its close match."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            known = list(cls.model_fields)
+            for key in data:
+                if key not in known:
+                    raise PydanticCustomError("unknown_key", "unknown key {key}{hint}",
+                                              {"key": repr(key), "hint": _suggest(key, known), "where": key})
+        return data
+
+
+class NoFaults(Section):
+    kind: Literal["none"]
+
+
+class RandomFaults(Section):
+    kind: Literal["random"]
+    rate_off: _number(ge=0.0, le=1.0) = 0.0
+    rate_on: _number(ge=0.0, le=1.0) = 0.0
+    seed: Optional[_whole(ge=0)] = None
+
+
+class PatternFaults(Section):
+    kind: Literal["pattern"]
+    pattern: _choice("pattern", PATTERNS)
+    size: Optional[_number(ge=0.0)] = None
+    stuck: State = "off"
+
+
+class FileFaults(Section):
+    """Codes of :mod:`hil.faultmap` in a ``.npy`` file (relative paths: from the bench file)."""
+
+    kind: Literal["file"]
+    path: Text
+
+    @field_validator("path")
+    @classmethod
+    def _npy(cls, path: str) -> str:
+        if not path.endswith(".npy"):
+            raise ValueError(f"fault maps are .npy files of fault codes, got {path!r}")
+        return path
+
+
+Faults = Annotated[Union[NoFaults, RandomFaults, PatternFaults, FileFaults], Field(discriminator="kind")]
+
+
+def _faults_before(value: Any) -> Any:
+    return {"kind": "none"} if value is None or value == "none" else value
+
+
+class ArrayShape(Section):
+    name: Annotated[str, Field(min_length=1)]
+    rows: _whole(ge=1, le=4096)
+    cols: _whole(ge=1, le=4096)
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _name_text(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+
+
+class SimArray(ArrayShape):
+    faults: Optional[Faults] = None
+    seed: Optional[_whole(ge=0)] = None
+    initial_state: Optional[State] = None
+
+    @field_validator("faults", mode="before")
+    @classmethod
+    def _faults(cls, v: Any) -> Any:
+        return v if v is None else _faults_before(v)
+
+
+class Variation(Section):
+    d2d_rate_sigma: _number(ge=0.0, le=10.0) = None  # type: ignore[assignment]
+    d2d_bound_sigma: _number(ge=0.0, le=10.0) = None  # type: ignore[assignment]
+    c2c_rate_sigma: _number(ge=0.0, le=10.0) = None  # type: ignore[assignment]
+    read_noise_scale: _number(ge=0.0, le=10.0) = None  # type: ignore[assignment]
+
+
+class Wires(Section):
+    r_wl: _number(ge=0.0, le=1e6) = None  # type: ignore[assignment]  # ohm per line segment
+    r_bl: _number(ge=0.0, le=1e6) = None  # type: ignore[assignment]
+    r_sl: _number(ge=0.0, le=1e6) = None  # type: ignore[assignment]
+
+
+class Chip(Section):
+    """The simulated chip (simulated benches only)."""
+
+    id: str = ""
+    device_model: _choice("device model", DEVICE_MODELS) = "stanford_gap"
+    seed: _whole(ge=0) = 0
+    arrays: Annotated[list[SimArray], Field(min_length=1)]
+    faults: Faults = NoFaults(kind="none")
+    variation: Variation = Variation()
+    initial_state: State = "off"
+    engine: _choice("engine", ENGINES) = "numpy"
+    wires: Optional[Wires] = None
+    aging: Optional[dict[str, Any]] = None  # simulated_bench.aging sections: stuck, drift, read_disturb
+
+    @field_validator("aging")
+    @classmethod
+    def _aging(cls, v: Any) -> Any:
+        if v is not None:
+            AgingParams.from_mapping(v)  # names the section and key of a bad value
+        return v
+
+    @field_validator("faults", mode="before")
+    @classmethod
+    def _faults(cls, v: Any) -> Any:
+        return _faults_before(v)
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_text(cls, v: Any) -> Any:
+        return "" if v is None else str(v)
+
+
+class Device(Section):
+    """The device under test: its model chooses the protocol presets."""
+
+    model: _choice("device model", DEVICE_MODELS)
+    chip_id: Annotated[str, Field(min_length=1)]
+    arrays: Optional[Annotated[list[ArrayShape], Field(min_length=1)]] = None
+
+    @field_validator("chip_id", mode="before")
+    @classmethod
+    def _id_text(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+
+
+class Instrument(Section):
+    model: _choice("instrument model", lambda: models())
+    address: Text
+    timeout: _number(gt=0.0, le=600.0) = 2.0  # s, per reply
+    options: dict[str, Any] = {}
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _lower(cls, v: Any) -> Any:
+        return v.lower() if isinstance(v, str) else v
+
+
+class Wiring(Section):
+    addresser: Text
+    read: Text
+    pulse: Text
+    gate: Optional[Text] = None
+    sense: Optional[Text] = None
+    # an addresser's own sub-sections (validated by its plug-in's wiring_schema)
+    matrix: Optional[dict[str, Any]] = None
+
+
+class LimitsSection(Section):
+    v_line_max: _number(gt=0.0, le=10.0)  # V, any bit or source line
+    v_gate_max: _number(gt=0.0, le=10.0)  # V, word lines
+    i_compliance: _number(gt=0.0, le=0.1)  # A, read-source compliance
+    pulse_width_max: _number(gt=0.0, le=1.0)  # s
+    pulse_width_min: Optional[_number(gt=0.0, le=1.0)] = None  # s; default: the pulser's shortest
+
+
+class BenchFile(Section):
+    name: Optional[str] = None
+    description: Optional[str] = None
+    device: Optional[Device] = None
+    chip: Optional[Chip] = None
+    instruments: Annotated[dict[Annotated[str, Field(strict=True, pattern=r"^[^.]+$")], Instrument],
+                           Field(min_length=1)]
+    wiring: Wiring
+    limits: LimitsSection
+
+
+#: what "missing" means, by field name
+MISSING = {"address": "missing address", "model": "missing model", "instruments": "missing section",
+           "wiring": "missing section", "limits": "missing section",
+           **{k: "missing hard limit" for k in ("v_line_max", "v_gate_max", "i_compliance", "pulse_width_max")}}
+
+
+FAULT_KINDS = ("none", "random", "pattern", "file")
+
+
+def _where(loc: tuple) -> str:
+    out, previous = "", None
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif "[" in str(part) and "(" in str(part):
+            pass  # pydantic's validator frames
+        elif part in FAULT_KINDS and previous == "faults":
+            pass  # the discriminated union's branch
+        else:
+            out += f".{part}" if out else str(part)
+        previous = part
+    return out or "top level"
+
+
+def _message(err: Mapping[str, Any]) -> tuple[str, str]:
+    """(where, problem) for one pydantic error, in the bench file's words."""
+    loc, kind, ctx, value = tuple(err["loc"]), err["type"], err.get("ctx") or {}, err.get("input")
+    where = _where(loc)
+    if kind == "unknown_key":
+        return (f"{where}.{ctx['where']}" if loc else str(ctx["where"])), err["msg"]
+    if kind == "missing":
+        return where, MISSING.get(str(loc[-1]) if loc else "", "missing")
+    if kind in ("float_type", "float_parsing", "int_parsing"):
+        return where, f"must be a number, got {value!r}"
+    if kind == "int_type":
+        return where, (f"must be a whole number, got {value!r}" if isinstance(value, float) else
+                       f"must be a number, got {value!r}")
+    if kind == "finite_number":
+        return where, f"must be a finite number, got {value!r}"
+    bounds = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
+    if kind in bounds:
+        bound = next(iter(ctx.values()))
+        return where, f"{value!r} is out of range: must be {bounds[kind]} {bound:g}"
+    if kind == "string_too_short" and loc and str(loc[-1]) in MISSING:
+        return where, MISSING[str(loc[-1])]
+    if kind in ("string_type", "string_too_short"):
+        return where, f"must be a non-empty string, got {value!r}"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return where, f"must be a mapping (key: value), got {value!r}"
+    if kind == "list_type":
+        return where, f"must be a list, got {value!r}"
+    if kind == "too_short":
+        return where, "must not be empty"
+    if kind == "union_tag_invalid":
+        return f"{where}.kind", f"unknown fault kind {ctx.get('tag')!r}" + _suggest(ctx.get("tag"), FAULT_KINDS)
+    if kind == "union_tag_not_found":
+        return f"{where}.kind", "missing fault kind" + _suggest("", FAULT_KINDS)
+    if kind == "literal_error":
+        return where, f"{value!r} is not one of {ctx.get('expected')}"
+    if kind == "string_pattern_mismatch":
+        return where, "instrument names are strings without dots"
+    if kind == "value_error":
+        return where, str(ctx.get("error", err["msg"]))
+    return where, err["msg"]
+
+
+# ----------------------------------------------------------------------------------------
+# the validated bench
+# ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class InstrumentSpec:
     name: str
@@ -100,8 +360,28 @@ class InstrumentSpec:
     options: Mapping[str, Any] = field(default_factory=dict)
 
     @property
-    def info(self) -> ModelInfo:
-        return MODELS[self.model]
+    def plugin(self) -> type[InstrumentPlugin]:
+        return plugin_for(self.model)
+
+    info = plugin  # older name
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    """The device under test: model (chooses presets), chip id, and the arrays if declared."""
+
+    model: str
+    chip_id: str
+    arrays: tuple[tuple[str, int, int], ...] = ()
+
+    def array_shapes(self) -> dict[str, tuple[int, int]]:
+        return {n: (r, c) for n, r, c in self.arrays}
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"model": self.model, "chip_id": self.chip_id}
+        if self.arrays:
+            out["arrays"] = [{"name": n, "rows": r, "cols": c} for n, r, c in self.arrays]
+        return out
 
 
 @dataclass(frozen=True)
@@ -112,9 +392,12 @@ class BenchSpec:
     instruments: Mapping[str, InstrumentSpec]
     wiring: Mapping[str, Any]
     limits: Limits
+    device: DeviceSpec
     chip: Mapping[str, Any] | None = None
     source: Path | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
+    #: array name -> fault codes loaded from a ``kind: file`` fault map (simulated benches)
+    fault_files: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def simulated(self) -> bool:
@@ -124,50 +407,25 @@ class BenchSpec:
         """The bench file as YAML (for run records)."""
         return yaml.safe_dump(dict(self.raw), sort_keys=False)
 
+    @property
+    def sha256(self) -> str:
+        """Hash of the bench description (key order and comments do not count)."""
+        return hashlib.sha256(yaml.safe_dump(dict(self.raw), sort_keys=True).encode()).hexdigest()
 
-def _fail(where: str, problem: str, source: str = "") -> BenchFileError:
+    def sim_chip(self) -> dict[str, Any]:
+        """The chip section for the simulated bench, fault-map files already loaded (see fault_files)."""
+        chip = copy.deepcopy(dict(self.chip or {}))
+        if chip.get("faults", {}).get("kind") == "file":
+            chip["faults"] = {"kind": "none"}
+        for entry in chip.get("arrays", []):
+            if (entry.get("faults") or {}).get("kind") == "file":
+                entry["faults"] = {"kind": "none"}
+        return chip
+
+
+def _fail(source: str, where: str, problem: str) -> BenchFileError:
     prefix = f"bench file {source}: " if source else "bench file: "
     return BenchFileError(f"{prefix}{where}: {problem}")
-
-
-def _suggest(word: str, choices) -> str:
-    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(map(str, choices))}"
-
-
-class _Checker:
-    def __init__(self, source: str):
-        self.source = source
-
-    def fail(self, where: str, problem: str) -> BenchFileError:
-        return _fail(where, problem, self.source)
-
-    def mapping(self, value: Any, where: str) -> Mapping[str, Any]:
-        if not isinstance(value, Mapping):
-            raise self.fail(where, f"must be a mapping, got {type(value).__name__}")
-        return value
-
-    def keys(self, value: Mapping[str, Any], allowed, where: str) -> None:
-        for key in value:
-            if key not in allowed:
-                raise self.fail(f"{where}.{key}" if where else str(key), f"unknown key {key!r}" + _suggest(key, allowed))
-
-    def number(self, value: Any, where: str, lo: float | None = None, hi: float | None = None,
-               integer: bool = False, lo_open: bool = False) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.fail(where, f"must be a number, got {value!r}")
-        if integer and int(value) != value:
-            raise self.fail(where, f"must be a whole number, got {value!r}")
-        if lo is not None and (value <= lo if lo_open else value < lo):
-            raise self.fail(where, f"{value!r} is out of range: must be {'>' if lo_open else '>='} {lo:g}")
-        if hi is not None and value > hi:
-            raise self.fail(where, f"{value!r} is out of range: must be <= {hi:g}")
-        return value
-
-    def text(self, value: Any, where: str) -> str:
-        if not isinstance(value, str) or not value.strip():
-            raise self.fail(where, f"must be a non-empty string, got {value!r}")
-        return value
 
 
 def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -180,17 +438,43 @@ def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML loader that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} appears twice (lines {seen[key] + 1} and "
+                                    f"{key_node.start_mark.line + 1}); keep one", key_node.start_mark)
+                seen[key] = key_node.start_mark.line
+            except TypeError:  # unhashable key: let PyYAML report it
+                pass
+        return super().construct_mapping(node, deep)
+
+
 def load_bench_file(path: str | Path, overrides: Mapping[str, Any] | None = None) -> BenchSpec:
     """Read and validate a bench file; ``overrides`` are merged over its sections first."""
     path = Path(path)
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as exc:
         raise BenchFileError(f"bench file {path}: cannot be read ({exc.strerror or exc})") from None
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BenchFileError(f"bench file {path}: not a text file (byte {exc.start} is not UTF-8); "
+                             f"a bench file is YAML") from None
+    if "\x00" in text:
+        raise BenchFileError(f"bench file {path}: not a text file (it holds NUL bytes); a bench file is YAML")
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise BenchFileError(f"bench file {path}: not valid YAML ({exc})") from None
+        problem = str(exc).replace("\n", " ")
+        raise BenchFileError(f"bench file {path}: not valid YAML ({problem})") from None
     return parse_bench(data, source=path, overrides=overrides)
 
 
@@ -198,241 +482,225 @@ def parse_bench(data: Any, source: Path | str | None = None,
                 overrides: Mapping[str, Any] | None = None) -> BenchSpec:
     """Validate a bench description (already parsed from YAML)."""
     src = str(source) if source is not None else ""
-    c = _Checker(src)
-    data = c.mapping(data, "top level")
+    if not isinstance(data, Mapping):
+        raise _fail(src, "top level", f"must be a mapping of sections (instruments, wiring, limits, ...), "
+                                      f"got {type(data).__name__}")
     if overrides:
         data = _merge(data, overrides)
-    c.keys(data, TOP_KEYS, "")
-    for key in ("instruments", "wiring", "limits"):
-        if key not in data:
-            raise c.fail(key, "missing section")
-    chip = _check_chip(c, data["chip"]) if data.get("chip") is not None else None
-    instruments = _check_instruments(c, data["instruments"], simulated=chip is not None)
-    wiring = _check_wiring(c, data["wiring"], instruments)
-    limits = _check_limits(c, data["limits"], instruments, wiring)
-    if chip is not None and "matrix" in wiring:
-        first = chip["arrays"][0]
-        shape = wiring["matrix"]["array"]
-        if len(chip["arrays"]) != 1 or (first["rows"], first["cols"]) != (shape["rows"], shape["cols"]):
-            raise c.fail("wiring.matrix.array",
-                         f"{shape['rows']}x{shape['cols']} does not match the simulated chip's single array "
-                         f"{first['rows']}x{first['cols']} (a switch-matrix bench addresses one array)")
-    name = str(data.get("name") or (Path(src).stem if src else "bench"))
-    return BenchSpec(name, instruments, wiring, limits, chip,
-                     Path(source) if source is not None else None, data)
+    try:
+        model = BenchFile.model_validate(data)
+    except ValidationError as exc:
+        where, problem = _message(exc.errors(include_url=False)[0])
+        raise _fail(src, where, problem) from None
+    except (TypeError, ValueError, RecursionError) as exc:  # keys pydantic cannot compare (unhashable, ...)
+        raise _fail(src, "top level", f"unreadable structure ({exc})") from None
+    return _Checks(src, source, model, data).spec()
 
 
-def _check_instruments(c: _Checker, section: Any, simulated: bool) -> dict[str, InstrumentSpec]:
-    section = c.mapping(section, "instruments")
-    if not section:
-        raise c.fail("instruments", "no instruments listed")
-    out = {}
-    for name, entry in section.items():
-        where = f"instruments.{name}"
-        if not isinstance(name, str) or "." in name:
-            raise c.fail(where, "instrument names are strings without dots")
-        entry = c.mapping(entry, where)
-        c.keys(entry, INSTRUMENT_KEYS, where)
-        if "model" not in entry:
-            raise c.fail(f"{where}.model", "missing instrument model" + _suggest("", MODELS))
-        model = str(entry["model"]).lower()
-        if model not in MODELS:
-            raise c.fail(f"{where}.model", f"unknown instrument model {entry['model']!r}" + _suggest(model, MODELS))
-        if "address" not in entry or entry["address"] in (None, ""):
-            raise c.fail(f"{where}.address", "missing address")
-        address = c.text(entry["address"], f"{where}.address")
-        is_sim = address.startswith(SIM_SCHEMES)
-        if simulated and not is_sim:
-            raise c.fail(f"{where}.address", f"a simulated bench (one with a chip section) addresses its "
-                                             f"instruments as sim://NAME or hilsim://NAME, got {address!r}")
-        if not simulated and is_sim:
-            raise c.fail(f"{where}.address", f"{address!r} names a simulated instrument but the bench "
-                                             f"file has no chip section")
-        timeout = c.number(entry.get("timeout", 2.0), f"{where}.timeout", 0.0, 600.0, lo_open=True)
-        options = c.mapping(entry.get("options", {}), f"{where}.options")
-        out[name] = InstrumentSpec(name, model, address, float(timeout), dict(options))
-    return out
+class _Checks:
+    """What one field cannot say alone: references between sections and instruments' ranges."""
+
+    def __init__(self, src: str, source, model: BenchFile, raw: Mapping[str, Any]):
+        self.src, self.source, self.m, self.raw = src, source, model, raw
+
+    def fail(self, where: str, problem: str) -> BenchFileError:
+        return _fail(self.src, where, problem)
+
+    def spec(self) -> BenchSpec:
+        m = self.m
+        simulated = m.chip is not None
+        instruments = self.instruments(simulated)
+        wiring = self.wiring(instruments)
+        limits = self.limits(instruments, wiring)
+        device = self.device()
+        fault_files = self.fault_files() if simulated else {}
+        if simulated and "matrix" in wiring:
+            shape = wiring["matrix"].array
+            arrays = m.chip.arrays
+            if len(arrays) != 1 or (arrays[0].rows, arrays[0].cols) != (shape.rows, shape.cols):
+                raise self.fail("wiring.matrix.array",
+                                f"{shape.rows}x{shape.cols} does not match the simulated chip's single array "
+                                f"{arrays[0].rows}x{arrays[0].cols} (a switch-matrix bench addresses one array)")
+        chip = m.chip.model_dump(exclude_none=True) if simulated else None
+        if chip is not None:
+            chip["id"] = device.chip_id
+        name = str(m.name or (Path(self.src).stem if self.src else "bench"))
+        return BenchSpec(name, instruments, wiring, limits, device, chip,
+                         Path(self.source) if self.source is not None else None, dict(self.raw), fault_files)
+
+    def instruments(self, simulated: bool) -> dict[str, InstrumentSpec]:
+        out = {}
+        for name, entry in self.m.instruments.items():
+            where = f"instruments.{name}.address"
+            is_sim = entry.address.startswith(SIM_SCHEMES)
+            if simulated and not is_sim:
+                raise self.fail(where, f"a simulated bench (one with a chip section) addresses its instruments as "
+                                       f"sim://NAME or hilsim://NAME, got {entry.address!r}")
+            if not simulated and is_sim:
+                raise self.fail(where, f"{entry.address!r} names a simulated instrument but the bench file has no "
+                                       f"chip section")
+            if simulated:
+                try:
+                    plugin_for(entry.model).emulator_class()
+                except (LookupError, ImportError, AttributeError):
+                    raise self.fail(f"instruments.{name}.model",
+                                    f"a {entry.model} has no emulator: it cannot be on a simulated bench") from None
+            out[name] = InstrumentSpec(name, entry.model, entry.address, float(entry.timeout), dict(entry.options))
+        return out
+
+    def endpoint(self, value: str, where: str, instruments: Mapping[str, InstrumentSpec], role: str) -> str:
+        inst, _, ch = value.partition(".")
+        if inst not in instruments:
+            raise self.fail(where, f"no instrument {inst!r} in the instruments section" + _suggest(inst, instruments))
+        spec = instruments[inst]
+        plugin = spec.plugin
+        if role not in plugin.roles:
+            can = ", ".join(sorted(plugin.roles)) or "nothing"
+            raise self.fail(where, f"a {spec.model} cannot serve as {role} (it serves: {can})")
+        if plugin.channels:
+            ch = ch or plugin.channels[0]
+            if ch not in plugin.channels:
+                raise self.fail(where, f"{spec.model} has channels {', '.join(plugin.channels)}, not {ch!r}")
+            return f"{inst}.{ch}"
+        if ch:
+            raise self.fail(where, f"{spec.model} has a single output; write {inst!r}")
+        return inst
+
+    def wiring(self, instruments: Mapping[str, InstrumentSpec]) -> dict[str, Any]:
+        w = self.m.wiring
+        out: dict[str, Any] = {"addresser": self.endpoint(w.addresser, "wiring.addresser", instruments, "addresser")}
+        addresser = instruments[out["addresser"]].plugin
+        out["read"] = self.endpoint(w.read, "wiring.read", instruments, "read")
+        out["pulse"] = self.endpoint(w.pulse, "wiring.pulse", instruments, "pulse")
+        gate = w.gate
+        if gate is None:
+            if "gate" not in addresser.roles:
+                raise self.fail("wiring.gate", f"missing: a {addresser.model} has no word-line supply of its own")
+            gate = out["addresser"]
+        out["gate"] = self.endpoint(gate, "wiring.gate", instruments, "gate")
+        sense = w.sense if w.sense is not None else (out["addresser"] if "sense" in addresser.roles else "read")
+        out["sense"] = sense if sense == "read" else self.endpoint(sense, "wiring.sense", instruments, "sense")
+        section = addresser.wiring_section
+        for key in ("matrix",):
+            given = getattr(w, key)
+            if given is not None and key != section:
+                raise self.fail(f"wiring.{key}", f"only a switch matrix addresser takes a {key} section, "
+                                                 f"not {addresser.model}")
+        if section is not None:
+            given = getattr(w, section)
+            if given is None:
+                raise self.fail(f"wiring.{section}", f"missing: a {addresser.model} needs its {section} section")
+            try:
+                out[section] = addresser.wiring_schema.model_validate(given)
+            except ValidationError as exc:
+                where, problem = _message(exc.errors(include_url=False)[0])
+                raise self.fail(f"wiring.{section}.{where}" if where != "top level" else f"wiring.{section}",
+                                problem) from None
+        used: dict[str, str] = {}
+        for key in INPUTS:
+            if out[key] in used:
+                raise self.fail(f"wiring.{key}", f"{out[key]} already feeds the {used[out[key]]} input")
+            used[out[key]] = key
+        return out
+
+    def limits(self, instruments: Mapping[str, InstrumentSpec], wiring: Mapping[str, Any]) -> Limits:
+        values = self.m.limits.model_dump(exclude_none=True)
+
+        def owner(key: str) -> tuple[InstrumentSpec, type[InstrumentPlugin]]:
+            spec = instruments[wiring[key].partition(".")[0]]
+            return spec, spec.plugin
+
+        pulser, pulse_plugin = owner("pulse")
+        width_range = pulse_plugin.pulse_width_range
+        if width_range is not None:
+            shortest, longest = width_range
+            values.setdefault("pulse_width_min", shortest)
+            if values["pulse_width_min"] < shortest:
+                raise self.fail("limits.pulse_width_min", f"{values['pulse_width_min']:g} s is out of range: the "
+                                f"{pulser.model} '{pulser.name}' makes no pulse shorter than {shortest:g} s")
+            if values["pulse_width_max"] > longest:
+                raise self.fail("limits.pulse_width_max", f"{values['pulse_width_max']:g} s is out of range: the "
+                                f"{pulser.model} '{pulser.name}' makes no pulse longer than {longest:g} s")
+        if values.get("pulse_width_min", 0.0) > values["pulse_width_max"]:
+            raise self.fail("limits.pulse_width_min", "exceeds limits.pulse_width_max")
+        for key, inputs in (("v_gate_max", ("gate",)), ("v_line_max", ("read", "pulse"))):
+            for inp in inputs:
+                spec, plugin = owner(inp)
+                if plugin.v_range is None:
+                    continue
+                reach = max(abs(v) for v in plugin.v_range)
+                if values[key] > reach:
+                    lo, hi = plugin.v_range
+                    raise self.fail(f"limits.{key}", f"{values[key]:g} V is beyond what '{spec.name}' ({spec.model}, "
+                                    f"on the {inp} input) can source ({lo:g} to {hi:g} V); lower the limit")
+        spec, plugin = owner("read")
+        if plugin.i_compliance_range is not None:
+            lo, hi = plugin.i_compliance_range
+            if not lo <= values["i_compliance"] <= hi:
+                raise self.fail("limits.i_compliance", f"{values['i_compliance']:g} A is out of range: the "
+                                f"{spec.model} '{spec.name}' limits current between {lo:g} and {hi:g} A")
+        return Limits(**values)
+
+    def device(self) -> DeviceSpec:
+        m = self.m
+        if m.chip is None:
+            if m.device is None:
+                raise self.fail("device", "missing section: say which chip is on the bench, e.g. "
+                                          "device: {model: stanford_gap, chip_id: W1-D3}")
+            d = m.device
+            return DeviceSpec(d.model, d.chip_id, tuple((a.name, a.rows, a.cols) for a in d.arrays or ()))
+        chip = m.chip
+        names: set[str] = set()
+        for k, entry in enumerate(chip.arrays):
+            if entry.name in names:
+                raise self.fail(f"chip.arrays[{k}].name", f"array name {entry.name!r} used twice")
+            names.add(entry.name)
+        arrays = tuple((a.name, a.rows, a.cols) for a in chip.arrays)
+        if m.device is None:
+            return DeviceSpec(chip.device_model, chip.id or "", arrays)
+        d = m.device
+        if d.model != chip.device_model:
+            raise self.fail("device.model", f"{d.model} but the simulated chip is {chip.device_model} "
+                                            f"(chip.device_model); make them agree")
+        if d.arrays is not None and tuple((a.name, a.rows, a.cols) for a in d.arrays) != arrays:
+            raise self.fail("device.arrays", "differ from the simulated chip's arrays (chip.arrays)")
+        if chip.id and chip.id != d.chip_id:
+            raise self.fail("device.chip_id", f"{d.chip_id!r} but chip.id is {chip.id!r}; make them agree")
+        return DeviceSpec(d.model, d.chip_id, arrays)
+
+    def fault_files(self) -> dict[str, np.ndarray]:
+        chip = self.m.chip
+        base = Path(self.source).parent if self.source is not None else Path(".")
+        out = {}
+        for k, entry in enumerate(chip.arrays):
+            faults, where = (entry.faults, f"chip.arrays[{k}].faults") if entry.faults is not None else \
+                (chip.faults, "chip.faults")
+            if isinstance(faults, FileFaults):
+                out[entry.name] = self.load_codes(base, faults.path, f"{where}.path", (entry.rows, entry.cols))
+        return out
+
+    def load_codes(self, base: Path, name: str, where: str, shape: tuple[int, int]) -> np.ndarray:
+        path = Path(name) if Path(name).is_absolute() else base / name
+        try:
+            codes = np.load(path, allow_pickle=False)
+        except FileNotFoundError:
+            raise self.fail(where, f"fault-map file {str(path)!r} does not exist") from None
+        except (OSError, ValueError) as exc:
+            raise self.fail(where, f"fault-map file {str(path)!r} is not a .npy array ({exc})") from None
+        if codes.shape != shape:
+            raise self.fail(where, f"fault map {str(path)!r} has shape {codes.shape}, the array is {shape}")
+        if not (np.issubdtype(codes.dtype, np.integer) or
+                (np.issubdtype(codes.dtype, np.floating) and np.all(np.isfinite(codes)) and
+                 np.all(np.mod(codes, 1) == 0))):
+            raise self.fail(where, f"fault map {str(path)!r} must hold whole-number codes, got {codes.dtype}")
+        bad = ~np.isin(codes, list(CODE_NAMES))
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            known = ", ".join(f"{k} {v}" for k, v in CODE_NAMES.items())
+            raise self.fail(where, f"fault map {str(path)!r} holds code {codes[r, c]} at ({r}, {c}); codes: {known}")
+        # the simulated chip has stuck devices only: unreliable (3) and not-scanned (-1) cells are live devices
+        return np.where(np.isin(codes, (STUCK_OFF, STUCK_ON)), codes, 0).astype(np.int8)
 
 
-def _endpoint(c: _Checker, value: Any, where: str, instruments: Mapping[str, InstrumentSpec],
-              role: str) -> str:
-    text = c.text(value, where)
-    inst, _, ch = text.partition(".")
-    if inst not in instruments:
-        raise c.fail(where, f"no instrument {inst!r} in the instruments section" + _suggest(inst, instruments))
-    info = instruments[inst].info
-    if role not in info.roles:
-        raise c.fail(where, f"a {instruments[inst].model} cannot serve as {role}")
-    if info.channels:
-        if not ch:
-            ch = info.channels[0]
-        if ch not in info.channels:
-            raise c.fail(where, f"{instruments[inst].model} has channels {', '.join(info.channels)}, not {ch!r}")
-        return f"{inst}.{ch}"
-    if ch:
-        raise c.fail(where, f"{instruments[inst].model} has a single output; write {inst!r}")
-    return inst
-
-
-def _check_wiring(c: _Checker, section: Any, instruments: Mapping[str, InstrumentSpec]) -> dict[str, Any]:
-    section = c.mapping(section, "wiring")
-    c.keys(section, WIRING_KEYS, "wiring")
-    for key in ("addresser", "read", "pulse"):
-        if key not in section:
-            raise c.fail(f"wiring.{key}", "missing")
-    out: dict[str, Any] = {}
-    out["addresser"] = _endpoint(c, section["addresser"], "wiring.addresser", instruments, "addresser")
-    addresser_model = instruments[out["addresser"]].model
-    out["read"] = _endpoint(c, section["read"], "wiring.read", instruments, "read")
-    out["pulse"] = _endpoint(c, section["pulse"], "wiring.pulse", instruments, "pulse")
-    default_gate = out["addresser"] if "gate" in MODELS[addresser_model].roles else None
-    if "gate" not in section and default_gate is None:
-        raise c.fail("wiring.gate", f"missing: a {addresser_model} has no word-line supply of its own")
-    out["gate"] = _endpoint(c, section.get("gate", default_gate), "wiring.gate", instruments, "gate")
-    sense = section.get("sense", out["addresser"] if "sense" in MODELS[addresser_model].roles else "read")
-    if sense != "read":
-        sense = _endpoint(c, sense, "wiring.sense", instruments, "sense")
-    out["sense"] = sense
-    if addresser_model == "keithley707b":
-        out["matrix"] = _check_matrix(c, section.get("matrix"))
-    elif "matrix" in section:
-        raise c.fail("wiring.matrix", f"only a switch matrix addresser takes a matrix section, not {addresser_model}")
-    used = {}
-    for key in ("read", "pulse", "gate"):
-        if out[key] in used:
-            raise c.fail(f"wiring.{key}", f"{out[key]} already feeds the {used[out[key]]} input")
-        used[out[key]] = key
-    return out
-
-
-def _check_matrix(c: _Checker, section: Any) -> dict[str, Any]:
-    if section is None:
-        raise c.fail("wiring.matrix", "missing: a switch matrix needs its rows (inputs) and lines")
-    section = c.mapping(section, "wiring.matrix")
-    c.keys(section, MATRIX_KEYS, "wiring.matrix")
-    rows = c.mapping(section.get("rows"), "wiring.matrix.rows")
-    for letter, inp in rows.items():
-        if not (isinstance(letter, str) and len(letter) == 1 and letter.upper() in "ABCDEFGH"):
-            raise c.fail(f"wiring.matrix.rows.{letter}", "matrix rows are the letters A to H")
-        if inp not in ("read", "pulse", "gate", "gnd"):
-            raise c.fail(f"wiring.matrix.rows.{letter}", f"unknown input {inp!r}" +
-                         _suggest(inp, ("read", "pulse", "gate", "gnd")))
-    inputs = set(rows.values())
-    for needed in ("read", "pulse", "gate", "gnd"):
-        if needed not in inputs:
-            raise c.fail("wiring.matrix.rows", f"no matrix row carries the {needed} input")
-    array = c.mapping(section.get("array"), "wiring.matrix.array")
-    c.keys(array, ("rows", "cols"), "wiring.matrix.array")
-    for key in ("rows", "cols"):
-        if key not in array:
-            raise c.fail(f"wiring.matrix.array.{key}", "missing")
-        c.number(array[key], f"wiring.matrix.array.{key}", 1, MATRIX_LINES, integer=True)
-    if array["cols"] + 2 * array["rows"] > MATRIX_LINES:
-        raise c.fail("wiring.matrix.array", f"{array['rows']}x{array['cols']} needs {array['cols'] + 2 * array['rows']} "
-                                            f"matrix columns (BL + SL + WL); a 707B has {MATRIX_LINES}")
-    return {"rows": {k.upper(): v for k, v in rows.items()},
-            "array": {"rows": int(array["rows"]), "cols": int(array["cols"])}}
-
-
-def _check_limits(c: _Checker, section: Any, instruments: Mapping[str, InstrumentSpec],
-                  wiring: Mapping[str, Any]) -> Limits:
-    section = c.mapping(section, "limits")
-    c.keys(section, LIMIT_RANGES, "limits")
-    values = {}
-    for key in REQUIRED_LIMITS:
-        if key not in section:
-            raise c.fail(f"limits.{key}", "missing hard limit")
-    for key, value in section.items():
-        lo, hi = LIMIT_RANGES[key]
-        values[key] = float(c.number(value, f"limits.{key}", lo, hi, lo_open=True))
-    pulser = instruments[wiring["pulse"].partition(".")[0]]
-    shortest = pulser.info.pulse_width_min
-    if shortest is not None:
-        values.setdefault("pulse_width_min", shortest)
-        if values["pulse_width_min"] < shortest:
-            raise c.fail("limits.pulse_width_min", f"{values['pulse_width_min']:g} s is out of range: the "
-                         f"{pulser.model} '{pulser.name}' makes no pulse shorter than {shortest:g} s")
-    if values.get("pulse_width_min", 0.0) > values["pulse_width_max"]:
-        raise c.fail("limits.pulse_width_min", "exceeds limits.pulse_width_max")
-    return Limits(**values)
-
-
-def _check_faults(c: _Checker, value: Any, where: str) -> dict[str, Any]:
-    if value is None or value == "none":
-        return {"kind": "none"}
-    value = c.mapping(value, where)
-    kind = value.get("kind")
-    if kind not in FAULT_KEYS:
-        raise c.fail(f"{where}.kind", f"unknown fault kind {kind!r}" + _suggest(kind, FAULT_KEYS))
-    c.keys(value, FAULT_KEYS[kind], where)
-    if kind == "random":
-        for key in ("rate_off", "rate_on"):
-            c.number(value.get(key, 0.0), f"{where}.{key}", 0.0, 1.0)
-        if "seed" in value:
-            c.number(value["seed"], f"{where}.seed", 0, integer=True)
-    elif kind == "pattern":
-        if value.get("pattern") not in PATTERNS:
-            raise c.fail(f"{where}.pattern", f"unknown pattern {value.get('pattern')!r}" +
-                         _suggest(value.get("pattern"), PATTERNS))
-        if value.get("stuck", "off") not in ("off", "on"):
-            raise c.fail(f"{where}.stuck", "must be 'off' or 'on'")
-        if "size" in value:
-            c.number(value["size"], f"{where}.size", 0.0)
-    elif kind == "file":
-        path = c.text(value.get("path"), f"{where}.path")
-        if not path.endswith(".npy"):
-            raise c.fail(f"{where}.path", f"fault maps are .npy files of codes 0-2, got {path!r}")
-    return dict(value)
-
-
-def _check_chip(c: _Checker, section: Any) -> dict[str, Any]:
-    section = c.mapping(section, "chip")
-    c.keys(section, CHIP_KEYS, "chip")
-    out = dict(section)
-    model = section.get("device_model", "stanford_gap")
-    if model not in DEVICE_MODELS:
-        raise c.fail("chip.device_model", f"unknown device model {model!r}" + _suggest(model, DEVICE_MODELS))
-    out["device_model"] = model
-    out["seed"] = int(c.number(section.get("seed", 0), "chip.seed", 0, integer=True))
-    arrays = section.get("arrays")
-    if not isinstance(arrays, list) or not arrays:
-        raise c.fail("chip.arrays", "must be a non-empty list of {name, rows, cols}")
-    names, checked = set(), []
-    for k, entry in enumerate(arrays):
-        where = f"chip.arrays[{k}]"
-        entry = c.mapping(entry, where)
-        c.keys(entry, ARRAY_KEYS, where)
-        for key in ("name", "rows", "cols"):
-            if key not in entry:
-                raise c.fail(f"{where}.{key}", "missing")
-        name = str(entry["name"])
-        if name in names:
-            raise c.fail(f"{where}.name", f"array name {name!r} used twice")
-        names.add(name)
-        for key in ("rows", "cols"):
-            c.number(entry[key], f"{where}.{key}", 1, 4096, integer=True)
-        if "faults" in entry:
-            entry = {**entry, "faults": _check_faults(c, entry["faults"], f"{where}.faults")}
-        if entry.get("initial_state", "off") not in ("off", "on"):
-            raise c.fail(f"{where}.initial_state", "must be 'off' or 'on'")
-        checked.append(dict(entry))
-    out["arrays"] = checked
-    out["faults"] = _check_faults(c, section.get("faults"), "chip.faults")
-    variation = c.mapping(section.get("variation", {}), "chip.variation")
-    c.keys(variation, VARIATION_KEYS, "chip.variation")
-    for key, value in variation.items():
-        c.number(value, f"chip.variation.{key}", 0.0, 10.0)
-    out["variation"] = dict(variation)
-    engine = section.get("engine", "numpy")
-    if engine not in ENGINES:
-        raise c.fail("chip.engine", f"unknown engine {engine!r}" + _suggest(str(engine), ENGINES))
-    out["engine"] = engine
-    if section.get("wires") is not None:
-        wires = c.mapping(section["wires"], "chip.wires")
-        c.keys(wires, WIRE_KEYS, "chip.wires")
-        for key, value in wires.items():
-            c.number(value, f"chip.wires.{key}", 0.0, 1e6)
-        out["wires"] = dict(wires)
-    if section.get("initial_state", "off") not in ("off", "on"):
-        raise c.fail("chip.initial_state", "must be 'off' or 'on'")
-    return out
+__all__ = ["BenchFileError", "BenchSpec", "InstrumentSpec", "DeviceSpec", "load_bench_file", "parse_bench",
+           "BenchFile", "SIM_SCHEMES"]

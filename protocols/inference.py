@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 
 from hil.networks.circuit import NeuromorphicCircuit
 from hil.networks.mlp import MLP
-from hil.roles import Bench
+from hil.bench import Bench
 
 from .ispp import ISPPParams, ISPPResult, program
 

@@ -40,7 +40,7 @@ from numpy.typing import ArrayLike, NDArray
 from hil.factorization import (CompensationParams, DeviceWindow, SolverParams, compensate, direct_map,
                                one_minus_cos, tile_edges)
 from hil.faultmap import NOT_SCANNED, STUCK_OFF, STUCK_ON, UNRELIABLE, FaultMap
-from hil.roles import Bench
+from hil.bench import Bench
 
 from .ispp import ISPPParams, device_model, preset_for, program
 from .read import ReadParams, read_all

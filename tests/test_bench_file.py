@@ -98,10 +98,12 @@ def test_examples_are_valid():
                        st.floats(-1.0, 20.0, allow_nan=False), min_size=5))
 @settings(max_examples=150, deadline=None)
 def test_limits_are_accepted_exactly_when_in_range(values):
-    ranges = {"v_line_max": 10, "v_gate_max": 10, "i_compliance": 0.1, "pulse_width_max": 1, "pulse_width_min": 1}
+    # the schema's bounds, then what the wired instruments can do: 81160A highs up to 5 V on the
+    # lines, the board's 0-5 V DAC on the gate, the 2450's 1 nA smallest current limit
+    ranges = {"v_line_max": 5, "v_gate_max": 5, "i_compliance": 0.1, "pulse_width_max": 1, "pulse_width_min": 1}
     data = edited(REAL, "limits", values)
     ok = all(0 < v <= ranges[k] for k, v in values.items()) and values["pulse_width_min"] >= 1.5e-9 \
-        and values["pulse_width_min"] <= values["pulse_width_max"]
+        and values["pulse_width_min"] <= values["pulse_width_max"] and values["i_compliance"] >= 1e-9
     if ok:
         limits = parse_bench(data).limits
         assert limits.v_line_max == values["v_line_max"] and limits.pulse_width_min == values["pulse_width_min"]

@@ -2,7 +2,7 @@
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pymeasure.test import expected_protocol
+from driver_contract import expected_protocol
 
 from drivers.addressing_board import AddressingBoard, BoardError, format_columns
 from simulated_bench.instruments.board import parse_columns
@@ -11,7 +11,7 @@ from simulated_bench.instruments.board import parse_columns
 def test_every_setting_and_query():
     with expected_protocol(AddressingBoard, [
         ("*IDN?", "RRAM-HIL,AB64,SIM00001,1.2.0"),
-        ("ARRAYS?", "MA:64x20,MB:20x64"),
+        ("ARRAYS?", "MA:64x20,MB:8x64"),
         ("ARR MB", "OK"), ("ARR?", "MB"),
         ("ROW 5", "OK"), ("ROW?", "5"),
         ("COL 0-3,7,9-10", "OK"), ("COL?", "0-3,7,9-10"),
@@ -19,11 +19,11 @@ def test_every_setting_and_query():
         ("ROUTE READ", "OK"), ("ROUTE?", "READ"),
         ("MEAS?", "1.0e-06,2.5e-06"),
         ("ROUTE VMM", "OK"),
-        ("VMM? 0.1,0.2,-0.05", "3e-06,4e-06"),
+        ("VMM? 0.1,0.2,-0.05,0,0,0,0,0", "3e-06,4e-06"),
         ("*RST", "OK"),
     ]) as board:
         assert board.id.startswith("RRAM-HIL,AB64")
-        assert board.arrays == {"MA": (64, 20), "MB": (20, 64)}
+        assert board.arrays == {"MA": (64, 20), "MB": (8, 64)}
         board.array = "MB"
         assert board.array == "MB"
         board.row = 5
@@ -36,7 +36,7 @@ def test_every_setting_and_query():
         assert board.route == "READ"
         assert board.measure() == [1e-6, 2.5e-6]
         board.route = "VMM"
-        assert board.vmm([0.1, 0.2, -0.05]) == [3e-6, 4e-6]
+        assert board.vmm([0.1, 0.2, -0.05, 0, 0, 0, 0, 0]) == [3e-6, 4e-6]
         board.reset()
 
 
@@ -88,3 +88,9 @@ def test_line_adapter_keeps_bytes_past_the_terminator_and_reports_silence():
         board.adapter.close()
     finally:
         unregister_serial_endpoint(url)
+
+
+def test_shutdown_grounds_every_line():
+    with expected_protocol(AddressingBoard, [("ROUTE OFF", "OK"), ("WL 0.0000", "OK")]) as board:
+        board.shutdown()
+        assert board.isShutdown

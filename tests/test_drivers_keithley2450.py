@@ -1,6 +1,6 @@
 """Keithley 2450 driver: every command the bench sends, as command/response transcripts."""
 import pytest
-from pymeasure.test import expected_protocol
+from driver_contract import expected_protocol
 
 from drivers.errors import InstrumentError
 from drivers.keithley2450 import Keithley2450
@@ -80,3 +80,9 @@ def test_raise_errors_drains_queue_and_raises():
 def test_identification():
     with expected_protocol(Keithley2450, [("*IDN?", "KEITHLEY INSTRUMENTS,MODEL 2450,04455011,1.7.12b")]) as smu:
         assert "MODEL 2450" in smu.id
+
+
+def test_shutdown_is_immediate_safe_state():
+    with expected_protocol(Keithley2450, [(":SOUR:VOLT:LEV 0", None), ("OUTPUT OFF", None), ("*OPC?", "1")]) as smu:
+        smu.shutdown()
+        assert smu.isShutdown

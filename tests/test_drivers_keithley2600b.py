@@ -1,6 +1,6 @@
 """Keithley 2600B TSP driver: channel properties, pulses and the on-instrument pulse-read train."""
 import pytest
-from pymeasure.test import expected_protocol
+from driver_contract import expected_protocol
 
 from drivers.errors import InstrumentError
 from drivers.keithley2600b import PULSE_READ_LINES, Keithley2600B
@@ -62,8 +62,8 @@ def test_out_of_range_refused_before_sending():
 
 
 def test_pulse_read_loads_script_once_and_reads_buffer_in_one_transfer():
-    load = [("loadscript hilPulseRead", None), *[(line, None) for line in PULSE_READ_LINES],
-            ("endscript", None), ("hilPulseRead.run()", None), ("print(errorqueue.count)", "0.00000e+00")]
+    load = [("\n".join(["loadscript hilPulseRead", *PULSE_READ_LINES, "endscript"]), None),
+            ("hilPulseRead.run()", None), ("print(errorqueue.count)", "0.00000e+00")]
     train = [("hilPulseReadRun(smua, smua, {1,1.1,1.2}, 0.0001, 0.2, 0)", None),
              ("print(smua.nvbuffer1.n)", "3.00000e+00"),
              ("printbuffer(1, 3, smua.nvbuffer1.readings)", "1.00000e-06, 2.00000e-06, 3.00000e-06")]
@@ -110,6 +110,7 @@ def test_every_channel_property_sets_and_gets(prop, attr, value, sent, reply, ch
 def test_buffer_readings_and_identification():
     with expected_protocol(Keithley2600B, [
         ("print(smub.nvbuffer1.n)", "0.00000e+00"),
+        ("smub.measure.i(smub.nvbuffer1) smub.measure.i(smub.nvbuffer1)", None),
         ("print(smub.nvbuffer1.n)", "2.00000e+00"),
         ("printbuffer(1, 2, smub.nvbuffer1.readings)", "1.00000e-06, 2.00000e-06"),
         ("*IDN?", "Keithley Instruments Inc., Model 2636B, 4469971, 4.0.4"),
@@ -117,7 +118,17 @@ def test_buffer_readings_and_identification():
         ("errorqueue.clear()", None),
     ]) as smu:
         assert smu.smub.buffer_readings() == []
+        smu.write("smub.measure.i(smub.nvbuffer1) smub.measure.i(smub.nvbuffer1)")
         assert smu.smub.buffer_readings() == [1e-6, 2e-6]
         assert "2636B" in smu.id
         smu.reset()
         smu.clear_errors()
+
+
+def test_shutdown_zeroes_and_switches_off_both_channels():
+    with expected_protocol(Keithley2600B, [
+        ("smua.source.levelv = 0 smua.source.output = 0 smub.source.levelv = 0 smub.source.output = 0", None),
+        ("*OPC?", "1"),
+    ]) as smu:
+        smu.shutdown()
+        assert smu.isShutdown

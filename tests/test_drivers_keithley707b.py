@@ -1,6 +1,6 @@
 """Keithley 707B switch matrix driver: channel lists and TSP channel functions."""
 import pytest
-from pymeasure.test import expected_protocol
+from driver_contract import expected_protocol
 
 from drivers.keithley707b import Keithley707B, channel_list
 
@@ -28,3 +28,9 @@ def test_channel_functions():
 def test_bad_channels_refused_before_sending(bad):
     with pytest.raises(ValueError):
         channel_list(bad)
+
+
+def test_shutdown_opens_every_crosspoint():
+    with expected_protocol(Keithley707B, [('channel.open("allslots")', None), ("*OPC?", "1")]) as mx:
+        mx.shutdown()
+        assert mx.isShutdown

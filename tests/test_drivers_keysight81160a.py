@@ -1,6 +1,6 @@
 """Keysight 81160A driver: the pulse set-up and trigger the bench sends, as transcripts."""
 import pytest
-from pymeasure.test import expected_protocol
+from driver_contract import expected_protocol
 
 from drivers.errors import InstrumentError
 from drivers.keysight81160a import Keysight81160A
@@ -75,3 +75,15 @@ def test_fire_validates_before_sending():
             gen.fire(1, high=7.0)
         with pytest.raises(ValueError):
             gen.fire(1, width=1e-10)
+
+
+def test_shutdown_switches_both_outputs_off():
+    with expected_protocol(Keysight81160A, [("OUTP1 0", None), ("OUTP2 0", None), ("*OPC?", "1")]) as gen:
+        gen.shutdown()
+        assert gen.isShutdown
+
+
+def test_polarity_inversion():
+    with expected_protocol(Keysight81160A, [(":OUTP1:POL INV", None), (":OUTP1:POL NORM", None)]) as gen:
+        gen.set_polarity(1, inverted=True)
+        gen.set_polarity(1, inverted=False)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import click
 import numpy as np
 
+from .inputs import Finite, load_npy
+
 
 def _arrays(text: str | None, default: list[str], what: str) -> list[str]:
     names = [t for t in (text.split(",") if text else default) if t]
@@ -17,7 +19,7 @@ def _arrays(text: str | None, default: list[str], what: str) -> list[str]:
 @click.option("--bench", "bench_path", type=click.Path(exists=True, dir_okay=False), default=None,
               help="bench file with enough arrays (e.g. hil/benches/factorization.yaml)")
 @click.option("--mapping", type=click.Choice(["factorized", "direct"]), default="factorized", show_default=True)
-@click.option("--k", type=click.IntRange(1), default=None, help="inner dimension of MA @ MB (factorized)")
+@click.option("--k", type=click.IntRange(1, 4096), default=None, help="inner dimension of MA @ MB (factorized)")
 @click.option("--layers", type=click.IntRange(1, 8), default=1, show_default=True,
               help="1 + the number of compensation layers")
 @click.option("--arrays-a", default=None,
@@ -26,9 +28,9 @@ def _arrays(text: str | None, default: list[str], what: str) -> list[str]:
 @click.option("--arrays-b", default=None, help="arrays of MB's layers (default: the chip's 2nd, 4th, ... arrays)")
 @click.option("--faults", "fault_files", multiple=True, metavar="ARRAY=FILE",
               help="fault map of an array (hil scan output); arrays without one are scanned first")
-@click.option("--g-max", default=400e-6, show_default=True, type=float, help="top of the mapped window above the "
-              "RESET floor, S")
-@click.option("--random-inputs", default=64, show_default=True, type=click.IntRange(1), help="VMMs for r^2")
+@click.option("--g-max", default=400e-6, show_default=True, type=Finite(0, 1, "S", lo_open=True),
+              help="top of the mapped window above the RESET floor, S")
+@click.option("--random-inputs", default=64, show_default=True, type=click.IntRange(1, 100000), help="VMMs for r^2")
 @click.option("--seed", default=0, show_default=True, type=int, help="solver and input seed")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="result file (HDF5)")
 def program_matrix_command(matrix_path, bench_path, mapping, k, layers, arrays_a, arrays_b, fault_files, g_max,
@@ -41,9 +43,9 @@ def program_matrix_command(matrix_path, bench_path, mapping, k, layers, arrays_a
     from protocols.matrix import (MatrixParams, Placement, TiledChipMatrix, evaluate, program_direct,
                                   program_factorized, program_tiled_factorized, scan_arrays)
 
-    matrix = np.load(matrix_path, allow_pickle=False).astype(float)
-    if matrix.ndim != 2:
-        raise click.UsageError(f"{matrix_path} holds shape {matrix.shape}, not a matrix")
+    matrix = load_npy(matrix_path, "MATRIX", ndim=2)
+    if not np.isfinite(matrix).all() or not matrix.any():
+        raise click.BadParameter(f"{matrix_path} must be finite and not all zero", param_hint="MATRIX")
     if mapping == "factorized" and k is None:
         raise click.UsageError("--k is required for the factorized mapping")
     p = MatrixParams(g_max=g_max)
@@ -76,6 +78,9 @@ def program_matrix_command(matrix_path, bench_path, mapping, k, layers, arrays_a
             if not sep or name not in bench.arrays:
                 raise click.UsageError(f"--faults wants ARRAY=FILE with an array of this chip, got {spec!r}")
             fms[name] = FaultMap.load(path)
+            if fms[name].shape != tuple(bench.arrays[name]):
+                raise click.BadParameter(f"{path} is a {fms[name].shape[0]}x{fms[name].shape[1]} map; array {name} "
+                                         f"is {bench.arrays[name][0]}x{bench.arrays[name][1]}", param_hint="--faults")
         missing = [n for n in dict.fromkeys(a_names + b_names) if n not in fms]
         if missing:
             click.echo(f"scanning {', '.join(missing)} for stuck devices")

@@ -9,6 +9,7 @@ addresser input it is wired to; a reading is the current the chip draws there.
 """
 from __future__ import annotations
 
+from .clock import SmuTiming
 from .scpi import ScpiEmulator, ScpiError, parse_bool, parse_float, unquote
 from .wiring import Wiring
 
@@ -20,9 +21,12 @@ NPLC_RANGE = (0.01, 10.0)
 class Keithley2450Emulator(ScpiEmulator):
     idn = "KEITHLEY INSTRUMENTS,MODEL 2450,04455011,1.7.12b"
     model = "keithley2450"
+    default_transport = "usbtmc"
 
-    def __init__(self, wiring: Wiring, endpoint: str, lock=None):
+    def __init__(self, wiring: Wiring, endpoint: str, lock=None, timing: SmuTiming | None = None):
         super().__init__(lock if lock is not None else wiring.lock)
+        #: bench-clock costs: the 2450 adds ~0.2 ms per reading to its integration time
+        self.timing = timing or SmuTiming(reading_overhead_s=200e-6, source_settle_s=100e-6)
         self.wiring, self.endpoint = wiring, endpoint
         self.reset()
         wiring.attach(endpoint, self.output_level, lambda: self.i_limit)
@@ -30,6 +34,7 @@ class Keithley2450Emulator(ScpiEmulator):
         a(":SOURce:FUNCtion[:MODE]", self._source_function)
         a("[:SOURce]:VOLTage[:LEVel][:IMMediate][:AMPLitude]", self._volt_level)
         a("[:SOURce]:VOLTage:ILIMit[:LEVel]", self._ilimit)
+        a("[:SOURce]:VOLTage:ILIMit[:LEVel]:TRIPped?", self._ilimit_tripped)
         a("[:SOURce]:VOLTage:RANGe", self._setting("src_volt_range", 0.0, V_MAX))
         a("[:SOURce]:VOLTage:RANGe:AUTO", self._flag("src_volt_auto"))
         a("[:SOURce]:VOLTage:DELay", self._setting("src_volt_delay", 0.0, 10e3))
@@ -108,7 +113,10 @@ class Keithley2450Emulator(ScpiEmulator):
         if self.query:
             return f"{self.v_level:.6e}"
         self._need(args)
-        self.v_level = parse_float(args[0], -V_MAX, V_MAX)
+        v = parse_float(args[0], -V_MAX, V_MAX)
+        if self.output and v != self.v_level:
+            self.busy(self.timing.source_settle_s)
+        self.v_level = v
         return None
 
     def _curr_level(self, s, args):
@@ -167,7 +175,15 @@ class Keithley2450Emulator(ScpiEmulator):
             return "1" if self.output else "0"
         self._need(args)
         self.output = parse_bool(args[0])
+        self.busy(self.timing.source_settle_s)
         return None
+
+    def _ilimit_tripped(self, s, args):
+        """1 while the voltage source is held at its current limit."""
+        if not self.output or self.source_func != "VOLT":
+            return "0"
+        current = self.wiring.terminal_current(self.endpoint, self.v_level)
+        return "1" if abs(current) >= self.i_limit * (1 - 1e-3) else "0"
 
     def _one_reading(self) -> float:
         if self.source_func != "VOLT":
@@ -187,6 +203,7 @@ class Keithley2450Emulator(ScpiEmulator):
 
     def _take(self) -> list[float]:
         readings = [self._one_reading() for _ in range(self.count)]
+        self.busy(self.count * self.timing.reading_s(self.nplc))
         self.buffer.extend(readings)
         return readings
 

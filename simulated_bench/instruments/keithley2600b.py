@@ -10,6 +10,7 @@ with every output as it is, which is how an on-instrument script makes a pulse.
 """
 from __future__ import annotations
 
+from .clock import SmuTiming
 from .tsp import TspEmulator
 from .wiring import Wiring
 
@@ -32,6 +33,13 @@ local meas_spec = {
 }
 local source, sstore = __hil_attributes("smu" .. id .. ".source", src_spec)
 local measure, mstore = __hil_attributes("smu" .. id .. ".measure", meas_spec)
+-- source.compliance (read-only): true while the output is limited by limiti or limitv
+local src_meta = getmetatable(source)
+local src_index = src_meta.__index
+src_meta.__index = function(t, k)
+  if k == "compliance" then return hw.compliance(id) end
+  return src_index(t, k)
+end
 
 local function buffer()
   local b = {n = 0, readings = {}, appendmode = 0, collecttimestamps = 0, collectsourcevalues = 0}
@@ -77,14 +85,17 @@ class Keithley2600BEmulator(TspEmulator):
     idn = "Keithley Instruments Inc., Model 2636B, 4469971, 4.0.4"
     model = "keithley2600b"
 
-    def __init__(self, wiring: Wiring, name: str, lock=None):
+    def __init__(self, wiring: Wiring, name: str, lock=None, timing: SmuTiming | None = None):
         super().__init__(lock if lock is not None else wiring.lock)
+        self.timing = timing or SmuTiming()
         self.wiring, self.name = wiring, name
-        hooks = self.lua.table_from({"measure": self._measure})
+        hooks = self.host_functions({"measure": self._measure, "compliance": self._compliance})
         self.state = {}
+        self.meas_state = {}
         for ch in ("a", "b"):
             src, meas = self.lua_define(SMU_LUA, ch, hooks)
             self.state[ch] = src
+            self.meas_state[ch] = meas
             wiring.attach(f"{name}.{ch}", lambda ch=ch: self.level(ch), lambda ch=ch: self.state[ch].limiti)
         self.lua_define("reset = function() smua.reset(); smub.reset(); errorqueue.clear() end")
 
@@ -102,11 +113,20 @@ class Keithley2600BEmulator(TspEmulator):
             s.output = 0
 
     def on_delay(self, seconds: float) -> None:
+        self.busy(seconds)
         if seconds > 0:
             self.wiring.hold(seconds)
 
+    def _compliance(self, ch: str) -> bool:
+        s = self.state[ch]
+        if s.output != 1 or s.func != 1:
+            return False
+        i = self.wiring.terminal_current(f"{self.name}.{ch}", float(s.levelv))
+        return abs(i) >= float(s.limiti) * (1 - 1e-3)
+
     def _measure(self, ch: str, kind: str) -> float:
         s = self.state[ch]
+        self.busy(self.timing.reading_s(float(self.meas_state[ch].nplc)))
         endpoint = f"{self.name}.{ch}"
         if kind == "v":
             return self.level(ch)

@@ -28,7 +28,15 @@ ERROR_TEXT = {
     -222: "Data out of range",
     -224: "Illegal parameter value",
     -350: "Queue overflow",
+    -101: "Invalid character",
+    -223: "Too much data",
+    -230: "Data corrupt or stale",
+    -363: "Input buffer overrun",
 }
+# standard event status register bits (IEEE 488.2)
+ESR_OPC, ESR_QYE, ESR_DDE, ESR_EXE, ESR_CME, ESR_PON = 1, 4, 8, 16, 32, 128
+# status byte bits (SCPI-99): error queue, questionable, message available, event summary, RQS, operation
+STB_EAV, STB_QUES, STB_MAV, STB_ESB, STB_RQS, STB_OPER = 4, 8, 16, 32, 64, 128
 QUEUE_SIZE = 10
 
 
@@ -140,16 +148,31 @@ class ScpiEmulator(Emulator):
         self.errors: deque[str] = deque()
         self._commands: list[Command] = []
         self._cache: dict[str, tuple[Command, tuple[str, ...], bool] | None] = {}
+        self.esr, self.ese, self.sre = ESR_PON, 0, 0
+        self.status_enable = {"OPER": 0, "QUES": 0}
         self.add("*IDN?", lambda s, a: self.idn)
         self.add("*RST", lambda s, a: self.reset())
-        self.add("*CLS", lambda s, a: self.errors.clear())
-        self.add("*OPC?", lambda s, a: "1")
-        self.add("*OPC", lambda s, a: None)
+        self.add("*CLS", lambda s, a: self.clear_status())
+        self.add("*OPC?", lambda s, a: "1")  # every operation completes before the next message is read
+        self.add("*OPC", lambda s, a: self._set_esr(ESR_OPC))
         self.add("*WAI", lambda s, a: None)
-        self.add("*ESR?", lambda s, a: "0")
-        self.add("*STB?", lambda s, a: "4" if self.errors else "0")
+        self.add("*ESR?", lambda s, a: self._read_esr())
+        self.add("*ESE", self._register("ese"))
+        self.add("*SRE", self._register("sre"))
+        self.add("*STB?", lambda s, a: str(self.status_byte()))
+        self.add("*TST?", lambda s, a: "0")
+        self.add("*OPT?", lambda s, a: self.options)
         self.add("SYSTem:ERRor[:NEXT]?", lambda s, a: self.errors.popleft() if self.errors else '0,"No error"')
+        self.add("SYSTem:ERRor:ALL?", lambda s, a: self._all_errors())
         self.add("SYSTem:ERRor:COUNt?", lambda s, a: str(len(self.errors)))
+        self.add("SYSTem:VERSion?", lambda s, a: "1999.0")
+        for reg in ("OPERation", "QUEStionable"):
+            key = reg[:4].upper()
+            # no operation or questionable condition is modelled as pending: the registers read 0
+            self.add(f"STATus:{reg}[:EVENt]?", lambda s, a: "0")
+            self.add(f"STATus:{reg}:CONDition?", lambda s, a: "0")
+            self.add(f"STATus:{reg}:ENABle", self._status_enable(key))
+        self.add("STATus:PRESet", lambda s, a: self.status_enable.update(OPER=0, QUES=0))
 
     def add(self, pattern: str, handler: Callable[[tuple[str, ...], list[str]], str | None]) -> None:
         """Declare a command: ``handler(suffixes, args)`` returns the reply for queries.
@@ -160,11 +183,62 @@ class ScpiEmulator(Emulator):
         self._commands.append(Command(compile_header(pattern), handler, pattern.endswith("?")))
         self._cache.clear()
 
+    #: ``*OPT?`` answer (installed options; "0" for none)
+    options: str = "0"
+
     def reset(self) -> None:
-        """``*RST``: subclasses restore their power-on state."""
+        """``*RST``: subclasses restore their power-on state (the error queue and status stay, as on the instrument)."""
+
+    def clear_status(self) -> None:
+        """``*CLS``: error queue and event registers cleared."""
         self.errors.clear()
+        self.esr = 0
+
+    def status_byte(self) -> int:
+        stb = (STB_EAV if self.errors else 0) | (STB_ESB if self.esr & self.ese else 0)
+        return stb | (STB_RQS if stb & self.sre else 0)
+
+    def _set_esr(self, bits: int) -> None:
+        self.esr |= bits
+
+    def _read_esr(self) -> str:
+        value, self.esr = self.esr, 0
+        return str(value)
+
+    def _all_errors(self) -> str:
+        if not self.errors:
+            return '0,"No error"'
+        out = ",".join(self.errors)
+        self.errors.clear()
+        return out
+
+    def _register(self, attr: str):
+        def handler(s, args):
+            if self.query:
+                return str(getattr(self, attr))
+            if not args:
+                raise ScpiError(-109)
+            setattr(self, attr, int(parse_float(args[0], 0, 255)))
+            return None
+        return handler
+
+    def _status_enable(self, key: str):
+        def handler(s, args):
+            if self.query:
+                return str(self.status_enable[key])
+            if not args:
+                raise ScpiError(-109)
+            self.status_enable[key] = int(parse_float(args[0], 0, 65535))
+            return None
+        return handler
+
+    def input_error(self, code: int, text: str) -> None:
+        self.push_error(ScpiError(code, text.partition("; ")[2]))
 
     def push_error(self, err: ScpiError) -> None:
+        code = err.code
+        self.esr |= (ESR_CME if -199 <= code <= -100 else ESR_EXE if -299 <= code <= -200
+                     else ESR_QYE if -499 <= code <= -400 else ESR_DDE)
         if len(self.errors) >= QUEUE_SIZE - 1:
             if len(self.errors) == QUEUE_SIZE - 1:
                 self.errors.append(ScpiError(-350).entry)

@@ -1,0 +1,155 @@
+"""RRAM-HIL AB64 addressing board (serial): routes READ / PULSE to the chip's lines, drives
+the word lines from its 0-5 V DAC, senses every bit line and runs vector-matrix products."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from drivers.addressing_board import WL_RANGE, AddressingBoard
+from drivers.errors import InstrumentError
+
+from ..roles import GateSupply, Reader, Route, Selector, VectorMultiplier
+from .base import InstrumentPlugin
+
+
+class BoardSelector(Selector):
+    """ROW / COL / ROUTE, each sent only when it changes."""
+
+    ROUTES = {"read": "READ", "bl": "BL", "sl": "SL", "vmm": "VMM"}
+
+    def __init__(self, station, name: str):
+        self.station, self.name = station, name
+        self.board: AddressingBoard = station.drivers[name]
+        self.row: int | None = None
+        self.cols: tuple[int, ...] | None = None
+        station.cached(self._forget)
+        self._forget()
+
+    def _forget(self) -> None:
+        self._row = self._cols = self._route = None
+
+    def select(self, row: int, cols: Sequence[int], route: Route) -> None:
+        with self.station.guard(self.name, f"routing row {row} for {route}"):
+            if route != "vmm":
+                cols = tuple(cols)
+                if row != self._row:
+                    self.board.row = row
+                    self._row = row
+                if cols != self._cols:
+                    self.board.columns = cols
+                    self._cols = cols
+                self.row, self.cols = row, cols
+            if self.ROUTES[route] != self._route:
+                self.board.route = self.ROUTES[route]
+                self._route = self.ROUTES[route]
+
+    def deselect(self) -> None:
+        with self.station.guard(self.name, "opening every route"):
+            self.board.route = "OFF"
+            self._route = "OFF"
+
+    def use_array(self, name: str) -> None:
+        with self.station.guard(self.name, f"selecting array {name}"):
+            self.board.array = name
+        self._forget()
+        self._route = "OFF"
+
+
+class BoardGate(GateSupply):
+    """Word lines from the board's DAC."""
+
+    def __init__(self, station, name: str):
+        self.station, self.name = station, name
+        self.board: AddressingBoard = station.drivers[name]
+        self._v: float | None = None
+        station.cached(self._forget)
+
+    def _forget(self) -> None:
+        self._v = None
+
+    def set_gate(self, v_gate: float) -> None:
+        if v_gate == self._v:
+            return
+        with self.station.guard(self.name, f"setting the word lines to {v_gate:g} V"):
+            self.board.word_line_voltage = v_gate
+        self._v = v_gate
+
+
+class BoardSenseReader(Reader):
+    """Read voltage from the SMU on the READ input, one current per bit line from the board's sense.
+
+    The board answers in ascending column order; the currents are returned in the order
+    the columns were selected (repeats included).
+    """
+
+    def __init__(self, station, source, board_name: str, selector: BoardSelector):
+        self.station, self.source, self.name, self.selector = station, source, board_name, selector
+        self.board: AddressingBoard = station.drivers[board_name]
+
+    def read(self, v_read: float, n_cols: int) -> NDArray[np.float64]:
+        cols = np.asarray(self.selector.cols if self.selector.cols is not None else (), dtype=int)
+        if cols.size != n_cols:
+            raise RuntimeError("select the cells before reading them")
+        self.source.source(v_read)
+        with self.station.guard(self.name, f"sensing {cols.size} bit lines"):
+            currents = np.asarray(self.board.measure(), dtype=float)
+        ascending = np.unique(cols)
+        if currents.shape != ascending.shape:
+            raise InstrumentError(self.station.describe(self.name),
+                                  f"returned {currents.size} currents for {ascending.size} selected columns")
+        return currents[np.searchsorted(ascending, cols)]
+
+    def tripped(self) -> bool:
+        """The READ source's own compliance status: the bus current it supplies hit its limit."""
+        return self.source.tripped()
+
+
+class BoardVmm(VectorMultiplier):
+    def __init__(self, station, name: str):
+        self.station, self.name = station, name
+        self.board: AddressingBoard = station.drivers[name]
+
+    def vmm(self, v_in: NDArray[np.float64]) -> NDArray[np.float64]:
+        with self.station.guard(self.name, "running a vector-matrix product"):
+            return np.asarray(self.board.vmm(v_in), dtype=float)
+
+
+class Plugin(InstrumentPlugin):
+    model = "rram-hil-ab64"
+    description = "RRAM-HIL AB64 addressing board (serial): routes, 0-5 V word-line DAC, per-line sense, VMM"
+    kind = "serial"
+    roles = frozenset({"addresser", "gate", "sense"})
+    idn_model = r"AB64"
+    v_range = tuple(WL_RANGE)  # the word-line DAC
+    emulator = "simulated_bench.instruments.board:AddressingBoardEmulator"
+
+    @classmethod
+    def driver_class(cls) -> type:
+        return AddressingBoard
+
+    @classmethod
+    def open(cls, target, timeout, options):
+        return AddressingBoard(target, timeout=timeout, **dict(options))
+
+    @classmethod
+    def selector(cls, station, name, wiring):
+        return BoardSelector(station, name)
+
+    @classmethod
+    def arrays(cls, station, name, wiring):
+        with station.guard(name, "listing the chip's arrays"):
+            return station.drivers[name].arrays
+
+    @classmethod
+    def gate(cls, station, name, channel):
+        return BoardGate(station, name)
+
+    @classmethod
+    def sense(cls, station, name, source, selector):
+        return BoardSenseReader(station, source, name, selector)
+
+    @classmethod
+    def vmm(cls, station, name):
+        return BoardVmm(station, name)

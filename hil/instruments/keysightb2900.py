@@ -1,0 +1,65 @@
+"""Keysight B2900 series SMU (B2901A/B2902A/B2911A/B2912A, SCPI): channels 1 and 2 read,
+supply word lines and time pulses on the instrument's trigger system, including the
+pulse-then-read train (a pulsed list sweep fetched in one transfer)."""
+from __future__ import annotations
+
+import numpy as np
+
+from drivers.keysightb2900 import COMPLIANCE_CURRENT_RANGE, PULSE_WIDTH_RANGE, VOLTAGE_RANGE, KeysightB2900
+
+from .base import InstrumentPlugin
+from .smu import VoltageSource
+
+
+class KeysightB2900Source(VoltageSource):
+    can_pulse_read = True
+    pulse_width_range = tuple(PULSE_WIDTH_RANGE)
+
+    def __init__(self, station, name, channel, i_compliance):
+        super().__init__(station, name, channel, i_compliance)
+        self.ch = self.driver.channel(channel)
+
+    def _configure(self, v: float) -> None:
+        self.ch.apply_voltage(self.i_compliance, nplc=0.01)
+        self.ch.source_voltage = v
+        self.ch.output_enabled = True
+        self.driver.raise_errors()
+
+    def _set_level(self, v: float) -> None:
+        self.ch.source_voltage = v
+        self.driver.ask("*OPC?")
+
+    def _measure_current(self) -> float:
+        return self.ch.current
+
+    def _tripped(self) -> bool:
+        return bool(self.ch.compliance_tripped)
+
+    def _pulse(self, level: float, width: float) -> None:
+        # a one-point pulsed list from a 0 V base; its reading (at 0 V) is discarded
+        self.ch.pulse_read([level], width, 0.0)
+
+    def _pulse_read(self, levels, width, v_read):
+        readings = self.ch.pulse_read(list(levels), width, v_read)
+        self._v = v_read  # the train leaves the output at its base level, the read voltage
+        return readings
+
+
+class Plugin(InstrumentPlugin):
+    model = "keysightb2900"
+    description = "Keysight B2900 series SMU (SCPI), channels 1 and 2 (B2901A/B2911A: channel 1 only)"
+    channels = ("1", "2")
+    roles = frozenset({"read", "pulse", "gate"})
+    idn_model = r"B29[01][12][AB]?"
+    v_range = tuple(VOLTAGE_RANGE)
+    i_compliance_range = tuple(COMPLIANCE_CURRENT_RANGE)
+    pulse_width_range = tuple(PULSE_WIDTH_RANGE)
+    emulator = "simulated_bench.instruments.keysightb2900:KeysightB2900Emulator"
+
+    @classmethod
+    def driver_class(cls) -> type:
+        return KeysightB2900
+
+    @classmethod
+    def source(cls, station, name, channel, i_compliance):
+        return KeysightB2900Source(station, name, channel, i_compliance)

@@ -1,0 +1,155 @@
+"""Roles every source-measure unit serves the same way: a voltage source with current
+compliance (configured on first use, levels sent only when they change), the word-line
+supply and pulser built on it, and the column-by-column reader of benches without a
+per-line sense. A model's plug-in supplies the few instrument-specific steps by
+subclassing :class:`VoltageSource`.
+"""
+from __future__ import annotations
+
+import abc
+from typing import Any, Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from drivers.errors import InstrumentError
+
+from ..roles import GateSupply, Pulser, Reader, Selector
+
+
+#: a column reading at or above this fraction of the compliance has its trip status read
+TRIP_CHECK_FRACTION = 0.5
+
+
+class VoltageSource(abc.ABC):
+    """One SMU output used as a voltage source with current compliance ``i_compliance`` (A)."""
+
+    #: True when the instrument runs pulse-then-read trains itself (:meth:`pulse_read`)
+    can_pulse_read: bool = False
+    #: s, (shortest, longest) pulse the SMU times; None when it times none
+    pulse_width_range: tuple[float, float] | None = None
+
+    def __init__(self, station, name: str, channel: str, i_compliance: float):
+        self.station, self.name, self.channel_name = station, name, channel
+        self.driver: Any = station.drivers[name]
+        self.i_compliance = i_compliance
+        station.cached(self._forget)
+        self._forget()
+
+    def _forget(self) -> None:
+        self._ready = False
+        self._v: float | None = None
+
+    # model-specific steps ------------------------------------------------------------------
+    @abc.abstractmethod
+    def _configure(self, v: float) -> None:
+        """Voltage source, compliance, fast integration, level ``v``, output on; errors raised."""
+
+    @abc.abstractmethod
+    def _set_level(self, v: float) -> None:
+        """New level, confirmed in place before returning (other instruments act next)."""
+
+    @abc.abstractmethod
+    def _measure_current(self) -> float:
+        """One current reading (A)."""
+
+    @abc.abstractmethod
+    def _tripped(self) -> bool:
+        """The instrument's compliance (trip) status for the last measurement."""
+
+    def _pulse(self, level: float, width: float) -> None:
+        raise InstrumentError(self.station.describe(self.name), "this SMU cannot time pulses on this bench")
+
+    # the role ---------------------------------------------------------------------------------
+    def source(self, v: float) -> None:
+        """Drive ``v`` volts (output on); returns once the level is in place."""
+        if self._ready and v == self._v:
+            return
+        with self.station.guard(self.name, f"sourcing {v:g} V"):
+            if not self._ready:
+                self._configure(v)
+                self._ready = True
+            else:
+                self._set_level(v)
+            self._v = v
+
+    def current(self) -> float:
+        with self.station.guard(self.name, "measuring current"):
+            return float(self._measure_current())
+
+    def tripped(self) -> bool:
+        """True when the output is in current compliance, as the instrument reports it."""
+        with self.station.guard(self.name, "reading the compliance status"):
+            return bool(self._tripped())
+
+    def pulse(self, level: float, width: float) -> None:
+        """A pulse timed by the SMU, back to 0 V after."""
+        self.source(0.0)
+        with self.station.guard(self.name, f"pulsing {level:g} V for {width:g} s"):
+            self._pulse(level, width)
+
+    def _pulse_read(self, levels: Sequence[float], width: float, v_read: float) -> Sequence[float]:
+        raise InstrumentError(self.station.describe(self.name), "this SMU has no on-instrument pulse-read train")
+
+    def pulse_read(self, levels: Sequence[float], width: float, v_read: float) -> NDArray[np.float64]:
+        """Pulse-then-read train run on the instrument: per level one pulse of ``width`` s, then
+        one current reading (A) at ``v_read``; the readings come back in one transfer."""
+        self.source(0.0)
+        with self.station.guard(self.name, f"running a {len(levels)}-pulse pulse-read train"):
+            out = np.asarray(self._pulse_read(levels, width, v_read), dtype=float)
+        if out.shape != (len(levels),):
+            raise InstrumentError(self.station.describe(self.name),
+                                  f"returned {out.size} readings for {len(levels)} pulses")
+        return out
+
+
+class SourceGate(GateSupply):
+    """Word lines from an SMU output."""
+
+    def __init__(self, source: VoltageSource):
+        self.src = source
+
+    def set_gate(self, v_gate: float) -> None:
+        self.src.source(v_gate)
+
+
+class SmuPulser(Pulser):
+    """Pulses timed on an SMU (on the PULSE input)."""
+
+    def __init__(self, source: VoltageSource):
+        self.src = source
+
+    def pulse(self, amplitude: float, width: float) -> None:
+        self.src.pulse(amplitude, width)
+
+
+class ScanReader(Reader):
+    """No per-line sense: the read SMU reads the selected columns one at a time."""
+
+    def __init__(self, source: VoltageSource, selector: Selector):
+        self.source, self.selector = source, selector
+        self._tripped = False
+
+    def read(self, v_read: float, n_cols: int) -> NDArray[np.float64]:
+        row, cols = self.selector.row, self.selector.cols
+        if row is None or cols is None or len(cols) != n_cols:
+            raise RuntimeError("select the cells before reading them")
+        self.source.source(v_read)
+        out = np.empty(n_cols)
+        tripped = False
+        near = TRIP_CHECK_FRACTION * self.source.i_compliance
+        for k, col in enumerate(cols):
+            self.selector.select(row, [col], "read")
+            out[k] = self.source.current()
+            # a source in compliance reads (about) its limit: ask the instrument only then
+            if abs(out[k]) >= near:
+                tripped = self.source.tripped() or tripped
+        self._tripped = tripped
+        self.selector.select(row, cols, "read")
+        return out
+
+    def tripped(self) -> bool:
+        return self._tripped
+
+
+__all__ = ["VoltageSource", "SourceGate", "SmuPulser", "ScanReader"]

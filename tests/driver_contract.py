@@ -1,0 +1,78 @@
+"""Driver/emulator contract: every driver transcript is also replayed into the model's emulator.
+
+Driver tests use :func:`expected_protocol` from here instead of pymeasure's: it checks the
+driver against the transcript exactly as pymeasure's does, then feeds the transcript's
+commands to a fresh emulator of the same model and fails if the emulator did not
+understand one of them: a query it left unanswered, a setting it answered, an entry in
+its error queue (SCPI, TSP) or an ``ERR`` reply the transcript did not expect (the
+board). So a command a driver learns and the emulator does not fails a test at once.
+"""
+from __future__ import annotations
+
+import contextlib
+
+from pymeasure.test import expected_protocol as _pymeasure_expected_protocol
+
+from drivers.addressing_board import AddressingBoard
+from drivers.keithley707b import Keithley707B
+from drivers.keithley2450 import Keithley2450
+from drivers.keithley2600b import Keithley2600B
+from drivers.keysight81160a import Keysight81160A
+from drivers.keysightb2900 import KeysightB2900
+from simulated_bench import NO_VARIATION, SimulatedArray
+from simulated_bench.instruments import SimulatedInstruments
+from simulated_bench.instruments.scpi import ScpiEmulator
+from simulated_bench.instruments.tsp import TspEmulator
+
+#: driver class -> emulator model name
+MODEL_OF = {
+    Keithley2450: "keithley2450",
+    Keysight81160A: "keysight81160a",
+    AddressingBoard: "rram-hil-ab64",
+    Keithley2600B: "keithley2600b",
+    Keithley707B: "keithley707b",
+    KeysightB2900: "keysightb2900",
+}
+#: the chip every replay runs against (the board transcripts select these arrays)
+CHIP = {"MA": (64, 20), "MB": (8, 64)}
+
+
+def emulator_for(driver_cls):
+    model = MODEL_OF[driver_cls]
+    arrays = {name: SimulatedArray(r, c, seed=0, variation=NO_VARIATION) for name, (r, c) in CHIP.items()}
+    return SimulatedInstruments(arrays, {"dut": model}, {}).emulators["dut"]
+
+
+def queued_errors(emu) -> list:
+    if isinstance(emu, (ScpiEmulator, TspEmulator)):
+        return list(emu.errors)
+    return []
+
+
+def replay(driver_cls, comm_pairs, allow_errors: tuple[int, ...] = ()) -> None:
+    """Feed the transcript's commands to a fresh emulator; assert it understood every one."""
+    emu = emulator_for(driver_cls)
+    for command, expected in comm_pairs:
+        if command is None:
+            continue
+        text = command.decode() if isinstance(command, bytes) else command
+        got = emu.feed(text.encode("ascii") + emu.terminator).decode("ascii")
+        if expected is None:
+            assert got == "", f"{driver_cls.__name__}: emulator answered the setting {text!r} with {got!r}"
+        else:
+            assert got.endswith("\n"), f"{driver_cls.__name__}: emulator left the query {text!r} unanswered"
+            exp = expected.decode() if isinstance(expected, bytes) else expected
+            if got.startswith("ERR") and not exp.startswith("ERR"):
+                raise AssertionError(f"{driver_cls.__name__}: emulator refused {text!r}: {got.strip()}")
+        errors = queued_errors(emu)
+        codes = [int(str(e[0] if isinstance(e, tuple) else e).split(",")[0]) for e in errors]
+        unexpected = [e for e, c in zip(errors, codes) if c not in allow_errors]
+        assert not unexpected, f"{driver_cls.__name__}: emulator did not accept {text!r}: {unexpected}"
+
+
+@contextlib.contextmanager
+def expected_protocol(instrument_cls, comm_pairs, *, allow_emulator_errors: tuple[int, ...] = (), **kwargs):
+    """pymeasure's ``expected_protocol``, then the same transcript replayed into the emulator."""
+    with _pymeasure_expected_protocol(instrument_cls, comm_pairs, **kwargs) as inst:
+        yield inst
+    replay(instrument_cls, comm_pairs, allow_emulator_errors)
