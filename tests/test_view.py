@@ -148,6 +148,8 @@ def test_page_follows_a_running_program_and_ends_equal_to_the_file(tmp_path, bro
         seen = []
         while proc.poll() is None:
             seen.append(page_state(browser))
+            if seen[-1] and 0 < seen[-1]["done"] < 12 * 16 and not any(s and 0 < s["done"] for s in seen[:-1]):
+                browser.save_screenshot(str(SHOTS / "view_live_midrun.png"))  # the map filling in
             time.sleep(0.05)
         assert proc.returncode == 0, proc.stderr.read()
         final = wait_for(lambda: (s := page_state(browser, ("conductance", "codes", "pulses")))
@@ -160,6 +162,23 @@ def test_page_follows_a_running_program_and_ends_equal_to_the_file(tmp_path, bro
     np.testing.assert_array_equal(final["conductance"], run["cells"]["g_final"] * 1e6)
     np.testing.assert_array_equal(final["codes"], run["cells"]["status"])
     np.testing.assert_array_equal(final["pulses"], run["cells"]["pulses"])
+
+
+def test_view_flag_serves_beside_the_run_and_ends_with_it(tmp_path):
+    out = tmp_path / "run.h5"
+    proc = _program(tmp_path, out, 4, "--view")
+    lines = []
+    while not (url := next((m.group(0) for m in map(re.compile(r"http://127\.0\.0\.1:\d+/").search, lines) if m),
+                           None)):
+        line = proc.stderr.readline()
+        assert line, f"no address printed: {lines}"
+        lines.append(line)
+    assert _status(url) == 200  # served while the command runs
+    assert proc.wait(300) == 0, proc.stderr.read()
+    assert "hil view" in proc.stderr.read()  # how to look at the finished run
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(url, timeout=10)  # the view ended with the command
+    assert read_run(out)["status"] == "complete"
 
 
 def test_report_is_one_file_with_every_figure(tmp_path, browser):
@@ -256,6 +275,27 @@ def test_service_events_table_in_the_session_log_vocabulary(tmp_path):
     assert sorted(page.events_src.data["kind"]) == ["alarm", "drift_compensation", "repair"]
     assert list(page.repairs_src.data["devices"]) == [12.0] and list(page.repairs_src.data["t"]) == [3700.0]
     assert page.fig_events.y_range.factors[-2:] == ["repair", "alarm"]
+
+
+def test_service_run_file_of_the_workflow(tmp_path):
+    """The service workflow's own file (``rram-hil-service``: JSON event log, hourly timeline), as it writes it."""
+    from protocols.service import RunFile
+
+    path = tmp_path / "svc.h5"
+    run = RunFile(str(path), "name: w\nstream: {hours: 5}\n", seed=1)
+    run.append([{"event": "program", "chip_time_s": 0.0, "pulses": 900}], None)
+    run.append([{"event": "alarm", "chip_time_s": 1800.0, "stage": 0, "cells": [[1, 2]]},
+                {"event": "repair", "chip_time_s": 1900.0, "writes": 6, "pulses": 40},
+                {"event": "hour", "chip_time_s": 3600.0}], (0, 1.0, 0.02, 0.021, 1, 1, 6, 1, 1))
+    snap = read_snapshot(path)  # while the writer still holds the file open
+    run.finish("running")
+    page = RunPage()
+    page.update(snap)
+    assert not page.fig_g.visible and page.fig_fidelity.visible and page.fig_events.visible
+    assert list(page.fid_src.data["name"]) == ["fidelity", "fidelity_reference"]
+    assert sorted(page.events_src.data["kind"]) == ["alarm", "program", "repair"]  # the hourly tick is left out
+    assert list(page.repairs_src.data["devices"]) == [6.0]
+    assert "1 of 5 hours" in page.progress.text and "stream: {hours: 5}" in page.metadata.text
 
 
 def test_report_refuses_a_file_that_is_not_a_run(tmp_path):

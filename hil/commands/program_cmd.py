@@ -7,6 +7,7 @@ import click
 import numpy as np
 
 from .inputs import Finite, bench_option, load_npy, overwrite_option, span
+from .view_cmd import view_option, viewing
 
 _rows_opt = click.option("--rows", default=None, help="rows, 'a:b' or 'a,b,c' (default all)")
 _cols_opt = click.option("--cols", default=None, help="columns (default all)")
@@ -29,7 +30,8 @@ V_ABSURD = 100.0
 @_cols_opt
 @overwrite_option
 @_progress_opt
-def read_command(bench_path, out, png, v_read, v_gate, n_avg, rows, cols, overwrite, progress) -> None:
+@view_option
+def read_command(bench_path, out, png, v_read, v_gate, n_avg, rows, cols, overwrite, progress, view) -> None:
     """Conductance map of the array (or a region), saved with its metadata and as a heatmap."""
     import hil
     from protocols.read import ReadParams, read_all
@@ -37,7 +39,7 @@ def read_command(bench_path, out, png, v_read, v_gate, n_avg, rows, cols, overwr
     if v_read == 0:
         raise click.BadParameter("the read voltage must be non-zero", param_hint="--v-read")
     png = png or (out.rsplit(".", 1)[0] + ".png")
-    with hil.open_bench(bench_path) as bench:
+    with viewing(out, view), hil.open_bench(bench_path) as bench:
         res = read_all(bench, ReadParams(v_read, v_gate, n_avg), rows=span(rows, bench.rows, "--rows"),
                        cols=span(cols, bench.cols, "--cols"), out=out, heatmap=png, bench_file=bench_path,
                        progress=progress, overwrite=overwrite)
@@ -58,7 +60,8 @@ def read_command(bench_path, out, png, v_read, v_gate, n_avg, rows, cols, overwr
 @_cols_opt
 @overwrite_option
 @_progress_opt
-def form_command(bench_path, out, r_target, v_max, gate, rows, cols, overwrite, progress) -> None:
+@view_option
+def form_command(bench_path, out, r_target, v_max, gate, rows, cols, overwrite, progress, view) -> None:
     """Electroform the cells with a voltage ramp; report the cells that never formed.
 
     The whole ramp is checked against the bench limits before the first pulse.
@@ -67,7 +70,7 @@ def form_command(bench_path, out, r_target, v_max, gate, rows, cols, overwrite, 
     from protocols.forming import FORM_PRESETS, FormParams, form
     from protocols.runner import device_model
 
-    with hil.open_bench(bench_path) as bench:
+    with viewing(out, view), hil.open_bench(bench_path) as bench:
         p = FORM_PRESETS.get(device_model(bench), FormParams())
         changes = {k: v for k, v in (("r_target", r_target), ("v_max", v_max), ("gate", gate)) if v is not None}
         try:
@@ -104,8 +107,9 @@ def form_command(bench_path, out, r_target, v_max, gate, rows, cols, overwrite, 
 @_cols_opt
 @overwrite_option
 @_progress_opt
+@view_option
 def program_command(bench_path, targets_path, out, tol, tol_abs, n_read, max_pulses, passes, faults_path,
-                    clip_to_window, rows, cols, overwrite, progress) -> None:
+                    clip_to_window, rows, cols, overwrite, progress, view) -> None:
     """ISPP write-and-verify of a target conductance map."""
     import hil
     from hil.faultmap import WORKING, load_codes
@@ -115,7 +119,7 @@ def program_command(bench_path, targets_path, out, tol, tol_abs, n_read, max_pul
     if np.isinf(targets).any() or (targets[np.isfinite(targets)] <= 0).any():
         raise click.BadParameter(f"{targets_path} must hold positive conductances in siemens (NaN = leave a cell "
                                  "alone); it holds infinite, zero or negative values", param_hint="--targets")
-    with hil.open_bench(bench_path) as bench:
+    with viewing(out, view), hil.open_bench(bench_path) as bench:
         rows_i, cols_i = span(rows, bench.rows, "--rows"), span(cols, bench.cols, "--cols")
         region = (len(rows_i) if rows_i else bench.rows, len(cols_i) if cols_i else bench.cols)
         if targets.shape != region:

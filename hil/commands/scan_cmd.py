@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from .inputs import bench_option, overwrite_option, span
+from .view_cmd import view_option, viewing
 
 
 def default_run_file(out: str) -> str:
@@ -31,8 +32,9 @@ def default_run_file(out: str) -> str:
 @click.option("--chip-id", default="", help="chip id to record (default: the bench file's)")
 @overwrite_option
 @click.option("--progress/--no-progress", default=True, show_default=True)
+@view_option
 def scan_command(bench_path, out, run_path, array_name, rows, cols, cycles, restore, merge_into, chip_id, overwrite,
-                 progress) -> None:
+                 progress, view) -> None:
     """Classify every cell as working / stuck-OFF / stuck-ON / unreliable and save the fault map.
 
     The scan streams to a run file (``--run``, default OUT.run.h5): interrupted, the same
@@ -47,7 +49,7 @@ def scan_command(bench_path, out, run_path, array_name, rows, cols, cycles, rest
     if Path(run_path).resolve() == Path(out).resolve():
         raise click.BadParameter("the run file and the fault map must be different files", param_hint="--run")
     older = FaultMap.load(merge_into) if merge_into else None
-    with hil.open_bench(bench_path) as bench:
+    with viewing(run_path, view), hil.open_bench(bench_path) as bench:
         if array_name is not None:
             if array_name not in bench.arrays:
                 raise click.BadParameter(f"no array {array_name!r} on this chip; arrays: {', '.join(bench.arrays)}",

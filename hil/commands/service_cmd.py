@@ -5,6 +5,8 @@ from pathlib import Path
 
 import click
 
+from .view_cmd import view_option, viewing
+
 
 @click.command("service")
 @click.argument("workflow", type=click.Path(exists=True, dir_okay=False))
@@ -13,7 +15,8 @@ import click
 @click.option("--replay", is_flag=True, help="replay a finished run and check every decision against it")
 @click.option("--png", type=click.Path(dir_okay=False), default=None, help="figure of the run (default: OUT.png)")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def service_command(workflow: str, out: str, replay: bool, png: str | None, progress: bool) -> None:
+@view_option
+def service_command(workflow: str, out: str, replay: bool, png: str | None, progress: bool, view: bool) -> None:
     """Keep a mapped matrix (or the digits network) correct in service on the simulated chip."""
     from hil.service.report import service_figure
     from hil.service.workflow import WorkflowError, load_workflow
@@ -24,7 +27,8 @@ def service_command(workflow: str, out: str, replay: bool, png: str | None, prog
     except WorkflowError as exc:
         raise click.ClickException(f"{workflow}: {exc}") from None
     try:
-        summary = run_workflow(wf, text, out, progress=progress, replay=replay, echo=click.echo)
+        with viewing(out, view and not replay):
+            summary = run_workflow(wf, text, out, progress=progress, replay=replay, echo=click.echo)
     except ReplayMismatch as exc:
         raise click.ClickException(f"replay differs: {exc}") from None
     except ValueError as exc:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import sys
@@ -54,7 +55,8 @@ def _watch_stdin(stop) -> None:
 @click.argument("run_file", type=click.Path(dir_okay=False))
 @click.option("--address", default="127.0.0.1", show_default=True,
               help="address to serve on; anything but loopback needs --network")
-@click.option("--port", default=5006, show_default=True, type=click.IntRange(0, 65535), help="TCP port (0: any free)")
+@click.option("--port", default=5006, show_default=True, type=click.IntRange(0, 65535),
+              help="TCP port (0: any free; when the default is taken, another free one is used)")
 @click.option("--network", is_flag=True, default=False,
               help="serve on every interface (0.0.0.0 unless --address says otherwise), protected by a token")
 @click.option("--token", default=None, help="token a browser must present (default with --network: a random one)")
@@ -79,8 +81,14 @@ def view_command(run_file, address, port, network, token, until_stdin_closes, ni
         token = secrets.token_urlsafe(16)
     if niceness:
         os.nice(niceness)
+    chosen = click.get_current_context().get_parameter_source("port") != click.core.ParameterSource.DEFAULT
     try:
-        srv = ViewServer(run_file, address=address, port=port, token=token, **interpretation(run_file))
+        try:
+            srv = ViewServer(run_file, address=address, port=port, token=token, **interpretation(run_file))
+        except OSError as exc:
+            if chosen or exc.errno != errno.EADDRINUSE:
+                raise
+            srv = ViewServer(run_file, address=address, port=0, token=token, **interpretation(run_file))
     except ViewError as exc:
         raise click.UsageError(str(exc)) from None
     except OSError as exc:
@@ -112,7 +120,13 @@ def viewing(run_file: str | None, enabled: bool) -> Iterator[None]:
         return
     from hil.view.launch import ViewProcess
 
-    with ViewProcess(run_file) as vp:
+    try:
+        vp = ViewProcess(run_file)
+    except (RuntimeError, OSError) as exc:  # the run matters more than watching it
+        click.echo(f"{exc}; the run goes on without it", err=True)
+        yield
+        return
+    with vp:
         click.echo(f"live view: {vp.url}", err=True)
         yield
     click.echo(f"the live view closed with the run; `hil view {run_file}` shows the finished run", err=True)

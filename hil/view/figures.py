@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 from bokeh.layouts import column, row
 from bokeh.models import (ColorBar, ColumnDataSource, Div, FixedTicker, HoverTool, LinearColorMapper,
-                          LogColorMapper, Range1d, Span)
+                          LogColorMapper, Range1d)
 from bokeh.palettes import Category10_10, Viridis256
 from bokeh.plotting import figure
 from numpy.typing import NDArray
@@ -82,9 +82,12 @@ def convergence_curve(status: NDArray, pulses: NDArray, n_cells: int, converged_
 def progress(snap: Snapshot, history: list[tuple[float, int]] | None = None) -> dict[str, Any]:
     """Cells done of the cells to do, rate and estimated end (wall clock of the bench computer)."""
     targets = snap.arrays.get("targets")
-    todo = np.isfinite(targets) if targets is not None and np.shape(targets) == snap.shape else np.ones(snap.shape, bool)
-    n_total = int(todo.sum())
-    n_done = int((snap.done & todo).sum())
+    todo = np.ones(snap.shape, bool)
+    if targets is not None and np.shape(targets) == snap.shape:
+        todo = np.isfinite(targets)  # NaN targets are cells left alone
+    n_total, n_done, unit = int(todo.sum()), int((snap.done & todo).sum()), "cells"
+    if snap.work is not None:
+        n_done, n_total, unit = snap.work
     status = snap.status
     sessions = snap.sessions
     started = _parse_iso(sessions[-1]["started"]) if len(sessions) else _parse_iso(snap.attrs.get("created"))
@@ -109,7 +112,7 @@ def progress(snap: Snapshot, history: list[tuple[float, int]] | None = None) -> 
     if isinstance(bench_s, (int, float)) and bench_s > 0 and n_done and n_total > n_done:
         bench_left = bench_s * (n_total - n_done) / n_done
     return {"bench_time_s": bench_s if isinstance(bench_s, (int, float)) else None, "bench_left_s": bench_left,
-            "done": n_done, "total": n_total, "status": status, "rate": rate, "eta": eta, "started": first,
+            "unit": unit, "done": n_done, "total": n_total, "status": status, "rate": rate, "eta": eta, "started": first,
             "updated": updated, "elapsed": elapsed, "resumptions": max(len(sessions) - 1, 0),
             "pulses": int(snap.table_rows.get("pulses", 0)), "reads": int(snap.table_rows.get("reads", 0))}
 
@@ -139,7 +142,7 @@ class RunPage:
         self.header = Div(name="header", text=f"<h2>{html.escape(title)}</h2>")
         self.progress = Div(name="progress", text="<p>waiting for the run file...</p>", width=900)
         self.g_mapper = LogColorMapper(palette=Viridis256, low=1e-6, high=1e-4, nan_color="#eeeeee")
-        self.fig_g, self.g_src, self._g_img = _image_figure("conductance", "conductance map", self.g_mapper, "G (uS)")
+        self.fig_g, self.g_src, _ = _image_figure("conductance", "conductance map", self.g_mapper, "G (uS)")
         self.code_mapper = LinearColorMapper(palette=["#dddddd"], low=-0.5, high=0.5, nan_color="#ffffff")
         self.fig_codes, self.codes_src, _ = _image_figure("codes", "cell codes", self.code_mapper, "code",
                                                           ticker=FixedTicker(ticks=[0]))
@@ -162,8 +165,8 @@ class RunPage:
         self.events_src = ColumnDataSource({"t": [], "y": [], "kind": [], "what": [], "colour": []},
                                            name="events_source")
         self.fig_events = figure(name="fig_events", title="service: alarms and repairs", width=2 * _SIZE,
-                                 height=200, y_range=["repair", "alarm"], x_range=self.fig_fidelity.x_range, toolbar_location="above",
-                                 tools="pan,wheel_zoom,box_zoom,reset,save", visible=False)
+                                 height=200, y_range=["repair", "alarm"], x_range=self.fig_fidelity.x_range,
+                                 toolbar_location="above", tools="pan,wheel_zoom,box_zoom,reset,save", visible=False)
         ev = self.fig_events.scatter("t", "kind", source=self.events_src, color="colour", size=9, marker="diamond")
         self.fig_events.add_tools(HoverTool(renderers=[ev], tooltips=[("t", "@t"), ("", "@what")]))
         self.repairs_src = ColumnDataSource({"t": [], "devices": []}, name="repairs_source")
@@ -176,12 +179,6 @@ class RunPage:
         self.layout = column(self.header, self.progress, row(self.fig_g, self.fig_codes),
                              row(self.fig_pulses, self.fig_conv), self.fig_fidelity, self.fig_events,
                              self.fig_repairs, self.metadata, name="run_page")
-
-    @property
-    def figures(self) -> list:
-        """Every plot of the page that the run's kind shows."""
-        return [f for f in (self.fig_g, self.fig_codes, self.fig_pulses, self.fig_conv, self.fig_fidelity,
-                            self.fig_events, self.fig_repairs) if f.visible]
 
     # -- update ---------------------------------------------------------------------------
     def show_error(self, text: str) -> None:
@@ -212,6 +209,9 @@ class RunPage:
                 r.glyph.update(dw=cols, dh=rows)
 
     def _update_conductance(self, snap: Snapshot) -> None:
+        self.fig_g.visible = bool(snap.cells) and min(snap.shape) > 0  # a service run has no cell maps
+        if not self.fig_g.visible:
+            return
         name, g = conductance(snap)
         g_us = g * 1e6
         ref = snap.arrays.get("targets")
@@ -291,15 +291,15 @@ class RunPage:
     def _progress_html(snap: Snapshot, p: Mapping[str, Any]) -> str:
         pct = 100.0 * p["done"] / p["total"] if p["total"] else 100.0
         colour = {"running": "#2a9d8f", "complete": "#264653"}.get(p["status"], "#d62728")
-        rate = f"{p['rate']:.1f} cells/s" if p["rate"] else "-"
+        rate = f"{p['rate']:.3g} {p['unit']}/s" if p["rate"] else "-"
         end = (f"estimated end {_iso(p['eta'])} (in {_duration(p['eta'] - time.time())})" if p["eta"]
                else f"last write {_iso(p['updated'])}")
         return (f"<div data-done='{p['done']}' data-total='{p['total']}' data-status='{html.escape(p['status'])}'>"
                 f"<b style='color:{colour}'>{html.escape(p['status'])}</b> &nbsp; "
                 f"<progress max='{max(p['total'], 1)}' value='{p['done']}' style='width:300px'></progress> "
-                f"{p['done']} of {p['total']} cells ({pct:.1f} %) &nbsp; {rate} &nbsp; {end}<br>"
-                f"{p['pulses']} pulses and {p['reads']} reads recorded; elapsed {_duration(p['elapsed'])}; "
-                f"resumed {p['resumptions']} time(s)"
+                f"{p['done']} of {p['total']} {p['unit']} ({pct:.1f} %) &nbsp; {rate} &nbsp; {end}<br>"
+                + (f"{p['pulses']} pulses and {p['reads']} reads recorded; " if "pulses" in snap.table_rows else "")
+                + f"elapsed {_duration(p['elapsed'])}; resumed {p['resumptions']} time(s)"
                 + (f"<br>bench clock: {_duration(p['bench_time_s'])} spent" if p["bench_time_s"] is not None else "")
                 + (f", about {_duration(p['bench_left_s'])} to go" if p["bench_left_s"] is not None else "")
                 + "</div>")
@@ -309,23 +309,25 @@ class RunPage:
         a = snap.attrs
         shown = ("protocol", "status", "chip_id", "bench_file", "software_version", "seed", "rows", "cols",
                  "created")
-        rows = "".join(f"<tr><th align='left'>{k}</th><td>{_text(a.get(k, '-'))}</td></tr>" for k in shown)
-        rest = {k: v for k, v in a.items() if k not in shown + ("parameters", "bench", "format", "format_version",
+        rows = "".join(f"<tr><th align='left'>{k}</th><td>{_text(a[k])}</td></tr>" for k in shown if k in a)
+        rest = {k: v for k, v in a.items() if k not in shown + ("parameters", "bench", "format_version",
                                                                   "parameters_sha256", "updated", "bench_time_s")}
+        block = {k: v for k, v in rest.items() if isinstance(v, Mapping) or "\n" in str(v)}
         rows += "".join(f"<tr><th align='left'>{html.escape(str(k))}</th><td>{_text(v)}</td></tr>"
-                        for k, v in sorted(rest.items()) if not isinstance(v, Mapping))
-        # structured attributes (e.g. the identity of the chip and of every instrument) in full
-        structured = "".join(f"<h3>{html.escape(str(k))}</h3><pre style='white-space:pre-wrap'>{_pretty(v)}</pre>"
-                             for k, v in sorted(rest.items()) if isinstance(v, Mapping))
-        sess = "".join(f"<tr><td>{i}</td><td>{_text(s['started'])}</td><td>{_text(s['ended'])}</td>"
-                       f"<td>{_text(s['status'])}</td></tr>" for i, s in enumerate(snap.sessions)
-                       ) if snap.sessions.dtype.names else ""
-        return (f"<h3>run</h3><table>{rows}</table>"
-                f"<h3>sessions (start and resumptions)</h3><table><tr><th>#</th><th>started</th><th>ended</th>"
-                f"<th>status</th></tr>{sess}</table>"
-                f"<h3>bench and instruments</h3><pre style='white-space:pre-wrap'>{_pretty(a.get('bench'))}</pre>"
-                f"{structured}"
-                f"<h3>parameters</h3><pre style='white-space:pre-wrap'>{_pretty(a.get('parameters'))}</pre>")
+                        for k, v in sorted(rest.items()) if k not in block)
+        out = f"<h3>run</h3><table>{rows}</table>"
+        if snap.sessions.dtype.names:
+            sess = "".join(f"<tr><td>{i}</td><td>{_text(s['started'])}</td><td>{_text(s['ended'])}</td>"
+                           f"<td>{_text(s['status'])}</td></tr>" for i, s in enumerate(snap.sessions))
+            out += (f"<h3>sessions (start and resumptions)</h3><table><tr><th>#</th><th>started</th>"
+                    f"<th>ended</th><th>status</th></tr>{sess}</table>")
+        # structured attributes in full: the bench, the identity of the chip and of every instrument,
+        # the parameters, a service run's workflow
+        for title, v in [("bench and instruments", a.get("bench"))] + sorted(block.items()) + \
+                [("parameters", a.get("parameters"))]:
+            if v is not None:
+                out += f"<h3>{html.escape(str(title))}</h3><pre style='white-space:pre-wrap'>{_pretty(v)}</pre>"
+        return out
 
 
 def _event_rows(tables: Mapping[str, NDArray]):
