@@ -48,6 +48,7 @@ class ServiceParams:
     burst_sweep: bool = False  #: when one alarm finds several new faults, read every stage for the rest first
     #: (one repair with all of them known: on a 1 % burst 10.7 % of devices written, 1 - cos 1.26x; line by
     #: line as alarms come: 8.1 %, 1.31x, Re(DFT64) two trials)
+    polish: bool = True  #: after a repair's writes, re-fit once the lines the write error left above target
     suspect_step: float = 0.1  #: a read-back change beyond this fraction of g_max makes a cell a scan suspect
     settle_s: float = 600.0  #: s between programming and reading the reference (fast relaxation)
     min_explained: float = 0.5  #: a localisation is trusted if one device explains this much
@@ -334,12 +335,35 @@ class ServiceSession:
             st.codes = codes
             st.g_ref = np.where(codes == 1, 0.0, np.where(codes == 2, self.p.refit.g_max, st.g_ref))
         pulses = self.apply_plan(plan)
+        if self.p.polish and len(self.mm.stages) == 2:
+            # the writes landed within the band, not on target: lines still above their pre-fault residual
+            # by the slack are fitted once more around what was read back
+            again = self._lines_above(plan, before)
+            if again[0] or again[1]:
+                plan2 = plan_repair(self.mm, [s.codes for s in self.mm.stages], self.p.refit, before, again)
+                pulses += self.apply_plan(plan2)
+                plan.lines += plan2.lines
+                plan.targets = [np.where(np.isfinite(b), b, a) for a, b in zip(plan.targets, plan2.targets)]
         self.count.repairs += 1
         return self.record("repair", writes=plan.writes, pulses=pulses,
                            lines=[{"stage": l.stage, "line": l.line, "moved": l.moved.tolist(),
                                    "residual_before": l.residual_before, "residual_fault": l.residual_fault,
                                    "residual_after": l.residual_after} for l in plan.lines],
                            one_minus_cos_reference=self.mm.one_minus_cos())
+
+    def _lines_above(self, plan: RepairPlan, before) -> tuple[list[int], list[int]]:
+        """Repaired lines whose residual, from the read-back, is still above slack x their pre-fault one."""
+        sa, sb = self.mm.stages
+        k, n = sa.n_data, sb.n_data
+        target = self.mm.scale * self.mm.target
+        wa, wb = sa.signed()[:, :k], sb.signed()[:, :n]
+        res = wa @ wb - target
+        out: tuple[list[int], list[int]] = ([], [])
+        for line in plan.lines:
+            r_now = np.linalg.norm(res[line.line] if line.stage == 0 else res[:, line.line])
+            if r_now > self.p.refit.slack * line.residual_before:
+                out[line.stage].append(line.line)
+        return out
 
     def apply_plan(self, plan: RepairPlan, depth: int = 0) -> int:
         """Write the plan's targets, read back; a device that did not follow its write is scanned and, if
