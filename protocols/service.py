@@ -8,7 +8,8 @@ The page, step by step (``run_workflow``):
    the seed-000 network's layers on differential pairs;
 3. program with write-and-verify, let the fast relaxation pass, read back the references, and
    verify: calibrate the checks on fault-free VMMs and record the read-back fidelity;
-4. serve the stream hour by hour: every VMM is checked, alarms are localised, re-scanned and
+4. serve the stream hour by hour (SIGTERM or SIGHUP: the hour in hand is finished and recorded,
+   then the run stops as ``interrupted``; Ctrl-C stops at once, the hour's decisions so far kept): every VMM is checked, alarms are localised, re-scanned and
    repaired with the fewest writes (:class:`hil.service.ServiceSession`), references are re-read
    every ``maintain_every_hours``; chip time then advances an hour.
 
@@ -241,13 +242,15 @@ def run_workflow(wf: Workflow, workflow_text: str, out: str, progress: bool = Tr
     bar = Progress(hours, "service", enabled=progress and not replay, initial=0)
     bar._bar.unit = "h"
     stop = {"flag": False}
-    old_term = signal.getsignal(signal.SIGTERM)
+    stop_signals = (signal.SIGTERM, signal.SIGHUP)
+    old_handlers = {sig: signal.getsignal(sig) for sig in stop_signals}
 
     def _term(signum, frame):
         stop["flag"] = True  # finish the hour in hand, then record and stop
 
     if not replay:
-        signal.signal(signal.SIGTERM, _term)
+        for sig in stop_signals:
+            signal.signal(sig, _term)
     status = "complete"
     events_seen = 0
     try:
@@ -286,7 +289,8 @@ def run_workflow(wf: Workflow, workflow_text: str, out: str, progress: bool = Tr
     finally:
         bar.close()
         if not replay:
-            signal.signal(signal.SIGTERM, old_term)
+            for sig, handler in old_handlers.items():
+                signal.signal(sig, handler)
             run.append(pending, None)
             run.finish(status)
         else:
