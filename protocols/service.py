@@ -46,10 +46,10 @@ from hil.faultmap_versions import FaultMapVersions
 from hil.progress import Progress
 from hil.runstore import now_iso, software_version
 from hil.service import ServiceParams, ServiceSession, WindowEngine, map_direct, map_factorized
+from hil.service.engine import window_chip
 from hil.service.network import ServedNetwork, layer_matrix
 from hil.service.tiles import serve_tiled, tile_shapes
 from hil.service.workflow import Workflow, target_matrix, workload
-from simulated_bench.window_array import WindowArray, WindowParams
 
 FORMAT = "rram-hil-service"
 FORMAT_VERSION = 1
@@ -116,17 +116,10 @@ def _canonical(e: dict) -> str:
     return json.dumps(e, default=_json_default, sort_keys=True)
 
 
-def build_chip(wf: Workflow) -> dict[str, WindowArray]:
+def build_chip(wf: Workflow) -> dict:
     """The simulated chip the workflow describes: one window-level array per block, seeded."""
-    aging = wf.chip.aging_params()
-    params = WindowParams(read_noise_scale=wf.chip.read_noise_scale)
-    shapes = block_shapes(wf)
-    arrays = {}
-    for i, (name, shape) in enumerate(shapes.items()):
-        rng = np.random.default_rng([wf.seed, i, 7])
-        codes = (rng.random(shape) < wf.chip.initial_fault_rate).astype(np.int8)  # stuck-OFF
-        arrays[name] = WindowArray(*shape, params, codes, aging, seed=[wf.seed, i])
-    return arrays
+    return window_chip(block_shapes(wf), wf.chip.initial_fault_rate, wf.chip.aging_params(), wf.seed,
+                       wf.chip.read_noise_scale)
 
 
 def block_shapes(wf: Workflow) -> dict[str, tuple[int, int]]:
