@@ -270,7 +270,8 @@ def run_workflow(wf: Workflow, workflow_text: str, out: str, progress: bool = Tr
                 run.append(pending, row)
                 pending.clear()
                 bar.update(1)
-                echo(f"hour {h + 1:4d}: fidelity {f_true:.4g} (read-back {f_ref:.4g}), alarms {row[4]}, "
+                what = "accuracy" if wf.mapping.target == "digits" else "1 - cos"
+                echo(f"hour {h + 1:4d}: {what} {f_true:.4g} (host's read-back 1 - cos {f_ref:.4g}), alarms {row[4]}, "
                      f"repairs {row[5]}, devices re-programmed {row[6]}, faults found {row[7]}")
             events_seen = position[0]
             if stop["flag"]:
