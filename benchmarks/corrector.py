@@ -4,7 +4,12 @@ Writes benchmarks/results/corrector.json (+ corrector_fig4.png, corrector_fig6.p
 dataset to out/corrector_dataset.h5. Default run: 3 base-network seeds x 2 corrector seeds
 on the clean protocol; ``--quick`` uses one of each and fewer models.
 
-    PYTHONPATH=$PWD python benchmarks/corrector.py [--quick]
+    python3 -m benchmarks.corrector [--quick] [--scheduler local|serial|tcp://HOST:PORT]
+
+The paper-protocol runs (one per base seed) and the clean-protocol runs (one per base
+seed with its corrector seeds) are sweep points on Dask (:mod:`hil.sweep`); each trains
+and draws from its own seeds with single-threaded BLAS, so the tables do not depend on
+the scheduler.
 """
 from __future__ import annotations
 
@@ -12,13 +17,16 @@ import argparse
 import json
 import os
 import time
+from dataclasses import replace
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
+from benchmarks._common import add_sweep_args, run_points
 from hil.corrector.dataset import generate
 from hil.corrector.defects import DefectGeometry, paper_configs
-from hil.corrector.models import CEILING, LOGISTIC, OURS, paper_mlp, ours_within
-from hil.corrector.study import (clean_data, clean_protocol, defect_study, paper_protocol, select_best,
+from hil.corrector.models import CEILING, LOGISTIC, OUR_TRAIN, OURS, paper_mlp, ours_within
+from hil.corrector.study import (CleanSetup, clean_data, clean_protocol, defect_study, paper_protocol, select_best,
                                  severity_curves)
 from hil.networks.circuit import CircuitParams, NeuromorphicCircuit
 from hil.networks.digits import load_digits_data, paper_split, train_digits_network
@@ -148,6 +156,54 @@ def on_bench(n_images: int) -> None:
     print(json.dumps(res, indent=1))
 
 
+def _paper_specs() -> list:
+    return [paper_mlp(10, 10), paper_mlp(1), OURS[0]]
+
+
+def _clean_specs(quick: bool) -> list:
+    scaled = replace(paper_mlp(10, 10), name="MLP(10,10) scaled+selected", standardise=True, train=OUR_TRAIN)
+    return [paper_mlp(10, 10), paper_mlp(1), scaled] + ([OURS[0], OURS[3], LOGISTIC] if quick else OURS)
+
+
+def paper_point(base_seed: int, r_in: float, kind: str) -> dict:
+    """Sweep point: the paper protocol (Table I split) for one base-network seed.
+
+    Trains the 1617/180 network of ``base_seed``, generates its 84-configuration dataset
+    and trains the paper's correctors on it (corrector seed 0). Single-threaded BLAS, so
+    the numbers do not depend on where the point runs.
+    """
+    with threadpool_limits(1):
+        x, y = load_digits_data()
+        tr, te = paper_split(y, base_seed)
+        net = train_digits_network(x[tr], y[tr], base_seed)
+        circuit = NeuromorphicCircuit(net, x[tr], CircuitParams(r_in=r_in))
+        ds = generate(circuit, x, y, paper_configs(), DefectGeometry(kind=kind))
+        t0 = time.perf_counter()
+        run = paper_protocol(ds, _paper_specs(), seed=0, split_seed=base_seed)
+        return {"run": run, "software_test_acc": net.accuracy(x[te], y[te]), "train_s": time.perf_counter() - t0}
+
+
+def clean_point(base_seed: int, corrector_seeds: list[int], quick: bool, ceiling: bool, r_in: float,
+                kind: str) -> dict:
+    """Sweep point: the clean protocol for one base-network seed and its corrector seeds
+    (the ceiling model too on request); single-threaded BLAS."""
+    with threadpool_limits(1):
+        data = clean_data(base_seed, CleanSetup(circuit=CircuitParams(r_in=r_in), geometry=DefectGeometry(kind=kind)))
+        specs = _clean_specs(quick)
+        runs, t_train = [], 0.0
+        for cs in corrector_seeds:
+            t0 = time.perf_counter()
+            run = clean_protocol(data, specs, cs)
+            if ceiling and cs == corrector_seeds[0]:
+                ceil = clean_protocol(data, [CEILING], cs)
+                run["ceiling"] = {d: ceil["corrected"][CEILING.name][d][d] for d in PATTERNS}
+            t_train += time.perf_counter() - t0
+            run["software_test_acc"] = data.software_test_acc
+            run["circuit_test_acc"] = data.circuit_test_acc
+            runs.append(run)
+        return {"runs": runs, "dataset_s": data.dataset_s, "train_s": t_train}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="one base seed, one corrector seed, fewer models")
@@ -155,6 +211,7 @@ def main() -> None:
     ap.add_argument("--kind", choices=("off", "on"), default="off", help="stuck kind of the corrector datasets")
     ap.add_argument("--bench", type=int, default=0, metavar="N",
                     help="instead: run the full circuit on the simulated bench for N test images (ISPP write first)")
+    add_sweep_args(ap)
     args = ap.parse_args()
     if args.bench:
         os.makedirs(OUT, exist_ok=True)
@@ -199,18 +256,14 @@ def main() -> None:
     records: list[dict] = []
 
     # ---- paper protocol (Table I split), all base seeds ----
-    paper_specs = [paper_mlp(10, 10), paper_mlp(1), OURS[0]]
+    paper_specs = _paper_specs()
+    sweep_args = argparse.Namespace(scheduler=args.scheduler, workers=args.workers, resume=args.resume)
+    paper_rows = run_points("corrector_paper", "benchmarks.corrector:paper_point",
+                            [{"base_seed": s, "r_in": args.r_in, "kind": args.kind} for s in base_seeds], sweep_args)
     paper_runs = []
-    for s in base_seeds:
-        x_, y_ = x, y
-        tr_s, te_s = paper_split(y_, s)
-        net_s = train_digits_network(x_[tr_s], y_[tr_s], s)
-        circ_s = NeuromorphicCircuit(net_s, x_[tr_s], cparams)
-        ds_s = ds if s == 0 else generate(circ_s, x_, y_, paper_configs(), geom)
-        t0 = time.perf_counter()
-        paper_runs.append(paper_protocol(ds_s, paper_specs, seed=0, split_seed=s))
-        t_train += time.perf_counter() - t0
-        paper_runs[-1]["software_test_acc"] = net_s.accuracy(x_[te_s], y_[te_s])
+    for row in paper_rows:
+        paper_runs.append({**row["run"], "software_test_acc": row["software_test_acc"]})
+        t_train += row["train_s"]
     for spec in paper_specs:
         for pat in PATTERNS:
             f = [r["faulty"][pat] for r in paper_runs]
@@ -233,33 +286,24 @@ def main() -> None:
     fig6(curves, fig_pats, os.path.join(RESULTS, "corrector_fig6.png"))
 
     # ---- clean protocol ----
-    scaled = paper_mlp(10, 10)
-    from dataclasses import replace as _replace
-
-    from hil.corrector.models import OUR_TRAIN
-    scaled = _replace(scaled, name="MLP(10,10) scaled+selected", standardise=True, train=OUR_TRAIN)
-    clean_specs = [paper_mlp(10, 10), paper_mlp(1), scaled] + (OURS if not args.quick else [OURS[0], OURS[3], LOGISTIC])
+    clean_specs = _clean_specs(args.quick)
     names330 = [s.name for s in clean_specs if s in ours_within(330)]
     names120 = [s.name for s in clean_specs if s in ours_within(120)]
+    bases = list(dict.fromkeys(b for b, _ in clean_pairs))
+    clean_rows = run_points("corrector_clean", "benchmarks.corrector:clean_point",
+                            [{"base_seed": b, "corrector_seeds": [c for b2, c in clean_pairs if b2 == b],
+                              "quick": args.quick, "ceiling": not args.quick and b == clean_pairs[0][0],
+                              "r_in": args.r_in, "kind": args.kind} for b in bases], sweep_args)
     clean_runs = []
     clean_dataset_s = []
-    for s in dict.fromkeys(b for b, _ in clean_pairs):
-        data = clean_data(s, _clean_setup(cparams, geom))
-        clean_dataset_s.append(data.dataset_s)
-        for cs in [c for b, c in clean_pairs if b == s]:
-            t0 = time.perf_counter()
-            run = clean_protocol(data, clean_specs, cs)
-            if not args.quick and (s, cs) == clean_pairs[0]:
-                ceil = clean_protocol(data, [CEILING], cs)
-                run["ceiling"] = {d: ceil["corrected"][CEILING.name][d][d] for d in PATTERNS}
-            t_train += time.perf_counter() - t0
+    for row in clean_rows:
+        clean_dataset_s.append(row["dataset_s"])
+        t_train += row["train_s"]
+        for run in row["runs"]:
             run["best330"] = select_best(run, names330)
             run["best120"] = select_best(run, names120)
-            run["software_test_acc"] = data.software_test_acc
-            run["circuit_test_acc"] = data.circuit_test_acc
             clean_runs.append(run)
-            print(f"clean protocol: base seed {s}, corrector seed {cs} done ({time.perf_counter() - t_start:.0f} s)",
-                  flush=True)
+    print(f"clean protocol: {len(clean_runs)} runs done ({time.perf_counter() - t_start:.0f} s)", flush=True)
 
     def clean_acc(run: dict, name: str, d1: str, d2: str | None = None) -> float:
         if name in ("best<=330", "best<=120"):
@@ -342,12 +386,6 @@ def main() -> None:
         print(f"  {name:28s}" + " ".join(f"{SHORT[p]} {v['mean_pp']:+.1f}+-{v['std_pp']:.1f} ({v['wins']}/{v['runs']})"
                                           for p, v in per.items()))
     print(f"total {time.perf_counter() - t_start:.0f} s")
-
-
-def _clean_setup(cparams: CircuitParams, geom: DefectGeometry):
-    from hil.corrector.study import CleanSetup
-
-    return CleanSetup(circuit=cparams, geometry=geom)
 
 
 def _print_tables(records: list[dict], cross_paper: dict, cross_clean: dict, claims: dict, dataset_s: float,

@@ -5,7 +5,11 @@ bench (3 % and 10 % bands), and the whole network in ngspice on 20 test images.
 Prints every figure, writes benchmarks/results/snn.json, snn_tables.md and PNGs
 (snn_bits.png, snn_tuning.png, snn_noise.png, snn_nsn.png).
 
-    PYTHONPATH=$PWD python benchmarks/snn.py [--seeds 0 1 2 3 4] [--epochs 30]
+    python3 -m benchmarks.snn [--seeds 0 1 2 3 4] [--epochs 30] [--scheduler local|serial|tcp://HOST:PORT]
+
+The per-seed studies run as a :mod:`hil.sweep` sweep, one point per seed; each point
+trains and draws from its own seed with one torch thread, so its numbers do not depend
+on the scheduler or on the machine's core count.
 """
 from __future__ import annotations
 
@@ -27,6 +31,8 @@ from hil.snn.network import quantize  # noqa: E402
 from hil.snn.spice_nsn import compare, ngspice_available, spice_network  # noqa: E402
 from hil.snn.study import StudyConfig, aggregate, run_seed  # noqa: E402
 
+from benchmarks._common import add_sweep_args, run_points  # noqa: E402
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 # What seed 004 states in its text (sections 2.4, 3.4, Fig. 9); the figure's points are not tabulated there.
@@ -38,6 +44,13 @@ SEED004 = {
     "noise": "slight impact from 0 to 7 % (3 % tuning error): the DPI low-pass suppresses it",
     "measured_point_acc": 0.90, "nsn_peak_rel_err": 0.021,
 }
+
+
+def seed_point(seed: int, epochs: int = 30, train_subset: int | None = None,
+               test_subset: int | None = None) -> dict:
+    """One sweep point: every Fig. 9 sweep for one seed (single-threaded torch: reproducible anywhere)."""
+    torch.set_num_threads(1)
+    return run_seed(seed, StudyConfig(epochs=epochs, train_subset=train_subset, test_subset=test_subset))
 
 
 def program_weights_ispp(weights: np.ndarray, tolerance: float, mapping: ArrayMapping | None = None,
@@ -221,15 +234,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--epochs", type=int, default=30)
+    add_sweep_args(ap)
     args = ap.parse_args()
     torch.set_num_threads(2)
     RESULTS.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     cfg = StudyConfig(epochs=args.epochs)
-    runs = []
-    for s in args.seeds:
-        runs.append(run_seed(s, cfg))
-        r = runs[-1]
+    runs = run_points("snn", "benchmarks.snn:seed_point", [{"seed": s, "epochs": args.epochs} for s in args.seeds],
+                      args)
+    for r in runs:
+        s = r["seed"]
         print(f"seed {s}: ANN {_pct(r['ann_acc'])} %, SNN {_pct(r['snn_acc'])} %, "
               f"measured point {_pct(r['measured_point_acc'])} % ({time.time() - t0:.0f} s)", flush=True)
     agg = aggregate(runs)

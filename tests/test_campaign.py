@@ -47,7 +47,9 @@ def campaign_dict(out, n_chips=6, steps=None, pin=None) -> dict:
 def benches():
     from distributed import Client
 
-    with local_benches(BENCHES) as cluster, Client(cluster) as client:
+    # station-2 opens a bench file (a simulated one), the others the embedded simulated bench
+    with local_benches(BENCHES, {"station-2": str(ROOT / "examples" / "benches" / "simulated.yaml")}) as cluster, \
+            Client(cluster) as client:
         client.wait_for_workers(3, timeout=60)
         yield cluster, client
 
@@ -136,7 +138,7 @@ def test_bench_worker_killed_mid_step_leaves_chip_unfinished_then_rerun_finishes
     assert 0 < rows_before < 8
     assert not (out / "D00" / LEASE).exists()
     nanny = next(w for w in cluster.workers.values() if getattr(w, "bench_name", None) == "station-2")
-    assert any("station-2" in m for m in nanny.stops)  # the nanny made the bench safe
+    assert any("station-2: outputs switched off" in m for m in nanny.stops)  # the nanny made the bench safe
     summary = json.loads((out / "campaign.json").read_text())
     assert summary["unfinished"] == ["D00"]
     client.wait_for_workers(3, timeout=60)  # the nanny brought station-2 back
@@ -193,3 +195,9 @@ def test_hil_campaign_over_tcp_with_bench_workers(tmp_path):
                 p.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 p.kill()
+
+
+def test_example_campaign_file_is_valid():
+    spec = CampaignSpec.load(ROOT / "examples" / "campaigns" / "wafer_lot.yaml", STEPS)
+    assert [s.name for s in spec.steps] == ["scan", "read"] and len(spec.chips) == 6
+    assert spec.chips[-1].bench == "station-3" and spec.steps[0].function == STEPS["scan"]

@@ -216,3 +216,37 @@ def test_hil_sweep_refuses_a_bad_scheduler(tmp_path):
     out = subprocess.run([sys.executable, "-m", "hil", "sweep", str(spec_file), "--scheduler", "tcp://nohost"],
                          cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode != 0 and "tcp://HOST:PORT" in out.stderr
+
+
+def test_unstorable_result_fails_that_point_only(tmp_path):
+    s = SweepSpec(function="sweep_studies:returns_object", out=str(tmp_path / "o"), seeds=[0, 1])
+    report = run_sweep(s, scheduler="serial", progress=False, log=lambda m: None)
+    assert report.ran == 1 and len(report.failed) == 1 and "cannot store" in "".join(report.failed.values())
+
+
+def test_example_sweep_file_is_valid():
+    s = SweepSpec.load(ROOT / "examples" / "sweeps" / "fault_scan.yaml")
+    assert len(s.expand()) == 12 and s.out == str(ROOT / "out" / "sweeps" / "example_fault_scan")
+
+
+def test_killed_hil_sweep_resumes(serial_table, tmp_path):
+    """``kill PID`` mid-sweep: the rows written survive, the same command finishes the rest."""
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump({"function": "sweep_studies:tiny_factorization", "out": "table",
+                                         "grid": {"rate": [0.0, 0.2], "k": [6, 8]}, "seeds": 2,
+                                         "fixed": {"delay": 0.3}}, sort_keys=False))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS)])}
+    cmd = [sys.executable, "-m", "hil", "sweep", str(spec_file), "--scheduler", "serial", "--no-progress"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(read_table(tmp_path / "table")) < 2:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    n_first = len(read_table(tmp_path / "table"))
+    assert 2 <= n_first < 8
+    again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and f"{8 - n_first} point(s) run, {n_first} already done" in again.stdout
+    got = read_table(tmp_path / "table").drop(columns="delay")
+    assert same_results(got, serial_table, ignore=TIMINGS + ("_point",))

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from .sweep_cmd import scheduler_option
+from .sweep_cmd import scheduler_option, stop_on_sigterm
 
 
 def _params(preset, params: dict, step: str):
@@ -98,6 +98,7 @@ def campaign_command(campaign_path, scheduler, progress) -> None:
         spec = CampaignSpec.load(campaign_path, STEPS)
     except (SpecError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
+    stop_on_sigterm()
     try:
         if scheduler == LOCAL:
             with local_benches(spec.benches) as cluster, Client(cluster) as client:

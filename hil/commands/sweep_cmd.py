@@ -2,12 +2,21 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 import click
 
 SCHEDULER_HELP = ("'local' (a Dask LocalCluster sized to this machine; its dashboard address is printed), "
                   "'tcp://HOST:PORT' (an existing Dask scheduler) or 'serial' (this process, no Dask)")
+
+
+def stop_on_sigterm() -> None:
+    """``kill PID`` ends a sweep or campaign like Ctrl-C: rows written, clusters closed."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def scheduler_option(f):
@@ -43,8 +52,9 @@ def sweep_command(spec_path, scheduler, workers, out, progress) -> None:
             if d not in sys.path:
                 sys.path.insert(0, d)
         spec.expand()
+        stop_on_sigterm()
         report = run_sweep(spec, scheduler=scheduler, workers=workers, progress=progress, log=click.echo)
-    except (SpecError, TableMismatch, ValueError) as exc:
+    except (SpecError, TableMismatch, ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc
     except KeyboardInterrupt:
         click.echo("\ninterrupted: finished points are in the table; run the same command again to resume",

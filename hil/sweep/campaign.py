@@ -126,7 +126,7 @@ class CampaignSpec:
             raise SpecError("chip ids must be unique")
         benches = tuple(str(b) for b in (data.get("benches") or DEFAULT_BENCHES))
         out = str(data["out"])
-        return cls(str(data.get("name", "campaign")), out if os.path.isabs(out) else os.path.join(base_dir, out),
+        return cls(str(data.get("name", "campaign")), os.path.normpath(os.path.join(base_dir, out)),
                    tuple(steps), tuple(chips), benches)
 
     @classmethod
@@ -222,7 +222,7 @@ def bench_clock(bench: Any) -> tuple[float, str]:
 # ---------------------------------------------------------------------------------- on a bench
 def run_chip(campaign: str, out: str, chip: Chip, steps: tuple[Step, ...], session: str) -> dict:
     """Every step of ``chip`` on this worker's bench (a Dask task; needs the ``bench`` resource)."""
-    from hil.bench import open_bench
+    from hil.bench import load_bench_file, open_bench
 
     name = os.environ.get(ENV_NAME)
     if not name:
@@ -241,7 +241,9 @@ def run_chip(campaign: str, out: str, chip: Chip, steps: tuple[Step, ...], sessi
                 "error": f"bench {lease.get('bench')} stopped during step {lease.get('step')!r}"}
     if lease is not None:  # left by an earlier campaign run that died: its run file is stale
         release_lease(out, chip.id)
-    bench = open_bench(bench_file, chip=chip.sim or None) if bench_file is None else open_bench(bench_file)
+    # a simulated bench carries the chip the campaign describes; a real one has it mounted
+    simulated = bench_file is None or load_bench_file(bench_file).simulated
+    bench = open_bench(bench_file, chip={"id": chip.id, **chip.sim}) if simulated else open_bench(bench_file)
     try:
         for i, step in enumerate(steps):
             done = step_done(out, chip.id, i, step)
@@ -450,11 +452,17 @@ def _ready(seq: Any, timeout: float) -> list:
     return out
 
 
-def local_benches(names: tuple[str, ...] | list[str]):
-    """A cluster on this machine: a scheduler and one simulated bench worker per name."""
+def local_benches(names: tuple[str, ...] | list[str], bench_files: Mapping[str, str] | None = None):
+    """A cluster on this machine: a scheduler and one bench worker per name (the embedded
+    simulated bench, or the bench file ``bench_files[name]``)."""
+    import logging
+
     from distributed import SpecCluster
     from distributed.scheduler import Scheduler
 
-    workers = {f"bench-{n}": {"cls": BenchNanny, "options": {"bench_name": n, "host": "127.0.0.1"}} for n in names}
+    options = {"host": "127.0.0.1", "silence_logs": logging.ERROR}
+    files = bench_files or {}
+    workers = {f"bench-{n}": {"cls": BenchNanny, "options": {"bench_name": n, "bench_file": files.get(n), **options}}
+               for n in names}
     return SpecCluster(scheduler={"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard_address": ":0"}},
-                       workers=workers)
+                       workers=workers, silence_logs=logging.ERROR)

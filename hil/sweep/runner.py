@@ -39,6 +39,8 @@ def call_point(function: str, args: Mapping[str, Any], key: str, index: int) -> 
     """Run one point (on a worker) and return its rows, each tagged with the point's key and index."""
     result = resolve(function)(**args)
     rows = result if isinstance(result, list) else [result]
+    if not rows:
+        raise ValueError(f"{function} returned no rows: a point is done only once it has one")
     out = []
     for r, row in enumerate(rows):
         if not isinstance(row, Mapping):
@@ -82,7 +84,11 @@ def run_sweep(spec: SweepSpec, scheduler: str = LOCAL, workers: int | None = Non
                file=sys.stderr, dynamic_ncols=True)
 
     def finished(rows: list[dict]) -> None:
-        table.add(rows)
+        try:
+            table.add(rows)
+        except TypeError as exc:  # a value the table cannot hold: that point failed, not the sweep
+            report.failed[rows[0][KEY]] = f"{exc}"
+            return
         report.ran += 1
         bar.update(1)
         if on_row is not None:
@@ -119,8 +125,9 @@ def _run_dask(client: Any, spec: SweepSpec, pending: list, finished: Callable, r
 
     if spec.setup:
         client.register_plugin(_Setup(spec.setup))
-    # the point key is the task key: submitting a point twice (two clients) computes it once
-    futures = {client.submit(call_point, spec.function, a, k, i, key=f"sweep-{k}", pure=False): k
+    # function + point is the task key: submitting a point twice (two clients) computes it once
+    fn_key = point_key({"function": spec.function})[:8]
+    futures = {client.submit(call_point, spec.function, a, k, i, key=f"sweep-{fn_key}-{k}", pure=False): k
                for i, k, a in pending}
     try:
         for fut in as_completed(futures):

@@ -101,7 +101,7 @@ class SweepSpec:
                 raise SpecError("seeds must be a positive count or a list of non-negative integers")
             seeds = list(range(seeds))
         out = str(data["out"])
-        return cls(function=str(data["function"]), out=os.path.join(base_dir, out) if not os.path.isabs(out) else out,
+        return cls(function=str(data["function"]), out=os.path.normpath(os.path.join(base_dir, out)),
                    grid=dict(data.get("grid") or {}), points=list(data.get("points") or []),
                    fixed=dict(data.get("fixed") or {}), seeds=seeds, setup=data.get("setup"),
                    name=str(data.get("name", "sweep")))
