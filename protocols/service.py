@@ -38,7 +38,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-from dataclasses import asdict
 from typing import Any, Callable
 
 import h5py
