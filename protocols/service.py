@@ -176,7 +176,7 @@ def run_workflow(wf: Workflow, workflow_text: str, out: str, progress: bool = Tr
     arrays = build_chip(wf)
     engine_of = {}
     rng = np.random.default_rng([wf.seed, 1])
-    params = ServiceParams()
+    params = ServiceParams(compare_full_remap=wf.mapping.target != "digits")
     # 1. scan every array (nothing is programmed yet: the restore target is the RESET floor)
     scanned = {}
     for name, arr in arrays.items():

@@ -70,6 +70,8 @@ def test_service_run_replay_and_versions(tmp_path):
     assert store.get(0).operation == "scan"
     assert len(store) == 1 + sum(e["event"] == "faultmap_version" for e in events)
     assert rows["faults_found"][-1] >= len(store) - 1 > 0  # the aging chip grew stuck devices and they were found
+    repairs = [e for e in events if e["event"] == "repair"]
+    assert repairs and all(e["writes"] < e["full_remap_writes"] for e in repairs)  # every repair beside a re-map
     res = run("faults", "diff", f"{out}.faults.h5@0", f"{out}.faults.h5@-1")
     assert res.exit_code == 0 and "[version 0 (scan)]" in res.output and "working->stuck_" in res.output
     res = run("faults", "history", f"{out}.faults.h5")
