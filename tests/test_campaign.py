@@ -160,6 +160,7 @@ def test_chip_pinned_to_an_absent_bench_is_reported(benches, tmp_path):
 
 # ------------------------------------------------------------------------ the command line, over tcp://
 def test_hil_campaign_over_tcp_with_bench_workers(tmp_path):
+    """``hil bench-worker`` processes on 127.0.0.1 serve ``hil campaign --scheduler tcp://...``."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS), os.environ.get("PYTHONPATH", "")])}
     sched_file = tmp_path / "scheduler.json"
     procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
@@ -170,15 +171,15 @@ def test_hil_campaign_over_tcp_with_bench_workers(tmp_path):
         while not sched_file.exists() and time.time() < deadline:
             time.sleep(0.1)
         address = json.loads(sched_file.read_text())["address"]
-        for name in BENCHES:
+        for name in BENCHES[:2]:
             procs.append(subprocess.Popen([sys.executable, "-m", "hil", "bench-worker", "--scheduler", address,
                                            "--name", name], env=env, cwd=ROOT,
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         from distributed import Client
 
         with Client(address, timeout="30s") as c:
-            c.wait_for_workers(3, timeout=60)
-            assert sorted(bench_workers(c)) == BENCHES
+            c.wait_for_workers(2, timeout=60)
+            assert sorted(bench_workers(c)) == BENCHES[:2]
         path = tmp_path / "campaign.yaml"
         path.write_text(yaml.safe_dump(campaign_dict("lot", n_chips=3)))
         run = subprocess.run([sys.executable, "-m", "hil", "campaign", str(path), "--scheduler", address,

@@ -210,12 +210,21 @@ def test_hil_sweep_on_a_tcp_scheduler(serial_table, tcp_cluster, tmp_path):
     assert "8 already in" in again.stdout and "0 point(s) run" in again.stdout
 
 
-def test_hil_sweep_refuses_a_bad_scheduler(tmp_path):
+def test_hil_sweep_refuses_a_bad_scheduler_and_a_bad_file(tmp_path):
+    from click.testing import CliRunner
+
+    from hil.cli import cli
+
     spec_file = tmp_path / "spec.yaml"
     spec_file.write_text("function: sweep_studies:tiny_factorization\nout: t\nseeds: 1\n")
-    out = subprocess.run([sys.executable, "-m", "hil", "sweep", str(spec_file), "--scheduler", "tcp://nohost"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert out.returncode != 0 and "tcp://HOST:PORT" in out.stderr
+    out = CliRunner().invoke(cli, ["sweep", str(spec_file), "--scheduler", "tcp://nohost"])
+    assert out.exit_code != 0 and "tcp://HOST:PORT" in out.output
+    spec_file.write_text("function: sweep_studies:tiny_factorization\nout: t\nseeds: [1, 1.5]\n")
+    out = CliRunner().invoke(cli, ["sweep", str(spec_file), "--scheduler", "serial"])
+    assert out.exit_code != 0 and "seeds must be" in out.output
+    spec_file.write_text("function: [unclosed\n")
+    out = CliRunner().invoke(cli, ["sweep", str(spec_file), "--scheduler", "serial"])
+    assert out.exit_code != 0 and "not valid YAML" in out.output
 
 
 def test_unstorable_result_fails_that_point_only(tmp_path):
