@@ -139,6 +139,7 @@ def bench_worker_command(scheduler, bench_name, bench_path) -> None:
         raise click.ClickException(str(exc)) from exc
 
     async def serve() -> None:
+        click.echo(f"bench {bench_name}: connecting to {scheduler} ...")
         async with BenchNanny(scheduler, bench_name=bench_name,
                               bench_file=os.path.abspath(bench_path) if bench_path else None) as nanny:
             click.echo(f"bench {bench_name} ({bench_path or 'simulated'}) serving {scheduler} as {nanny.worker_address}")
