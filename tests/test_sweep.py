@@ -259,3 +259,22 @@ def test_killed_hil_sweep_resumes(serial_table, tmp_path):
     assert again.returncode == 0 and f"{8 - n_first} point(s) run, {n_first} already done" in again.stdout
     got = read_table(tmp_path / "table").drop(columns="delay")
     assert same_results(got, serial_table, ignore=TIMINGS + ("_point",))
+
+
+def test_finished_sweep_is_one_file_and_reads_the_same(tmp_path):
+    from hil.sweep.table import ResultTable, compact
+
+    s = spec(tmp_path, function="sweep_studies:rows_per_seed", grid={}, seeds=[0, 1, 2, 3])
+    table = ResultTable(s.out, s.manifest())
+    for seed in range(4):  # four parts, as a slow sweep writes them, one with a repeat of the first
+        table.add([{"_point": f"p{seed}", "_index": seed, "_row": 0, "seed": seed, "v": [seed]}])
+        table.flush()
+    table.add([{"_point": "p0", "_index": 0, "_row": 0, "seed": 0, "v": [0]}])
+    table.flush()
+    before = read_table(s.out, decode=True)
+    assert len(before) == 4 and before["v"].tolist() == [[0], [1], [2], [3]]
+    assert compact(s.out) == 4
+    assert len(list(Path(s.out).glob("part-*.parquet"))) == 1
+    after = read_table(s.out, decode=True)
+    assert same_results(before, after)
+    assert len(pd.read_parquet(s.out)) == 4
