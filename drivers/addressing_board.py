@@ -190,6 +190,43 @@ class AddressingBoard(Instrument):
         """Control (str) the routing: OFF, READ, BL (SET), SL (RESET, source line driven) or VMM.""",
         validator=strict_discrete_set, values=ROUTES, cast=str, maxsplit=0, check_set_errors=True)
 
+    def batch(self, row: int | None = None, columns: Sequence[int] | None = None,
+              word_line_voltage: float | None = None, route: str | None = None,
+              measure: bool = False) -> list[float] | None:
+        """Set any of row, columns, word-line voltage and route, and optionally measure, in one
+        transfer: the lines go out in one write and their replies are read back together
+        (one serial round trip instead of one per command). Returns the currents when measuring.
+        """
+        lines = []
+        if row is not None:
+            lines.append(f"ROW {int(row)}")
+        if columns is not None:
+            lines.append(f"COL {format_columns(columns)}")
+        if word_line_voltage is not None:
+            lines.append(f"WL {strict_range(word_line_voltage, WL_RANGE):.4f}")
+        if route is not None:
+            lines.append(f"ROUTE {strict_discrete_set(route, ROUTES)}")
+        if measure:
+            lines.append("MEAS?")
+        if not lines:
+            return None
+        self.write("\n".join(lines))
+        replies = [self.read_reply() for _ in lines]
+        errors = [r for r in replies if isinstance(r, BoardError)]
+        if errors:
+            raise errors[0]
+        bad = [r for r in replies[:len(replies) - measure] if r != "OK"]
+        if bad:
+            raise BoardError(self.name, f"expected OK, got {bad[0]!r}")
+        return [float(x) for x in replies[-1].split(",")] if measure else None
+
+    def read_reply(self) -> str | BoardError:
+        """One reply line; an ``ERR`` reply is returned as a :class:`BoardError` (not raised)."""
+        try:
+            return self.read()
+        except BoardError as err:
+            return err
+
     def reset(self) -> None:
         """``*RST``: switches open, lines grounded, WL DAC at 0 V, first array."""
         self.write("*RST")

@@ -35,6 +35,92 @@ PULSE_READ_LINES = (
 )
 
 
+TUNE_SCRIPT = "hilTune"
+#: runs on the instrument: closed-loop tuning of devices one after another, each routed by a
+#: switch matrix over TSP-Link (``node[mx].channel.exclusiveclose(route)``; mx = 0: no
+#: matrix). ``src`` reads the current at ``vread`` with ``gate`` at ``rgate`` and pulses;
+#: below the band it steps up the ``up`` ladder (positive pulses), above it the ``down``
+#: ladder (negative pulses); a ladder restarts at rung 0 after a reversal, and its step
+#: doubles (to 32 rungs) while a pulse moves the reading by less than 30 % of the remaining
+#: log-distance and halves once it does. A device is done after two reads in the band or
+#: ``maxp`` pulses. Prints ``reading, pulses, in_band`` per device.
+TUNE_LINES = (
+    "hilLadder = {}",
+    "function hilTuneLadder(pol, amps, gates) hilLadder[pol] = {amps = amps, gates = gates} end",
+    "function hilTuneRun(src, gate, mx, routes, targets, tol, vread, rgate, width, maxp)",
+    "  local out = {}",
+    "  for c = 1, #routes do",
+    "    if mx > 0 then node[mx].channel.exclusiveclose(routes[c]) end",
+    "    local t = targets[c]",
+    "    local lo, hi = t * (1 - tol), t * (1 + tol)",
+    "    local k, step, last, ok, n, prev, i = 0, 1, 0, 0, 0, nil, 0",
+    "    while true do",
+    "      gate.source.levelv = rgate",
+    "      src.source.levelv = vread",
+    "      i = src.measure.i()",
+    "      if i >= lo and i <= hi then",
+    "        ok = ok + 1",
+    "        if ok >= 2 then break end",
+    "      else",
+    "        ok = 0",
+    "        if n >= maxp then break end",
+    "        local pol = 1",
+    "        if i > hi then pol = -1 end",
+    "        if pol ~= last then",
+    "          k, step = 0, 1",
+    "        else",
+    "          local moved, rem = math.abs(math.log(i / prev)), math.abs(math.log(prev / t))",
+    "          if moved < 0.3 * rem then step = math.min(step * 2, 32) else step = math.max(step / 2, 1) end",
+    "          k = k + math.floor(step)",
+    "        end",
+    "        local L = hilLadder[pol]",
+    "        if k > #L.amps - 1 then k = #L.amps - 1 end",
+    "        gate.source.levelv = L.gates[k + 1]",
+    "        src.source.levelv = pol * L.amps[k + 1]",
+    "        delay(width)",
+    "        src.source.levelv = 0",
+    "        last, n = pol, n + 1",
+    "      end",
+    "      prev = i",
+    "    end",
+    "    local done = 0",
+    "    if ok >= 2 then done = 1 end",
+    "    out[#out + 1] = string.format('%.6e,%d,%d', i, n, done)",
+    "  end",
+    "  print(table.concat(out, ','))",
+    "end",
+    "function hilSweepRun(src, gate, mx, routes, steps, vread, rgate, width)",
+    "  local out = {}",
+    "  for c = 1, #routes do",
+    "    if mx > 0 then node[mx].channel.exclusiveclose(routes[c]) end",
+    "    for s = 0, #steps do",
+    "      if s > 0 then",
+    "        gate.source.levelv = steps[s][2]",
+    "        src.source.levelv = steps[s][1]",
+    "        delay(width)",
+    "        src.source.levelv = 0",
+    "      end",
+    "      gate.source.levelv = rgate",
+    "      src.source.levelv = vread",
+    "      out[#out + 1] = string.format('%.6e', src.measure.i())",
+    "    end",
+    "  end",
+    "  print(table.concat(out, ','))",
+    "end",
+)
+
+
+def _lua_table(values: Sequence[float]) -> str:
+    return "{" + ",".join(f"{float(x):.6g}" for x in values) + "}"
+
+
+def _lua_strings(values: Sequence[str]) -> str:
+    for v in values:
+        if not all(ch.isalnum() or ch in ",:" for ch in v):
+            raise ValueError(f"route {v!r} is not a channel list")
+    return "{" + ",".join(f'"{v}"' for v in values) + "}"
+
+
 class Keithley2600BChannel(Channel):
     """One SMU channel (``smua`` or ``smub``) of a 2600B."""
 
@@ -147,6 +233,64 @@ class Keithley2600B(TspInstrument):
         if ch not in ("a", "b"):
             raise ValueError(f"2600B channels are 'a' and 'b', not {ch!r}")
         return self.smua if ch == "a" else self.smub
+
+    def load_tuning(self, up: tuple[Sequence[float], Sequence[float]],
+                    down: tuple[Sequence[float], Sequence[float]]) -> None:
+        """Load the on-instrument tuning script (once) and its two ladders of (amplitudes V, gates V).
+
+        Rung k of ``up`` pulses +amps[k] with the gate channel at gates[k]; ``down`` pulses -amps[k].
+        """
+        if TUNE_SCRIPT not in self._scripts:
+            self.load_script(TUNE_SCRIPT, TUNE_LINES)
+        for pol, (amps, gates) in ((1, up), (-1, down)):
+            if len(amps) != len(gates) or not amps:
+                raise ValueError("a ladder needs as many gates as amplitudes, at least one rung")
+            for x in (*amps, *gates):
+                strict_range(x, [-200, 200])
+            self.write(f"hilTuneLadder({pol}, {_lua_table(amps)}, {_lua_table(gates)})")
+        self.raise_errors()
+
+    def tune(self, routes: Sequence[str], targets: Sequence[float], tol_rel: float, v_read: float,
+             read_gate: float, width: float, max_pulses: int, source: str = "a", gate: str = "b",
+             matrix_node: int = 0) -> list[tuple[float, int, bool]]:
+        """Closed-loop tuning of devices in one message (after :meth:`load_tuning`).
+
+        Device k is routed by ``exclusiveclose(routes[k])`` on TSP-Link node ``matrix_node``
+        (0: no matrix) and tuned until its read current at ``v_read`` lies within
+        ``tol_rel`` of ``targets[k]`` (A). Returns (final current A, pulses, in band) per device.
+        """
+        if len(routes) != len(targets):
+            raise ValueError("one target per route")
+        if not routes:
+            return []
+        if not (width > 0 and 0 < tol_rel < 1 and max_pulses >= 0):
+            raise ValueError("need width > 0, 0 < tol_rel < 1 and max_pulses >= 0")
+        self.channel(source), self.channel(gate)
+        reply = self.ask(f"hilTuneRun(smu{source}, smu{gate}, {int(matrix_node)}, {_lua_strings(routes)}, "
+                         f"{_lua_table(targets)}, {tol_rel:.6g}, {v_read:.6g}, {read_gate:.6g}, {width:.6g}, "
+                         f"{int(max_pulses)})")
+        fields = reply.strip().split(",")
+        if len(fields) != 3 * len(routes):
+            self.raise_errors()
+            raise InstrumentError(self.name, f"tuning returned {len(fields)} fields for {len(routes)} devices")
+        return [(float(fields[3 * k]), int(fields[3 * k + 1]), fields[3 * k + 2] == "1") for k in range(len(routes))]
+
+    def sweep(self, routes: Sequence[str], steps: Sequence[tuple[float, float]], v_read: float, read_gate: float,
+              width: float, source: str = "a", gate: str = "b", matrix_node: int = 0) -> list[list[float]]:
+        """Per device (routed as in :meth:`tune`): read, then for each (amplitude V, gate V) step a
+        pulse and a read; one message for all devices. Returns the reads (A), len(steps) + 1 per device."""
+        if TUNE_SCRIPT not in self._scripts:
+            self.load_script(TUNE_SCRIPT, TUNE_LINES)
+        if not routes:
+            return []
+        table = "{" + ",".join(f"{{{a:.6g},{g:.6g}}}" for a, g in steps) + "}"
+        values = self.values(f"hilSweepRun(smu{source}, smu{gate}, {int(matrix_node)}, {_lua_strings(routes)}, "
+                             f"{table}, {v_read:.6g}, {read_gate:.6g}, {width:.6g})")
+        per = len(steps) + 1
+        if len(values) != per * len(routes):
+            self.raise_errors()
+            raise InstrumentError(self.name, f"sweep returned {len(values)} reads for {len(routes)} devices")
+        return [values[k * per:(k + 1) * per] for k in range(len(routes))]
 
     def pulse_read(self, levels: Sequence[float], width: float, v_read: float, pulse_channel: str = "a",
                    read_channel: str | None = None, rest: float = 0.0) -> list[float]:

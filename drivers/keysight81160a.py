@@ -36,6 +36,10 @@ class Keysight81160A(_PymeasureKeysight81160A):
         ch.trigger_mode = "MAN"
         ch.trigger_count = 1
 
+    def set_polarity(self, channel: int = 1, inverted: bool = False) -> None:
+        """Output polarity: inverted pulses go from 0 V down to minus the high level."""
+        self.write(f":OUTP{int(channel)}:POL {'INV' if inverted else 'NORM'}")
+
     def fire(self, channel: int = 1, high: float | None = None, width: float | None = None,
              period: float | None = None, period_first: bool = True) -> None:
         """Trigger one pulse, first updating whichever of high level (V), width and period (s)

@@ -226,6 +226,19 @@ class KeysightB2900Channel(Channel):
                                                     f"{len(levels)} pulses")
         return readings
 
+    def configure_pulse(self, width: float, base: float = 0.0) -> None:
+        """Single pulses from ``base`` V, ``width`` s wide, one per :meth:`fire_pulse` (one message)."""
+        self.write(f":SOUR{{ch}}:FUNC:SHAP PULS;:SOUR{{ch}}:VOLT:MODE FIX;"
+                   f":SOUR{{ch}}:VOLT {strict_range(base, VOLTAGE_RANGE):.6g};"
+                   f":SOUR{{ch}}:PULS:DEL 0;:SOUR{{ch}}:PULS:WIDT {strict_range(width, PULSE_WIDTH_RANGE):.6g};"
+                   f":TRIG{{ch}}:SOUR AINT;:TRIG{{ch}}:COUN 1")
+
+    def fire_pulse(self, level: float) -> None:
+        """One pulse to ``level`` V (after :meth:`configure_pulse`), waited for: one round trip."""
+        reply = self.ask(f":SOUR{{ch}}:VOLT:TRIG {strict_range(level, VOLTAGE_RANGE):.6g};:INIT (@{{ch}});*OPC?")
+        if reply.strip() != "1":
+            raise InstrumentError(self.parent.name, f"unexpected reply {reply!r} to *OPC?")
+
     def shutdown(self) -> None:
         """Safe state: 0 V, output off."""
         self.write(":SOUR{ch}:VOLT 0;:OUTP{ch} 0")

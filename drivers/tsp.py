@@ -58,10 +58,8 @@ class TspInstrument(Instrument):
 
     def load_script(self, name: str, lines: Sequence[str], run: bool = True) -> None:
         """Send a named script (``loadscript`` ... ``endscript``) and optionally run it once."""
-        self.write(f"loadscript {name}")
-        for line in lines:
-            self.write(line)
-        self.write("endscript")
+        # one transfer: the instrument reads the lines in order, as if sent one by one
+        self.write("\n".join([f"loadscript {name}", *lines, "endscript"]))
         if run:
             self.write(f"{name}.run()")
         self.raise_errors()

@@ -53,6 +53,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from simulated_bench.aging import AgingParams
 from simulated_bench.array import DEVICE_MODELS
 from simulated_bench.faults import PATTERNS, STUCK_OFF, STUCK_ON
 
@@ -207,6 +208,14 @@ class Chip(Section):
     initial_state: State = "off"
     engine: _choice("engine", ENGINES) = "numpy"
     wires: Optional[Wires] = None
+    aging: Optional[dict[str, Any]] = None  # simulated_bench.aging sections: stuck, drift, read_disturb
+
+    @field_validator("aging")
+    @classmethod
+    def _aging(cls, v: Any) -> Any:
+        if v is not None:
+            AgingParams.from_mapping(v)  # names the section and key of a bad value
+        return v
 
     @field_validator("faults", mode="before")
     @classmethod

@@ -1,8 +1,9 @@
 """Fault maps: which cells of a chip are stuck, how we know, and files to keep them in.
 
-Codes (shared with ``simulated_bench.faults`` and the mapping code):
+Codes (defined once, in ``simulated_bench.faults``, and used by the whole project):
 0 working, 1 stuck-OFF, 2 stuck-ON, 3 unreliable (mixed evidence), plus -1 for a cell
 not scanned (only inside the map; exports write it as working unless asked).
+:func:`load_codes` validates a map wherever one enters (shape, whole known codes).
 
 HDF5 layout (format ``rram-hil-faultmap``, version 1)::
 
@@ -27,10 +28,9 @@ import h5py
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-WORKING, STUCK_OFF, STUCK_ON, UNRELIABLE = 0, 1, 2, 3
-NOT_SCANNED = -1
-CODE_NAMES = {NOT_SCANNED: "not_scanned", WORKING: "working", STUCK_OFF: "stuck_off", STUCK_ON: "stuck_on",
-              UNRELIABLE: "unreliable"}
+from simulated_bench.faults import (CHIP_CODES, CODE_NAMES, NOT_SCANNED, STUCK_OFF, STUCK_ON, UNRELIABLE, WORKING,
+                                    validate_codes)
+
 FORMAT = "rram-hil-faultmap"
 FORMAT_VERSION = 1
 
@@ -52,14 +52,7 @@ class FaultMap:
     notes: str = ""
 
     def __post_init__(self) -> None:
-        codes = np.asarray(self.codes)
-        if codes.ndim != 2:
-            raise ValueError(f"fault codes must be 2-D (rows, cols), got shape {codes.shape}")
-        bad = ~np.isin(codes, tuple(CODE_NAMES))
-        if bad.any():
-            r, c = np.argwhere(bad)[0]
-            raise ValueError(f"fault code {codes[r, c]} at ({r}, {c}) is not one of {sorted(CODE_NAMES)}")
-        self.codes = codes.astype(np.int8)
+        self.codes = validate_codes(self.codes, None, tuple(CODE_NAMES), "fault codes")
         ev = {}
         for name, arr in self.evidence.items():
             arr = np.asarray(arr, dtype=float)
@@ -170,7 +163,11 @@ class FaultMap:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "FaultMap":
-        with h5py.File(os.fspath(path), "r") as f:
+        try:
+            f = h5py.File(os.fspath(path), "r")
+        except OSError as exc:
+            raise ValueError(f"{path} is not an rram-hil fault map (not an HDF5 file: {exc})") from None
+        with f:
             if "faultmap" not in f or f["faultmap"].attrs.get("format") != FORMAT:
                 raise ValueError(f"{path} is not an rram-hil fault map")
             g = f["faultmap"]
@@ -215,12 +212,24 @@ def precision_recall(found: ArrayLike, truth: ArrayLike) -> tuple[float, float]:
     return precision, recall
 
 
-def load_codes(path: str | os.PathLike) -> NDArray[np.int8]:
-    """Codes from a fault-map HDF5 file or a ``.npy`` of codes."""
+def load_codes(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> NDArray[np.int8]:
+    """Codes 0-3 from a fault-map HDF5 file or a ``.npy`` of codes, validated (against ``shape`` if given).
+
+    Raises ``ValueError`` naming the file for anything that is not a fault map of
+    whole-number known codes of the right shape.
+    """
     path = os.fspath(path)
-    if path.endswith(".npy"):
-        return np.load(path, allow_pickle=False).astype(np.int8)
-    return FaultMap.load(path).export_codes()
+    try:
+        if path.endswith(".npy"):
+            codes = np.load(path, allow_pickle=False)
+        else:
+            codes = FaultMap.load(path).export_codes()
+    except (OSError, ValueError, KeyError, EOFError) as exc:
+        raise ValueError(f"{path}: not a fault map (.npy of codes or a fault-map HDF5 file): {exc}") from None
+    try:
+        return validate_codes(codes, shape, CHIP_CODES)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
 
 
 def evidence_summary(evidence: Mapping[str, NDArray], mask: NDArray[np.bool_]) -> dict[str, float]:

@@ -15,6 +15,11 @@ class Progress:
         self._bar = tqdm(total=int(total_cells), initial=int(initial), desc=desc, unit="cell",
                          disable=not enabled, file=sys.stderr, dynamic_ncols=True, leave=True)
 
+    def reset(self, total_cells: int, initial: int = 0) -> None:
+        """Start over with a new total (e.g. once a resumed run knows what is left)."""
+        self._bar.reset(total=int(total_cells))
+        self._bar.update(int(initial))
+
     def update(self, cells: int = 0, pulses: int = 0, reads: int = 0) -> None:
         self.pulses += int(pulses)
         self.reads += int(reads)

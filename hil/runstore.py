@@ -7,23 +7,35 @@ plain HDF5 file flushed after each unit of work survives ``kill -9`` and, unlike
 SWMR file, can be reopened for writing without ``h5clear``).
 
 Re-opening the same file with the same protocol and parameters resumes it: the
-``cells/done`` mask says which cells need no more work. Different parameters are
-refused, so a resumed run never mixes two experiments.
+``cells/done`` mask says which cells need no more work. Different parameters, another
+chip, other instruments or another bench file are refused with a message saying what
+differs, so a resumed run never mixes two experiments; ``overwrite=True`` starts over.
 
 File layout (format ``rram-hil-run``, version 1)::
 
     /                       attrs: format, format_version, protocol, parameters (JSON),
                                    parameters_sha256, bench_file, bench (JSON metadata),
-                                   chip_id, software_version, seed, rows, cols,
+                                   chip_id, identity (JSON: chip_id, bench_sha256,
+                                   instruments {name: *IDN? answer}), software_version,
+                                   seed, rows, cols, pass (multi-pass protocols),
+                                   ops_per_cell (scan, every session counted),
                                    created (ISO 8601 UTC), status (running | complete |
                                    interrupted | failed), updated
     /cells/done             (rows, cols) bool   cell finished; skipped on resume
     /cells/<field>          (rows, cols)        per-cell results the protocol declares
-    /tables/<name>          (n,) compound       append-only records (e.g. every pulse)
+    /tables/<name>          (n,) compound       append-only records
+    /tables/pulses          (n,) compound       every pulse, written and flushed *before* it is
+                                                sent: session, phase, pass, iteration, row, col,
+                                                polarity (+1 SET, -1 RESET), amplitude (V),
+                                                gate (V), width (s), g_before (S), delivered
+                                                (False only for the last pulse(s) of a session
+                                                that was killed while sending them)
+    /tables/reads           (n,) compound       ISPP verify reads: pass, iteration, row, col, g (S)
     /sessions               (n,) compound       started, ended, status of each (re)start
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -91,37 +103,52 @@ class RunStore:
     @classmethod
     def open(cls, path: str | os.PathLike, protocol: str, params: Mapping[str, Any], shape: tuple[int, int],
              bench_file: str | None = None, bench_meta: Mapping[str, Any] | None = None,
-             chip_id: str = "", seed: int | None = None, resume: bool = True) -> "RunStore":
+             chip_id: str = "", seed: int | None = None, resume: bool = True,
+             identity: Mapping[str, Any] | None = None) -> "RunStore":
         """Create ``path`` or, when ``resume`` and it holds the same run, reopen it.
 
         Raises :class:`RunMismatch` when the file exists with another protocol, other
-        parameters or another array shape (delete it or pass ``resume=False`` to start over).
+        parameters, another region shape or another ``identity`` (chip, instruments,
+        bench file); ``resume=False`` overwrites it (a deliberate restart).
         """
         path = os.fspath(path)
         p_json = params_json(params)
         sha = hashlib.sha256(p_json.encode()).hexdigest()
         rows, cols = (int(n) for n in shape)
+        ident = _jsonable(identity or {})
         if resume and os.path.exists(path):
-            f = h5py.File(path, "r+")
+            try:
+                f = h5py.File(path, "r+")
+            except OSError as exc:
+                raise RunMismatch(f"{path} exists but is not a readable run file ({exc}); "
+                                  "use another file or --overwrite") from None
             try:
                 cls._check_same(f, path, protocol, sha, rows, cols)
+                cls._check_identity(f, path, ident)
             except Exception:
                 f.close()
                 raise
             f.attrs["status"] = "running"
             resumed = True
         else:
-            f = h5py.File(path, "w")
+            # built under a temporary name and renamed into place: a kill while the file is being
+            # created leaves no truncated file that would block the next run
+            tmp = f"{path}.creating"
+            f = h5py.File(tmp, "w")
             f.attrs.update({
                 "format": FORMAT, "format_version": FORMAT_VERSION, "protocol": protocol,
                 "parameters": p_json, "parameters_sha256": sha, "bench_file": bench_file or "",
                 "bench": params_json(bench_meta or {}), "chip_id": chip_id, "software_version": software_version(),
                 "seed": -1 if seed is None else int(seed), "rows": rows, "cols": cols, "created": now_iso(),
+                "identity": json.dumps(ident, sort_keys=True),
                 "status": "running",
             })
             f.create_group("cells").create_dataset("done", (rows, cols), dtype=bool, fillvalue=False)
             f.create_group("tables")
             f.create_dataset("sessions", (0,), dtype=_SESSION_DTYPE, maxshape=(None,), chunks=(64,))
+            f.close()
+            os.replace(tmp, path)
+            f = h5py.File(path, "r+")
             resumed = False
         sess = f["sessions"]
         sess.resize((sess.shape[0] + 1,))
@@ -131,15 +158,39 @@ class RunStore:
         return cls(f, path, resumed)
 
     @staticmethod
+    def _check_identity(f: h5py.File, path: str, ident: Mapping[str, Any]) -> None:
+        """Refuse to resume on another chip, other instruments or another bench file, saying what differs."""
+        try:
+            old = json.loads(f.attrs.get("identity", "{}"))
+        except ValueError:
+            old = {}
+        diffs = []
+        if old.get("chip_id", "") != ident.get("chip_id", ""):
+            diffs.append(f"chip {old.get('chip_id', '')!r} in the file, {ident.get('chip_id', '')!r} on this bench")
+        old_i, new_i = old.get("instruments", {}), ident.get("instruments", {})
+        for name in sorted(set(old_i) | set(new_i)):
+            if old_i.get(name) != new_i.get(name):
+                diffs.append(f"instrument {name}: {old_i.get(name, 'absent')!r} in the file, "
+                             f"{new_i.get(name, 'absent')!r} now")
+        if old.get("bench_sha256", "") != ident.get("bench_sha256", ""):
+            diffs.append("the bench file differs from the one the run started with")
+        if diffs:
+            raise RunMismatch(f"{path} was started on another bench: {'; '.join(diffs)}. "
+                              "Resume it on the original bench, or use another file or --overwrite to start over")
+
+    @staticmethod
     def _check_same(f: h5py.File, path: str, protocol: str, sha: str, rows: int, cols: int) -> None:
         if f.attrs.get("format") != FORMAT:
-            raise RunMismatch(f"{path} is not an rram-hil run file")
+            raise RunMismatch(f"{path} is not an rram-hil run file; use another file or --overwrite")
         if f.attrs["protocol"] != protocol:
-            raise RunMismatch(f"{path} holds a {f.attrs['protocol']!r} run, not {protocol!r}")
+            raise RunMismatch(f"{path} holds a {f.attrs['protocol']!r} run, not {protocol!r}; "
+                              "use another file or --overwrite")
         if f.attrs["parameters_sha256"] != sha:
-            raise RunMismatch(f"{path} was written with other parameters; use another file or start over")
+            raise RunMismatch(f"{path} holds a run with other parameters; use the same parameters to resume it, "
+                              "or another file or --overwrite to start over")
         if (int(f.attrs["rows"]), int(f.attrs["cols"])) != (rows, cols):
-            raise RunMismatch(f"{path} is for a {f.attrs['rows']}x{f.attrs['cols']} region, not {rows}x{cols}")
+            raise RunMismatch(f"{path} is for a {f.attrs['rows']}x{f.attrs['cols']} region, not {rows}x{cols}; "
+                              "use another file or --overwrite")
 
     # declarations -------------------------------------------------------------------------
     def cell_field(self, name: str, dtype: DTypeLike, fill: Any = 0) -> h5py.Dataset:
@@ -184,24 +235,53 @@ class RunStore:
         c = np.atleast_1d(np.asarray(cols, dtype=np.intp))
         if r.size == 0:
             return
+        # ``done`` is the commit bit a concurrent reader (the live view) trusts: cells leaving
+        # "done" are unmarked before their fields change, cells reaching it marked after
+        mark = None if done is None else np.broadcast_to(np.asarray(done, dtype=bool), r.shape)
+        if mark is not None and not mark.all():
+            self._set_done(r[~mark], c[~mark], False)
         for name, values in fields.items():
             ds = self._f["cells"][name]
             block = ds[()]
             block[r, c] = values
             ds[...] = block
-        if done is not None:
-            ds = self._f["cells/done"]
-            block = ds[()]
-            block[r, c] = done
-            ds[...] = block
+        if mark is not None and mark.any():
+            self._set_done(r[mark], c[mark], True)
 
-    def append(self, name: str, records: NDArray) -> None:
-        if len(records) == 0:
-            return
+    def _set_done(self, r: NDArray, c: NDArray, value: bool) -> None:
+        ds = self._f["cells/done"]
+        block = ds[()]
+        block[r, c] = value
+        ds[...] = block
+
+    def append(self, name: str, records: NDArray) -> int:
+        """Append records to ``tables/<name>``; returns the index of the first one."""
         ds = self._f["tables"][name]
         n = ds.shape[0]
+        if len(records) == 0:
+            return n
         ds.resize((n + len(records),))
         ds[n:] = records
+        return n
+
+    def mark_field(self, name: str, span: tuple[int, int], field: str, value: Any) -> None:
+        """Set ``field`` of records ``span[0]:span[1]`` of ``tables/<name>`` (e.g. ``delivered``)."""
+        ds = self._f["tables"][name]
+        block = ds[span[0]:span[1]]
+        block[field] = value
+        ds[span[0]:span[1]] = block
+
+    @property
+    def session(self) -> int:
+        """Index of this (re)start in ``/sessions``."""
+        return self._session
+
+    def discard(self) -> None:
+        """Close and delete the file (a new run refused before its first operation)."""
+        if self._f.id.valid:
+            self._f.close()
+        with contextlib.suppress(OSError):
+            os.remove(self.path)
 
     def set_attr(self, name: str, value: Any) -> None:
         self._f.attrs[name] = value if isinstance(value, (str, int, float, bool, np.generic)) else params_json(value)
@@ -243,6 +323,7 @@ def read_run(path: str | os.PathLike) -> dict[str, Any]:
         out: dict[str, Any] = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
         out["parameters"] = json.loads(out["parameters"])
         out["bench"] = json.loads(out["bench"])
+        out["identity"] = json.loads(out.get("identity", "{}"))
         out["cells"] = {k: v[()] for k, v in f["cells"].items()}
         out["tables"] = {k: v[()] for k, v in f["tables"].items()}
         out["sessions"] = f["sessions"][()]

@@ -1,206 +1,40 @@
-"""ISPP write-and-verify: closed-loop programming of a target conductance map.
+"""ISPP write-and-verify: closed-loop programming of a target conductance map, run on a bench.
 
 The loop (seed 004 Fig. 5B, seed 003 Methods) for every cell: read (averaged), compare
 with the tolerance band, apply a SET pulse when below it or a RESET pulse when above,
 step the drive (pulse amplitude and/or gate voltage) for the next pulse of the same
 polarity, and return to the start of the ladder after a polarity reversal. A cell
-counts as done only when a second read confirms it in the band (one lucky noisy read
-cannot finish it). It stops at the pulse budget (``exhausted``) or when pulses at the
-top of the ladder no longer move it (``unresponsive``, or ``exhausted`` when it did
-respond earlier but cannot reach the target).
+counts as done only when a second read confirms it in the band. The decisions are the
+bench-free state machine of :mod:`protocols.ispp_machine`; this page runs it: one row
+read per iteration, one ``pulse_row`` per distinct pulse, array-level passes that
+re-read every programmed cell and re-program those that drifted or failed.
 
-All cells of a row are advanced together: one row read per iteration, and one
-``pulse_row`` per distinct pulse (cells needing the same polarity, amplitude and gate
-share it). Array-level passes then re-read every programmed cell and re-program only
-those that drifted out of the band or failed.
-
-The drive is a :class:`Ladder` per polarity. Steps grow (x ``step_growth``) while pulses
-barely move a cell toward its target and shrink back once they do, so far-off and
-unresponsive cells reach the top of the ladder in a few pulses while cells near the
-target move by the base step. A :class:`LevelCalibration` (the level each rung leaves
-a cell at, measured on a few cells as seed 004 measured its unit device, Fig. 2) lets
-each cell start on the rung just short of its target instead of at the bottom.
+On resume, cells the file calls converged are read again and re-opened when they are
+no longer in the band: a run file never claims a cell it cannot confirm.
 """
 from __future__ import annotations
 
-import dataclasses
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from hil.progress import Progress
 from hil.bench import Bench
-from hil.runstore import RunStore
 
-from .common import finishing, open_run
+from .ispp_machine import (CONVERGED, CUTE_ISPP, EXHAUSTED, PENDING, PRESETS, RESET, SET, SKIPPED, STANFORD_ISPP,
+                           STATUS_NAMES, UNRESPONSIVE, CellProgrammer, ISPPParams, Ladder, LevelCalibration,
+                           check_window, group_pulses)
 from .read import read_cells
+from .runner import PULSE_DTYPE, Drive, Page, Run, device_model, execute
 
-PENDING, CONVERGED, EXHAUSTED, UNRESPONSIVE, SKIPPED = 0, 1, 2, 3, 4
-STATUS_NAMES = {PENDING: "pending", CONVERGED: "converged", EXHAUSTED: "exhausted",
-                UNRESPONSIVE: "unresponsive", SKIPPED: "skipped"}
-SET, RESET = 1, -1
+__all__ = ["program", "preset_for", "device_model", "calibrate_levels", "ladder_plan", "ISPPResult", "ISPPPage",
+           "PULSE_DTYPE", "READ_DTYPE", "CellProgrammer", "ISPPParams", "Ladder", "LevelCalibration", "check_window",
+           "group_pulses", "PENDING", "CONVERGED", "EXHAUSTED", "UNRESPONSIVE", "SKIPPED", "SET", "RESET",
+           "STATUS_NAMES", "PRESETS", "STANFORD_ISPP", "CUTE_ISPP"]
 
-PULSE_DTYPE = np.dtype([("pass", "i2"), ("iteration", "i4"), ("row", "i4"), ("col", "i4"), ("polarity", "i1"),
-                        ("amplitude", "f4"), ("gate", "f4"), ("width", "f4"), ("g_before", "f8")])
 READ_DTYPE = np.dtype([("pass", "i2"), ("iteration", "i4"), ("row", "i4"), ("col", "i4"), ("g", "f8")])
-
-
-@dataclass(frozen=True)
-class Ladder:
-    """Drive of one polarity as a table of rungs: rung k applies ``amps[k]`` V at gate ``gates[k]`` V.
-
-    Amplitudes are magnitudes (RESET pulses are sent negative); rungs must not weaken
-    the drive. Build one with :meth:`linear` (fixed increments, seed 004's Delta V) or
-    :meth:`overdrive` (gate rungs geometric in V_G - V_th, so each rung moves a
-    compliance-limited SET level by about the same fraction).
-    """
-
-    amps: tuple[float, ...]
-    gates: tuple[float, ...]
-    width: float = 1e-6  # s
-
-    def __post_init__(self) -> None:
-        amps = tuple(round(float(a), 6) for a in np.broadcast_to(self.amps, np.shape(self.gates) or np.shape(self.amps)))
-        gates = tuple(round(float(g), 6) for g in np.broadcast_to(self.gates, (len(amps),)))
-        object.__setattr__(self, "amps", amps)
-        object.__setattr__(self, "gates", gates)
-        a, g = np.array(amps), np.array(gates)
-        if a.size < 2 or np.any(a <= 0) or np.any(g <= 0):
-            raise ValueError("a ladder needs at least two rungs with positive amplitudes and gate voltages")
-        if np.any(np.diff(a) < 0) or np.any(np.diff(g) < 0) or not np.all((np.diff(a) > 0) | (np.diff(g) > 0)):
-            raise ValueError("every rung must strengthen the drive (amplitude or gate up, neither down)")
-        if self.width <= 0:
-            raise ValueError(f"pulse width must be positive, got {self.width}")
-
-    @classmethod
-    def linear(cls, amp_start: float, amp_step: float, amp_max: float, gate_start: float, gate_step: float = 0.0,
-               gate_max: float | None = None, width: float = 1e-6) -> "Ladder":
-        """Plain ISPP: amplitude (and optionally gate) up by fixed increments until their maxima."""
-        gate_max = gate_start if gate_max is None else gate_max
-        n_a = int(np.ceil((amp_max - amp_start) / amp_step - 1e-9)) if amp_step > 0 else 0
-        n_g = int(np.ceil((gate_max - gate_start) / gate_step - 1e-9)) if gate_step > 0 else 0
-        k = np.arange(max(n_a, n_g) + 1)
-        return cls(tuple(np.minimum(amp_start + k * amp_step, amp_max)),
-                   tuple(np.minimum(gate_start + k * gate_step, gate_max)), width)
-
-    @classmethod
-    def overdrive(cls, amp: float, gate_start: float, gate_max: float, v_th: float, ratio: float,
-                  width: float = 1e-6) -> "Ladder":
-        """Fixed amplitude, gate rungs with V_G - V_th growing by ``ratio`` per rung (compliance stepping)."""
-        if not (gate_start > v_th and ratio > 1 and gate_max > gate_start):
-            raise ValueError("need gate_max > gate_start > v_th and ratio > 1")
-        n = int(np.ceil(np.log((gate_max - v_th) / (gate_start - v_th)) / np.log(ratio))) + 1
-        gates = np.minimum(v_th + (gate_start - v_th) * ratio ** np.arange(n), gate_max)
-        gates = np.unique(np.round(gates, 4))
-        return cls(tuple(np.full(gates.size, amp)), tuple(gates), width)
-
-    @property
-    def n_rungs(self) -> int:
-        return len(self.amps)
-
-    def drive(self, k: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """(amplitude, gate) of rung(s) ``k`` (clipped to the ladder)."""
-        k = np.clip(np.asarray(k, dtype=np.intp), 0, self.n_rungs - 1)
-        return np.asarray(self.amps)[k], np.asarray(self.gates)[k]
-
-    def at_top(self, k: ArrayLike) -> NDArray[np.bool_]:
-        return np.asarray(k) >= self.n_rungs - 1
-
-
-@dataclass(frozen=True)
-class ISPPParams:
-    """Write-and-verify settings (SI units). Defaults: seed 003's 0.2 V read, a 3 % band."""
-
-    set_ladder: Ladder
-    reset_ladder: Ladder
-    tol_rel: float = 0.03  # band half-width as a fraction of the target
-    tol_abs: float = 0.0  # S, band half-width floor (seed 003: 15e-6)
-    v_read: float = 0.2  # V
-    read_gate: float = 3.0  # V on the word line while reading
-    n_read: int = 1  # reads averaged per verify
-    max_pulses: int = 60  # per cell and pass
-    passes: int = 2  # array-level passes (the later ones re-program drifted / failed cells)
-    step_growth: float = 2.0  # rung-step factor while pulses barely move a cell (1 = plain ISPP)
-    max_step_rungs: int = 32
-    slow_fraction: float = 0.3  # "barely moves": less than this fraction of the remaining log-distance
-    stall_pulses: int = 3  # pulses at the top rung without change before giving up
-    stall_rel: float = 0.05  # relative change counted as "no change" at the top rung
-    response_rel: float = 0.5  # a cell whose reads never spread by this much has not responded at all
-    start_margin: float = 2.0  # calibrated start aims this many tolerances short of the target
-    accept_fraction: float = 1.0  # a cell stops inside this fraction of the band (guard band against read noise)
-    #: relative sigma of one read of the device (its intrinsic noise). When set, a cell counts as
-    #: converged only once the mean of its repeated verify reads lies in the acceptance band by
-    #: ``confirm_z`` standard errors; 0 keeps the plain rule (two consecutive reads in the band)
-    read_noise_rel: float = 0.0
-    confirm_z: float = 2.0
-    max_verify_reads: int = 6  # verify reads of one state before an undecided cell is pulsed
-    #: S, (low, high) read conductance the ladders can reach reliably; targets outside are refused
-    #: (or clipped on request); None: no check
-    g_window: tuple[float, float] | None = None
-
-    def __post_init__(self) -> None:
-        if self.tol_rel < 0 or self.tol_abs < 0 or (self.tol_rel == 0 and self.tol_abs == 0):
-            raise ValueError("need a positive tolerance (tol_rel and/or tol_abs)")
-        if self.n_read < 1 or self.max_pulses < 1 or self.passes < 1 or self.stall_pulses < 1:
-            raise ValueError("n_read, max_pulses, passes and stall_pulses must be >= 1")
-        if self.step_growth < 1:
-            raise ValueError("step_growth must be >= 1")
-        if not 0 < self.accept_fraction <= 1:
-            raise ValueError("accept_fraction must lie in (0, 1]")
-        if self.read_noise_rel < 0 or self.confirm_z < 0 or self.max_verify_reads < 2:
-            raise ValueError("need read_noise_rel >= 0, confirm_z >= 0 and max_verify_reads >= 2")
-        if self.g_window is not None and not 0 <= self.g_window[0] < self.g_window[1]:
-            raise ValueError(f"g_window must be (low, high) with 0 <= low < high, got {self.g_window}")
-
-    def band(self, target: ArrayLike, fraction: float = 1.0) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """Tolerance band (S) around ``target``; ``fraction`` < 1 gives the narrower acceptance band."""
-        t = np.asarray(target, dtype=float)
-        half = fraction * np.maximum(self.tol_rel * t, self.tol_abs)
-        return t - half, t + half
-
-    def ladder(self, polarity: int) -> Ladder:
-        return self.set_ladder if polarity == SET else self.reset_ladder
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-#: Presets per device model (the bench file names the model of a simulated chip).
-#: Stanford gap model in a 1T1R: the SET level follows the gate (compliance), the RESET
-#: level the amplitude; both need fine rungs at low conductance.
-STANFORD_ISPP = ISPPParams(
-    set_ladder=Ladder.overdrive(amp=2.0, gate_start=0.85, gate_max=2.6, v_th=0.7, ratio=1.012, width=1e-6),
-    reset_ladder=Ladder.linear(amp_start=1.0, amp_step=0.004, amp_max=2.0, gate_start=4.0, width=1e-6),
-    # 50 mV reads (seed 004's read voltage) keep a row of high-conductance cells under the
-    # read source's compliance; four reads per verify and stopping in the inner 80 % of the
-    # band keep read noise from finishing a cell that is really outside it
-    v_read=0.05, n_read=4, accept_fraction=0.8,
-    # below ~10 uS the SET rungs overshoot and RESET is abrupt; above ~1 mS the gate ladder tops out
-    g_window=(10e-6, 1e-3),
-)
-#: Seed 004's Cu:Te device: gate fixed at 3 V, amplitude in 10 mV rungs (its Delta V = 0.01 V).
-CUTE_ISPP = ISPPParams(
-    set_ladder=Ladder.linear(amp_start=0.6, amp_step=0.01, amp_max=2.0, gate_start=3.0, width=1e-3),
-    reset_ladder=Ladder.linear(amp_start=0.5, amp_step=0.01, amp_max=2.0, gate_start=3.0, width=1e-3),
-    # seed 004 Fig. 2: 5.7-200 uS, read through the W/L 65 transistor with each cell's own window
-    g_window=(6e-6, 185e-6),
-    # seed 004 section 3.2: the device's intrinsic noise is about 2 %
-    read_noise_rel=0.02,
-)
-PRESETS = {"stanford_gap": STANFORD_ISPP, "cute_multilevel": CUTE_ISPP}
-
-
-def device_model(bench: Bench) -> str:
-    """The device model the bench file's ``chip`` section names (``stanford_gap`` when it names none)."""
-    name = bench.metadata.get("device_model")
-    if name is None and bench.metadata.get("bench_file"):
-        import yaml
-
-        chip = (yaml.safe_load(bench.metadata["bench_file"]) or {}).get("chip") or {}
-        name = chip.get("device_model")
-    return str(name or "stanford_gap")
 
 
 def preset_for(bench: Bench) -> ISPPParams:
@@ -208,41 +42,13 @@ def preset_for(bench: Bench) -> ISPPParams:
     return PRESETS.get(device_model(bench), STANFORD_ISPP)
 
 
-# --- calibration ----------------------------------------------------------------------------
-@dataclass
-class LevelCalibration:
-    """Median level (S) a cell reads after rung k of each ladder, approached from the far end."""
-
-    set_rungs: NDArray[np.float64]
-    set_levels: NDArray[np.float64]
-    reset_rungs: NDArray[np.float64]
-    reset_levels: NDArray[np.float64]
-
-    def start_rung(self, target: ArrayLike, polarity: int, margin_rel: float) -> NDArray[np.float64]:
-        """Rung whose level lands ``margin_rel`` short of ``target`` (log-interpolated between measured rungs)."""
-        t = np.atleast_1d(np.asarray(target, dtype=float))
-        if polarity == SET:
-            rungs, levels, aim = self.set_rungs, np.maximum.accumulate(self.set_levels), t * (1 - margin_rel)
-        else:
-            # RESET levels fall along the rungs: flip them so the interpolation sees a rising curve
-            rungs, levels, aim = self.reset_rungs, np.minimum.accumulate(self.reset_levels), t * (1 + margin_rel)
-            rungs, levels = rungs[::-1], levels[::-1]
-        x = np.log(np.maximum(levels, 1e-15))
-        k = np.interp(np.log(np.maximum(aim, 1e-15)), x, rungs)
-        # round toward the weaker rung, so the first pulse stops short of the target
-        return np.clip(np.floor(k), 0, rungs.max())
-
-    def to_array(self) -> NDArray[np.float64]:
-        n = max(len(self.set_rungs), len(self.reset_rungs))
-        out = np.full((4, n), np.nan)
-        for i, a in enumerate((self.set_rungs, self.set_levels, self.reset_rungs, self.reset_levels)):
-            out[i, :len(a)] = a
-        return out
-
-    @classmethod
-    def from_array(cls, arr: NDArray) -> "LevelCalibration":
-        rows = [a[np.isfinite(a)] for a in np.asarray(arr, dtype=float)]
-        return cls(*rows)
+def ladder_plan(p: ISPPParams) -> list[Drive]:
+    """Every drive an ISPP run with ``p`` may use: both ladders to their top rung, and its reads."""
+    return [Drive("the SET ladder (amplitudes / gate voltages / width)", p.set_ladder.amps, p.set_ladder.gates,
+                  [p.set_ladder.width]),
+            Drive("the RESET ladder (amplitudes / gate voltages / width)", -np.asarray(p.reset_ladder.amps),
+                  p.reset_ladder.gates, [p.reset_ladder.width]),
+            Drive("v_read / read_gate", [p.v_read], [p.read_gate])]
 
 
 def calibrate_levels(bench: Bench, row: int, cols: Sequence[int], p: ISPPParams, stride: int = 8) -> LevelCalibration:
@@ -273,157 +79,7 @@ def calibrate_levels(bench: Bench, row: int, cols: Sequence[int], p: ISPPParams,
     return LevelCalibration(out[SET][0], out[SET][1], out[RESET][0], out[RESET][1])
 
 
-# --- the vectorised state machine -----------------------------------------------------------------
-class CellProgrammer:
-    """ISPP state of n cells; :meth:`decide` turns their reads into the next pulses.
 
-    Pure bookkeeping (no bench): feed it the reads of the active cells, get back which
-    cells to pulse with which polarity, amplitude and gate.
-    """
-
-    def __init__(self, targets: ArrayLike, p: ISPPParams, calibration: LevelCalibration | None = None):
-        self.p = p
-        self.target = np.asarray(targets, dtype=float).ravel()
-        n = self.target.size
-        self.lo, self.hi = p.band(self.target, p.accept_fraction)  # where a climb stops
-        self.drift_lo, self.drift_hi = p.band(self.target)  # where a later pass leaves a cell alone
-        self.status = np.where(np.isfinite(self.target), PENDING, SKIPPED).astype(np.int8)
-        self.streak_n = np.zeros(n, np.int32)  # reads of the present state (no pulse since)
-        self.streak_sum = np.zeros(n)
-        self.last_pol = np.zeros(n, np.int8)  # polarity of the current ladder climb
-        self.pulsed_last = np.zeros(n, bool)  # a pulse followed the previous read
-        self.rung = np.zeros(n)
-        self.step = np.ones(n)  # rungs per step
-        self.pulses = np.zeros(n, np.int32)
-        self.reversals = np.zeros(n, np.int32)
-        self.stall = np.zeros(n, np.int32)
-        self.g_prev = np.full(n, np.nan)
-        self.g_last = np.full(n, np.nan)
-        self.g_min = np.full(n, np.inf)
-        self.g_max = np.full(n, -np.inf)
-        margin = p.start_margin * p.tol_rel
-        self.start = {pol: np.zeros(n) for pol in (SET, RESET)}
-        if calibration is not None:
-            safe = np.where(np.isfinite(self.target), self.target, 1.0)
-            for pol in (SET, RESET):
-                self.start[pol] = calibration.start_rung(safe, pol, margin)
-
-    @property
-    def active(self) -> NDArray[np.bool_]:
-        return self.status == PENDING
-
-    def new_pass(self, g: ArrayLike) -> NDArray[np.bool_]:
-        """Re-open finished cells whose read ``g`` left the band (drift) or that failed; reset budgets."""
-        g = np.asarray(g, dtype=float)
-        out = np.isfinite(g) & ((g < self.drift_lo) | (g > self.drift_hi))
-        reopen = ((self.status == CONVERGED) & out) | (self.status == EXHAUSTED)
-        self.status[reopen] = PENDING
-        self.streak_n[reopen] = 0
-        self.streak_sum[reopen] = 0.0
-        self.last_pol[reopen] = 0
-        self.pulsed_last[reopen] = False
-        self.stall[reopen] = 0
-        self.budget_base = self.pulses.copy()
-        self.g_last = np.where(np.isfinite(g), g, self.g_last)
-        return reopen
-
-    def decide(self, g: ArrayLike) -> tuple[NDArray[np.bool_], NDArray[np.int8], NDArray[np.float64], NDArray[np.float64]]:
-        """Reads of the active cells (NaN elsewhere) -> (pulse?, polarity, amplitude V, gate V) per cell."""
-        p = self.p
-        g = np.asarray(g, dtype=float)
-        a = self.active & np.isfinite(g)
-        n = g.size
-        self.g_last[a] = g[a]
-        self.g_min[a] = np.minimum(self.g_min[a], g[a])
-        self.g_max[a] = np.maximum(self.g_max[a], g[a])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            moved = np.abs(np.log(g / self.g_prev))
-            remaining = np.abs(np.log(self.g_prev / self.target))
-        had_pulse = a & self.pulsed_last & np.isfinite(moved)
-
-        # repeated reads of one state (no pulse between them) are pooled: read noise must
-        # not finish a cell that is really outside the band
-        fresh = a & self.pulsed_last
-        self.streak_n[fresh] = 0
-        self.streak_sum[fresh] = 0.0
-        self.streak_n[a] += 1
-        self.streak_sum[a] += g[a]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = self.streak_sum / self.streak_n
-            sem = self.target * p.read_noise_rel / np.sqrt(p.n_read * self.streak_n)
-        half = 0.5 * (self.hi - self.lo)
-        inband = a & (g >= self.lo) & (g <= self.hi)
-        mean_in = np.abs(mean - self.target) <= half
-        confirmed = inband & (self.streak_n >= 2) & mean_in & (np.abs(mean - self.target) + p.confirm_z * sem <= half)
-        self.status[confirmed] = CONVERGED
-        # in the band (or pooling toward it) but not yet sure: read again without a pulse
-        # with no noise model an out-of-band read is believed at once (the plain rule)
-        pooling = mean_in & (self.streak_n >= 2) & (p.read_noise_rel > 0)
-        undecided = a & ~confirmed & (inband | pooling) & (self.streak_n < p.max_verify_reads)
-        need = a & ~confirmed & ~undecided
-        below = np.where(inband | pooling, mean < self.target, g < self.lo)
-        pol = np.where(below, SET, RESET).astype(np.int8)
-
-        base = getattr(self, "budget_base", np.zeros(n, np.int32))
-        broke = need & (self.pulses - base >= p.max_pulses)
-        self.status[broke] = EXHAUSTED
-        need &= ~broke
-
-        rev = need & (pol != self.last_pol)
-        cont = need & ~rev
-        self.reversals += (rev & (self.last_pol != 0)).astype(np.int32)
-        # the step grows while a climb barely moves the cell and shrinks back once it does
-        slow = cont & had_pulse & (moved < p.slow_fraction * np.maximum(remaining, 1e-12))
-        fast = cont & had_pulse & ~slow
-        self.step[slow] = np.minimum(self.step[slow] * p.step_growth, p.max_step_rungs)
-        self.step[fast] = np.maximum(self.step[fast] / p.step_growth, 1.0)
-        # stall: already at the top rung and the last pulse changed nothing
-        top = np.zeros(n, bool)
-        for s in (SET, RESET):
-            sel = cont & (pol == s)
-            top[sel] = self.p.ladder(s).at_top(self.rung[sel])
-        still = cont & top & had_pulse & (moved < p.stall_rel)
-        self.stall[still] += 1
-        self.stall[cont & ~still] = 0
-        stuck = cont & (self.stall >= p.stall_pulses)
-        with np.errstate(invalid="ignore"):
-            responded = self.g_max / np.maximum(self.g_min, 1e-300) > 1 + p.response_rel
-        self.status[stuck] = np.where(responded[stuck], EXHAUSTED, UNRESPONSIVE)
-        need &= ~stuck
-        cont &= ~stuck
-
-        for s in (SET, RESET):
-            r = rev & (pol == s)
-            self.rung[r] = self.start[s][r]
-            self.step[r] = 1.0
-            self.stall[r] = 0
-        self.rung[cont] = self.rung[cont] + np.floor(self.step[cont])
-        amp = np.zeros(n)
-        gate = np.zeros(n)
-        for s in (SET, RESET):
-            sel = need & (pol == s)
-            lad = p.ladder(s)
-            self.rung[sel] = np.minimum(self.rung[sel], lad.n_rungs - 1)
-            amp[sel], gate[sel] = lad.drive(self.rung[sel])
-        self.last_pol[need] = pol[need]
-        self.pulsed_last = need.copy()
-        self.g_prev = np.where(a, g, self.g_prev)
-        self.pulses += need.astype(np.int32)
-        return need, np.where(need, pol, 0).astype(np.int8), amp, gate
-
-
-def group_pulses(need: NDArray[np.bool_], pol: NDArray, amp: NDArray, gate: NDArray) -> list[tuple[int, float, float, NDArray[np.intp]]]:
-    """Cells needing the same pulse: list of (polarity, amplitude, gate, cell indices)."""
-    idx = np.nonzero(need)[0]
-    if idx.size == 0:
-        return []
-    keys = np.stack([pol[idx].astype(float), amp[idx], gate[idx]], axis=1)
-    uniq, inv = np.unique(keys, axis=0, return_inverse=True)
-    inv = inv.ravel()
-    return [(int(u[0]), float(u[1]), float(u[2]), idx[inv == k]) for k, u in enumerate(uniq)]
-
-
-# --- the protocol ---------------------------------------------------------------------------------
 @dataclass
 class ISPPResult:
     """Per-cell outcome of a programming run over a region (shape of ``targets``)."""
@@ -460,79 +116,213 @@ class ISPPResult:
                 "in_band_rate": float(self.in_band()[sel].mean()) if pulses.size else 1.0}
 
 
-def _region(bench: Bench, shape: tuple[int, int], rows: Sequence[int] | None, cols: Sequence[int] | None):
-    rows_idx = np.arange(shape[0]) if rows is None else np.asarray(rows, dtype=np.intp)
-    cols_idx = np.arange(shape[1]) if cols is None else np.asarray(cols, dtype=np.intp)
-    if (rows_idx.size, cols_idx.size) != shape:
-        raise ValueError(f"targets of shape {shape} do not match {rows_idx.size} rows x {cols_idx.size} columns")
-    if rows_idx.size and (rows_idx.min() < 0 or rows_idx.max() >= bench.rows):
-        raise IndexError(f"rows outside the chip's 0..{bench.rows - 1}")
-    if cols_idx.size and (cols_idx.min() < 0 or cols_idx.max() >= bench.cols):
-        raise IndexError(f"columns outside the chip's 0..{bench.cols - 1}")
-    return rows_idx, cols_idx
+
+def check_targets(targets: ArrayLike, shape: tuple[int, int]) -> NDArray[np.float64]:
+    """Targets (S) as a float array of exactly the region's ``shape`` (NaN = leave alone)."""
+    try:
+        tgt = np.asarray(targets, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"targets must be an array of conductances in siemens: {exc}") from None
+    if tgt.ndim < 2:
+        tgt = np.atleast_2d(tgt)
+    if tgt.shape != tuple(shape):
+        raise ValueError(f"targets of shape {tgt.shape} do not match the region of {shape[0]} rows x {shape[1]} "
+                         "columns; give targets of the region's shape (or choose the region with rows / cols)")
+    return tgt
+
+
+class ISPPPage(Page):
+    """Write-and-verify over a region: calibration, then rows until every cell is finished, then passes."""
+
+    name, label = "ispp", "ISPP"
+    fields = {"status": (np.int8, PENDING), "pulses": (np.int32, 0), "g_final": (float, np.nan),
+              "reversals": (np.int32, 0), "pass": (np.int16, 0)}
+
+    def __init__(self, targets: NDArray, p: ISPPParams, calibration: Any, keep_log: bool, out_of_window: str):
+        self.raw_targets, self.p = targets, p
+        self.calibration, self.keep_log, self.out_of_window = calibration, keep_log, out_of_window
+        if not (calibration is None or calibration == "auto" or isinstance(calibration, LevelCalibration)):
+            raise ValueError(f"calibration must be 'auto', a LevelCalibration or None, got {calibration!r}")
+        self.logs_p: list[NDArray] = []
+        self.logs_r: list[NDArray] = []
+
+    def check(self, rows, cols) -> None:
+        tgt = check_targets(self.raw_targets, (rows.size, cols.size))
+        self.tgt = check_window(tgt, self.p.g_window, self.out_of_window)
+
+    def params(self, rows, cols):
+        return {"params": self.p.to_dict(), "rows": rows, "cols": cols, "targets_sha": _sha(self.tgt),
+                "calibration": _cal_key(self.calibration)}
+
+    def plan(self) -> list[Drive]:
+        return ladder_plan(self.p)
+
+    def start(self, run: Run) -> None:
+        st, p, tgt = run.store, self.p, self.tgt
+        n_r, n_c = run.shape
+        if st is not None:
+            st.table("reads", READ_DTYPE)
+            if not run.resumed:
+                st.put_array("targets", tgt)
+        cal = None
+        if st is not None and st.get_array("calibration") is not None:
+            cal = LevelCalibration.from_array(st.get_array("calibration"))
+        elif isinstance(self.calibration, LevelCalibration):
+            cal = self.calibration
+        elif self.calibration == "auto":
+            run.phase = "calibrate"
+            cal = _auto_calibration(run.bench, tgt, p, run.rows, run.cols)
+        if st is not None and cal is not None and st.get_array("calibration") is None:
+            st.put_array("calibration", cal.to_array())
+            st.flush()
+        self.cal = cal
+        self.sm = sm = CellProgrammer(tgt, p, cal)
+        run.phase = "program"
+        if run.resumed:
+            run.pass_no = self._restore(run)
+            self._confirm(run)
+        skipped = ~np.isfinite(tgt)
+        run.done |= skipped
+        run.bar.update(cells=int(skipped.sum()))
+
+    def _restore(self, run: Run) -> int:
+        """Per-cell progress of the interrupted run; returns the pass to continue."""
+        st, sm = run.store, self.sm
+        done = run.done.ravel()
+        status = st.cells("status").ravel()
+        sm.status[done] = status[done]
+        sm.pulses[:] = st.cells("pulses").ravel()
+        sm.reversals[:] = st.cells("reversals").ravel()
+        g = st.cells("g_final").ravel()
+        sm.g_last = np.where(np.isfinite(g), g, sm.g_last)
+        sm.budget_base = sm.pulses.copy()
+        return int(st.attr("pass", 1))
+
+    def _confirm(self, run: Run) -> None:
+        """Converged cells of the file count only once a read finds them in the band again."""
+        sm, n_c = self.sm, run.shape[1]
+        g = self._read_cells(run, sm.status == CONVERGED)
+        out = (sm.status == CONVERGED) & ~((g >= sm.drift_lo) & (g <= sm.drift_hi))
+        sm.status[out] = PENDING
+        sm.streak_n[out] = 0
+        sm.streak_sum[out] = 0.0
+        sm.last_pol[out] = 0
+        sm.pulsed_last[out] = False
+        sm.g_last = np.where(np.isfinite(g), g, sm.g_last)
+        if out.any():
+            run.reopen(out.reshape(run.shape))
+            r, c = np.divmod(np.nonzero(out)[0], n_c)
+            run.store.write_cells(r, c, status=np.full(r.size, PENDING, np.int8))
+            run.store.flush()
+
+    def _read_cells(self, run: Run, which: NDArray[np.bool_]) -> NDArray[np.float64]:
+        """One verify read of the ``which`` cells (flat region mask), NaN elsewhere."""
+        sm, p, n_c = self.sm, self.p, run.shape[1]
+        g = np.full(sm.target.size, np.nan)
+        for ri in range(run.shape[0]):
+            cells = ri * n_c + np.arange(n_c)
+            sel = which[cells]
+            if sel.any():
+                g[cells[sel]] = read_cells(run.bench, int(run.rows[ri]), run.cols[sel], p.v_read, p.read_gate,
+                                           p.n_read, sm.g_last[cells[sel]])[0]
+        return g
+
+    def row_needed(self, run: Run, ri: int) -> bool:
+        n_c = run.shape[1]
+        return bool(self.sm.active[ri * n_c:(ri + 1) * n_c].any())
+
+    def row(self, run: Run, ri: int) -> None:
+        """Advance every active cell of one row until none is left."""
+        sm, p, n_c = self.sm, self.p, run.shape[1]
+        cells = ri * n_c + np.arange(n_c)
+        row, cols_idx = int(run.rows[ri]), run.cols
+        it = 0
+        while True:
+            act = sm.active[cells]
+            if not act.any():
+                break
+            sel = cells[act]
+            g_row, n_reads = read_cells(run.bench, row, cols_idx[act], p.v_read, p.read_gate, p.n_read, sm.g_last[sel])
+            g = np.full(sm.target.size, np.nan)
+            g[sel] = g_row
+            rec = np.zeros(sel.size, READ_DTYPE)
+            rec["pass"], rec["iteration"], rec["row"], rec["col"], rec["g"] = run.pass_no, it, row, cols_idx[act], g_row
+            self._log(run, "reads", rec)
+            need, pol, amp, gate = sm.decide(g)
+            n_pulsed = 0
+            for s, a, gt, idx in group_pulses(need, pol, amp, gate):
+                local = idx - cells[0]
+                lad = p.ladder(s)
+                run.bench.pulse_row(row, cols_idx[local], s * a, lad.width, gt, iteration=it, g_before=g[idx])
+                if self.keep_log:
+                    prec = np.zeros(idx.size, PULSE_DTYPE)
+                    prec["session"], prec["phase"], prec["pass"], prec["iteration"] = run.session, b"program", run.pass_no, it
+                    prec["row"], prec["col"], prec["polarity"] = row, cols_idx[local], s
+                    prec["amplitude"], prec["gate"], prec["width"], prec["g_before"] = a, gt, lad.width, g[idx]
+                    prec["delivered"] = True
+                    self.logs_p.append(prec)
+                n_pulsed += idx.size
+            run.bar.update(pulses=n_pulsed, reads=n_reads)
+            it += 1
+        run.save_row(ri, done=sm.status[cells] != PENDING, status=sm.status[cells], pulses=sm.pulses[cells],
+                     g_final=sm.g_last[cells], reversals=sm.reversals[cells], **{"pass": np.full(n_c, run.pass_no)})
+
+    def _log(self, run: Run, table: str, rec: NDArray) -> None:
+        if self.keep_log:
+            self.logs_r.append(rec)
+        if run.store is not None:
+            run.store.append(table, rec)  # flushed with the next pulse record or row
+
+    def next_pass(self, run: Run) -> bool:
+        """Verify every finished cell; re-open drifted or failed ones for another pass."""
+        if run.pass_no >= self.p.passes:
+            return False
+        sm = self.sm
+        run.pass_no += 1
+        g = self._read_cells(run, (sm.status == CONVERGED) | (sm.status == EXHAUSTED))
+        reopen = sm.new_pass(g)
+        run.reopen(reopen.reshape(run.shape))
+        if run.store is not None:
+            r, c = np.divmod(np.nonzero(reopen)[0], run.shape[1])
+            run.store.write_cells(r, c, status=np.full(r.size, PENDING, np.int8))
+            run.store.set_attr("pass", run.pass_no)
+            run.store.flush()
+        return bool(reopen.any())
+
+    def finish(self, run: Run) -> ISPPResult:
+        sm, shape = self.sm, run.shape
+        cat = lambda xs, dt: np.concatenate(xs) if xs else np.zeros(0, dt)  # noqa: E731
+        return ISPPResult(self.tgt, sm.status.reshape(shape).copy(), sm.pulses.reshape(shape).copy(),
+                          sm.g_last.reshape(shape).copy(), sm.reversals.reshape(shape).copy(), run.rows, run.cols,
+                          self.p, self.cal, cat(self.logs_p, PULSE_DTYPE), cat(self.logs_r, READ_DTYPE))
 
 
 def program(bench: Bench, targets: ArrayLike, params: ISPPParams | None = None, *,
             rows: Sequence[int] | None = None, cols: Sequence[int] | None = None,
             calibration: LevelCalibration | str | None = "auto", out: str | None = None,
-            resume: bool = True, chip_id: str = "", bench_file: str | None = None, seed: int | None = None,
-            progress: bool = False, keep_log: bool = True, out_of_window: str = "raise") -> ISPPResult:
+            resume: bool = True, overwrite: bool = False, chip_id: str = "", bench_file: str | None = None,
+            seed: int | None = None, progress: bool = False, keep_log: bool = True,
+            out_of_window: str = "raise") -> ISPPResult:
     """Write-and-verify ``targets`` (S, NaN = leave alone) into the region ``rows`` x ``cols``.
 
+    The targets' shape must equal the region's exactly (default region: the whole chip).
     Targets outside the preset's ``g_window`` raise ``ValueError`` before anything is
-    sent; ``out_of_window="clip"`` moves them to the nearest window edge instead.
+    sent; ``out_of_window="clip"`` moves them to the nearest window edge instead. Both
+    ladders are checked against the bench limits before the first pulse.
 
     ``calibration="auto"`` measures rung levels on up to 16 cells of the region first
-    (stored in the run file and reused on resume); pass a :class:`LevelCalibration`
-    or None (every climb starts at rung 0). With ``out`` every read and pulse streams
-    to that HDF5 run file, and re-running with the same file resumes, skipping the
-    cells already finished in the pass that was interrupted.
+    (its pulses are recorded like every other; stored in the run file and reused on
+    resume); pass a :class:`LevelCalibration` or None (every climb starts at rung 0).
+    With ``out`` every read and pulse streams to that HDF5 run file, and re-running with
+    the same file resumes: cells finished before are confirmed by a read, the rest go on.
     """
     p = params or preset_for(bench)
-    tgt = check_window(np.atleast_2d(np.asarray(targets, dtype=float)), p.g_window, out_of_window)
-    rows_idx, cols_idx = _region(bench, tgt.shape, rows, cols)
-    n_r, n_c = tgt.shape
-    store = None
-    if out is not None:
-        store = open_run(bench, out, "ispp", {"params": p.to_dict(), "rows": rows_idx, "cols": cols_idx,
-                                              "targets_sha": _sha(tgt), "calibration": _cal_key(calibration)},
-                         (n_r, n_c), chip_id=chip_id, bench_file=bench_file, seed=seed, resume=resume)
-        for name, dt, fill in (("status", np.int8, PENDING), ("pulses", np.int32, 0), ("g_final", float, np.nan),
-                               ("reversals", np.int32, 0), ("pass", np.int16, 0)):
-            store.cell_field(name, dt, fill)
-        store.table("pulses", PULSE_DTYPE)
-        store.table("reads", READ_DTYPE)
-        if not store.resumed:
-            store.put_array("targets", tgt)
-    with finishing(store, bench):
-        result = _run(bench, tgt, p, rows_idx, cols_idx, calibration, store, progress, keep_log)
-    return result
-
-
-def check_window(targets: NDArray[np.float64], window: tuple[float, float] | None,
-                 policy: str = "raise") -> NDArray[np.float64]:
-    """Targets (S) checked against the programmable ``window``: refused, or clipped with ``policy="clip"``."""
-    if policy not in ("raise", "clip"):
-        raise ValueError(f"out_of_window must be 'raise' or 'clip', got {policy!r}")
-    if np.any(np.isinf(targets)) or np.any(targets[np.isfinite(targets)] <= 0):
-        raise ValueError("targets must be positive conductances in siemens (NaN leaves a cell alone)")
-    if window is None:
-        return targets
-    lo, hi = window
-    outside = np.isfinite(targets) & ((targets < lo) | (targets > hi))
-    if not outside.any():
-        return targets
-    if policy == "clip":
-        return np.where(outside, np.clip(targets, lo, hi), targets)
-    r, c = np.argwhere(outside)[0]
-    raise ValueError(f"{int(outside.sum())} target(s) outside the programmable window [{lo:.3g}, {hi:.3g}] S "
-                     f"(first: {targets[r, c]:.3g} S at ({r}, {c})); map them into the window, "
-                     f"or pass out_of_window='clip'")
+    page = ISPPPage(targets, p, calibration, keep_log, out_of_window)
+    return execute(bench, page, rows, cols, out=out, resume=resume, overwrite=overwrite, chip_id=chip_id,
+                   bench_file=bench_file, seed=seed, progress=progress)
 
 
 def _sha(a: NDArray) -> str:
-    import hashlib
-
     return hashlib.sha256(np.ascontiguousarray(a, dtype=float).tobytes()).hexdigest()
 
 
@@ -540,65 +330,6 @@ def _cal_key(calibration: Any) -> str:
     if calibration is None or isinstance(calibration, str):
         return str(calibration)
     return _sha(calibration.to_array())
-
-
-def _run(bench: Bench, tgt: NDArray, p: ISPPParams, rows_idx: NDArray, cols_idx: NDArray,
-         calibration: Any, store: RunStore | None, progress: bool, keep_log: bool) -> ISPPResult:
-    n_r, n_c = tgt.shape
-    # calibration: from the file when resuming, else measured or given
-    cal = None
-    if store is not None and store.get_array("calibration") is not None:
-        cal = LevelCalibration.from_array(store.get_array("calibration"))
-    elif isinstance(calibration, LevelCalibration):
-        cal = calibration
-    elif calibration == "auto":
-        cal = _auto_calibration(bench, tgt, p, rows_idx, cols_idx)
-    elif calibration is not None:
-        raise ValueError(f"calibration must be 'auto', a LevelCalibration or None, got {calibration!r}")
-    if store is not None and cal is not None and store.get_array("calibration") is None:
-        store.put_array("calibration", cal.to_array())
-        store.flush()
-
-    sm = CellProgrammer(tgt, p, cal)
-    status = sm.status.reshape(n_r, n_c)
-    first_pass = 1
-    if store is not None and store.resumed:
-        first_pass = _restore(store, sm, n_r, n_c)
-    logs_p: list[NDArray] = []
-    logs_r: list[NDArray] = []
-    total = int(np.isfinite(tgt).sum())
-    bar = Progress(total, "ISPP", enabled=progress, initial=int((status != PENDING).sum() - (status == SKIPPED).sum()))
-    try:
-        for pass_no in range(first_pass, p.passes + 1):
-            if pass_no > first_pass:
-                if not _open_pass(bench, sm, p, rows_idx, cols_idx, n_r, n_c, store, pass_no):
-                    break
-            if store is not None:
-                store.set_attr("pass", pass_no)
-            for ri in range(n_r):
-                cells = ri * n_c + np.arange(n_c)
-                if not sm.active[cells].any():
-                    continue
-                pl, rl = _program_row(bench, sm, p, ri, rows_idx[ri], cols_idx, cells, pass_no, bar)
-                if keep_log:
-                    logs_p.append(pl)
-                    logs_r.append(rl)
-                if store is not None:
-                    store.append("pulses", pl)
-                    store.append("reads", rl)
-                    rr = np.full(n_c, ri)
-                    cc = np.arange(n_c)
-                    store.write_cells(rr, cc, done=sm.status[cells] != PENDING, status=sm.status[cells],
-                                      pulses=sm.pulses[cells], g_final=sm.g_last[cells],
-                                      reversals=sm.reversals[cells], **{"pass": np.full(n_c, pass_no)})
-                    store.flush()
-    finally:
-        bar.close()
-    shape = (n_r, n_c)
-    return ISPPResult(tgt, sm.status.reshape(shape).copy(), sm.pulses.reshape(shape).copy(),
-                      sm.g_last.reshape(shape).copy(), sm.reversals.reshape(shape).copy(), rows_idx, cols_idx, p,
-                      cal, np.concatenate(logs_p) if logs_p else np.zeros(0, PULSE_DTYPE),
-                      np.concatenate(logs_r) if logs_r else np.zeros(0, READ_DTYPE))
 
 
 def _auto_calibration(bench: Bench, tgt: NDArray, p: ISPPParams, rows_idx: NDArray, cols_idx: NDArray,
@@ -611,70 +342,3 @@ def _auto_calibration(bench: Bench, tgt: NDArray, p: ISPPParams, rows_idx: NDArr
     cols = cols_idx[finite[ri]][:n_cells]
     return calibrate_levels(bench, int(rows_idx[ri]), cols, p)
 
-
-def _restore(store: RunStore, sm: CellProgrammer, n_r: int, n_c: int) -> int:
-    """Load per-cell progress from an interrupted run; returns the pass to continue."""
-    done = store.done.ravel()
-    status = store.cells("status").ravel()
-    sm.status[done] = status[done]
-    sm.pulses[:] = store.cells("pulses").ravel()
-    sm.reversals[:] = store.cells("reversals").ravel()
-    g = store.cells("g_final").ravel()
-    sm.g_last = np.where(np.isfinite(g), g, sm.g_last)
-    sm.budget_base = sm.pulses.copy()
-    return int(store.attr("pass", 1))
-
-
-def _open_pass(bench: Bench, sm: CellProgrammer, p: ISPPParams, rows_idx: NDArray, cols_idx: NDArray,
-               n_r: int, n_c: int, store: RunStore | None, pass_no: int) -> bool:
-    """Verify every finished cell; re-open drifted or failed ones. False when none needs work."""
-    g = np.full(n_r * n_c, np.nan)
-    check = (sm.status == CONVERGED) | (sm.status == EXHAUSTED)
-    for ri in range(n_r):
-        cells = ri * n_c + np.arange(n_c)
-        sel = check[cells]
-        if sel.any():
-            g[cells[sel]] = read_cells(bench, int(rows_idx[ri]), cols_idx[sel], p.v_read, p.read_gate, p.n_read,
-                                       sm.g_last[cells[sel]])[0]
-    reopen = sm.new_pass(g)
-    if store is not None:
-        r, c = np.divmod(np.nonzero(reopen)[0], n_c)
-        store.write_cells(r, c, done=False, status=np.full(r.size, PENDING, np.int8))
-        store.set_attr("pass", pass_no)
-        store.flush()
-    return bool(reopen.any())
-
-
-def _program_row(bench: Bench, sm: CellProgrammer, p: ISPPParams, ri: int, row: int, cols_idx: NDArray,
-                 cells: NDArray, pass_no: int, bar: Progress) -> tuple[NDArray, NDArray]:
-    """Advance every active cell of one row until none is left; returns its pulse and read records."""
-    pulses, reads = [], []
-    it = 0
-    while True:
-        act = sm.active[cells]
-        if not act.any():
-            break
-        sel = cells[act]
-        g_row, n_reads = read_cells(bench, row, cols_idx[act], p.v_read, p.read_gate, p.n_read, sm.g_last[sel])
-        g = np.full(sm.target.size, np.nan)
-        g[sel] = g_row
-        rec = np.zeros(sel.size, READ_DTYPE)
-        rec["pass"], rec["iteration"], rec["row"], rec["col"], rec["g"] = pass_no, it, row, cols_idx[act], g_row
-        reads.append(rec)
-        before = sm.active[cells].sum()
-        need, pol, amp, gate = sm.decide(g)
-        n_pulsed = 0
-        for s, a, gt, idx in group_pulses(need, pol, amp, gate):
-            local = idx - cells[0]
-            lad = p.ladder(s)
-            bench.pulse_row(row, cols_idx[local], s * a, lad.width, gt)
-            prec = np.zeros(idx.size, PULSE_DTYPE)
-            prec["pass"], prec["iteration"], prec["row"], prec["col"] = pass_no, it, row, cols_idx[local]
-            prec["polarity"], prec["amplitude"], prec["gate"], prec["width"] = s, a, gt, lad.width
-            prec["g_before"] = g[idx]
-            pulses.append(prec)
-            n_pulsed += idx.size
-        bar.update(cells=int(before - sm.active[cells].sum()), pulses=n_pulsed, reads=n_reads)
-        it += 1
-    cat = lambda xs, dt: np.concatenate(xs) if xs else np.zeros(0, dt)  # noqa: E731
-    return cat(pulses, PULSE_DTYPE), cat(reads, READ_DTYPE)

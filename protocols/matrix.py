@@ -38,7 +38,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from hil.factorization import (CompensationParams, DeviceWindow, SolverParams, compensate, direct_map,
-                               one_minus_cos)
+                               one_minus_cos, tile_edges)
 from hil.faultmap import NOT_SCANNED, STUCK_OFF, STUCK_ON, UNRELIABLE, FaultMap
 from hil.bench import Bench
 
@@ -285,6 +285,60 @@ def program_factorized(bench: Bench, matrix: ArrayLike, k: int, faultmaps: Mappi
     return ChipMatrix("factorized", stages, cm.scale, p, meta)
 
 
+@dataclass
+class TiledChipMatrix:
+    """A matrix larger than one array: block (i, j) of M is its own factorized ChipMatrix.
+
+    ``blocks[(i, j)] = (rows, cols, cm)`` with ``rows``/``cols`` the slices of M it covers;
+    its inputs are ``u[rows]`` and its outputs add into ``y[cols]`` (digitally, as the
+    periphery sums the tiles' outputs), each block in its own scale.
+    """
+
+    shape: tuple[int, int]
+    blocks: dict[tuple[int, int], tuple[slice, slice, ChipMatrix]]
+    kind: str = "factorized-tiled"
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def devices(self) -> int:
+        return sum(cm.devices for _, _, cm in self.blocks.values())
+
+    @property
+    def pulses(self) -> int:
+        return sum(cm.pulses for _, _, cm in self.blocks.values())
+
+    def readback_matrix(self) -> NDArray[np.float64]:
+        out = np.zeros(self.shape)
+        for rows, cols, cm in self.blocks.values():
+            out[rows, cols] = cm.readback_matrix()
+        return out
+
+
+def program_tiled_factorized(bench: Bench, matrix: ArrayLike, k: int, faultmaps: Mapping[str, FaultMap],
+                             pairs: Sequence[tuple[str, str]], tile: tuple[int, int],
+                             params: MatrixParams | None = None, rng: np.random.Generator | int = 0,
+                             solver: SolverParams = SolverParams(tol=1e-10)) -> TiledChipMatrix:
+    """Factorized mapping of a matrix too large for one array: one (A, B) array pair per tile.
+
+    M is cut into near-equal blocks of at most ``tile`` (rows, cols) (``tile_edges``), taken
+    row-major; block t goes to ``pairs[t]`` as MA (block rows x k) and MB (k x block cols),
+    each fitted to its own faults by the full solver (no compensation layers).
+    """
+    m_ = np.asarray(matrix, dtype=float)
+    re, ce = tile_edges(m_.shape[0], tile[0]), tile_edges(m_.shape[1], tile[1])
+    index = [(i, j) for i in range(len(re) - 1) for j in range(len(ce) - 1)]
+    if len(pairs) < len(index):
+        raise ValueError(f"{len(index)} tiles of {tile[0]} x {tile[1]} need {len(index)} array pairs, "
+                         f"got {len(pairs)}")
+    seeds = np.random.default_rng(rng).integers(0, 2**63, size=len(index))
+    blocks = {}
+    for (i, j), (a, b), seed in zip(index, pairs, seeds):
+        rows, cols = slice(re[i], re[i + 1]), slice(ce[j], ce[j + 1])
+        blocks[(i, j)] = (rows, cols, program_factorized(bench, m_[rows, cols], k, faultmaps, [Placement(a)],
+                                                         [Placement(b)], params, rng=int(seed), solver=solver))
+    return TiledChipMatrix(m_.shape, blocks, meta={"k": k, "tiles": len(index), "tile": list(tile)})
+
+
 # --- computing with it ----------------------------------------------------------------------------------
 def apply(bench: Bench, cm: ChipMatrix, inputs: ArrayLike) -> NDArray[np.float64]:
     """``inputs @ M`` computed by the chip, one VMM per input vector and layer (M units).
@@ -293,6 +347,8 @@ def apply(bench: Bench, cm: ChipMatrix, inputs: ArrayLike) -> NDArray[np.float64
     row's sign, subtracts the floor current, sums its layers with their gains and undoes
     the input scale: the digital bridge between the crossbars.
     """
+    if isinstance(cm, TiledChipMatrix):
+        return _apply_tiled(bench, cm, inputs)
     x = np.atleast_2d(np.asarray(inputs, dtype=float)).copy()
     p = cm.params
     for stage in cm.stages:
@@ -320,9 +376,20 @@ def apply(bench: Bench, cm: ChipMatrix, inputs: ArrayLike) -> NDArray[np.float64
     return x / cm.scale
 
 
+def _apply_tiled(bench: Bench, cm: TiledChipMatrix, inputs: ArrayLike) -> NDArray[np.float64]:
+    x = np.atleast_2d(np.asarray(inputs, dtype=float))
+    if x.shape[1] != cm.shape[0]:
+        raise ValueError(f"inputs have {x.shape[1]} entries, the matrix takes {cm.shape[0]}")
+    y = np.zeros((x.shape[0], cm.shape[1]))
+    for rows, cols, block in cm.blocks.values():
+        y[:, cols] += apply(bench, block, x[:, rows])
+    return y
+
+
 def measure_matrix(bench: Bench, cm: ChipMatrix) -> NDArray[np.float64]:
     """The represented matrix, row by row: the chip's output for each basis input."""
-    return apply(bench, cm, np.eye(cm.stages[0].n_in))
+    n_in = cm.shape[0] if isinstance(cm, TiledChipMatrix) else cm.stages[0].n_in
+    return apply(bench, cm, np.eye(n_in))
 
 
 def r_squared(measured: ArrayLike, expected: ArrayLike) -> float:
@@ -340,7 +407,8 @@ def evaluate(bench: Bench, cm: ChipMatrix, matrix: ArrayLike, rng: np.random.Gen
     measured = measure_matrix(bench, cm)
     x = rng.uniform(-1.0, 1.0, size=(n_random, m_.shape[0]))
     y = apply(bench, cm, x)
-    return {"kind": cm.kind, "layers": len(cm.stages[0].layers), "devices": cm.devices, "pulses": cm.pulses,
+    layers = 1 if isinstance(cm, TiledChipMatrix) else len(cm.stages[0].layers)
+    return {"kind": cm.kind, "layers": layers, "devices": cm.devices, "pulses": cm.pulses,
             "one_minus_cos": one_minus_cos(measured, m_), "one_minus_cos_readback": one_minus_cos(cm.readback_matrix(), m_),
             "r2": r_squared(y, x @ m_), "measured": measured, "vmm_expected": x @ m_, "vmm_measured": y, **{
                 k: v for k, v in cm.meta.items() if k not in ("layers",)}}

@@ -14,10 +14,9 @@ from typing import Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from hil.progress import Progress
 from hil.bench import Bench
 
-from .common import finishing, open_run
+from .runner import Drive, Page, Run, execute
 
 #: fraction of the compliance a group's total read current may reach before it counts as limited
 COMPLIANCE_MARGIN = 0.7
@@ -74,6 +73,8 @@ class ReadParams:
     n_avg: int = 1  # reads averaged per cell
 
     def __post_init__(self) -> None:
+        if not (np.isfinite(self.v_read) and np.isfinite(self.v_gate)):
+            raise ValueError("v_read and v_gate must be finite numbers")
         if self.v_read == 0 or self.n_avg < 1:
             raise ValueError("need v_read != 0 and n_avg >= 1")
 
@@ -88,45 +89,53 @@ class ReadResult:
     meta: dict = field(default_factory=dict)
 
 
+class ReadPage(Page):
+    """Read-all: one compliance-safe read of every row of the region (a read is its own record)."""
+
+    name, label = "read_all", "read"
+    fields = {"g": (float, np.nan)}
+
+    def __init__(self, p: ReadParams):
+        self.p = p
+        self.n_reads = 0
+
+    def params(self, rows, cols):
+        return {"v_read": self.p.v_read, "v_gate": self.p.v_gate, "n_avg": self.p.n_avg, "rows": rows, "cols": cols}
+
+    def plan(self) -> list[Drive]:
+        return [Drive("v_read", amplitudes=[self.p.v_read]), Drive("v_gate", gates=[self.p.v_gate])]
+
+    def start(self, run: Run) -> None:
+        self.g = run.store.cells("g") if run.resumed else np.full(run.shape, np.nan)
+
+    def row(self, run: Run, ri: int) -> None:
+        g = self.g
+        # size the groups for cells as conductive as the most conductive one of the row before
+        hint = np.full(run.shape[1], np.nanmax(g[ri - 1])) if ri and np.isfinite(g[ri - 1]).any() else None
+        g[ri], n = read_cells(run.bench, int(run.rows[ri]), run.cols, self.p.v_read, self.p.v_gate, self.p.n_avg, hint)
+        self.n_reads += n
+        run.bar.update(reads=n)
+        run.save_row(ri, g=g[ri])
+
+    def finish(self, run: Run) -> ReadResult:
+        return ReadResult(self.g, run.rows, run.cols, self.p, self.n_reads)
+
+
 def read_all(bench: Bench, params: ReadParams | None = None, rows: Sequence[int] | None = None,
              cols: Sequence[int] | None = None, out: str | None = None, heatmap: str | None = None,
              chip_id: str = "", bench_file: str | None = None, progress: bool = False,
-             resume: bool = True) -> ReadResult:
+             resume: bool = True, overwrite: bool = False) -> ReadResult:
     """Conductance map of a region, row by row (each row compliance-safe, ``n_avg`` averaged).
 
     With ``out`` the map streams to an HDF5 run file (``cells/g``), one row per flush;
     re-running resumes at the first unread row. ``heatmap`` saves a PNG of the map.
     """
     p = params or ReadParams()
-    rows_idx = np.arange(bench.rows) if rows is None else np.asarray(rows, dtype=np.intp)
-    cols_idx = np.arange(bench.cols) if cols is None else np.asarray(cols, dtype=np.intp)
-    g = np.full((rows_idx.size, cols_idx.size), np.nan)
-    store = None
-    if out is not None:
-        store = open_run(bench, out, "read_all", {"v_read": p.v_read, "v_gate": p.v_gate, "n_avg": p.n_avg,
-                                                  "rows": rows_idx, "cols": cols_idx}, g.shape,
-                         chip_id=chip_id, bench_file=bench_file, resume=resume)
-        store.cell_field("g", float, np.nan)
-        if store.resumed:
-            g[:] = store.cells("g")
-    done_rows = np.isfinite(g).all(axis=1)
-    n_reads = 0
-    bar = Progress(g.size, "read", enabled=progress, initial=int(done_rows.sum() * cols_idx.size))
-    with finishing(store, bench, bar):
-        for ri, row in enumerate(rows_idx):
-            if done_rows[ri]:
-                continue
-            # size the groups for cells as conductive as the most conductive one of the row before
-            hint = np.full(cols_idx.size, np.nanmax(g[ri - 1])) if ri and np.isfinite(g[ri - 1]).any() else None
-            g[ri], n = read_cells(bench, int(row), cols_idx, p.v_read, p.v_gate, p.n_avg, hint)
-            n_reads += n
-            if store is not None:
-                store.write_cells(np.full(cols_idx.size, ri), np.arange(cols_idx.size), done=True, g=g[ri])
-                store.flush()
-            bar.update(cells=cols_idx.size, reads=n)
+    res = execute(bench, ReadPage(p), rows, cols, out=out, resume=resume, overwrite=overwrite, chip_id=chip_id,
+                  bench_file=bench_file, progress=progress)
+    res.meta["chip_id"] = chip_id or bench.metadata.get("chip_id", "")
     if heatmap:
         from hil.plots import conductance_heatmap
 
-        conductance_heatmap(g, heatmap, title=f"read at {p.v_read:g} V, {p.n_avg} avg")
-    return ReadResult(g, rows_idx, cols_idx, p, n_reads, {"chip_id": chip_id or bench.metadata.get("chip_id", "")})
-
+        conductance_heatmap(res.g, heatmap, title=f"read at {p.v_read:g} V, {p.n_avg} avg")
+    return res

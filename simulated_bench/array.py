@@ -18,6 +18,7 @@ from typing import Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from .aging import AgingParams, ChipAging, FaultEvent
 from .cell import CellParams, solve_cell
 from .crossbar import CrossbarSolver, WireParams
 from .devices.base import DeviceModel, FloatArray, state_bounds
@@ -101,13 +102,15 @@ class SimulatedArray:
     wires : segment resistances of the lines (:class:`WireParams`); None (default) means
         ideal wires. When set, reads, line currents and VMM solve the whole crossbar
         with its IR drop (``simulated_bench.crossbar``); pulses still see ideal lines.
+    aging : :class:`~simulated_bench.aging.AgingParams` (new stuck devices, drift, read
+        disturb), or None (default) for a chip that does not age.
     """
 
     def __init__(self, rows: int, cols: int, model: DeviceModel | str | None = None,
                  cell: CellParams | None = None, variation: VariationParams | None = None,
                  fault_codes: ArrayLike | None = None, seed: int | np.random.Generator | None = 0,
                  initial_state: str | ArrayLike = "off", timing: ChipTiming | None = None,
-                 wires: WireParams | None = None):
+                 wires: WireParams | None = None, aging: AgingParams | None = None):
         for name, n in (("rows", rows), ("cols", cols)):
             if not isinstance(n, (int, np.integer)) or n <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {n!r}")
@@ -142,6 +145,30 @@ class SimulatedArray:
         self.time_s = 0.0
         self.pulse_count = 0
         self.read_count = 0
+        # aging draws from its own stream, so it does not shift the chip's other draws
+        self.aging = None if aging is None else ChipAging(aging, shape, self.rng.bit_generator.seed_seq.spawn(1)[0])
+
+    # time and aging ------------------------------------------------------------------------
+    def advance(self, hours: float) -> list[FaultEvent]:
+        """Let ``hours`` of idle time pass (drift, new stuck devices); returns the faults that appeared."""
+        if not (np.isfinite(hours) and hours >= 0):
+            raise ValueError(f"hours must be a finite number >= 0, got {hours!r}")
+        self.time_s += float(hours) * 3600.0
+        return self._age()
+
+    def _age(self) -> list[FaultEvent]:
+        """Bring the cells up to the present time: new stuck devices, then drift of the written cells."""
+        if self.aging is None:
+            return []
+        events = self.aging.new_faults(self.fault_codes, self.time_s)
+        if events:
+            self._pin_stuck()
+        written, g = self.aging.drifted_conductance(self.time_s)
+        live = written & (self.fault_codes == 0)
+        if live.any():
+            s = self.model.state_for_conductance(np.maximum(g[live], 1e-12))
+            self.state[live] = np.clip(s, self.state_lo[live], self.state_hi[live])
+        return events
 
     # ground truth ---------------------------------------------------------------------
     @property
@@ -190,6 +217,9 @@ class SimulatedArray:
     def cell_currents(self, v_wl: ArrayLike, v_bl: ArrayLike, v_sl: ArrayLike, noisy: bool = True) -> FloatArray:
         """Current of every cell from its BL to its SL (A), shape (rows, cols)."""
         v_wl, v_bl, v_sl = self._line_arrays(v_wl, v_bl, v_sl)
+        self._age()
+        if self.aging is not None:
+            self.aging.on_read(None)
         if self._wired():
             i = self._crossbar_solver(v_wl).solve(v_bl, v_sl).cell_current
         else:
@@ -236,6 +266,12 @@ class SimulatedArray:
 
     def _advance(self, idx: tuple[NDArray, NDArray], v_bl: ArrayLike, v_sl: ArrayLike, v_wl: ArrayLike,
                  width: float) -> None:
+        if self.aging is not None:
+            self._age()  # the pulse acts on the drifted state, and not on a cell that just stuck
+            keep = self.fault_codes[idx] == 0
+            if not keep.all():
+                idx = (idx[0][keep], idx[1][keep])
+                v_bl, v_sl, v_wl = (np.broadcast_to(np.asarray(v, float), keep.shape)[keep] for v in (v_bl, v_sl, v_wl))
         n = len(idx[0])
         sigma = self.variation.c2c_rate_sigma
         eff = width * self.rate_factor[idx]
@@ -243,6 +279,8 @@ class SimulatedArray:
             eff = eff * np.exp(sigma * self.rng.standard_normal(n))
         new = self.engine.apply(self.state[idx], v_bl, v_sl, v_wl, eff)
         self.state[idx] = np.clip(new, self.state_lo[idx], self.state_hi[idx])
+        if self.aging is not None:
+            self.aging.on_write(idx, self.model.conductance(self.state[idx]), self.time_s)
 
     # row-level operations ----------------------------------------------------------------
     def _cols(self, cols: int | Sequence[int] | slice | None) -> NDArray[np.intp]:
@@ -260,6 +298,9 @@ class SimulatedArray:
         """Currents (A) of the selected cells of one row, read in parallel at ``v_read`` on their BLs."""
         row = self._row(row)
         cols = self._cols(cols)
+        self._age()
+        if self.aging is not None:
+            self.aging.on_read((np.full(cols.size, row), cols))
         i = self._row_currents(row, cols, v_read, v_gate)
         if noisy:
             i = i * self._noise_factor(self.state[row, cols])
@@ -269,6 +310,9 @@ class SimulatedArray:
 
     def read_all(self, v_read: float, v_gate: float, noisy: bool = True) -> FloatArray:
         """Current map (A) of the whole array, one row after another (charged as rows reads)."""
+        self._age()
+        if self.aging is not None:
+            self.aging.on_read(None)
         if self._wired():
             i = np.stack([self._wired_row_read(r, np.arange(self.cols), v_read, v_gate) for r in range(self.rows)])
         else:

@@ -1,7 +1,10 @@
 """Stuck-device maps: random (seed 003 Methods), spatial patterns (seed 000 II.B), explicit.
 
-A fault map is an integer array of shape (rows, cols) with the codes below; the same
-codes are used by fault-map files and the mapping code.
+A fault map is an integer array of shape (rows, cols) with the codes below. They are
+the project's one definition of fault codes: ``hil.faultmap`` (fault-map files, ``hil
+faults export``), the mapping code and simulated bench files all use these. On a
+simulated chip an unreliable cell (3) does not respond to pulses and keeps its initial
+state; -1 (not scanned) occurs only inside fault maps, never on a chip.
 """
 from __future__ import annotations
 
@@ -10,8 +13,12 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-WORKING, STUCK_OFF, STUCK_ON = 0, 1, 2
-CODE_NAMES = {WORKING: "working", STUCK_OFF: "stuck_off", STUCK_ON: "stuck_on"}
+WORKING, STUCK_OFF, STUCK_ON, UNRELIABLE = 0, 1, 2, 3
+NOT_SCANNED = -1
+CODE_NAMES = {NOT_SCANNED: "not_scanned", WORKING: "working", STUCK_OFF: "stuck_off", STUCK_ON: "stuck_on",
+              UNRELIABLE: "unreliable"}
+#: the codes a cell of a chip (and a fault-map export) can have
+CHIP_CODES = (WORKING, STUCK_OFF, STUCK_ON, UNRELIABLE)
 
 #: the six spatial patterns of seed 000 and the sizes the paper sweeps
 PATTERN_SIZES: dict[str, tuple[float, ...]] = {
@@ -147,20 +154,24 @@ def pattern_fault_codes(name: str, rows: int, cols: int, size: float | None = No
     return np.where(mask, STUCK_OFF if kind == "off" else STUCK_ON, WORKING).astype(np.int8)
 
 
-def validate_codes(codes: ArrayLike, shape: tuple[int, int] | None = None) -> NDArray[np.int8]:
-    """Check an explicit fault map (codes 0-2) and return it as int8."""
+def validate_codes(codes: ArrayLike, shape: tuple[int, int] | None = None,
+                   allowed: tuple[int, ...] = CHIP_CODES, what: str = "fault map") -> NDArray[np.int8]:
+    """Check a fault map (2-D, ``shape``, whole-number ``allowed`` codes) and return it as int8.
+
+    Nothing is cast before it is checked: 0.6 or 257 is refused, not read as 0 or 1.
+    """
     arr = np.asarray(codes)
     if arr.ndim != 2:
-        raise ValueError(f"fault map must be 2-D (rows, cols), got shape {arr.shape}")
+        raise ValueError(f"{what} must be 2-D (rows, cols), got shape {arr.shape}")
     if shape is not None and arr.shape != tuple(shape):
-        raise ValueError(f"fault map shape {arr.shape} does not match the array {tuple(shape)}")
-    if not np.issubdtype(arr.dtype, np.integer):
-        if not np.all(np.mod(arr, 1) == 0):
-            raise ValueError("fault map must hold whole-number codes 0 (working), 1 (stuck-OFF), 2 (stuck-ON)")
-    bad = ~np.isin(arr, (WORKING, STUCK_OFF, STUCK_ON))
+        raise ValueError(f"{what} shape {arr.shape} does not match the array {tuple(shape)}")
+    names = ", ".join(f"{c} {CODE_NAMES[c]}" for c in allowed)
+    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise ValueError(f"{what} must hold whole-number codes ({names}), got {arr.dtype}")
+    bad = ~np.isin(arr, allowed)
     if bad.any():
         r, c = np.argwhere(bad)[0]
-        raise ValueError(f"fault map holds code {arr[r, c]} at ({r}, {c}); allowed: 0 working, 1 stuck-OFF, 2 stuck-ON")
+        raise ValueError(f"{what}: fault code {arr[r, c].item()!r} at ({r}, {c}) is not allowed; allowed: {names}")
     return arr.astype(np.int8)
 
 

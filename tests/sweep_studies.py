@@ -37,23 +37,31 @@ def fails_on_odd(seed: int) -> dict:
 
 def slow_read_step(bench, out: str, chip_id: str, delay: float = 0.2) -> dict:
     """A campaign step that streams one row read per ``delay`` seconds into a resumable run file."""
-    import numpy as np
-
-    from protocols.common import finishing, open_run
     from protocols.read import read_cells
+    from protocols.runner import Drive, Page, execute
 
-    store = open_run(bench, out, "slow_read", {"delay": delay}, (bench.rows, bench.cols), chip_id=chip_id)
-    g = store.cell_field("g", float, np.nan)
-    done = store.done.all(axis=1)
-    resumed_rows = int(done.sum())
-    with finishing(store, bench):
-        for row in np.flatnonzero(~done):
+    class SlowRead(Page):
+        name, label = "slow_read", "read"
+        fields = {"g": (float, np.nan)}
+        rows_resumed = 0
+
+        def params(self, rows, cols):
+            return {"delay": delay}
+
+        def plan(self):
+            return [Drive("v_read / v_gate", [0.2], [3.0])]
+
+        def start(self, run):
+            self.rows_resumed = int(run.done.all(axis=1).sum())
+
+        def row(self, run, ri):
             time.sleep(delay)
-            values, _ = read_cells(bench, int(row), np.arange(bench.cols), 0.2, 3.0)
-            store.write_cells(np.full(bench.cols, row), np.arange(bench.cols), done=True, g=values)
-            store.flush()
-    del g
-    return {"rows_resumed": resumed_rows, "rows": bench.rows}
+            values, _ = read_cells(run.bench, int(run.rows[ri]), run.cols, 0.2, 3.0)
+            run.save_row(ri, g=values)
+
+    page = SlowRead()
+    execute(bench, page, out=out, chip_id=chip_id)
+    return {"rows_resumed": page.rows_resumed, "rows": bench.rows}
 
 
 def returns_object(seed: int) -> dict:

@@ -62,8 +62,8 @@ def test_out_of_range_refused_before_sending():
 
 
 def test_pulse_read_loads_script_once_and_reads_buffer_in_one_transfer():
-    load = [("loadscript hilPulseRead", None), *[(line, None) for line in PULSE_READ_LINES],
-            ("endscript", None), ("hilPulseRead.run()", None), ("print(errorqueue.count)", "0.00000e+00")]
+    load = [("\n".join(["loadscript hilPulseRead", *PULSE_READ_LINES, "endscript"]), None),
+            ("hilPulseRead.run()", None), ("print(errorqueue.count)", "0.00000e+00")]
     train = [("hilPulseReadRun(smua, smua, {1,1.1,1.2}, 0.0001, 0.2, 0)", None),
              ("print(smua.nvbuffer1.n)", "3.00000e+00"),
              ("printbuffer(1, 3, smua.nvbuffer1.readings)", "1.00000e-06, 2.00000e-06, 3.00000e-06")]

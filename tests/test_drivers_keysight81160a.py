@@ -81,3 +81,9 @@ def test_shutdown_switches_both_outputs_off():
     with expected_protocol(Keysight81160A, [("OUTP1 0", None), ("OUTP2 0", None), ("*OPC?", "1")]) as gen:
         gen.shutdown()
         assert gen.isShutdown
+
+
+def test_polarity_inversion():
+    with expected_protocol(Keysight81160A, [(":OUTP1:POL INV", None), (":OUTP1:POL NORM", None)]) as gen:
+        gen.set_polarity(1, inverted=True)
+        gen.set_polarity(1, inverted=False)

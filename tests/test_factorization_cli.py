@@ -84,10 +84,10 @@ def test_inner_option_chooses_between_rank_lines_and_all(tmp_path):
 
 @pytest.mark.parametrize("extra,msg", [
     (("--k", 8), "rank 9"),
-    (("--k", 0), "k must be"),
+    (("--k", 0), "'--k'"),
     (("--k", 12, "--faults-a", "FA"), "go together"),
     (("--k", 12, "--faults-a", "FA", "--faults-b", "FB", "--fault-rate", 0.1), "not both"),
-    (("--k", 12, "--fault-rate", 1.5), "fault rate"),
+    (("--k", 12, "--fault-rate", 1.5), "'--fault-rate': 1.5 is above 1"),
     (("--k", 12, "--g-max", -1), "g-max"),
 ])
 def test_bad_options(files, extra, msg):

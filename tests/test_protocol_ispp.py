@@ -154,8 +154,12 @@ def test_stanford_array_every_working_cell_within_3_percent(bench, tmp_path):
     assert "calibration" in run["arrays"] and run["arrays"]["targets"].shape == (n, n)
     np.testing.assert_array_equal(run["cells"]["status"], res.status)
     pulses = run["tables"]["pulses"]
+    assert pulses["delivered"].all()
+    cal = pulses[pulses["phase"] == b"calibrate"]  # calibration pulses are recorded too
+    assert cal.size and set(np.unique(pulses["phase"])) == {b"calibrate", b"program"}
+    prog = pulses[pulses["phase"] == b"program"]
     per_cell = np.zeros((n, n), int)
-    np.add.at(per_cell, (pulses["row"], pulses["col"]), 1)
+    np.add.at(per_cell, (prog["row"], prog["col"]), 1)
     np.testing.assert_array_equal(per_cell, res.pulses)  # the full pulse history is in the file
 
 
@@ -171,13 +175,13 @@ def test_same_pulses_are_shared_and_a_later_pass_reprograms_only_drifted_cells(b
                                      log["gate"]], axis=1), axis=0).shape[0]
     assert log.size == first.pulses.sum() and row_pulses < 0.5 * log.size
 
-    real_open_pass = ispp._open_pass
+    real_next_pass = ispp.ISPPPage.next_pass
 
     def drift_then_verify(*args, **kwargs):  # a cell drifts after the first pass, before its verify reads
         arr.state[rows[1], cols[3]] = arr.model.state_for_conductance(60e-6)
-        return real_open_pass(*args, **kwargs)
+        return real_next_pass(*args, **kwargs)
 
-    monkeypatch.setattr(ispp, "_open_pass", drift_then_verify)
+    monkeypatch.setattr(ispp.ISPPPage, "next_pass", drift_then_verify)
     again = program(bench, targets, dataclasses.replace(STANFORD_ISPP, passes=2), rows=rows, cols=cols,
                     calibration=first.calibration)
     assert np.all(again.status == CONVERGED)
@@ -233,7 +237,10 @@ def test_targets_outside_the_window_are_refused_before_anything_is_sent():
     with hil.open_bench(chip={"arrays": [{"name": "A", "rows": 4, "cols": 4}]}) as bench:
         pulses_before = bench.sim.arrays["A"].pulse_count
         with pytest.raises(ValueError, match=r"1 target\(s\) outside the programmable window .* at \(1, 2\)"):
-            program(bench, targets, STANFORD_ISPP)
+            program(bench, targets, STANFORD_ISPP, rows=[0, 1], cols=[0, 1, 2])
+        # targets smaller than the region are refused, not programmed into its top-left corner
+        with pytest.raises(ValueError, match=r"targets of shape \(2, 3\) do not match the region of 4 rows x 4"):
+            program(bench, np.full((2, 3), 100e-6), STANFORD_ISPP)
         assert bench.sim.arrays["A"].pulse_count == pulses_before
     clipped = check_window(targets, STANFORD_ISPP.g_window, "clip")
     assert clipped[1, 2] == STANFORD_ISPP.g_window[1] and clipped[0, 0] == 100e-6

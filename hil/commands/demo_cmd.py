@@ -65,7 +65,7 @@ def demo(out: Path, fault_off: float, fault_on: float, seed: int, tolerance: flo
         chip = bench.sim.arrays[bench.array]  # the simulation's ground truth, for the final comparison only
 
         # 1. stuck-device scan -> fault map
-        res = scan(bench, out=str(out / "scan_run.h5"), chip_id=f"SIM-{seed}", progress=progress)
+        res = scan(bench, out=str(out / "scan_run.h5"), chip_id=f"SIM-{seed}", progress=progress, overwrite=True)
         fm = res.faultmap
         fm.save(out / "faults.h5")
         faultmap_heatmap(fm, out / "faults.png")
@@ -78,14 +78,15 @@ def demo(out: Path, fault_off: float, fault_on: float, seed: int, tolerance: flo
         targets = picture_targets(bench.rows, bench.cols, 20e-6, 400e-6)
         targets[fm.masks()["faulty"]] = np.nan  # stuck cells cannot be programmed: leave them alone
         conductance_heatmap(targets, out / "target.png", "target conductance (stuck cells blank)")
-        result = program(bench, targets, params, out=str(out / "ispp_run.h5"), seed=seed, progress=progress)
+        result = program(bench, targets, params, out=str(out / "ispp_run.h5"), seed=seed, progress=progress,
+                         overwrite=True)
         s = result.summary()
         click.echo(f"ISPP at {tolerance:.0%}: {s['cells']} cells, {s['success_rate']:.2%} converged, "
                    f"mean {s['mean_pulses']:.2f} pulses (p99 {s['p99_pulses']:.0f})")
 
         # 3. read back
         readback = read_all(bench, ReadParams(params.v_read, params.read_gate, 4), out=str(out / "read_run.h5"),
-                            heatmap=str(out / "programmed.png"), progress=progress)
+                            heatmap=str(out / "programmed.png"), progress=progress, overwrite=True)
         ok = np.isfinite(targets)
         err = np.abs(readback.g[ok] / targets[ok] - 1)
         click.echo(f"read-back: median |error| {np.median(err):.2%}, {np.mean(err <= tolerance):.2%} of programmed "

@@ -9,34 +9,36 @@ import numpy as np
 
 from hil.factorization import (DeviceWindow, RankError, SolverParams, factorize,
                                random_fault_codes, validate_codes)
+from hil.factorization.feasibility import exactness_report
+
+from .inputs import Finite, load_npy
+
+#: largest number of devices MA and MB together may need (k x (m + n)); beyond it no crossbar exists
+MAX_DEVICES = 50_000_000
+#: largest conductance a memristive device can be given, S
+G_MAX_ABSURD = 1.0
 
 
 def _load_npy(path: str, what: str) -> np.ndarray:
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise click.BadParameter(f"cannot read {path} as a .npy array (no pickles): {exc}",
-                                 param_hint=what) from exc
-    if not isinstance(arr, np.ndarray):
-        raise click.BadParameter(f"{path} holds several arrays; give one .npy array", param_hint=what)
-    return arr
+    return load_npy(path, what)
 
 
 @click.command("map")
 @click.argument("matrix_path", metavar="MATRIX.npy", type=click.Path(exists=True, dir_okay=False))
-@click.option("--k", "k", type=int, required=True, help="Inner dimension: MA is m x k, MB is k x n.")
+@click.option("--k", "k", type=click.IntRange(1, 1_000_000), required=True,
+              help="Inner dimension: MA is m x k, MB is k x n.")
 @click.option("--faults-a", type=click.Path(exists=True, dir_okay=False),
               help="Fault codes of crossbar A (m x k): 0 working, 1 stuck-OFF, 2 stuck-ON.")
 @click.option("--faults-b", type=click.Path(exists=True, dir_okay=False),
               help="Fault codes of crossbar B (k x n).")
-@click.option("--fault-rate", type=float, help="Random faults (seed 003 Methods) at this rate.")
+@click.option("--fault-rate", type=Finite(0, 1), help="Random faults (seed 003 Methods) at this rate.")
 @click.option("--fault-kind", type=click.Choice(["off", "on"]), default="off", show_default=True,
               help="Kind of the random faults.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of faults and solver.")
-@click.option("--g-max", type=float, default=DeviceWindow().g_max, show_default=True,
-              help="Largest device conductance, siemens.")
-@click.option("--tol", type=float, default=SolverParams().tol, show_default=True,
-              help="Stop once 1 - cos <= tol.")
+@click.option("--g-max", type=Finite(0, G_MAX_ABSURD, "S", lo_open=True), default=DeviceWindow().g_max,
+              show_default=True, help="Largest device conductance, siemens.")
+@click.option("--tol", type=Finite(0, 1), default=SolverParams().tol, show_default=True,
+              help="Stop once 1 - cos <= tol (0 <= tol <= 1).")
 @click.option("--inner", type=click.Choice(["auto", "all"]), default=SolverParams().inner,
               show_default=True,
               help="auto: first try a fit through rank(M) inner lines (the rest at 0 S), "
@@ -54,8 +56,13 @@ def map_command(matrix_path, k, faults_a, faults_b, fault_rate, fault_kind, seed
     if not np.all(np.isfinite(matrix)) or not np.any(matrix):
         raise click.BadParameter("matrix must be finite and not all zero", param_hint="MATRIX.npy")
     m, n = matrix.shape
-    if k < 1:
-        raise click.BadParameter(f"k must be >= 1, got {k}", param_hint="--k")
+    if k * (m + n) > MAX_DEVICES:
+        raise click.BadParameter(f"k = {k} needs {k * (m + n):,} devices for a {m}x{n} matrix, more than "
+                                 f"{MAX_DEVICES:,}; choose a k near the matrix's rank ({min(m, n)} at most)",
+                                 param_hint="--k")
+    if np.max(np.abs(matrix)) > 1e150 or np.min(np.abs(matrix[matrix != 0])) < 1e-150:
+        raise click.BadParameter("matrix entries span beyond 1e-150..1e150; rescale the matrix",
+                                 param_hint="MATRIX.npy")
     if not (g_max > 0 and np.isfinite(g_max)):
         raise click.BadParameter(f"g-max must be a positive conductance in siemens, got {g_max}",
                                  param_hint="--g-max")
@@ -86,7 +93,13 @@ def map_command(matrix_path, k, faults_a, faults_b, fault_rate, fault_kind, seed
                            SolverParams(tol=tol, inner=inner))
     except RankError as exc:
         raise click.ClickException(str(exc)) from exc
+    if not (np.isfinite(result.ma).all() and np.isfinite(result.mb).all() and np.isfinite(result.scale)
+            and np.isfinite(result.one_minus_cos)):
+        raise click.ClickException("the mapping produced non-finite conductances; check --g-max and the matrix's "
+                                   "scale (nothing was written)")
+    exact_fit, exact_note = exactness_report(matrix, codes_a, codes_b, result.one_minus_cos, tol)
     record = {
+        "exact_fit": exact_fit,
         "matrix": str(matrix_path), "shape": [m, n], "k": k, "seed": seed, "g_max_siemens": g_max,
         "faults": faults,
         "fault_codes_a": codes_a.tolist(), "fault_codes_b": codes_b.tolist(),
@@ -97,10 +110,11 @@ def map_command(matrix_path, k, faults_a, faults_b, fault_rate, fault_kind, seed
         "one_minus_cos": result.one_minus_cos, "cpu_s": result.cpu_s, "inner": inner,
         "inner_lines_used": int(((result.ma != 0).any(axis=0) & (result.mb != 0).any(axis=1)).sum()),
     }
-    Path(out_path).write_text(json.dumps(record))
+    Path(out_path).write_text(json.dumps(record, allow_nan=False))
     click.echo(f"k={k} ({record['inner_lines_used']} inner lines used)  "
                f"1-cos={result.one_minus_cos:.3e}  scale={result.scale:.4e} S^2  "
                f"cpu={result.cpu_s:.2f} s  -> {out_path}")
+    click.echo(exact_note)
 
 
 def register(group: click.Group) -> None:

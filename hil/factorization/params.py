@@ -32,6 +32,8 @@ class SolverParams:
     probe_iter: int = 200      #: iterations of that probe before judging it
     probe_omc: float = 1e-3    #: the probe goes on only if 1 - cos is below this by then
     probe_max_iter: int = 3000  #: and gives way to the full k if not converged by then
+    stall_iter: int = 5000     #: an attempt ends when 1 - cos fell by less than
+    stall_ratio: float = 0.5   #: this factor over the last stall_iter iterations (0: never)
     probe_dof_margin: float = 1.05  #: probe only when the subset's working devices exceed
     #: the dimension of rank(M) products by this factor (see solver._worth_probing)
 
@@ -40,6 +42,8 @@ class SolverParams:
             raise ValueError(f"inner must be 'auto' or 'all', got {self.inner!r}")
         if self.sign_init not in ("data", "random"):
             raise ValueError(f"sign_init must be 'data' or 'random', got {self.sign_init!r}")
+        if self.stall_iter < 0 or not 0 < self.stall_ratio <= 1:
+            raise ValueError("stall_iter >= 0 and 0 < stall_ratio <= 1 required")
         if self.tol < 0 or self.max_iter < 1 or self.restarts < 0 or self.memory < 1:
             raise ValueError("tol >= 0, max_iter >= 1, restarts >= 0 and memory >= 1 required")
 

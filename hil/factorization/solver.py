@@ -15,10 +15,13 @@ must map to equal rows of MA, get equal signs); optionally (``choose_signs``) af
 warm start each MA row takes the sign whose non-negative least-squares fit against the
 current MB is better. When k exceeds rank(M) a fit through rank(M) inner lines is probed
 first (see ``factorize``). An attempt that misses ``tol`` is restarted from a fresh random
-start; the best is kept.
+start and the best is kept, unless a fit is out of reach: fewer free devices than the
+dimension of the products (``feasibility.freedom_margin`` < 1) or a proved obstruction.
+Each attempt stops when it crawls (``SolverParams.stall_iter``).
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -27,10 +30,11 @@ from scipy.optimize import nnls
 
 from ._threads import single_blas_thread
 from .faults import STUCK_OFF, STUCK_ON, validate_codes
+from .feasibility import exact_fit_obstruction, freedom_margin, sign_ties
 from .metrics import one_minus_cos
 from .params import DeviceWindow, SolverParams
 from .pqn import MODE_LS, MODE_SIN2, minimize_bilinear
-from .rank import check_rank
+from .rank import check_rank_for, tolerance_rank
 
 
 @dataclass
@@ -91,6 +95,33 @@ def lbfgs_fit(problem: _Problem, x0, upper, target, mode, max_iter, tol, memory)
     return x, iterations
 
 
+def fit_until_stall(problem: _Problem, x0, upper, target, mode, max_iter, params: SolverParams):
+    """``lbfgs_fit`` in chunks of stall_iter / 2 iterations, stopped when it crawls.
+
+    An attempt ends once 1 - cos fell by less than ``stall_ratio`` over the last
+    ``stall_iter`` iterations while still above 1000 tol: past the count of freedoms
+    (Re(DFT64) at 45 % stuck-OFF, k = 64) the fits crawl from 2e-4 to 4e-5 over 75k
+    iterations, and the remaining budget is better spent on a fresh start or not at all.
+    Converging fits drop by decades per few thousand iterations and are not cut.
+    """
+    if not params.stall_iter:
+        return lbfgs_fit(problem, x0, upper, target, mode, max_iter, params.tol, params.memory)
+    chunk = max(params.stall_iter // 2, 1)
+    x, done, history = x0, 0, []
+    while done < max_iter:
+        want = min(chunk, max_iter - done)
+        x, it = lbfgs_fit(problem, x, upper, target, mode, want, params.tol, params.memory)
+        done += it
+        a, b = problem.matrices(x)
+        history.append(one_minus_cos(a @ b, target))
+        if history[-1] <= params.tol or it < want:  # converged, stationary or stalled
+            break
+        if (len(history) >= 3 and history[-1] > params.stall_ratio * history[-3]
+                and history[-1] > 1e3 * params.tol):
+            break
+    return x, done
+
+
 def choose_row_signs(b: np.ndarray, target: np.ndarray, free_a: np.ndarray,
                      fixed_a: np.ndarray) -> np.ndarray:
     """Per row of MA, the sign whose non-negative least-squares fit a @ b ~ target is better.
@@ -120,6 +151,22 @@ def balanced_signs(k: int) -> np.ndarray:
     return np.where(np.arange(k) % 2 == 0, 1.0, -1.0)
 
 
+def tie_signs(sa: np.ndarray, sb: np.ndarray, ties) -> tuple[np.ndarray, np.ndarray]:
+    """Make the row signs obey the parities forced by single-path entries.
+
+    ``ties`` is ``feasibility.sign_ties``' (root, parity, conflict); each tied group takes
+    the sign its members' current signs vote for, so untied rows keep theirs.
+    """
+    root, parity, _ = ties
+    signs = np.concatenate([sa, sb])
+    flip = np.where(parity == 1, -1.0, 1.0)
+    vote = np.zeros(signs.size)
+    np.add.at(vote, root, signs * flip)
+    root_sign = np.where(vote < 0, -1.0, 1.0)
+    out = root_sign[root] * flip
+    return out[:sa.size], out[sa.size:]
+
+
 def inner_subset(codes_a: np.ndarray, codes_b: np.ndarray, size: int) -> np.ndarray:
     """The ``size`` inner indices (columns of A, rows of B) with the most working devices."""
     working = (codes_a == 0).sum(axis=0) + (codes_b == 0).sum(axis=1)
@@ -133,8 +180,9 @@ def factorize(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.ndarray,
     """Map ``matrix`` (m x n) onto faulty crossbars A (m x k) and B (k x n).
 
     ``codes_a``/``codes_b`` are fault codes (0 working, 1 stuck-OFF, 2 stuck-ON) of the two
-    arrays; k is read from their shapes. Raises RankError if k is below the numerical
-    rank of the matrix. Conductances come back in siemens with |entries| <= g_max.
+    arrays; k is read from their shapes. Raises RankError if even the best rank-k
+    product misses ``params.tol`` (k well below the numerical rank of the matrix).
+    Conductances come back in siemens with |entries| <= g_max.
 
     With ``params.inner == "auto"``, k above rank(M) and no stuck-ON device, a short probe
     first fits through only rank(M) inner lines (the ones with the most working devices,
@@ -155,14 +203,21 @@ def factorize(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.ndarray,
     k = ca.shape[1]
     ca = validate_codes(ca, (m, k), "codes_a")
     cb = validate_codes(codes_b, (k, n), "codes_b")
-    rank = check_rank(m_, k)
+    rank = min(check_rank_for(m_, k, params.tol), k)
     has_on = bool((ca == STUCK_ON).any() or (cb == STUCK_ON).any())
 
     trace: list[tuple[float, float]] = []
     best, total_iter, attempts = None, 0, 0
-    if params.inner == "auto" and k > rank and not has_on:
-        keep = inner_subset(ca, cb, rank)
-        if _worth_probing(ca[:, keep], cb[keep, :], rank, params.probe_dof_margin):
+    # the probe's size: the directions a fit to tol needs (DFT sub-blocks carry 1e-13-sized
+    # singular values that count in the numerical rank but not in 1 - cos)
+    probe_rank = min(rank, tolerance_rank(m_, params.tol))
+    # fresh starts (and the probe) cannot make up for missing freedoms or a proved
+    # obstruction: one attempt then (low rank n/4 at k = n/2, 30 % stuck-OFF: four
+    # attempts all ended at 1e-3..1e-2, for four times the CPU of one)
+    hopeless = freedom_margin(m_, ca, cb) < 1.0 or exact_fit_obstruction(m_, ca, cb) is not None
+    if params.inner == "auto" and k > probe_rank and not has_on and not hopeless:
+        keep = inner_subset(ca, cb, probe_rank)
+        if _worth_probing(ca[:, keep], cb[keep, :], probe_rank, params.probe_dof_margin):
             # the probe solves the k = rank problem itself (half the work per iteration at
             # k = 64, rank 33), and its result is embedded with the other lines at 0 S
             sub, total_iter, attempts = _attempts(m_, ca[:, keep], cb[keep, :], rng, params,
@@ -175,7 +230,8 @@ def factorize(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.ndarray,
             mag_b[keep, :] = mag_b_s
             best = (omc_s, sa_s, sb, mag_a, mag_b)
     if best is None or best[0] > params.tol:
-        full, it, att = _attempts(m_, ca, cb, rng, params, trace, t0_thread, probe=False)
+        run = dataclasses.replace(params, restarts=0) if hopeless else params
+        full, it, att = _attempts(m_, ca, cb, rng, run, trace, t0_thread, probe=False)
         total_iter += it
         attempts += att
         if best is None or full[0] <= best[0]:
@@ -226,7 +282,11 @@ def _attempts(m_, ca, cb, rng, params: SolverParams, trace, t0_thread, probe: bo
     free_a, free_b = ca == 0, cb == 0
     on_a, on_b = (ca == STUCK_ON).astype(float), (cb == STUCK_ON).astype(float)
     has_on = bool(on_a.any() or on_b.any())
-    sb = balanced_signs(k)
+    sb0 = balanced_signs(k)
+    # single-path entries tie signs together (seed 003's masks rarely have any; dead rows
+    # or clustered faults do, and a start against a tie can never reach an exact fit)
+    ties = sign_ties(m_, ca, cb)
+    tied = bool((ties[0] != np.arange(ties[0].size)).any())
     best = None
     total_iter = 0
     attempts = 0
@@ -239,6 +299,7 @@ def _attempts(m_, ca, cb, rng, params: SolverParams, trace, t0_thread, probe: bo
             sa = np.where(proj < 0, -1.0, 1.0)
         else:
             sa = rng.choice([-1.0, 1.0], size=m)
+        sa, sb = tie_signs(sa, sb0, ties)
         xa = rng.uniform(0.5, 1.0, size=int(free_a.sum()))
         xb = rng.uniform(0.5, 1.0, size=int(free_b.sum()))
         x = np.concatenate([xa, xb])
@@ -260,7 +321,9 @@ def _attempts(m_, ca, cb, rng, params: SolverParams, trace, t0_thread, probe: bo
             a, b = prob.matrices(x)
             p = a @ b
             c = float((p * target).sum())
-            if c < 0:  # flip MA's signs so the product points along +M
+            # flip MA's signs so the product points along +M (not across sign ties: the
+            # flip would break every one of them)
+            if c < 0 and not tied:
                 sa, c = -sa, -c
                 prob = _Problem(on_a * sa[:, None], on_b * sb[:, None], free_a, free_b, sa, sb)
                 a, b = prob.matrices(x)
@@ -273,8 +336,11 @@ def _attempts(m_, ca, cb, rng, params: SolverParams, trace, t0_thread, probe: bo
             # with the box the scale is unknown, so the objective is the scale-free sin^2;
             # a least-squares start at a guessed scale the stuck-ON devices may not allow
             # crawled for 20k iterations at 25 % stuck-ON, where sin^2 alone took 0.3-0.6 s
-            x, it = lbfgs_fit(prob, x, upper, target, "cos" if has_on else "ls", it_budget,
-                              params.tol, params.memory)
+            mode = "cos" if has_on else "ls"
+            if phase == "main":
+                x, it = fit_until_stall(prob, x, upper, target, mode, it_budget, params)
+            else:
+                x, it = lbfgs_fit(prob, x, upper, target, mode, it_budget, params.tol, params.memory)
             iters += it
             a, b = prob.matrices(x)
             omc = one_minus_cos(a @ b, target)

@@ -47,7 +47,7 @@ from simulated_bench.array import NO_VARIATION, SimulatedArray, default_cell
 from simulated_bench.cell import CellParams, solve_cell
 from simulated_bench.devices.base import DeviceModel
 from simulated_bench.devices.stanford import StanfordGapModel
-from simulated_bench.faults import STUCK_OFF, STUCK_ON, validate_codes
+from simulated_bench.faults import STUCK_OFF, STUCK_ON, WORKING, validate_codes
 
 from .digits import DigitsNetwork
 
@@ -238,7 +238,7 @@ class NeuromorphicCircuit:
         coef = self.layers[layer].coef
         if codes_logical is None:
             return coef
-        codes = expand_pairs(validate_codes(codes_logical, self.layers[layer].logical_shape))
+        codes = expand_pairs(validate_codes(codes_logical, self.layers[layer].logical_shape, (WORKING, STUCK_OFF, STUCK_ON)))
         out = np.where((codes == STUCK_OFF)[None], self.coef_off[:, None, None], coef)
         return np.where((codes == STUCK_ON)[None], self.coef_on[:, None, None], out)
 

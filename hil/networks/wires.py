@@ -29,7 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from simulated_bench.crossbar import CrossbarSolver, WireParams
-from simulated_bench.faults import STUCK_OFF, STUCK_ON, validate_codes
+from simulated_bench.faults import STUCK_OFF, STUCK_ON, WORKING, validate_codes
 
 from .circuit import FloatArray, NeuromorphicCircuit, expand_pairs
 
@@ -56,7 +56,7 @@ class WiredCircuit:
         L = self.circuit.layers[layer]
         if codes_logical is None:
             return L.states
-        codes = expand_pairs(validate_codes(codes_logical, L.logical_shape))
+        codes = expand_pairs(validate_codes(codes_logical, L.logical_shape, (WORKING, STUCK_OFF, STUCK_ON)))
         m = self.circuit.model
         return np.where(codes == STUCK_OFF, m.state_off, np.where(codes == STUCK_ON, m.state_on, L.states))
 

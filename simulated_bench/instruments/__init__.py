@@ -14,7 +14,7 @@ from ..array import SimulatedArray
 from .base import Emulator
 from .board import AddressingBoardEmulator
 from .chip import build_arrays
-from .clock import TRANSPORTS, BenchClock, Transport, transport_for
+from .clock import GPIB, LAN, SERIAL, TRANSPORTS, USBTMC, BenchClock, SmuTiming, Transport, transport_for
 from .keithley2450 import Keithley2450Emulator
 from .keithley2600b import Keithley2600BEmulator
 from .keithley707b import Keithley707BEmulator
@@ -43,7 +43,9 @@ class SimulatedInstruments:
     inputs : addresser input (``read``, ``pulse``, ``gate``) -> endpoint (``"smu"``, ``"pulser.1"``).
     options : instrument name -> extra keyword arguments of its emulator (a matrix's row map);
         ``transport`` (a name in :data:`~.clock.TRANSPORTS` or a mapping of
-        :class:`~.clock.Transport` fields) sets the link its bench-clock charges use.
+        :class:`~.clock.Transport` fields) sets the link its bench-clock charges use;
+        ``tsplink_node`` (int) puts a TSP instrument on the bench's TSP-Link: a 2600B
+        script then reaches a 707B with node number N as ``node[N].channel``.
     base_dir : directory that relative paths in ``chip`` (fault-map files) are resolved against.
 
     ``clock`` is the :class:`~.clock.BenchClock` every emulator charges: round trips and
@@ -61,17 +63,31 @@ class SimulatedInstruments:
         self.wiring = Wiring(self.arrays, inputs)
         self.emulators: dict[str, Emulator] = {}
         self.clock = BenchClock()
+        nodes: dict[str, int] = {}
         for name, model in instruments.items():
             cls = model if isinstance(model, type) else EMULATORS.get(model)
             if cls is None:
                 raise WiringError(f"no emulator for instrument model {model!r}; known: {', '.join(EMULATORS)}")
             kwargs = dict((options or {}).get(name, {}))
             transport = kwargs.pop("transport", None)
+            if kwargs.get("tsplink_node") is not None:
+                nodes[name] = int(kwargs.pop("tsplink_node"))
             emu = cls(self.wiring, name, **kwargs)
             emu.clock, emu.clock_name = self.clock, name
             if transport is not None:
                 emu.transport = transport_for(transport)
             self.emulators[name] = emu
+        self._link(nodes)
+
+    def _link(self, nodes: Mapping[str, int]) -> None:
+        """Simulated TSP-Link: every linked SourceMeter reaches every linked switch matrix by its node number."""
+        if len(set(nodes.values())) != len(nodes):
+            raise WiringError(f"TSP-Link node numbers must be unique, got {dict(nodes)}")
+        for master, _ in nodes.items():
+            for slave, number in nodes.items():
+                emu = self.emulators[slave]
+                if slave != master and isinstance(emu, Keithley707BEmulator):
+                    self.emulators[master].link_node(number, emu.remote_channel(self.emulators[master]))
 
     def bench_time(self) -> dict:
         """Round trips and estimated bench time so far: see :meth:`BenchClock.snapshot`."""
@@ -81,7 +97,12 @@ class SimulatedInstruments:
         for emu in self.emulators.values():
             emu.outputs_off()
 
+    def advance(self, hours: float) -> dict[str, list]:
+        """Fast-forward the chip by ``hours`` of idle time (every array); the stuck devices that appeared."""
+        return {name: arr.advance(hours) for name, arr in self.arrays.items()}
 
-__all__ = ["SimulatedInstruments", "EMULATORS", "BenchClock", "Transport", "TRANSPORTS", "transport_for", "Emulator", "Wiring", "WiringError", "build_arrays",
+
+__all__ = ["SimulatedInstruments", "EMULATORS", "BenchClock", "Transport", "TRANSPORTS", "transport_for", "SmuTiming",
+           "GPIB", "LAN", "SERIAL", "USBTMC", "Emulator", "Wiring", "WiringError", "build_arrays",
            "AddressingBoardEmulator", "Keithley2450Emulator", "Keysight81160AEmulator", "Keithley2600BEmulator",
            "Keithley707BEmulator", "KeysightB2900Emulator"]

@@ -10,8 +10,9 @@ What arrives is untrusted (a served emulator is a network service): a line longe
 overrun, a line with a byte outside ASCII is reported as an invalid character; both
 land in the instrument's error queue and the connection stays usable.
 
-Every emulator charges its :class:`~.clock.BenchClock` for each message and reply (its
-:class:`~.clock.Transport`) and for its own execution time (:meth:`Emulator.busy`).
+Every emulator charges its :class:`~.clock.BenchClock` for each host write and each reply
+(its :class:`~.clock.Transport`; a write may carry several lines, as a driver that batches
+does) and for its own execution time (:meth:`Emulator.busy`).
 """
 from __future__ import annotations
 
@@ -29,8 +30,9 @@ INVALID_CHARACTER = -101  # SCPI "Invalid character"
 class LineBuffer:
     """Splits a byte stream into lines, bounded: an over-long line is dropped up to its terminator."""
 
-    def __init__(self, terminator: bytes, max_line: int = MAX_LINE_BYTES):
-        self.terminator, self.max_line = terminator, max_line
+    def __init__(self, terminator: bytes, max_line: int | None = None):
+        self.terminator = terminator
+        self.max_line = MAX_LINE_BYTES if max_line is None else max_line
         self._buf = b""
         self._discarding = False
 
@@ -80,15 +82,22 @@ class Emulator(abc.ABC):
     def feed(self, data: bytes) -> bytes:
         """Consume bytes from the client; return the reply bytes they produced (maybe empty)."""
         with self.lock:
-            lines, overruns = self._lines.push(data)
+            self.clock.message(self.clock_name, self.transport, len(data))
+            return self.feed_lines(*self._lines.push(data))
+
+    def feed_lines(self, lines: list[bytes], overruns: int = 0) -> bytes:
+        """Execute complete lines (after ``overruns`` over-long ones were dropped); return the replies."""
+        with self.lock:
             out = [self._reply(self.input_error(OVERRUN, "Input buffer overrun; line discarded"))
                    for _ in range(overruns)]
-            return b"".join(out + [self.feed_line(raw) for raw in lines])
+            reply = b"".join(out + [self.feed_line(raw) for raw in lines])
+            if reply:
+                self.clock.reply(self.clock_name, self.transport, len(reply))
+            return reply
 
     def feed_line(self, raw: bytes) -> bytes:
         """Execute one received line (without terminator); return its reply bytes."""
         with self.lock:
-            self.clock.message(self.clock_name, self.transport, len(raw) + len(self.terminator))
             try:
                 line = raw.decode("ascii").strip("\r")
             except UnicodeDecodeError:
@@ -100,9 +109,7 @@ class Emulator(abc.ABC):
     def _reply(self, reply: str | None) -> bytes:
         if reply is None:
             return b""
-        out = reply.encode("ascii", errors="backslashreplace") + self.terminator
-        self.clock.reply(self.clock_name, self.transport, len(out))
-        return out
+        return reply.encode("ascii", errors="backslashreplace") + self.terminator
 
     @abc.abstractmethod
     def handle_line(self, line: str) -> str | None:

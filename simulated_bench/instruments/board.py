@@ -32,6 +32,7 @@ Error codes: 1 unknown command, 2 missing argument, 3 bad argument, 4 out of ran
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -42,6 +43,15 @@ WL_RANGE = (0.0, 5.0)  # V, word-line DAC
 VMM_RANGE = (-3.0, 3.0)  # V, source-line DACs
 ROUTES = ("OFF", "READ", "BL", "SL", "VMM")
 MAX_LINE = 4096  # characters; longer lines are refused
+
+
+@dataclass(frozen=True)
+class BoardTiming:
+    """Execution times of the AB64 (its firmware's figures; configurable per bench)."""
+
+    command_s: float = 20e-6  # parse and act on one line
+    switch_settle_s: float = 10e-6  # analog switches and the WL DAC after a route, row, column or level change
+    sense_s: float = 200e-6  # one MEAS? / VMM?: every sense channel integrates and converts in parallel
 
 
 class BoardError(Exception):
@@ -92,8 +102,11 @@ class AddressingBoardEmulator(Emulator):
     idn = "RRAM-HIL,AB64,SIM00001,1.2.0"
     model = "rram-hil-ab64"
 
-    def __init__(self, wiring: Wiring, name: str, lock=None):
+    default_transport = "serial"
+
+    def __init__(self, wiring: Wiring, name: str, lock=None, timing: BoardTiming | None = None):
         super().__init__(lock if lock is not None else wiring.lock)
+        self.timing = timing or BoardTiming()
         self.wiring, self.name = wiring, name
         wiring.attach(name, lambda: self.wl)
         self.reset()
@@ -133,6 +146,7 @@ class AddressingBoardEmulator(Emulator):
             return None
         head, _, arg = text.partition(" ")
         handler = self._handlers.get(head.upper())
+        self.busy(self.timing.command_s)
         try:
             if len(text) > MAX_LINE:
                 raise BoardError(3, "line too long")
@@ -161,6 +175,7 @@ class AddressingBoardEmulator(Emulator):
         return value
 
     def _apply_route(self) -> None:
+        self.busy(self.timing.switch_settle_s)
         w, a = self.wiring, self.wiring.array
         bl = np.full(a.cols, GND, np.int8)
         sl = np.full(a.rows, GND, np.int8)
@@ -215,6 +230,7 @@ class AddressingBoardEmulator(Emulator):
     def _measure(self, arg):
         if self.route != "READ":
             raise BoardError(5, f"MEAS? needs ROUTE READ, route is {self.route}")
+        self.busy(self.timing.sense_s)
         i = self.wiring.sense()[self.cols]
         return ",".join(f"{x:.6e}" for x in i)
 
@@ -226,4 +242,5 @@ class AddressingBoardEmulator(Emulator):
         if len(parts) != rows:
             raise BoardError(3, f"VMM? needs {rows} voltages, got {len(parts)}")
         v = np.array([self._number(p.strip(), *VMM_RANGE) for p in parts])
+        self.busy(self.timing.sense_s)
         return ",".join(f"{x:.6e}" for x in self.wiring.vmm(v))

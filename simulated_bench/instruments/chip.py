@@ -11,6 +11,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..aging import AgingParams
 from ..array import SimulatedArray, VariationParams
 from ..crossbar import WireParams
 from ..faults import pattern_fault_codes, random_fault_codes, validate_codes
@@ -41,7 +42,9 @@ def build_arrays(chip: Mapping[str, Any], base_dir: Path | None = None) -> dict[
     """One SimulatedArray per entry of ``chip["arrays"]`` (name, rows, cols, optional faults/seed).
 
     ``chip["engine"]`` "spice" builds SPICE-backed arrays (ngspice; small arrays only);
-    ``chip["wires"]`` ({r_wl, r_bl, r_sl} ohms per segment) gives the lines resistance.
+    ``chip["wires"]`` ({r_wl, r_bl, r_sl} ohms per segment) gives the lines resistance;
+    ``chip["aging"]`` ({stuck: {...}, drift: {...}, read_disturb: {...}}, see
+    :mod:`simulated_bench.aging`) makes the chip age with use and time.
     """
     array_cls = SimulatedArray
     if chip.get("engine", "numpy") == "spice":
@@ -51,6 +54,7 @@ def build_arrays(chip: Mapping[str, Any], base_dir: Path | None = None) -> dict[
     seed = int(chip.get("seed", 0))
     variation = VariationParams(**chip.get("variation", {}))
     model = chip.get("device_model", "stanford_gap")
+    aging = AgingParams.from_mapping(chip["aging"]) if chip.get("aging") is not None else None
     arrays = {}
     children = np.random.SeedSequence(seed).spawn(len(chip["arrays"]))
     for k, (entry, child) in enumerate(zip(chip["arrays"], children)):
@@ -58,7 +62,7 @@ def build_arrays(chip: Mapping[str, Any], base_dir: Path | None = None) -> dict[
         faults = entry.get("faults", chip.get("faults"))
         codes = fault_codes_for(faults, rows, cols, seed + k, base_dir)
         arrays[str(entry["name"])] = array_cls(
-            rows, cols, model=model, variation=variation, fault_codes=codes, wires=wires,
+            rows, cols, model=model, variation=variation, fault_codes=codes, wires=wires, aging=aging,
             seed=np.random.default_rng(entry.get("seed", child)),
             initial_state=entry.get("initial_state", chip.get("initial_state", "off")))
     return arrays

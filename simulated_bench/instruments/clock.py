@@ -9,9 +9,10 @@ The host talks to one instrument at a time and waits for each, so the estimate i
 sum of those costs; instrument work that overlaps the host's next message is not
 credited (the estimate is an upper bound for scripts that overlap).
 
-A *round trip* is one message from the host (a write or a query): on USB-TMC, GPIB,
-VXI-11 and a line protocol every message is a confirmed bus transaction, and a query's
-reply belongs to its message.
+A *round trip* is one write from the host (a setting or a query, maybe several lines a
+driver batched into one transfer): on USB-TMC, GPIB, VXI-11 and a serial line every
+transfer is a confirmed bus transaction, and the replies it asks for belong to it (their
+bytes and one bus turn-around are charged).
 
 .. code-block:: python
 
@@ -62,6 +63,22 @@ def transport_for(spec: "Transport | str | dict") -> Transport:
     base = transport_for(spec.get("name", "lan"))
     fields = {**asdict(base), **dict(spec)}
     return Transport(**{k: (str(v) if k == "name" else float(v)) for k, v in fields.items()})
+
+
+@dataclass(frozen=True)
+class SmuTiming:
+    """Execution times of a source-measure unit (typical figures; configurable per bench).
+
+    A reading integrates for NPLC / line frequency and adds ``reading_overhead_s`` (ADC,
+    auto-zero reference, range check); a level change settles for ``source_settle_s``.
+    """
+
+    line_frequency_hz: float = 50.0
+    reading_overhead_s: float = 100e-6
+    source_settle_s: float = 50e-6
+
+    def reading_s(self, nplc: float) -> float:
+        return nplc / self.line_frequency_hz + self.reading_overhead_s
 
 
 @dataclass

@@ -9,6 +9,7 @@ addresser input it is wired to; a reading is the current the chip draws there.
 """
 from __future__ import annotations
 
+from .clock import SmuTiming
 from .scpi import ScpiEmulator, ScpiError, parse_bool, parse_float, unquote
 from .wiring import Wiring
 
@@ -20,9 +21,12 @@ NPLC_RANGE = (0.01, 10.0)
 class Keithley2450Emulator(ScpiEmulator):
     idn = "KEITHLEY INSTRUMENTS,MODEL 2450,04455011,1.7.12b"
     model = "keithley2450"
+    default_transport = "usbtmc"
 
-    def __init__(self, wiring: Wiring, endpoint: str, lock=None):
+    def __init__(self, wiring: Wiring, endpoint: str, lock=None, timing: SmuTiming | None = None):
         super().__init__(lock if lock is not None else wiring.lock)
+        #: bench-clock costs: the 2450 adds ~0.2 ms per reading to its integration time
+        self.timing = timing or SmuTiming(reading_overhead_s=200e-6, source_settle_s=100e-6)
         self.wiring, self.endpoint = wiring, endpoint
         self.reset()
         wiring.attach(endpoint, self.output_level, lambda: self.i_limit)
@@ -109,7 +113,10 @@ class Keithley2450Emulator(ScpiEmulator):
         if self.query:
             return f"{self.v_level:.6e}"
         self._need(args)
-        self.v_level = parse_float(args[0], -V_MAX, V_MAX)
+        v = parse_float(args[0], -V_MAX, V_MAX)
+        if self.output and v != self.v_level:
+            self.busy(self.timing.source_settle_s)
+        self.v_level = v
         return None
 
     def _curr_level(self, s, args):
@@ -168,6 +175,7 @@ class Keithley2450Emulator(ScpiEmulator):
             return "1" if self.output else "0"
         self._need(args)
         self.output = parse_bool(args[0])
+        self.busy(self.timing.source_settle_s)
         return None
 
     def _ilimit_tripped(self, s, args):
@@ -195,6 +203,7 @@ class Keithley2450Emulator(ScpiEmulator):
 
     def _take(self) -> list[float]:
         readings = [self._one_reading() for _ in range(self.count)]
+        self.busy(self.count * self.timing.reading_s(self.nplc))
         self.buffer.extend(readings)
         return readings
 

@@ -10,6 +10,7 @@ with every output as it is, which is how an on-instrument script makes a pulse.
 """
 from __future__ import annotations
 
+from .clock import SmuTiming
 from .tsp import TspEmulator
 from .wiring import Wiring
 
@@ -84,14 +85,17 @@ class Keithley2600BEmulator(TspEmulator):
     idn = "Keithley Instruments Inc., Model 2636B, 4469971, 4.0.4"
     model = "keithley2600b"
 
-    def __init__(self, wiring: Wiring, name: str, lock=None):
+    def __init__(self, wiring: Wiring, name: str, lock=None, timing: SmuTiming | None = None):
         super().__init__(lock if lock is not None else wiring.lock)
+        self.timing = timing or SmuTiming()
         self.wiring, self.name = wiring, name
-        hooks = self.lua.table_from({"measure": self._measure, "compliance": self._compliance})
+        hooks = self.host_functions({"measure": self._measure, "compliance": self._compliance})
         self.state = {}
+        self.meas_state = {}
         for ch in ("a", "b"):
             src, meas = self.lua_define(SMU_LUA, ch, hooks)
             self.state[ch] = src
+            self.meas_state[ch] = meas
             wiring.attach(f"{name}.{ch}", lambda ch=ch: self.level(ch), lambda ch=ch: self.state[ch].limiti)
         self.lua_define("reset = function() smua.reset(); smub.reset(); errorqueue.clear() end")
 
@@ -109,6 +113,7 @@ class Keithley2600BEmulator(TspEmulator):
             s.output = 0
 
     def on_delay(self, seconds: float) -> None:
+        self.busy(seconds)
         if seconds > 0:
             self.wiring.hold(seconds)
 
@@ -121,6 +126,7 @@ class Keithley2600BEmulator(TspEmulator):
 
     def _measure(self, ch: str, kind: str) -> float:
         s = self.state[ch]
+        self.busy(self.timing.reading_s(float(self.meas_state[ch].nplc)))
         endpoint = f"{self.name}.{ch}"
         if kind == "v":
             return self.level(ch)

@@ -22,6 +22,8 @@ from .wiring import INPUT_CODE, Wiring
 SLOTS, ROWS, COLS = 6, "ABCDEFGH", 12
 CHANNEL_RE = re.compile(r"([1-6])([A-Ha-h])(\d{2})")
 INVALID_CHANNEL = 1115  # the 707B's "Parameter error: invalid channel list"
+TSPLINK_CALL_S = 100e-6  # s, one remote command from a TSP-Link master
+RELAY_SETTLE_S = 3e-3  # s, reed-relay matrix card actuation + settling (7174A-class), charged per route change
 
 CHANNEL_LUA = r"""
 local hw = ...
@@ -39,16 +41,32 @@ class Keithley707BEmulator(TspEmulator):
     idn = "Keithley Instruments Inc., Model 707B, 4455567, 1.4.0"
     model = "keithley707b"
 
-    def __init__(self, wiring: Wiring, name: str, matrix: Mapping | None = None, lock=None):
+    def __init__(self, wiring: Wiring, name: str, matrix: Mapping | None = None, lock=None,
+                 relay_settle_s: float = RELAY_SETTLE_S):
         super().__init__(lock if lock is not None else wiring.lock)
+        self.relay_settle_s = relay_settle_s
         self.wiring, self.name = wiring, name
         matrix = matrix or {"rows": {"A": "read", "B": "pulse", "C": "gate", "D": "gnd"}}
         self.row_input = np.full(len(ROWS), -1, int)
         for letter, inp in matrix["rows"].items():
             self.row_input[ROWS.index(letter.upper())] = INPUT_CODE[inp]
         self.closed = np.zeros((SLOTS, len(ROWS), COLS), bool)
-        hooks = self.lua.table_from({"op": self._op, "getclose": self._getclose})
+        hooks = self.host_functions({"op": self._op, "getclose": self._getclose})
         self.lua_define(CHANNEL_LUA, hooks)
+
+    def remote_channel(self, master) -> dict:
+        """``channel`` functions for a TSP-Link master (``node[N].channel``); each call costs the master a
+        TSP-Link transaction on the bench clock."""
+        def remote(fn):
+            def call(*args):
+                master.busy(TSPLINK_CALL_S)
+                return fn(*args)
+            return call
+        return {"close": remote(lambda spec: self._op("close", spec)),
+                "open": remote(lambda spec: self._op("open", spec)),
+                "exclusiveclose": remote(lambda spec: self._op("exclusiveclose", spec)),
+                "reset": remote(lambda spec=None: self._op("open", spec or "allslots")),
+                "getclose": remote(lambda spec=None: self._getclose(spec or "allslots"))}
 
     def reset(self) -> None:
         super().reset()
@@ -90,12 +108,15 @@ class Keithley707BEmulator(TspEmulator):
 
     def _op(self, op: str, spec) -> None:
         mask = self._parse(spec)
+        before = self.closed.copy()
         if op == "close":
             self.closed |= mask
         elif op == "open":
             self.closed &= ~mask
         else:
             self.closed = mask
+        if not np.array_equal(before, self.closed):
+            self.busy(self.relay_settle_s)  # relays switch together: one settling time per operation
         self._apply()
 
     def _getclose(self, spec):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .scpi import ScpiEmulator, ScpiError, parse_bool, parse_float
-from .wiring import Wiring
+from .wiring import Wiring, WiringError
 
 R_SOURCE = 50.0  # ohm, output impedance
 R_CHIP = 1e6  # ohm, the chip's line as a load (high impedance next to 50 ohm)
@@ -25,6 +25,14 @@ PERIOD_RANGE = (3.03e-9, 1e6)
 TRANSITION_RANGE = (1e-9, 1e3)
 LEVEL_RANGE = (-5.0, 5.0)
 AMPLITUDE_MIN = 0.05
+
+
+@dataclass(frozen=True)
+class PulserTiming:
+    """Execution times of the 81160A (typical; configurable per bench)."""
+
+    rearm_s: float = 1e-6  # trigger-to-output delay and re-arm after a burst
+    setting_s: float = 1e-3  # firmware recomputes the waveform after a level or timing change
 
 
 @dataclass
@@ -40,14 +48,17 @@ class PulseChannel:
     arm: str = "IMM"
     count: int = 1
     output: bool = False
+    inverted: bool = False  # :OUTPut:POLarity INVerted: the output is the negative of the programmed levels
 
 
 class Keysight81160AEmulator(ScpiEmulator):
     idn = "Agilent Technologies,81160A,MY52100123,2.0.0.0-2.6"
     model = "keysight81160a"
+    default_transport = "gpib"
 
-    def __init__(self, wiring: Wiring, name: str, lock=None):
+    def __init__(self, wiring: Wiring, name: str, lock=None, timing: PulserTiming | None = None):
         super().__init__(lock if lock is not None else wiring.lock)
+        self.timing = timing or PulserTiming()
         self.wiring, self.name = wiring, name
         self.reset()
         for ch in (1, 2):
@@ -69,6 +80,7 @@ class Keysight81160AEmulator(ScpiEmulator):
         a("OUTPut#[:STATe]", self._setting(lambda ch: "1" if ch.output else "0",
                                             lambda ch, arg: setattr(ch, "output", parse_bool(arg))))
         a("OUTPut#:LOAD", self._setting(num("load"), self._set_load))
+        a("OUTPut#:POLarity", self._setting(lambda ch: "INV" if ch.inverted else "NORM", self._set_polarity))
         a(":ARM:SOURce#", self._setting(lambda ch: ch.arm, self._set_arm))
         a(":TRIGger#:COUNt", self._setting(lambda ch: str(ch.count),
                                             lambda ch, arg: setattr(ch, "count", int(parse_float(arg, 1, 2147483647)))))
@@ -91,7 +103,8 @@ class Keysight81160AEmulator(ScpiEmulator):
     def delivered(self, ch: PulseChannel, v: float) -> float:
         """Voltage (V) on the chip line for a level programmed into the expected load."""
         emf_per_volt = (ch.load + R_SOURCE) / ch.load
-        return v * emf_per_volt * R_CHIP / (R_CHIP + R_SOURCE)
+        sign = -1.0 if ch.inverted else 1.0
+        return sign * v * emf_per_volt * R_CHIP / (R_CHIP + R_SOURCE)
 
     def idle_level(self, n: int) -> float:
         ch = self.channels[n]
@@ -107,6 +120,7 @@ class Keysight81160AEmulator(ScpiEmulator):
             if not args:
                 raise ScpiError(-109)
             store(ch, args[0])
+            self.busy(self.timing.setting_s)
             return None
         return handler
 
@@ -153,6 +167,13 @@ class Keysight81160AEmulator(ScpiEmulator):
         ch.load = 1e6 if a in ("INF", "INFINITY", "MAX", "MAXIMUM") else parse_float(a, 0.3, 1e6)
 
     @staticmethod
+    def _set_polarity(ch: PulseChannel, arg: str) -> None:
+        a = arg.upper()
+        if a not in ("NORM", "NORMAL", "INV", "INVERTED"):
+            raise ScpiError(-224, arg)
+        ch.inverted = a.startswith("INV")
+
+    @staticmethod
     def _set_arm(ch: PulseChannel, arg: str) -> None:
         if arg.upper() not in ARM_SOURCES:
             raise ScpiError(-224, arg)
@@ -168,5 +189,9 @@ class Keysight81160AEmulator(ScpiEmulator):
                 raise ScpiError(-221, f"channel {n}: width and edges exceed the period")
             # the pulse rises from the low level by (high - low); width is measured at 50 %
             amplitude = self.delivered(ch, ch.high)
-            self.wiring.apply(f"{self.name}.{n}", amplitude, ch.width, ch.count)
+            self.busy(ch.count * ch.period + self.timing.rearm_s)
+            try:
+                self.wiring.apply(f"{self.name}.{n}", amplitude, ch.width, ch.count)
+            except WiringError as err:
+                raise ScpiError(-221, str(err)) from None
         return None

@@ -24,15 +24,17 @@ AINT and TIM (BUS, LAN, external lines) and binary data formats are not emulated
 
 Bench clock: each measurement costs settling + aperture + ADC overhead, each trigger step
 max(timer period, its delays + pulse width + aperture), a level change with the output
-on its settling time (:class:`B2900Timing`).
+on its settling time (:class:`~.clock.SmuTiming`; the line frequency is the instrument's
+own ``:SYST:LFR``).
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 
+from .clock import SmuTiming
 from .scpi import ScpiEmulator, ScpiError, parse_bool, parse_float, split_args, unquote
-from .wiring import Wiring
+from .wiring import MAX_STEPS_PER_COMMAND, Wiring
 
 V_MAX, I_MAX = 210.0, 3.03
 NPLC_RANGE = (4e-4, 100.0)
@@ -49,14 +51,6 @@ EMULATED_TRIGGERS = ("AINT", "TIM")
 ELEMENTS = ("VOLT", "CURR", "RES", "TIME", "STAT", "SOUR")
 MODELS = {"B2901A": 1, "B2902A": 2, "B2911A": 1, "B2912A": 2}
 STATUS_COMPLIANCE = 1 << 1  # bit of the STAT element: the reading was taken in compliance
-
-
-@dataclass(frozen=True)
-class B2900Timing:
-    """Execution times of the B2900 (typical; per bench configurable)."""
-
-    source_settle_s: float = 20e-6  # output settling after a level change
-    reading_overhead_s: float = 50e-6  # ADC, range check and data handling per reading
 
 
 @dataclass
@@ -96,14 +90,14 @@ class KeysightB2900Emulator(ScpiEmulator):
     default_transport = "usbtmc"
 
     def __init__(self, wiring: Wiring, name: str, lock=None, instrument_model: str = "B2902A",
-                 timing: B2900Timing | None = None):
+                 timing: SmuTiming | None = None):
         super().__init__(lock if lock is not None else wiring.lock)
         if instrument_model not in MODELS:
             raise ValueError(f"unknown B2900 model {instrument_model!r}; known: {', '.join(MODELS)}")
         self.instrument_model = instrument_model
         self.idn = f"Keysight Technologies,{instrument_model},MY51141234,3.4.2011.5100"
         self.wiring, self.name = wiring, name
-        self.timing = timing or B2900Timing()
+        self.timing = timing or SmuTiming(reading_overhead_s=50e-6, source_settle_s=20e-6)
         self.n_channels = MODELS[instrument_model]
         self.line_frequency = 50
         self.elements = list(ELEMENTS)
@@ -493,8 +487,12 @@ class KeysightB2900Emulator(ScpiEmulator):
                 raise ScpiError(-221, f"trigger source {ch.trig_source} is not emulated; use AINT or TIM")
             if ch.output and ch.func != "VOLT":
                 raise ScpiError(-221, "the simulated chip is driven in voltage only")
+            steps = ch.count * ch.arm_count
+            if steps * (1 + (ch.pulse_width if ch.shape == "PULS" else 0.0) / 1e-2) > MAX_STEPS_PER_COMMAND:
+                raise ScpiError(-221, f"{steps} trigger steps of this length are beyond what the emulator runs "
+                                      "in one command")
             ch.readings = []
-            for k in range(ch.count * ch.arm_count):
+            for k in range(steps):
                 ch.readings.append(self._step(n, ch, k))
             if ch.shape == "DC" and ch.mode["VOLT"] == "FIX":
                 ch.level["VOLT"] = ch.trig["VOLT"]  # a fixed-mode trigger moves the immediate level

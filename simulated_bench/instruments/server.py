@@ -4,6 +4,12 @@ Each emulator listens on its own port: VISA clients open it as
 ``TCPIP0::127.0.0.1::PORT::SOCKET`` (pyvisa-py, LF-terminated), pyserial clients as
 ``socket://127.0.0.1:PORT``. Servers bind the loopback interface only, take an
 ephemeral port unless told otherwise, and close their client connections on shutdown.
+
+What arrives is untrusted: each connection's input is split into lines by a bounded
+:class:`~.base.LineBuffer` (an over-long line is dropped and reported as the instrument
+reports an input-buffer overrun), and a server takes at most :data:`MAX_CONNECTIONS`
+clients at a time (further ones are closed at once, as an instrument with all its
+sessions in use refuses them).
 """
 from __future__ import annotations
 
@@ -13,9 +19,10 @@ import socketserver
 import threading
 from typing import Mapping
 
-from .base import Emulator
+from .base import Emulator, LineBuffer
 
 HOST = "127.0.0.1"
+MAX_CONNECTIONS = 8  # per instrument
 _QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 
 
@@ -26,8 +33,7 @@ class _Handler(socketserver.BaseRequestHandler):
 
     def handle(self) -> None:
         emulator: Emulator = self.server.emulator
-        term = emulator.terminator
-        pending = b""
+        lines = LineBuffer(emulator.terminator)
         while True:
             try:
                 data = self.request.recv(65536)
@@ -40,12 +46,10 @@ class _Handler(socketserver.BaseRequestHandler):
                 # the delayed ACK (~40 ms) between a write and the query that follows it
                 with contextlib.suppress(OSError):
                     self.request.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
-            pending += data
-            if term not in pending:
-                continue
-            *lines, pending = pending.split(term)
+            emulator.clock.message(emulator.clock_name, emulator.transport, len(data))
+            complete, overruns = lines.push(data)
             # whole lines only, so clients on separate connections never interleave bytes
-            reply = b"".join(emulator.feed(line + term) for line in lines)
+            reply = emulator.feed_lines(complete, overruns)
             if reply:
                 try:
                     self.request.sendall(reply)
@@ -62,10 +66,27 @@ class InstrumentServer(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
 
+    def verify_request(self, request, client_address) -> bool:
+        """Refuse a client beyond :data:`MAX_CONNECTIONS` (the server closes its socket)."""
+        with self._count_lock:
+            if self.connections >= MAX_CONNECTIONS:
+                return False
+            self.connections += 1
+            return True
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._count_lock:
+                self.connections -= 1
+
     def __init__(self, emulator: Emulator, port: int = 0):
         super().__init__((HOST, port), _Handler)
         self.emulator = emulator
         self.clients: set[socket.socket] = set()
+        self.connections = 0
+        self._count_lock = threading.Lock()
         self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=f"sim-{type(emulator).__name__}", daemon=True)
         self._thread.start()

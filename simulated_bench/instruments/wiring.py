@@ -26,6 +26,9 @@ from ..array import SimulatedArray
 from ..cell import solve_cell
 
 INPUTS = ("gnd", "read", "pulse", "gate")
+#: pulse steps one instrument command may ask of the chip model: beyond it the emulator refuses
+#: (a served emulator must not let one message occupy the chip for hours)
+MAX_STEPS_PER_COMMAND = 100_000
 GND, READ, PULSE, GATE = range(4)
 INPUT_CODE = {name: code for code, name in enumerate(INPUTS)}
 
@@ -194,6 +197,8 @@ class Wiring:
         code = self.input_of(endpoint)
         if code is None or code == GND:
             return
+        if count > MAX_STEPS_PER_COMMAND:
+            raise WiringError(f"{count} pulses in one command; the emulator takes at most {MAX_STEPS_PER_COMMAND}")
         v_wl, v_bl, v_sl = self._line_voltages((code, amplitude))
         for _ in range(int(count)):
             self.array.apply_lines(v_wl, v_bl, v_sl, width)
@@ -205,6 +210,8 @@ class Wiring:
             a = self.array
             t = a.timing
             # the chip's pulse engine covers its width range; longer holds are applied in pieces
+            if width / t.max_pulse_width > MAX_STEPS_PER_COMMAND:
+                raise WiringError(f"a {width:g} s hold is beyond what the emulator steps in one command")
             remaining = float(width)
             while remaining >= t.min_pulse_width:
                 step = min(remaining, t.max_pulse_width)

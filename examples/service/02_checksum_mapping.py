@@ -1,0 +1,24 @@
+"""Step 2: map Re(DFT32) around stuck devices with checksum outputs on both arrays (seed 003 factorization).
+
+    python3 examples/service/02_checksum_mapping.py
+"""
+import numpy as np
+
+from hil.factorization import random_fault_codes
+from hil.service import map_factorized
+from hil.service.workflow import target_matrix, MappingSpec
+
+n = k = 32
+m = target_matrix(MappingSpec(target="dft_real", n=n))
+codes_a = random_fault_codes(n, k + 2, 0.10, rng=1)  # the last two columns hold A's checksums
+codes_b = random_fault_codes(k, n + 2, 0.10, rng=2)  # and of B: M.1 and the position-weighted M.w
+mm = map_factorized(m, k, codes_a, codes_b, rng=0)
+a, b = mm.stages
+print(f"1 - cos of the solved mapping: {mm.one_minus_cos():.2e}")
+print(f"checksum devices: {mm.check_devices} of {mm.devices} ({mm.check_devices / (mm.devices - mm.check_devices):.1%} "
+      f"of the mapped devices)")
+# B's checksum outputs compute (M @ weights) / gain through the same faulty array
+x = np.random.default_rng(0).uniform(-1, 1, (4, n))
+out = (x @ a.logical()[:, :k]) @ b.logical()
+print("checksum output vs sum of the data outputs (x gain):")
+print(np.c_[out[:, n] * b.checksum_gain[0], out[:, :n] @ b.checksum_weights[:, 0]])

@@ -1,0 +1,217 @@
+"""Syndromes of a stage's VMMs, and the sequential test that turns them into alarms.
+
+A check is a column ``t`` over a stage's outputs. For an input ``v`` (signed, in the
+stage's input units) and measured outputs ``out``, its syndrome is
+
+    s = out @ t - v @ (g_ref @ t)
+
+which is zero up to read noise while the array holds the host's reference ``g_ref``.
+The reference term costs one dot product of length n_in per check per VMM (the vector
+``g_ref @ t`` is computed once), never the full digital VMM. Two families:
+
+* ``checksum``: the analog checksum outputs (``M @ 1`` and ``M @ w`` mapped onto the
+  array, :mod:`hil.service.mapping`): t = (-weights on the data outputs, +gain on the
+  checksum output). A common conductance change scales data and checksum outputs alike,
+  so these checks are blind to drift and see only a change confined to one line.
+* ``groups``: sums over contiguous groups of outputs against their digital reference.
+  A common change shows in every group in proportion to its expected value (drift);
+  a stuck device shows in one group only (fault).
+
+Noise: var(s) = rho^2 * (v^2) @ ((g_ref^2) @ t^2), read noise relative per cell; rho per
+check is calibrated from fault-free VMMs right after programming (:meth:`Checks.calibrate`).
+
+The sequential test (:class:`Detector`) keeps a drift estimate per stage (a common gain
+from the weighted median of the group checks' ratios, exponentially forgotten) and one
+CUSUM of z^2 per check on the drift-corrected, normalised syndromes.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .mapping import Stage
+
+FloatArray = NDArray[np.float64]
+CHECK_KINDS = ("checksum", "groups", "both")
+
+
+@dataclass(frozen=True)
+class CheckParams:
+    """Which checks, and the sequential test's settings."""
+
+    kind: str = "groups"  #: "checksum" (analog checksum outputs), "groups" (digital group references) or "both"
+    group_size: int = 8  #: outputs per group check
+    cusum_k: float = 5.0  #: reference value subtracted from each z^2 (chi^2_1 mean is 1)
+    cusum_h: float = 30.0  #: alarm threshold of a CUSUM
+    drift_forget: float = 0.95  #: forgetting factor of the common-gain estimate per VMM
+    drift_min: float = 0.002  #: |gain change| (fraction) below which no compensation is recorded
+    drift_sigmas: float = 5.0  #: and the change must exceed this many standard errors
+
+    def __post_init__(self) -> None:
+        if self.kind not in CHECK_KINDS:
+            raise ValueError(f"kind must be one of {CHECK_KINDS}, got {self.kind!r}")
+        if self.group_size < 1 or self.cusum_h <= 0 or self.cusum_k <= 1 or not 0 < self.drift_forget < 1:
+            raise ValueError("group_size >= 1, cusum_h > 0, cusum_k > 1 and 0 < drift_forget < 1 required")
+
+
+def check_matrix(stage: Stage, p: CheckParams) -> tuple[FloatArray, NDArray[np.bool_]]:
+    """Check columns t (n_out, q) of a stage and which of them follow a common gain (groups)."""
+    n_out = stage.shape[1]
+    cols, drift = [], []
+    if p.kind in ("checksum", "both") and stage.n_check:
+        for q in range(stage.n_check):
+            t = np.zeros(n_out)
+            t[:stage.n_data] = -stage.checksum_weights[:, q]
+            t[stage.n_data + q] = stage.checksum_gain[q]
+            cols.append(t)
+            drift.append(False)
+    if p.kind in ("groups", "both") or not stage.n_check:
+        for start in range(0, n_out, p.group_size):
+            t = np.zeros(n_out)
+            t[start:start + p.group_size] = 1.0
+            cols.append(t)
+            drift.append(True)
+    return np.stack(cols, axis=1), np.array(drift)
+
+
+@dataclass
+class StageChecks:
+    """Check columns of one stage, its reference vectors and calibrated noise scale."""
+
+    t: FloatArray  # (n_out, q)
+    follows_gain: NDArray[np.bool_]  # (q,)
+    ref: FloatArray  # (n_in, q) = g_ref @ t
+    var_w: FloatArray  # (n_in, q) = (g_ref^2) @ t^2
+    rho: FloatArray  # (q,) relative read noise, calibrated
+
+    @classmethod
+    def build(cls, stage: Stage, p: CheckParams, rho: FloatArray | float = 0.01) -> "StageChecks":
+        t, follows = check_matrix(stage, p)
+        return cls(t, follows, stage.g_ref @ t, (stage.g_ref ** 2) @ (t ** 2),
+                   np.broadcast_to(np.asarray(rho, float), (t.shape[1],)).copy())
+
+    def refresh(self, stage: Stage) -> None:
+        """New reference (after a repair or a re-read); the calibrated noise scale is kept."""
+        self.ref = stage.g_ref @ self.t
+        self.var_w = (stage.g_ref ** 2) @ (self.t ** 2)
+
+    def syndromes(self, v: FloatArray, out: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """(syndromes s, expected check values e, predicted sd) for a batch, each (B, q)."""
+        e = v @ self.ref
+        s = out @ self.t - e
+        sd = self.rho * np.sqrt(np.maximum((v * v) @ self.var_w, 1e-300))
+        return s, e, sd
+
+    def calibrate(self, v: FloatArray, out: FloatArray) -> None:
+        """Fit rho per check from fault-free VMMs so that z = s / sd has unit variance."""
+        s = out @ self.t - v @ self.ref
+        base = np.sqrt(np.maximum((v * v) @ self.var_w, 1e-300))
+        self.rho = np.sqrt(np.mean((s / base) ** 2, axis=0))
+
+
+@dataclass
+class Alarm:
+    """A CUSUM crossed its threshold: which stage and check, after how many VMMs, with what statistic."""
+
+    stage: int
+    check: int
+    vmm: int
+    statistic: float
+    kind: str = "fault"
+
+
+@dataclass
+class DriftEvent:
+    """A common-gain change large enough to compensate digitally (no writes)."""
+
+    stage: int
+    vmm: int
+    gain: float  # the new applied gain correction (fraction: outputs are divided by 1 + gain)
+    stderr: float
+
+
+@dataclass
+class StageState:
+    """Sequential-test state of one stage."""
+
+    cusum: FloatArray
+    gain_num: float = 0.0
+    gain_den: float = 0.0
+    gain_applied: float = 0.0
+
+    @property
+    def gain(self) -> float:
+        return self.gain_num / self.gain_den if self.gain_den > 0 else 0.0
+
+
+def weighted_median(values: FloatArray, weights: FloatArray) -> float:
+    """The value at half the total weight (values sorted)."""
+    order = np.argsort(values)
+    cw = np.cumsum(weights[order])
+    return float(values[order][np.searchsorted(cw, 0.5 * cw[-1])])
+
+
+class Detector:
+    """Sequential fault / drift test over the stages of a mapping."""
+
+    def __init__(self, checks: list[StageChecks], params: CheckParams):
+        self.checks = checks
+        self.p = params
+        self.state = [StageState(np.zeros(c.t.shape[1])) for c in checks]
+        self.n_vmm = 0
+
+    def reset(self, stage: int | None = None) -> None:
+        """Clear the CUSUMs (after a repair); the drift estimate is kept."""
+        for i, st in enumerate(self.state):
+            if stage is None or i == stage:
+                st.cusum[:] = 0.0
+
+    def update(self, stage: int, v: FloatArray, out: FloatArray) -> tuple[list[Alarm], list[DriftEvent], FloatArray]:
+        """Feed one batch of a stage's VMMs (in order); returns alarms, drift events, z (B, q)."""
+        c, st, p = self.checks[stage], self.state[stage], self.p
+        s, e, sd = c.syndromes(v, out)
+        alarms, drifts = [], []
+        z_all = np.empty_like(s)
+        g_cols = c.follows_gain
+        for b in range(s.shape[0]):
+            n = self.n_vmm + b
+            g_b = st.gain_applied
+            if g_cols.any():
+                # common gain: out = (1 + g) * expected, so s = g * e on every group check; the weighted
+                # median of the per-group ratios ignores a group that holds a new fault
+                e_b, s_b, sd_b = e[b, g_cols], s[b, g_cols], sd[b, g_cols]
+                ok = np.abs(e_b) > 0
+                if ok.any():
+                    w = (e_b[ok] / sd_b[ok]) ** 2
+                    g_b = weighted_median(s_b[ok] / e_b[ok], w)
+                    st.gain_num = p.drift_forget * st.gain_num + float(w.sum()) * g_b
+                    st.gain_den = p.drift_forget * st.gain_den + float(w.sum())
+                stderr = 1.0 / np.sqrt(st.gain_den) if st.gain_den > 0 else np.inf
+                if abs(st.gain - st.gain_applied) > max(p.drift_min, p.drift_sigmas * stderr):
+                    st.gain_applied = st.gain
+                    drifts.append(DriftEvent(stage, n, st.gain, stderr))
+            # a shift shared by the groups is drift, not a fault: this VMM's common gain comes off first
+            resid = s[b] - np.where(g_cols, g_b * e[b], 0.0)
+            z = resid / sd[b]
+            z_all[b] = z
+            st.cusum = np.maximum(0.0, st.cusum + z * z - p.cusum_k)
+            over = np.flatnonzero(st.cusum > p.cusum_h)
+            if over.size and not alarms:  # one alarm per stage and batch: the rest is the same evidence
+                q = int(over[np.argmax(st.cusum[over])])
+                alarms.append(Alarm(stage, q, n, float(st.cusum[q])))
+            if over.size:
+                st.cusum[:] = 0.0
+        if stage == len(self.checks) - 1:
+            self.n_vmm += s.shape[0]
+        return alarms, drifts, z_all
+
+    def gains(self) -> list[float]:
+        return [st.gain_applied for st in self.state]
+
+    def params_dict(self) -> dict:
+        return asdict(self.p)
+
+
+__all__ = ["CheckParams", "StageChecks", "Detector", "Alarm", "DriftEvent", "check_matrix", "CHECK_KINDS"]

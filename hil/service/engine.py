@@ -1,0 +1,112 @@
+"""What the service loop needs from a chip: VMMs, writes, reads, a local scan, and the clock.
+
+The loop speaks only to this interface. :class:`WindowEngine` runs it on window-level
+simulated arrays (:class:`simulated_bench.window_array.WindowArray`), fast enough for
+studies of 1e5+ VMMs and a simulated week. The local re-scan is the scan protocol's
+procedure (one SET to the top of the window, read, one RESET, read, classify, restore
+the working cells) expressed with the same write and read primitives.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+from numpy.typing import NDArray
+
+from simulated_bench.window_array import WindowArray
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class EngineParams:
+    """Input range and read averaging (SI units), and what a bench operation costs in real time.
+
+    Bench times are this toolkit's measured instrument round trips over a socket
+    (benchmarks/results/bench_io.json: a row pulse 1.4 ms, a row read 2.6 ms); an ISPP
+    pulse is a pulse plus its verify read.
+    """
+
+    v_in: float = 0.2  #: V, largest input on a source line
+    n_read: int = 4  #: reads averaged for a read-back
+    n_vmm: int = 4  #: reads averaged per VMM (protocols.matrix.MatrixParams.n_vmm)
+    t_pulse_op: float = 4.0e-3  #: s of bench time per ISPP pulse (row pulse + verify row read)
+    t_read_op: float = 2.6e-3  #: s of bench time per row read
+    t_vmm_op: float = 2.6e-3  #: s of bench time per VMM read (one parallel read of all bit lines)
+
+    def __post_init__(self) -> None:
+        if self.v_in <= 0 or self.n_read < 1 or self.n_vmm < 1:
+            raise ValueError("v_in > 0, n_read >= 1 and n_vmm >= 1 required")
+
+
+class WindowEngine:
+    """Named window-level arrays behind the engine interface; counts pulses and bench time."""
+
+    def __init__(self, arrays: Mapping[str, WindowArray], params: EngineParams | None = None):
+        self.arrays = dict(arrays)
+        self.p = params or EngineParams()
+        self.pulses = 0
+        self.bench_time_s = 0.0
+
+    @property
+    def g_max(self) -> float:
+        return next(iter(self.arrays.values())).params.g_max
+
+    @property
+    def time_s(self) -> float:
+        return max(a.time_s for a in self.arrays.values())
+
+    def advance(self, hours: float) -> None:
+        # one clock for the chip: every array reaches the same time
+        t = self.time_s + hours * 3600.0
+        for a in self.arrays.values():
+            a.advance((t - a.time_s) / 3600.0)
+
+    def vmm(self, array: str, u: FloatArray) -> FloatArray:
+        """Signed inputs (B, rows) in any unit -> outputs (B, cols) in the same unit x S (scaled to v_in and back)."""
+        u = np.atleast_2d(np.asarray(u, float))
+        peak = np.abs(u).max(axis=1, keepdims=True)
+        c = np.where(peak > 0, self.p.v_in / np.where(peak > 0, peak, 1.0), 0.0)
+        arr = self.arrays[array]
+        out = np.mean([arr.vmm(u * c) for _ in range(self.p.n_vmm)], axis=0)
+        self.bench_time_s += u.shape[0] * self.p.n_vmm * self.p.t_vmm_op
+        return out / np.where(c > 0, c, 1.0)
+
+    def write(self, array: str, targets: FloatArray) -> int:
+        """Write-and-verify the finite targets (S); NaN cells are left alone. Returns pulses."""
+        pulses, _ = self.arrays[array].write(targets)
+        self.pulses += pulses
+        self.bench_time_s += pulses * self.p.t_pulse_op
+        return pulses
+
+    def read(self, array: str, rows: NDArray[np.intp] | None = None) -> FloatArray:
+        """Read-back conductances (S) of the array, averaged over n_read reads."""
+        arr = self.arrays[array]
+        g = arr.read(self.p.n_read)
+        n_rows = arr.shape[0] if rows is None else len(rows)
+        self.bench_time_s += n_rows * self.p.n_read * self.p.t_read_op
+        return g
+
+    def scan(self, array: str, rows: NDArray[np.intp], cols: NDArray[np.intp], restore: FloatArray
+             ) -> tuple[NDArray[np.int8], int]:
+        """Local stuck-device scan of a window, restoring working cells to ``restore`` (S). Returns codes, pulses."""
+        arr = self.arrays[array]
+        g_max = arr.params.g_max
+        shape = arr.shape
+        sel = np.zeros(shape, bool)
+        sel[np.ix_(rows, cols)] = True
+        pulses = self.write(array, np.where(sel, g_max, np.nan))
+        g_set = self.read(array, rows)[np.ix_(rows, cols)]
+        pulses += self.write(array, np.where(sel, 0.0, np.nan))
+        g_reset = self.read(array, rows)[np.ix_(rows, cols)]
+        moved = (g_set - g_reset) > 0.5 * g_max
+        codes = np.where(moved, 0, np.where((g_set + g_reset) / 2 > 0.5 * g_max, 2, 1)).astype(np.int8)
+        back = np.full(shape, np.nan)
+        win = np.asarray(restore, float)[np.ix_(rows, cols)]
+        back[np.ix_(rows, cols)] = np.where(codes == 0, win, np.nan)
+        pulses += self.write(array, back)
+        return codes, pulses
+
+
+__all__ = ["EngineParams", "WindowEngine"]

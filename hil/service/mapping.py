@@ -1,0 +1,216 @@
+"""A mapped matrix as the service loop sees it: stages of conductances with signs and checksum columns.
+
+A :class:`Stage` is one crossbar block: non-negative conductances ``g`` (S) of shape
+(inputs, outputs), one sign per input line (seed 003's row signs: input polarity on
+array A, the bridge's sign register on array B), and ``n_data`` data outputs followed by
+checksum outputs. A stage computes ``out = (u * sign) @ g`` for a signed input vector u.
+The factorized matrix M ~ MA @ MB is two stages; the data outputs of the first are the
+inputs of the second (the digital bridge).
+
+Checksum outputs (:func:`checksum_targets`): the target matrix is augmented with
+``M @ 1`` and a position-weighted ``M @ w`` (each scaled into the window) and the
+augmented matrix is factorized by the existing fault-aware pipeline, so the checksum
+columns of MB live on the same faulty array B; array A gets its own checksum columns
+``MA @ 1`` and ``MA @ w`` (row signs are shared along a row of MA, so their sums keep
+the row's sign) scaled into the window.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from hil.factorization import DeviceWindow, SolverParams, direct_map, factorize, one_minus_cos
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass
+class Stage:
+    """One programmed block: magnitudes ``g`` (S), input signs, codes known to the host, checksum columns."""
+
+    name: str
+    array: str  # where it lives (engine array name)
+    sign: FloatArray  # (n_in,) +-1
+    g_target: FloatArray  # (n_in, n_out) S, what was asked of write-and-verify
+    g_ref: FloatArray  # (n_in, n_out) S, the host's reference (read-back, or target)
+    codes: NDArray[np.int8]  # (n_in, n_out) fault codes known to the host
+    n_data: int  # data outputs; outputs n_data.. are checksum columns
+    checksum_weights: FloatArray = field(default_factory=lambda: np.zeros((0, 0)))  # (n_data, n_check): col j of the
+    #: checksum block is (data outputs) @ checksum_weights[:, j] / checksum_gain[j]
+    checksum_gain: FloatArray = field(default_factory=lambda: np.zeros(0))
+    row_index: NDArray[np.intp] | None = None  #: physical row -> logical input (None: one row per input);
+    #: a differential-pair stage drives rows 2i and 2i + 1 from input i with signs +1 and -1
+
+    def __post_init__(self) -> None:
+        if self.row_index is None:
+            self.row_index = np.arange(self.g_ref.shape[0])
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.g_ref.shape  # type: ignore[return-value]
+
+    @property
+    def n_in(self) -> int:
+        """Logical inputs."""
+        return int(self.row_index.max()) + 1
+
+    def drive(self, u: FloatArray) -> FloatArray:
+        """Physical row inputs (B, rows) for logical inputs u (B, n_in): each row's input times its sign."""
+        return u[:, self.row_index] * self.sign
+
+    def logical(self, g: FloatArray | None = None) -> FloatArray:
+        """The (n_in, n_out) matrix the stage computes from its logical inputs (S)."""
+        out = np.zeros((self.n_in, self.shape[1]))
+        np.add.at(out, self.row_index, self.signed(g))
+        return out
+
+    @property
+    def n_check(self) -> int:
+        return self.shape[1] - self.n_data
+
+    def signed(self, g: FloatArray | None = None) -> FloatArray:
+        """The signed matrix (n_in, n_out) the stage computes: sign * g (S)."""
+        return self.sign[:, None] * (self.g_ref if g is None else g)
+
+    def devices(self) -> int:
+        return int(np.prod(self.shape))
+
+
+@dataclass
+class MappedMatrix:
+    """M (m x n) as a chain of stages; ``scale`` is alpha in (product of stages) ~ alpha * M."""
+
+    target: FloatArray
+    stages: list[Stage]
+    scale: float
+
+    def product(self, gs: list[FloatArray] | None = None) -> FloatArray:
+        """The data part of the chained signed matrices (S^len(stages)), from ``gs`` or the references."""
+        out = None
+        for i, st in enumerate(self.stages):
+            w = st.logical(None if gs is None else gs[i])[:, :st.n_data]
+            out = w if out is None else out @ w
+        return out
+
+    def one_minus_cos(self, gs: list[FloatArray] | None = None) -> float:
+        return one_minus_cos(self.product(gs), self.target)
+
+    @property
+    def devices(self) -> int:
+        return sum(s.devices() for s in self.stages)
+
+    @property
+    def check_devices(self) -> int:
+        return sum(s.shape[0] * s.n_check for s in self.stages)
+
+
+def position_weights(n: int) -> FloatArray:
+    """w_j = (j + 1) / n: distinct per column, so the weighted checksum locates the column."""
+    return (np.arange(n) + 1.0) / n
+
+
+def checksum_targets(matrix: FloatArray, checks: bool = True) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """The augmented target [M, M @ 1 / K1, M @ w / K2], the weights (n, 2) and gains K (2,).
+
+    Each gain K brings its checksum column to the largest |entry| of M, so it fits the
+    window like the data columns.
+    """
+    m_ = np.asarray(matrix, float)
+    n = m_.shape[1]
+    if not checks:
+        return m_, np.zeros((n, 0)), np.zeros(0)
+    weights = np.stack([np.ones(n), position_weights(n)], axis=1)
+    sums = m_ @ weights
+    peak = np.abs(m_).max()
+    gains = np.maximum(np.abs(sums).max(axis=0), 1e-300) / peak
+    return np.hstack([m_, sums / gains]), weights, gains
+
+
+def stage_checksum_columns(g_signed: FloatArray, g_max: float) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Checksum columns for a stage that is not itself a factorization target (array A).
+
+    Returns the magnitudes (n_in, 2), weights (n_out, 2) and gains (2,): column q holds
+    |g_signed @ weights[:, q]| / gain_q, which keeps each row's sign because all entries of
+    a row of MA share it; the gain brings the largest entry to ``g_max``.
+    """
+    n_out = g_signed.shape[1]
+    weights = np.stack([np.ones(n_out), position_weights(n_out)], axis=1)
+    sums = np.abs(g_signed) @ weights
+    gains = np.maximum(sums.max(axis=0), 1e-300) / g_max
+    return sums / gains, weights, gains
+
+
+def map_factorized(matrix: FloatArray, k: int, codes_a: NDArray[np.int8], codes_b: NDArray[np.int8],
+                   rng: np.random.Generator | int = 0, window: DeviceWindow = DeviceWindow(),
+                   solver: SolverParams = SolverParams(max_iter=3000), checks: bool = True,
+                   arrays: tuple[str, str] = ("A", "B")) -> MappedMatrix:
+    """Fault-aware factorization of M with checksum outputs on both stages.
+
+    ``codes_a`` is (m, k + 2) and ``codes_b`` (k, n + 2) with checks (the last two columns
+    of each hold the checksums), (m, k) and (k, n) without. The checksum columns of A are
+    programmed where working (a stuck one stays as it is; the host's reference knows it).
+    """
+    rng = np.random.default_rng(rng)
+    m_ = np.asarray(matrix, float)
+    m, n = m_.shape
+    extra = 2 if checks else 0
+    ca, cb = np.asarray(codes_a, np.int8), np.asarray(codes_b, np.int8)
+    if ca.shape != (m, k + extra) or cb.shape != (k, n + extra):
+        raise ValueError(f"codes_a must be {(m, k + extra)} and codes_b {(k, n + extra)} "
+                         f"(checksum columns {'included' if checks else 'off'}), got {ca.shape} and {cb.shape}")
+    aug, wb, kb = checksum_targets(m_, checks)
+    f = factorize(aug, ca[:, :k], cb, rng, window, solver)
+    sa, sb = f.sign_a.astype(float), f.sign_b.astype(float)
+    ga, gb = np.abs(f.ma), np.abs(f.mb)
+    if checks:
+        ca_cols, wa, ka = stage_checksum_columns(f.ma, window.g_max)
+        ga = np.hstack([ga, ca_cols])
+    else:
+        wa, ka = np.zeros((k, 0)), np.zeros(0)
+    ga = _stuck_values(ga, ca, window.g_max)
+    gb = _stuck_values(gb, cb, window.g_max)
+    # the factorization's scale is for the augmented target; the data part has the same alpha
+    stages = [Stage("A", arrays[0], sa, ga.copy(), ga.copy(), ca.copy(), k, wa, ka),
+              Stage("B", arrays[1], sb, gb.copy(), gb.copy(), cb.copy(), n, wb, kb)]
+    return MappedMatrix(m_, stages, f.scale)
+
+
+def map_direct(matrix: FloatArray, codes: NDArray[np.int8], window: DeviceWindow = DeviceWindow(),
+               array: str = "A") -> MappedMatrix:
+    """Differential-pair mapping (seed 003 Fig. 1a; :func:`hil.factorization.direct_map`) as one stage.
+
+    Rows 2i / 2i + 1 carry M's row i positive / negative part and are driven with +u_i / -u_i.
+    Fault-aware: where one device of a pair is stuck, its partner takes the value that keeps
+    G+ - G- on target, as far as the window allows.
+    """
+    m_ = np.asarray(matrix, float)
+    m, n = m_.shape
+    c = np.asarray(codes, np.int8)
+    if c.shape != (2 * m, n):
+        raise ValueError(f"codes must be {(2 * m, n)} for a differential-pair mapping of a {m_.shape} matrix")
+    dm = direct_map(m_, c, window)
+    g = compensate_pairs(dm.g, c, dm.scale * m_, window.g_max)
+    sign = np.tile([1.0, -1.0], m)
+    st = Stage("D", array, sign, g.copy(), g.copy(), c.copy(), n, row_index=np.repeat(np.arange(m), 2))
+    return MappedMatrix(m_, [st], dm.scale)
+
+
+def compensate_pairs(g: FloatArray, codes: NDArray[np.int8], w_target: FloatArray, g_max: float) -> FloatArray:
+    """Where exactly one device of a pair (rows 2i, 2i + 1) is stuck, set its partner so G+ - G- = w_target."""
+    g = g.copy()
+    plus_stuck = (codes[0::2] != 0) & (codes[1::2] == 0)
+    minus_stuck = (codes[1::2] != 0) & (codes[0::2] == 0)
+    g[1::2] = np.where(plus_stuck, np.clip(g[0::2] - w_target, 0.0, g_max), g[1::2])
+    g[0::2] = np.where(minus_stuck, np.clip(g[1::2] + w_target, 0.0, g_max), g[0::2])
+    return g
+
+
+def _stuck_values(g: FloatArray, codes: NDArray[np.int8], g_max: float) -> FloatArray:
+    return np.where(codes == 1, 0.0, np.where(codes == 2, g_max, g))
+
+
+__all__ = ["Stage", "MappedMatrix", "checksum_targets", "stage_checksum_columns", "map_factorized", "map_direct",
+           "compensate_pairs",
+           "position_weights"]

@@ -1,0 +1,47 @@
+"""Figure of a service run: fidelity over time, alarms, repairs and devices re-programmed."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+
+def service_figure(hours: Sequence[float], fidelity: Sequence[float], log: Sequence[dict], path: str,
+                   fidelity_label: str = "1 - cos (true conductances)", title: str = "service run",
+                   log_scale: bool = True) -> str:
+    """Save a three-panel figure: fidelity vs chip time; alarms / drift compensations / repairs as
+    event marks; cumulative devices re-programmed. ``log`` is a session's event log."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(3, 1, figsize=(8, 7.5), sharex=True, constrained_layout=True)
+    ax[0].plot(hours, fidelity, "-", color="C0")
+    f = np.asarray(fidelity, float)
+    if log_scale and np.all(f > 0) and f.max() > 10 * f.min():
+        ax[0].set_yscale("log")
+    ax[0].set_ylabel(fidelity_label)
+    ax[0].set_title(title)
+    kinds = [("alarm", "C3", "alarms"), ("drift_compensation", "C2", "drift compensations (0 writes)"),
+             ("repair", "C1", "repairs"), ("maintain", "C4", "drift refresh checks")]
+    for y, (kind, color, label) in enumerate(kinds):
+        t = [e["chip_time_s"] / 3600 for e in log if e["event"] == kind]
+        ax[1].plot(t, np.full(len(t), y), "|", color=color, markersize=14, label=f"{label} ({len(t)})")
+    ax[1].set_yticks(range(len(kinds)), [k[2].split(" (")[0] for k in kinds])
+    ax[1].set_ylim(-0.7, len(kinds) - 0.3)
+    ax[1].legend(loc="upper right", fontsize=8)
+    writes = [(e["chip_time_s"] / 3600, e.get("writes", 0) + e.get("restored", 0)) for e in log
+              if e["event"] in ("repair", "scan", "maintain", "rewrite_cell", "program")]
+    writes += [(e["chip_time_s"] / 3600, 1) for e in log if e["event"] == "rewrite_cell"]
+    writes = [w for w in writes if w[0] > 0 or w[1] == 0] or [(0.0, 0)]
+    t, n = zip(*sorted(writes))
+    ax[2].step(t, np.cumsum(n), where="post", color="C1")
+    ax[2].set_ylabel("devices re-programmed\n(cumulative, after the first write)")
+    ax[2].set_xlabel("chip time (h)")
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+__all__ = ["service_figure"]

@@ -1,0 +1,177 @@
+"""The service workflow file (``hil service WORKFLOW.yaml``): what to map, on what chip, and what to serve.
+
+Example::
+
+    name: dft64-week
+    seed: 0
+    chip:                       # the window-level simulated chip (simulated_bench.window_array)
+      initial_fault_rate: 0.10  # stuck-OFF fraction of every array before the scan finds them
+      aging:                    # simulated_bench.aging sections; omit for a chip that does not age
+        stuck: {per_hour: 2.5e-5}
+        drift: {}
+    mapping:
+      target: dft_real          # dft_real (Re of the n-point DFT) | file | digits (the seed-000 network)
+      n: 64
+      k: 64
+      checksums: true           # analog checksum columns M.1, M.w on both arrays
+      # tile: [32, 32]          # split into tiles, each on its own arrays: a fault re-solves its tile only
+    stream:
+      workload: random          # random | dft_image | digits | file
+      vectors_per_hour: 200
+      hours: 24
+      maintain_every_hours: 1   # re-read the references (reads only)
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from simulated_bench.aging import AgingParams
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ChipSpec(_Strict):
+    initial_fault_rate: float = Field(0.10, ge=0.0, le=0.5)
+    aging: dict[str, Any] | None = None
+    read_noise_scale: float = Field(1.0, ge=0.0, le=10.0)
+
+    @field_validator("aging")
+    @classmethod
+    def _aging(cls, v):
+        if v is not None:
+            AgingParams.from_mapping(v)  # raises ValueError with the section and key
+        return v
+
+    def aging_params(self) -> AgingParams | None:
+        return None if self.aging is None else AgingParams.from_mapping(self.aging)
+
+
+class MappingSpec(_Strict):
+    target: Literal["dft_real", "file", "digits"] = "dft_real"
+    n: int = Field(64, ge=2, le=256)
+    k: int | None = Field(None, ge=1, le=512)
+    path: str | None = None
+    checksums: bool = True
+    tile: tuple[int, int] | None = None  #: (rows, cols) of a tile: each its own pair of arrays and session
+
+    @model_validator(mode="after")
+    def _needs_path(self):
+        if self.tile is not None and (min(self.tile) < 2 or self.target == "digits"):
+            raise ValueError("tile needs two sizes >= 2 and a matrix target")
+        if self.target == "file" and not self.path:
+            raise ValueError("target 'file' needs path: a .npy matrix (rows = inputs)")
+        return self
+
+
+class StreamSpec(_Strict):
+    workload: Literal["random", "dft_image", "digits", "file"] = "random"
+    path: str | None = None
+    vectors_per_hour: int = Field(200, ge=1, le=100_000)
+    hours: float = Field(24.0, gt=0, le=24 * 365)
+    maintain_every_hours: float = Field(1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _needs_path(self):
+        if self.workload == "file" and not self.path:
+            raise ValueError("workload 'file' needs path: a .npy of input vectors (one per row)")
+        return self
+
+
+class Workflow(_Strict):
+    name: str = "service"
+    seed: int = Field(0, ge=0)
+    chip: ChipSpec = ChipSpec()
+    mapping: MappingSpec = MappingSpec()
+    stream: StreamSpec = StreamSpec()
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if (self.mapping.target == "digits") != (self.stream.workload == "digits"):
+            raise ValueError("the digits workload and the digits mapping go together")
+        return self
+
+
+class WorkflowError(ValueError):
+    """A workflow file that cannot be run, with the field and the problem."""
+
+
+def load_workflow(path: str | Path) -> tuple[Workflow, str]:
+    """Parse and validate a workflow file; returns it and its text (recorded in the run file)."""
+    text = Path(path).read_text()
+    return parse_workflow(text, Path(path).parent), text
+
+
+def parse_workflow(text: str, base_dir: Path | None = None) -> Workflow:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise WorkflowError(f"not valid YAML: {exc}") from None
+    if not isinstance(data, Mapping):
+        raise WorkflowError("a workflow file is a mapping with name, seed, chip, mapping, stream")
+    try:
+        wf = Workflow.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"{'.'.join(str(p) for p in e['loc']) or 'workflow'}: {e['msg']}" for e in exc.errors()]
+        raise WorkflowError("; ".join(lines)) from None
+    for spec in (wf.mapping, wf.stream):
+        if getattr(spec, "path", None) and base_dir is not None and not Path(spec.path).is_absolute():
+            spec.path = str(base_dir / spec.path)
+    return wf
+
+
+def target_matrix(spec: MappingSpec) -> np.ndarray:
+    """The matrix to map (inputs along rows)."""
+    if spec.target == "dft_real":
+        jk = np.outer(np.arange(spec.n), np.arange(spec.n))
+        return np.cos(2 * np.pi * jk / spec.n)
+    if spec.target == "file":
+        m = np.load(spec.path, allow_pickle=False)
+        if m.ndim != 2 or not np.all(np.isfinite(m)) or not np.any(m):
+            raise WorkflowError(f"mapping.path {spec.path}: need a finite, non-zero 2-D matrix, got shape {m.shape}")
+        return m.astype(float)
+    raise WorkflowError("the digits mapping has no single matrix")
+
+
+def workload(spec: StreamSpec, n_in: int, rng: np.random.Generator):
+    """An endless generator of input batches (vectors_per_hour, n_in) for the stream."""
+    if spec.workload == "random":
+        while True:
+            yield rng.uniform(-1.0, 1.0, (spec.vectors_per_hour, n_in))
+    if spec.workload == "file":
+        data = np.load(spec.path, allow_pickle=False)
+        if data.ndim != 2 or data.shape[1] != n_in or not np.all(np.isfinite(data)):
+            raise WorkflowError(f"stream.path {spec.path}: need finite vectors of {n_in} entries, got {data.shape}")
+        pool = data
+    elif spec.workload == "dft_image":
+        pool = image_vectors(n_in)
+    else:
+        from hil.networks.digits import load_digits_data
+
+        pool = load_digits_data()[0]
+    i = 0
+    while True:
+        idx = (i + np.arange(spec.vectors_per_hour)) % len(pool)
+        i += spec.vectors_per_hour
+        yield pool[idx]
+
+
+def image_vectors(n: int) -> np.ndarray:
+    """Seed 003's image workload: the columns of every n x n tile of a grayscale image, zero-mean."""
+    from sklearn.datasets import load_sample_image
+
+    rgb = load_sample_image("china.jpg").astype(float) / 255.0
+    gray = rgb @ np.array([0.299, 0.587, 0.114])
+    h, w = (gray.shape[0] // n) * n, (gray.shape[1] // n) * n
+    tiles = gray[:h, :w].reshape(h // n, n, w // n, n).transpose(0, 2, 3, 1).reshape(-1, n)
+    return tiles - tiles.mean()
+
+
+__all__ = ["Workflow", "WorkflowError", "load_workflow", "parse_workflow", "target_matrix", "workload",
+           "image_vectors"]

@@ -1,0 +1,178 @@
+"""Certificates that no exact fit exists, the tolerance-aware rank check, and ``hil map``'s verdict."""
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from hil.cli import cli
+from hil.factorization import RankError, SolverParams, factorize, random_fault_codes
+from hil.factorization.feasibility import exact_fit_obstruction, exactness_report, freedom_margin
+from hil.factorization.rank import rank_k_floor, tolerance_rank
+
+OFF, ON = 1, 2
+
+
+def re_dft(n):
+    j = np.arange(n)
+    return np.cos(2 * np.pi * np.outer(j, j) / n)
+
+
+def solve(m_, ca, cb, seed=0):
+    return factorize(m_, ca, cb, np.random.default_rng(seed), params=SolverParams(tol=1e-12, max_iter=3000))
+
+
+def test_dead_inner_lines_bound_every_fit():
+    m_ = re_dft(8)  # rank 5
+    ca = np.zeros((8, 6), np.int8)
+    cb = np.zeros((6, 8), np.int8)
+    ca[:, :2] = OFF  # two lines dead in A, one in B: 3 usable < 5
+    cb[5, :] = OFF
+    ob = exact_fit_obstruction(m_, ca, cb)
+    assert ob.kind == "lines" and "3 of 6" in ob.reason
+    s2 = np.linalg.svd(m_, compute_uv=False) ** 2
+    assert ob.omc_lower_bound == pytest.approx(1 - np.sqrt(s2[:3].sum() / s2.sum()))
+    assert solve(m_, ca, cb).one_minus_cos >= ob.omc_lower_bound * (1 - 1e-9)
+
+
+def test_entries_without_a_path_bound_every_fit():
+    rng = np.random.default_rng(1)
+    m_ = rng.standard_normal((6, 6))
+    ca = np.zeros((6, 6), np.int8)
+    cb = np.zeros((6, 6), np.int8)
+    ca[2, :3] = OFF  # row 2 reaches only lines 3..5
+    cb[3:, 4] = OFF  # ... which never reach column 4
+    ob = exact_fit_obstruction(m_, ca, cb)
+    assert ob.kind == "support" and "row 2, column 4" in ob.reason
+    e = m_[2, 4] ** 2 / (m_ ** 2).sum()
+    assert ob.omc_lower_bound == pytest.approx(1 - np.sqrt(1 - e))
+    res = solve(m_, ca, cb)
+    assert res.one_minus_cos >= ob.omc_lower_bound * (1 - 1e-9)
+    assert res.ma[2] @ res.mb[:, 4] == 0.0
+
+
+def test_single_path_signs_that_contradict_each_other():
+    # A diagonal: row i of P is sa_i sb_i |B_i|, one sign per row -- [1, -1] cannot be a row
+    m_ = np.array([[1.0, 1.0], [1.0, -1.0]])
+    ca = np.array([[0, OFF], [OFF, 0]], np.int8)
+    cb = np.zeros((2, 2), np.int8)
+    ob = exact_fit_obstruction(m_, ca, cb)
+    assert ob.kind == "sign_parity"
+    assert solve(m_, ca, cb).one_minus_cos > 0.1
+    # the same masks with a row of one sign: no obstruction, and the solver fits it
+    ok = np.array([[1.0, 1.0], [-1.0, -2.0]])
+    assert exact_fit_obstruction(ok, ca, cb) is None
+    assert solve(ok, ca, cb).one_minus_cos <= 1e-12
+
+
+def test_stuck_on_products_that_cannot_cancel():
+    m_ = np.array([[0.0, 1.0], [1.0, 1.0]])
+    ca = np.array([[ON, OFF], [0, 0]], np.int8)  # entry (0, 0): one path, both stuck-ON
+    cb = np.array([[ON, 0], [0, 0]], np.int8)
+    ob = exact_fit_obstruction(m_, ca, cb)
+    assert ob.kind == "sign_parity" and "stuck-ON" in ob.reason
+    # three such paths: +-1 +-1 +-1 is odd, never 0
+    ca3 = np.array([[ON, ON, ON], [0, 0, 0]], np.int8)
+    cb3 = np.array([[ON, 0], [ON, 0], [ON, 0]], np.int8)
+    assert exact_fit_obstruction(m_, ca3, cb3).kind == "stuck_on_parity"
+    # two can cancel (+1 - 1): no proof
+    assert exact_fit_obstruction(m_, ca3[:, :2], cb3[:2]) is None
+
+
+def test_certificates_never_contradict_a_fit_found():
+    """Wherever the solver reaches 1e-10, no certificate may claim the fit is impossible,
+    and a certificate's bound is never beaten (small random instances, both fault kinds)."""
+    found = certified = 0
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        m, n, k = rng.integers(2, 5, size=3)
+        m_ = rng.standard_normal((m, n))
+        rate = rng.uniform(0.1, 0.6)
+        on = seed % 2 == 1
+        ca = random_fault_codes(m, k, 0 if on else rate, rate / 3 if on else 0, rng)
+        cb = random_fault_codes(k, n, 0 if on else rate, rate / 3 if on else 0, rng)
+        ob = exact_fit_obstruction(m_, ca, cb)
+        try:
+            res = factorize(m_, ca, cb, rng, params=SolverParams(tol=1e-10, max_iter=2000, restarts=1))
+        except RankError:
+            continue
+        if res.one_minus_cos <= 1e-10:
+            found += 1
+            assert ob is None, (seed, ob)
+        if ob is not None:
+            certified += 1
+            assert res.one_minus_cos >= ob.omc_lower_bound * (1 - 1e-9)
+    assert found >= 5 and certified >= 5  # both sides exercised
+
+
+def test_freedom_margin_counts_devices_against_the_rank_set():
+    m_ = np.ones((4, 6))
+    ca, cb = np.zeros((4, 3), np.int8), np.zeros((3, 6), np.int8)
+    # 12 + 18 working, 3 gauge scalings; rank-3 4x6 products: 3 * 10 - 9 = 21
+    assert freedom_margin(m_, ca, cb) == pytest.approx(27 / 21)
+    cb[0, 0] = ON  # a stuck-ON device is no parameter, and it fixes its line's scale
+    assert freedom_margin(m_, ca, cb) == pytest.approx((29 - 2) / 21)
+    cb[1, :] = OFF  # a dead line: its A devices move nothing; rank-2 products
+    assert freedom_margin(m_, ca, cb) == pytest.approx((8 + 11 - 1) / (2 * 10 - 4))
+
+
+def test_rank_check_counts_only_directions_that_matter_at_tol():
+    blk = re_dft(256)[:64, :64]  # numerical rank 44, but 37 directions leave < 1e-11
+    assert tolerance_rank(blk, 1e-10) == 37
+    assert rank_k_floor(blk, 37) <= 1e-11 < rank_k_floor(blk, 30)
+    rng = np.random.default_rng(0)
+    ca, cb = random_fault_codes(64, 40, 0, 0, rng), random_fault_codes(40, 64, 0, 0, rng)
+    res = factorize(blk, ca, cb, rng, params=SolverParams(tol=1e-6, max_iter=500))
+    assert res.one_minus_cos <= 1e-6
+    with pytest.raises(RankError, match="best rank-30"):
+        factorize(blk, ca[:, :30], cb[:30], rng, params=SolverParams(tol=1e-10))
+    with pytest.raises(RankError, match="rank 33"):
+        factorize(re_dft(64), np.zeros((64, 32)), np.zeros((32, 64)), rng)
+
+
+def test_exactness_report_states_each_verdict():
+    m_ = re_dft(4)
+    ok = np.zeros((4, 4), np.int8)
+    assert exactness_report(m_, ok, ok, 1e-13, 1e-12)[0]["exact_possible"] is True
+    dead = ok.copy()
+    dead[0, :] = OFF
+    info, line = exactness_report(m_, dead, ok, 0.3, 1e-12)
+    assert info["exact_possible"] is False and line.startswith("EXACT FIT IMPOSSIBLE")
+    assert info["certificate"]["omc_lower_bound"] > 0
+    info, line = exactness_report(m_, ok, ok, 1e-3, 1e-12)
+    assert info["exact_possible"] is None and "no proof" in line
+
+
+def test_hil_map_says_when_an_exact_fit_is_impossible(tmp_path):
+    m_ = re_dft(8)
+    fa = np.zeros((8, 8), np.int8)
+    fa[3, :] = OFF  # row 3 of M (non-zero) has no device left in A
+    fb = np.zeros((8, 8), np.int8)
+    for name, arr in (("m", m_), ("fa", fa), ("fb", fb)):
+        np.save(tmp_path / f"{name}.npy", arr)
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(cli, ["map", str(tmp_path / "m.npy"), "--k", "8", "--faults-a", str(tmp_path / "fa.npy"),
+                                   "--faults-b", str(tmp_path / "fb.npy"), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "EXACT FIT IMPOSSIBLE" in res.output and "row 3" in res.output
+    rec = json.loads(out.read_text())
+    assert rec["exact_fit"]["exact_possible"] is False
+    assert rec["one_minus_cos"] >= rec["exact_fit"]["certificate"]["omc_lower_bound"] * (1 - 1e-9)
+    res = CliRunner().invoke(cli, ["map", str(tmp_path / "m.npy"), "--k", "8", "--out", str(out)])
+    assert "fit reaches tol" in res.output
+    assert json.loads(out.read_text())["exact_fit"]["exact_possible"] is True
+
+
+def test_no_fresh_starts_once_an_exact_fit_is_out_of_reach():
+    m_ = re_dft(8)
+    ok = np.zeros((8, 8), np.int8)
+    dead = ok.copy()
+    dead[3, :] = OFF  # proved impossible: one attempt
+    res = factorize(m_, dead, ok, np.random.default_rng(0), params=SolverParams(tol=1e-12, restarts=3))
+    assert res.attempts == 1 and res.one_minus_cos > 1e-3
+    # a fit within reach that misses tol in its budget still gets its fresh starts
+    rng = np.random.default_rng(1)
+    ca, cb = random_fault_codes(8, 8, 0.3, 0, rng), random_fault_codes(8, 8, 0.3, 0, rng)
+    assert freedom_margin(m_, ca, cb) > 1 and exact_fit_obstruction(m_, ca, cb) is None
+    res = factorize(m_, ca, cb, rng, params=SolverParams(tol=0.0, max_iter=5, restarts=2, inner="all"))
+    assert res.attempts == 3

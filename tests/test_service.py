@@ -1,0 +1,213 @@
+"""Service loop pieces: checksum mapping, syndromes and CUSUM, drift vs fault, localisation, sparse repair."""
+import numpy as np
+import pytest
+
+from hil.factorization import random_fault_codes
+from hil.faultmap_versions import FaultMapVersions
+from hil.service import (CheckParams, Detector, RefitParams, ServiceParams, ServiceSession, StageChecks, WindowEngine,
+                         checksum_targets, map_factorized, plan_full_remap, plan_repair, sparse_refit)
+from protocols.matrix import dft_parts
+from simulated_bench.window_array import WindowArray
+
+N = 16
+G_MAX = 150e-6
+
+
+@pytest.fixture(scope="module")
+def mapped():
+    m = dft_parts(N)[0]
+    ca = random_fault_codes(N, N + 2, 0.05, rng=1)
+    cb = random_fault_codes(N, N + 2, 0.05, rng=2)
+    return m, ca, cb, map_factorized(m, N, ca, cb, rng=0)
+
+
+def session_on(mapped, seed=3, kind="groups", **kw):
+    m, ca, cb, mm0 = mapped
+    mm = map_factorized(m, N, ca, cb, rng=0)
+    arrays = {"A": WindowArray(N, N + 2, fault_codes=ca, seed=seed), "B": WindowArray(N, N + 2, fault_codes=cb,
+                                                                                      seed=seed + 1)}
+    s = ServiceSession(mm, WindowEngine(arrays), ServiceParams(checks=CheckParams(kind=kind, group_size=4), **kw))
+    s.program()
+    s.calibrate(0)
+    return s, arrays
+
+
+def test_checksum_targets_are_scaled_sums_and_fit_the_window():
+    m = np.arange(12.0).reshape(3, 4) - 5
+    aug, w, k = checksum_targets(m)
+    assert aug.shape == (3, 6)
+    assert np.allclose(aug[:, 4] * k[0], m.sum(axis=1))
+    assert np.allclose(aug[:, 5] * k[1], m @ ((np.arange(4) + 1) / 4))
+    assert np.abs(aug[:, 4:]).max() <= np.abs(m).max() + 1e-12
+
+
+def test_mapping_keeps_stuck_cells_and_row_signs(mapped):
+    m, ca, cb, mm = mapped
+    a, b = mm.stages
+    assert a.shape == (N, N + 2) and b.shape == (N, N + 2) and mm.check_devices == 4 * N
+    for st, codes in ((a, ca), (b, cb)):
+        assert np.all(st.g_ref[codes == 1] == 0) and np.all(st.g_ref[codes == 2] == G_MAX)
+        assert np.all((st.g_ref >= 0) & (st.g_ref <= G_MAX + 1e-18))
+    # A's checksum columns: |MA| @ weights / gain, the signs shared along each row
+    assert np.allclose((a.g_ref[:, :N] @ a.checksum_weights / a.checksum_gain)[ca[:, N:] == 0],
+                       a.g_ref[:, N:][ca[:, N:] == 0])
+    assert mm.one_minus_cos() < 1e-6
+
+
+def test_fault_free_service_raises_no_alarm(mapped):
+    s, _ = session_on(mapped)
+    rng = np.random.default_rng(1)
+    _, alarms = s.serve(rng.uniform(-1, 1, (3000, N)), handle_alarms=False)
+    assert alarms == []
+
+
+@pytest.mark.parametrize("stage,rank,code", [(0, 0, 1), (1, 3, 1), (1, -1, 2), (0, -5, 2)])
+def test_new_stuck_device_is_detected_localised_and_repaired(mapped, stage, rank, code):
+    s, arrays = session_on(mapped)
+    arr = arrays["AB"[stage]]
+    st = s.mm.stages[stage]
+    # a working data cell far from where it sticks: high for stuck-OFF, low for stuck-ON
+    work = np.argwhere(st.codes[:, :st.n_data] == 0)
+    order = np.argsort(-st.g_ref[work[:, 0], work[:, 1]], kind="stable")
+    cell = tuple(int(i) for i in work[order[rank]])
+    g_before = arr.g[cell]
+    arr.stick(*cell, code)
+    assert abs(arr.g[cell] - g_before) > 0.2 * G_MAX
+    rng = np.random.default_rng(7)
+    for n in range(1, 20):
+        _, alarms = s.serve(rng.uniform(-1, 1, (1, N)), handle_alarms=False)
+        if alarms:
+            break
+    assert alarms and alarms[0].stage == stage and n < 20
+    loc = s.localise(alarms[0])
+    assert (loc.row, loc.col) == cell
+    s.handle_alarm(alarms[0])
+    events = [e["event"] for e in s.log]
+    assert events[-4:] == ["localise", "scan", "faultmap_version", "repair"]
+    assert s.mm.stages[stage].codes[cell] == code
+    assert s.versions.latest.codes["AB"[stage]][cell] == code
+    assert s.count.devices_reprogrammed < 0.1 * s.mm.devices
+
+
+def test_common_drift_is_compensated_without_writes(mapped):
+    s, arrays = session_on(mapped)
+    rng = np.random.default_rng(2)
+    x = rng.uniform(-1, 1, (400, N))
+    y0, _ = s.serve(x, handle_alarms=False)
+    exact = x @ s.mm.target
+    err0 = np.linalg.norm(y0 - exact)
+    for arr in arrays.values():
+        arr.g *= 1.02
+    writes = s.count.pulses
+    y_drift, alarms = s.serve(x, handle_alarms=False)
+    y1, alarms2 = s.serve(x, handle_alarms=False)
+    assert s.count.drift_events >= 1 and s.count.pulses == writes
+    assert alarms == [] and alarms2 == []
+    # both stages drifted: uncompensated outputs would be 1.02^2 = 4 % high
+    assert np.allclose(s.detector.gains(), 0.02, atol=0.003)
+    bias = np.sum(y1 * y0) / np.sum(y0 * y0) - 1.0
+    assert abs(bias) < 0.005
+    assert np.linalg.norm(y1 - exact) <= 1.1 * err0
+
+
+def test_sparse_refit_moves_few_devices_beyond_the_band():
+    rng = np.random.default_rng(0)
+    a = rng.uniform(0, 1, (8, 30))  # a line with more devices than equations: many exact repairs exist
+    x_true = rng.uniform(0.2, 0.8, 30)
+    y = a @ x_true
+    x0 = x_true.copy()
+    x0[3] = 0.0  # stuck
+    free = np.ones(30, bool)
+    free[3] = False
+    p = RefitParams(band=0.01, g_max=1.0)
+    x, moved = sparse_refit(a, y, x0, free, 1.0, 1e-3, p)
+    assert x[3] == 0.0 and 3 not in moved
+    assert np.linalg.norm(a @ x - y) <= 1e-3 + 1e-12
+    assert 1 <= len(moved) <= 8  # a basic solution moves at most as many devices as there are equations
+    untouched = np.setdiff1d(np.arange(30), moved)
+    assert np.all(x[untouched] == x0[untouched])
+    assert np.all(np.abs(x[moved] - x0[moved]) > p.band)
+    assert np.all((x >= 0) & (x <= 1))
+
+
+def test_incremental_repair_writes_far_fewer_devices_than_a_full_remap(mapped):
+    m, ca, cb, mm = mapped
+    new = [ca.copy(), cb.copy()]
+    rng = np.random.default_rng(4)
+    for st, codes in zip(mm.stages, new):
+        work = np.argwhere((codes[:, :N] == 0) & (st.g_ref[:, :N] > 0.3 * G_MAX))
+        r, c = work[rng.integers(len(work))]
+        codes[r, c] = 1
+    plan = plan_repair(mm, new)
+    _, full = plan_full_remap(mm, new, N, 1)
+    assert 0 < plan.writes < full.writes / 4
+    for line in plan.lines:
+        assert line.residual_after <= max(line.residual_fault, 1.05 * line.residual_before + 1e-18)
+
+
+def test_fault_map_versions_store_diff_and_reload(tmp_path):
+    path = tmp_path / "versions.h5"
+    store = FaultMapVersions(path, chip_id="C1")
+    c0 = np.zeros((4, 5), np.int8)
+    store.commit({"A": c0}, "map", {"devices": 20})
+    c1 = c0.copy()
+    c1[1, 2] = 2
+    store.commit({"A": c1}, "localise+scan", {"syndrome": [1.5, 2.0]}, time_s=3600.0, note="one new stuck-ON")
+    again = FaultMapVersions(path)
+    assert len(again) == 2 and again.chip_id == "C1"
+    assert again.get(1).evidence == {"syndrome": [1.5, 2.0]} and again.get(1).parent == 0
+    d = again.diff(0, 1)["A"]
+    assert d["n_changed"] == 1 and d["transitions"] == {"working->stuck_on": 1}
+    with pytest.raises(ValueError, match="shape"):
+        again.commit({"A": np.zeros((3, 3), np.int8)}, "scan")
+    with pytest.raises(ValueError):
+        again.commit({"A": np.full((4, 5), 7, np.int8)}, "scan")
+    with pytest.raises(LookupError):
+        again.get(5)
+
+
+def test_same_seed_replays_every_decision(mapped):
+    logs = []
+    for _ in range(2):
+        s, arrays = session_on(mapped, seed=9)
+        st = s.mm.stages[1]
+        cell = np.unravel_index(np.argmax(np.where(st.codes == 0, st.g_ref, 0)[:, :N]), (N, N))
+        arrays["B"].stick(*cell, 1)
+        rng = np.random.default_rng(11)
+        for _ in range(10):
+            s.serve(rng.uniform(-1, 1, (5, N)))
+        logs.append([{k: v for k, v in e.items()} for e in s.log])
+    assert logs[0] == logs[1]
+    assert any(e["event"] == "repair" for e in logs[0])
+
+
+def test_tiled_service_repairs_only_the_touched_tile():
+    from hil.service.tiles import serve_tiled, tile_shapes
+
+    m = dft_parts(2 * N)[0]
+    shapes = tile_shapes(m.shape, (N, N))
+    assert len(shapes) == 8
+    codes = {name: random_fault_codes(*shape, 0.05, rng=i) for i, (name, shape) in enumerate(sorted(shapes.items()))}
+    arrays = {name: WindowArray(*shape, fault_codes=codes[name], seed=i)
+              for i, (name, shape) in enumerate(sorted(shapes.items()))}
+    versions = FaultMapVersions()
+    ts = serve_tiled(m, (N, N), codes, WindowEngine(arrays), params=ServiceParams(checks=CheckParams(group_size=4)),
+                     versions=versions)
+    targets = {t: [st.g_target.copy() for st in s.mm.stages] for t, s in ts.sessions.items()}
+    s01 = ts.sessions[(0, 1)]
+    st = s01.mm.stages[1]
+    cell = np.unravel_index(np.argmax(np.where(st.codes == 0, st.g_ref, 0)[:, :st.n_data]), st.shape)
+    arrays["T01B"].stick(*cell, 1)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (200, 2 * N))
+    for b in range(10):
+        ts.serve(x[20 * b:20 * b + 20])
+    assert ts.repairs_by_tile() == {(0, 0): 0, (0, 1): 1, (1, 0): 0, (1, 1): 0}
+    for t, s in ts.sessions.items():
+        same = all(np.array_equal(a, st_.g_target) for a, st_ in zip(targets[t], s.mm.stages))
+        assert same == (t != (0, 1))
+    # the chip's fault map versions hold every array; the new one differs in that one cell
+    d = versions.diff(0, -1)
+    assert sorted(d) == sorted(shapes) and d["T01B"]["n_changed"] == 1
+    assert sum(v["n_changed"] for v in d.values()) == 1
+    assert ts.one_minus_cos() < 1.0
