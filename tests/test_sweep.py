@@ -252,7 +252,7 @@ def test_killed_hil_sweep_resumes(serial_table, tmp_path):
         time.sleep(0.1)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    assert proc.returncode == 143 and "finished points are in the table" in err, err  # 128 + SIGTERM
     n_first = len(read_table(tmp_path / "table"))
     assert 2 <= n_first < 8
     again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
