@@ -63,6 +63,15 @@ def loadavg() -> list[float]:
         return []
 
 
+def autogroup() -> int | None:
+    """1 when the kernel shares CPU per session (autogroup): then a loaded machine gives this
+    benchmark's processes one share together, and wall-time speedup cannot show."""
+    try:
+        return int(Path("/proc/sys/kernel/sched_autogroup_enabled").read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def campaign(n_chips: int, size: int) -> dict:
     """``n_chips`` simulated chips (scan, then read) shared by three simulated bench workers."""
     from distributed import Client
@@ -150,7 +159,7 @@ def main() -> None:
               "points": len(points), "serial_s": serial_s, "dask_s": dask_s, "workers": args.workers,
               "speedup": serial_s / dask_s, "identical": bool(identical), "worker_killed": worker_killed,
               "campaign": camp, "cpu_count": os.cpu_count(), "loadavg_before": load_before,
-              "loadavg_after": load_after,
+              "loadavg_after": load_after, "sched_autogroup": autogroup(),
               "note": "dask_s includes the workers' kernel warm-up, not the cluster start; "
                       "serial_bench_time_s sums the per-chip bench times of the same chips"}
     print(f"wrote {write_results('distributed', result)}")

@@ -17,6 +17,13 @@ from pymeasure.instruments.validators import strict_discrete_set, strict_range
 from .errors import InstrumentError
 from .tsp import TspInstrument
 
+# ranges of the 2600B attributes the driver validates (2636B reference manual)
+LEVEL_V_RANGE = [-200.0, 200.0]  # V, source.levelv
+LEVEL_I_RANGE = [-1.5, 1.5]  # A, source.leveli
+LIMIT_I_RANGE = [1e-9, 1.5]  # A, source.limiti
+LIMIT_V_RANGE = [0.02, 200.0]  # V, source.limitv
+NPLC_RANGE = [0.001, 25.0]  # measure.nplc
+
 PULSE_READ_SCRIPT = "hilPulseRead"
 #: runs on the instrument: pulse on ``src`` at each level for ``width`` s, then read the
 #: current at ``vread`` on ``meas`` into its nvbuffer1; both rest at ``rest`` V afterwards
@@ -132,22 +139,22 @@ class Keithley2600BChannel(Channel):
     source_voltage = Channel.control(
         "print(smu{ch}.source.levelv)", "smu{ch}.source.levelv = %g",
         """Control (float) the source voltage in V, -200 to 200.""",
-        validator=strict_range, values=[-200, 200])
+        validator=strict_range, values=LEVEL_V_RANGE)
 
     source_current = Channel.control(
         "print(smu{ch}.source.leveli)", "smu{ch}.source.leveli = %g",
         """Control (float) the source current in A, -1.5 to 1.5.""",
-        validator=strict_range, values=[-1.5, 1.5])
+        validator=strict_range, values=LEVEL_I_RANGE)
 
     compliance_current = Channel.control(
         "print(smu{ch}.source.limiti)", "smu{ch}.source.limiti = %g",
         """Control (float) the current limit in A while sourcing voltage, 1 nA to 1.5 A.""",
-        validator=strict_range, values=[1e-9, 1.5])
+        validator=strict_range, values=LIMIT_I_RANGE)
 
     compliance_voltage = Channel.control(
         "print(smu{ch}.source.limitv)", "smu{ch}.source.limitv = %g",
         """Control (float) the voltage limit in V while sourcing current, 20 mV to 200 V.""",
-        validator=strict_range, values=[0.02, 200])
+        validator=strict_range, values=LIMIT_V_RANGE)
 
     source_autorange_voltage = Channel.control(
         "print(smu{ch}.source.autorangev)", "smu{ch}.source.autorangev = %d",
@@ -162,7 +169,7 @@ class Keithley2600BChannel(Channel):
     measure_nplc = Channel.control(
         "print(smu{ch}.measure.nplc)", "smu{ch}.measure.nplc = %g",
         """Control (float) the integration time in power-line cycles, 0.001 to 25.""",
-        validator=strict_range, values=[0.001, 25])
+        validator=strict_range, values=NPLC_RANGE)
 
     measure_autorange_current = Channel.control(
         "print(smu{ch}.measure.autorangei)", "smu{ch}.measure.autorangei = %d",
@@ -191,7 +198,7 @@ class Keithley2600BChannel(Channel):
 
     def pulse(self, level: float, width: float, rest: float = 0.0) -> None:
         """One pulse to ``level`` V for ``width`` s, timed on the instrument (one message)."""
-        strict_range(level, [-200, 200])
+        strict_range(level, LEVEL_V_RANGE)
         if not width > 0:
             raise ValueError(f"pulse width must be positive, got {width!r}")
         self.write(f"smu{{ch}}.source.levelv = {level:.6g} delay({width:.6g}) smu{{ch}}.source.levelv = {rest:.6g}")
@@ -246,7 +253,7 @@ class Keithley2600B(TspInstrument):
             if len(amps) != len(gates) or not amps:
                 raise ValueError("a ladder needs as many gates as amplitudes, at least one rung")
             for x in (*amps, *gates):
-                strict_range(x, [-200, 200])
+                strict_range(x, LEVEL_V_RANGE)
             self.write(f"hilTuneLadder({pol}, {_lua_table(amps)}, {_lua_table(gates)})")
         self.raise_errors()
 
@@ -304,7 +311,7 @@ class Keithley2600B(TspInstrument):
         if not levels:
             return []
         for x in (*levels, v_read, rest):
-            strict_range(x, [-200, 200])
+            strict_range(x, LEVEL_V_RANGE)
         if not width > 0:
             raise ValueError(f"pulse width must be positive, got {width!r}")
         read_channel = read_channel or pulse_channel

@@ -10,13 +10,14 @@ error check.
 from __future__ import annotations
 
 from pymeasure.instruments.keysight import Keysight81160A as _PymeasureKeysight81160A
-from pymeasure.instruments.keysight.keysight81160A import (PULSE_PERIOD_RANGE, PULSE_WIDTH_RANGE,
-                                                           VOLTAGE_HIGH_RANGE)
+from pymeasure.instruments.keysight.keysight81160A import PULSE_WIDTH_RANGE, VOLTAGE_HIGH_RANGE
 from pymeasure.instruments.validators import strict_range
 
 from .errors import InstrumentError
 
 HIGH_Z_LOAD = 1e6  # ohm, the largest load setting: the chip's lines are not 50 ohm
+#: s; pulses run to 330 MHz (pymeasure's 2 ns lower bound is the sine limit, which the instrument refuses here)
+PULSE_PERIOD_RANGE = [3.03e-9, 1e6]
 
 
 class Keysight81160A(_PymeasureKeysight81160A):

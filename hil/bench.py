@@ -202,6 +202,31 @@ class Bench:
         self.selector.select(row, [col], "read")
         return self.read_source.pulse_read(amplitudes, width, v_read) / v_read
 
+    def check_plan(self, *, pulse_amplitudes: ArrayLike = (), pulse_widths: ArrayLike = (),
+                   gate_voltages: ArrayLike = (), read_voltages: ArrayLike = ()) -> None:
+        """Check every value a run may use against the bench limits and the instruments' own
+        ranges before anything is sent; :class:`LimitError` names the parameter to change.
+
+        Amplitudes are signed (V, > 0 SET, < 0 RESET), widths in s, gate and read voltages in V.
+        """
+        amps = np.asarray(pulse_amplitudes, dtype=float).ravel()
+        widths = np.asarray(pulse_widths, dtype=float).ravel()
+        for what, values, check in (("pulse amplitude", amps, lambda v: self.limits.check_line(v, "pulse amplitude")),
+                                    ("read voltage", np.asarray(read_voltages, dtype=float).ravel(),
+                                     lambda v: self.limits.check_line(v, "read voltage")),
+                                    ("gate voltage", np.asarray(gate_voltages, dtype=float).ravel(),
+                                     lambda v: [self.limits.check_gate(x) for x in np.unique(v)])):
+            if values.size:
+                if not np.all(np.isfinite(values)):
+                    raise LimitError(f"a {what} in the plan is not a finite number")
+                check(values)
+        if widths.size:
+            if not np.all(np.isfinite(widths)):
+                raise LimitError("a pulse width in the plan is not a finite number")
+            self.limits.check_width(float(widths.max()))
+            self.limits.check_width(float(widths.min()))
+        self.pulser.check(np.abs(amps), widths)
+
     def vmm(self, v_in: ArrayLike, v_gate: float) -> NDArray[np.float64]:
         """Vector-matrix multiply: source-line voltages in, the current each bit line sinks out (A)."""
         if self.vector is None:
@@ -264,11 +289,8 @@ def _simulated_instruments(spec: BenchSpec):
     w = spec.wiring
     inputs = {k: w[k] for k in ("read", "pulse", "gate")}
     base = spec.source.parent if spec.source is not None else None
-    options = {}
-    for name, inst in spec.instruments.items():
-        extra = getattr(inst.plugin, "emulator_options", None)
-        if extra is not None and name == w["addresser"]:
-            options[name] = extra(w)
+    addresser = w["addresser"]
+    options = {addresser: spec.instruments[addresser].plugin.emulator_options(w)}
     emulators = {n: i.plugin.emulator_class() for n, i in spec.instruments.items()}
     arrays = build_arrays(spec.sim_chip(), base)
     for name, codes in spec.fault_files.items():  # loaded and checked with the bench file
@@ -334,7 +356,7 @@ def _connect_real(spec: BenchSpec, station: Station) -> None:
 def _identify(spec: BenchSpec, station: Station) -> None:
     """Every instrument must identify as the model its bench-file entry names; nothing is sourced before."""
     for name, inst in spec.instruments.items():
-        with station.guard(name, "answering its identification query"):
+        with station.guard(name, "identifying itself (*IDN?)"):
             identity = inst.plugin.identify(station.drivers[name])
         if not inst.plugin.matches(identity):
             actual = identify_model(identity)
@@ -342,6 +364,11 @@ def _identify(spec: BenchSpec, station: Station) -> None:
                    else "; no registered plug-in knows this instrument")
             raise InstrumentIdentityError(f"instruments.{name}: the instrument at {inst.address} identifies as "
                                           f"{identity.idn!r}, not a {inst.model}{fix}")
+        used = {ep.partition(".")[2] for key, ep in spec.wiring.items()
+                if isinstance(ep, str) and ep.partition(".")[0] == name and ep.partition(".")[2]}
+        problem = inst.plugin.adopt(station.drivers[name], identity, used)
+        if problem:
+            raise InstrumentIdentityError(f"instruments.{name}: {problem}")
         station.identities[name] = identity
 
 
@@ -431,7 +458,6 @@ def build_bench(spec: BenchSpec, transport: str = "inprocess") -> Bench:
             bench.unclean_previous = lock.unclean
             message = (f"bench {spec.name!r}: the previous session ({lock.unclean.describe()}) ended without "
                        f"closing the bench; every instrument was put in its safe state before this one started")
-            log.warning(message)
             warnings.warn(message, UncleanShutdownWarning, stacklevel=3)
     _close_at_exit(bench)
     return bench

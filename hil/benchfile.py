@@ -24,8 +24,7 @@ simulated bench only, the simulated chip behind the instruments (``chip``). Layo
 
 An instrument entry may also give ``timeout`` (s, default 2) and ``options`` (keyword
 arguments for its driver, e.g. ``visa_library: "@py"``). The instrument models, their
-channels, roles and ranges come from the plug-ins in ``hil/instruments/`` (``hil
-instruments`` lists them); an addresser may read a wiring sub-section of its own (the
+channels, roles and ranges come from the plug-ins in ``hil/instruments/``; an addresser may read a wiring sub-section of its own (the
 707B's ``wiring.matrix``, see ``examples/benches/simulated_matrix.yaml``).
 
 A simulated bench has a ``chip`` section instead of (or as well as) ``device``; its
@@ -44,6 +43,7 @@ from __future__ import annotations
 import copy
 import difflib
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping, Optional, Union
@@ -77,6 +77,8 @@ INPUTS = ("read", "pulse", "gate")  # the addresser's inputs a source feeds
 def _suggest(word: Any, choices) -> str:
     choices = [str(c) for c in choices]
     close = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.6)
+    if not close and isinstance(word, str) and len(word) >= 3:
+        close = [c for c in choices if c.startswith(word)][:1]
     return f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(choices)}"
 
 
@@ -291,6 +293,12 @@ MISSING = {"address": "missing address", "model": "missing model", "instruments"
 FAULT_KINDS = ("none", "random", "pattern", "file")
 
 
+def _key(part: Any) -> str:
+    """A key as written in a field path: plain names bare, anything odd quoted."""
+    text = str(part)
+    return text if isinstance(part, str) and re.fullmatch(r"[\w+\-]+", text) else repr(part)
+
+
 def _where(loc: tuple) -> str:
     out, previous = "", None
     for part in loc:
@@ -301,7 +309,7 @@ def _where(loc: tuple) -> str:
         elif part in FAULT_KINDS and previous == "faults":
             pass  # the discriminated union's branch
         else:
-            out += f".{part}" if out else str(part)
+            out += f".{_key(part)}" if out else _key(part)
         previous = part
     return out or "top level"
 
@@ -311,7 +319,7 @@ def _message(err: Mapping[str, Any]) -> tuple[str, str]:
     loc, kind, ctx, value = tuple(err["loc"]), err["type"], err.get("ctx") or {}, err.get("input")
     where = _where(loc)
     if kind == "unknown_key":
-        return (f"{where}.{ctx['where']}" if loc else str(ctx["where"])), err["msg"]
+        return (f"{where}.{_key(ctx['where'])}" if loc else _key(ctx["where"])), err["msg"]
     if kind == "missing":
         return where, MISSING.get(str(loc[-1]) if loc else "", "missing")
     if kind in ("float_type", "float_parsing", "int_parsing"):

@@ -19,8 +19,10 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from .station import BenchConnectionError
 
-class BenchBusyError(RuntimeError):
+
+class BenchBusyError(BenchConnectionError):
     """Another live process has this bench open."""
 
 

@@ -97,7 +97,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """rram-hil: hardware-in-the-loop work on 1T1R ReRAM crossbar chips."""
     ctx.ensure_object(dict)["debug"] = debug
     if threading.current_thread() is threading.main_thread():
-        for name in ("SIGTERM", "SIGHUP"):
+        # SIGINT too: a command started with SIGINT ignored (a background job) still stops on it
+        for name in ("SIGINT", "SIGTERM", "SIGHUP"):
             if hasattr(signal, name):
                 sig = getattr(signal, name)
                 old = signal.signal(sig, _stop_like_ctrl_c)

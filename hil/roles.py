@@ -98,6 +98,9 @@ class Pulser(abc.ABC):
     def pulse(self, amplitude: float, width: float) -> None:
         """One rectangular pulse of ``amplitude`` (V, >= 0) and ``width`` (s) on the routed lines."""
 
+    def check(self, amplitudes: NDArray[np.float64], widths: NDArray[np.float64]) -> None:
+        """Raise :class:`LimitError` for any pulse (|amplitude| V, width s) the instrument cannot make."""
+
 
 class VectorMultiplier(abc.ABC):
     @abc.abstractmethod

@@ -14,6 +14,7 @@ import contextlib
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import serial
+from pymeasure.adapters import VISAAdapter
 from pyvisa.errors import VisaIOError
 
 from drivers.errors import InstrumentError
@@ -104,12 +105,12 @@ class Station:
         """One safe-state attempt per instrument not yet given up; a sentence saying how it went."""
         reached, failed = [], []
         for name, driver in self.drivers.items():
-            if name in self.given_up:
+            # never command an instrument that has not yet proved to be the model its driver speaks to
+            if name in self.given_up or name not in self.identities:
                 continue
             try:
                 if name == suspect:
-                    with contextlib.suppress(Exception):
-                        driver.adapter.flush_read_buffer()  # a late reply must not answer the next query
+                    _discard_late_replies(driver.adapter)
                 self.plugin(name).safe_state(driver)
                 reached.append(name)
             except Exception:  # keep switching the others off
@@ -138,6 +139,17 @@ class Station:
             with contextlib.suppress(Exception):
                 fn()
         self._cleanup.clear()
+
+
+def _discard_late_replies(adapter: Any) -> None:
+    """Drop what a slow instrument sent after its timeout, so it cannot answer the next query.
+
+    Not over pyvisa: pyvisa-py's buffer clear loops forever on a socket the peer closed.
+    """
+    if isinstance(adapter, VISAAdapter):
+        return
+    with contextlib.suppress(Exception):
+        adapter.flush_read_buffer()
 
 
 def _short(exc: BaseException) -> str:

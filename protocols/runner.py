@@ -151,9 +151,10 @@ _state = {"depth": 0, "stop": None, "closing": False}
 
 
 def _on_signal(signum, frame) -> None:
-    if _state["closing"]:
-        return  # switching outputs off: let it finish
     name = signal.Signals(signum).name
+    if _state["closing"]:
+        _state["stop"] = _state["stop"] or name  # switching outputs off: let it finish, stop afterwards
+        return
     if _state["stop"] is not None:
         raise Interrupted(name)  # second signal: stop now
     _state["stop"] = name
@@ -337,24 +338,29 @@ def execute(bench: Bench, page: Page, rows: Sequence[int] | None = None, cols: S
     rows_idx, cols_idx = region(bench, rows, cols)
     page.check(rows_idx, cols_idx)
     check_plan(bench.limits, page.plan())
-    store = None
-    if out is not None:
-        meta = {k: v for k, v in bench.metadata.items() if k not in ("sim", "bench_file")}
-        store = RunStore.open(out, page.name, page.params(rows_idx, cols_idx), (rows_idx.size, cols_idx.size),
-                              bench_file=bench_file if bench_file is not None else bench.metadata.get("bench_file", ""),
-                              bench_meta=meta, chip_id=chip_id or str(bench.metadata.get("chip_id", "")),
-                              identity=bench_identity(bench, chip_id), seed=seed,
-                              resume=resume and not overwrite)
-        for name, (dtype, fill) in page.fields.items():
-            store.cell_field(name, dtype, fill)
-        store.table("pulses", PULSE_DTYPE)
-    created = store is not None and not store.resumed
-    bar = Progress(0, page.label, enabled=progress)
-    run = Run(bench, rows_idx, cols_idx, store, bar)
+    store: RunStore | None = None
+    run: Run | None = None
     failure: BaseException | None = None
     result = None
+    bar = Progress(0, page.label, enabled=progress)
+    # signals stop the run from here on, the run file's set-up included: a file is never left
+    # half set up or marked running by a SIGTERM
     with _signals_stop_the_run():
         try:
+            if out is not None:
+                meta = {k: v for k, v in bench.metadata.items() if k not in ("sim", "bench_file")}
+                store = RunStore.open(out, page.name, page.params(rows_idx, cols_idx), (rows_idx.size, cols_idx.size),
+                                      bench_file=bench_file if bench_file is not None
+                                      else bench.metadata.get("bench_file", ""),
+                                      bench_meta=meta, chip_id=chip_id or str(bench.metadata.get("chip_id", "")),
+                                      identity=bench_identity(bench, chip_id), seed=seed,
+                                      resume=resume and not overwrite)
+                for name, (dtype, fill) in page.fields.items():
+                    store.cell_field(name, dtype, fill)
+                store.table("pulses", PULSE_DTYPE)
+                store.flush()
+            run = Run(bench, rows_idx, cols_idx, store, bar)
+            checkpoint()
             if run.resumed:
                 page.restore(run)
                 page.confirm(run)
@@ -371,9 +377,9 @@ def execute(bench: Bench, page: Page, rows: Sequence[int] | None = None, cols: S
             result = page.finish(run)
         except BaseException as exc:  # noqa: BLE001 - re-raised below after the outputs are off
             failure = exc
-        pending = _state["stop"] if _state["depth"] == 1 and failure is None else None
-        if _state["depth"] == 1:
-            _state["closing"] = True  # signals from here on must not cut the switching-off short
+        outer = _state["depth"] == 1
+        if outer:
+            _state["closing"] = True  # a signal from here on is noted, not raised: the switching-off must finish
         bar.close()
         off_error = None
         if not _bench_switched_off_already(failure):
@@ -381,17 +387,18 @@ def execute(bench: Bench, page: Page, rows: Sequence[int] | None = None, cols: S
                 bench.outputs_off()
             except Exception as exc:  # noqa: BLE001
                 off_error = exc
-    if failure is not None:
-        if off_error is not None:
+        if failure is not None and off_error is not None:
             failure.add_note(f"switching the outputs off also failed: {off_error}")
         if store is not None:
-            if created and run.ops == 0:
+            if failure is not None and not store.resumed and (run is None or run.ops == 0):
                 store.discard()  # nothing was sent: leave no file to block the corrected command
-            else:
+            elif failure is not None:
                 store.finish("interrupted" if isinstance(failure, KeyboardInterrupt) else "failed")
+            else:
+                store.finish("failed" if off_error is not None else "complete")
+        pending = _state["stop"] if outer and failure is None else None
+    if failure is not None:
         raise failure
-    if store is not None:
-        store.finish("failed" if off_error is not None else "complete")
     if off_error is not None:
         raise off_error
     if pending is not None:

@@ -8,19 +8,22 @@ The page, step by step (``run_workflow``):
    the seed-000 network's layers on differential pairs;
 3. program with write-and-verify, let the fast relaxation pass, read back the references, and
    verify: calibrate the checks on fault-free VMMs and record the read-back fidelity;
-4. serve the stream hour by hour: every VMM is checked, alarms are localised, re-scanned and
+4. serve the stream hour by hour (SIGTERM or SIGHUP: the hour in hand is finished and recorded,
+   then the run stops as ``interrupted``; Ctrl-C stops at once, the hour's decisions so far kept): every VMM is checked, alarms are localised, re-scanned and
    repaired with the fewest writes (:class:`hil.service.ServiceSession`), references are re-read
    every ``maintain_every_hours``; chip time then advances an hour.
 
-Everything is recorded as it happens in the run file (HDF5, format ``rram-hil-service``)::
+Everything is recorded as it happens in the run file, an rram-hil run (:mod:`hil.runstore`,
+protocol ``service``, parameters = the workflow text; ``hil view RUN.h5`` shows it live)::
 
-    /                 attrs: format, format_version, workflow (the YAML text), seed, status,
-                      hours_done, software_version, created, updated
-    /events           (n,) JSON strings: every decision in order (program, calibrate, alarm,
-                      localise, scan, faultmap_version, repair, maintain, drift_compensation, hour)
-    /timeline         (hours,) rows: hour, chip_time_h, fidelity (simulated ground truth: 1 - cos
-                      or accuracy), fidelity_reference (what the host computes from its read-back),
-                      alarms, repairs, devices_reprogrammed, faults_found, faults_appeared
+    /cells/done            (hours, 1) the hours served
+    /tables/fidelity       per hour: hour, chip_time_h, fidelity (simulated ground truth: 1 - cos
+                           or accuracy), fidelity_reference (what the host computes from its
+                           read-back), alarms, repairs, devices_reprogrammed, faults_found, faults_appeared
+    /tables/events         every decision in order (scan_array, program, calibrate, verify, alarm,
+                           localise, scan, faultmap_version, repair, maintain, drift_compensation, hour):
+                           chip_time_h, vmm, event, record (the decision as JSON)
+    /tables/alarms, /tables/repairs   the alarms and repairs again as plain columns (for plots)
 
 and the fault-map versions in ``<run>.faults.h5`` (:mod:`hil.faultmap_versions`).
 
@@ -35,7 +38,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-from dataclasses import asdict
 from typing import Any, Callable
 
 import h5py
@@ -43,18 +45,20 @@ import numpy as np
 
 from hil.faultmap_versions import FaultMapVersions
 from hil.progress import Progress
-from hil.runstore import now_iso, software_version
+from hil.runstore import RunStore
 from hil.service import ServiceParams, ServiceSession, WindowEngine, map_direct, map_factorized
+from hil.service.engine import window_chip
 from hil.service.network import ServedNetwork, layer_matrix
 from hil.service.tiles import serve_tiled, tile_shapes
 from hil.service.workflow import Workflow, target_matrix, workload
-from simulated_bench.window_array import WindowArray, WindowParams
 
-FORMAT = "rram-hil-service"
-FORMAT_VERSION = 1
+PROTOCOL = "service"
 TIMELINE = np.dtype([("hour", "i4"), ("chip_time_h", "f8"), ("fidelity", "f8"), ("fidelity_reference", "f8"),
                      ("alarms", "i4"), ("repairs", "i4"), ("devices_reprogrammed", "i8"), ("faults_found", "i4"),
                      ("faults_appeared", "i4")])
+EVENTS = np.dtype([("chip_time_h", "f8"), ("vmm", "i8"), ("event", "S24"), ("record", h5py.string_dtype())])
+ALARMS = np.dtype([("chip_time_h", "f8"), ("vmm", "i8"), ("stage", "i2"), ("check", "i2"), ("statistic", "f8")])
+REPAIRS = np.dtype([("chip_time_h", "f8"), ("vmm", "i8"), ("devices_reprogrammed", "i8"), ("pulses", "i8")])
 
 
 class ReplayMismatch(RuntimeError):
@@ -62,45 +66,56 @@ class ReplayMismatch(RuntimeError):
 
 
 class RunFile:
-    """The service run file: appends events and timeline rows, flushed after every hour."""
+    """The service run file, an rram-hil run (:class:`hil.runstore.RunStore`, so ``hil view`` shows it live):
+    one row per hour (``cells/done`` counts hours), tables ``fidelity`` (the timeline), ``events`` (every
+    decision as JSON), ``alarms`` and ``repairs``; flushed after every hour."""
 
-    def __init__(self, path: str, workflow_text: str, seed: int):
+    def __init__(self, path: str, workflow_text: str, seed: int, hours: int, replay: bool = False):
         self.path = path
-        exists = os.path.exists(path)
-        self.f = h5py.File(path, "a")
-        if exists and "format" in self.f.attrs:
-            if self.f.attrs["format"] != FORMAT:
-                raise ValueError(f"{path} is not a service run file")
-            if self.f.attrs["workflow"] != workflow_text:
-                raise ValueError(f"{path} was written by another workflow; choose a new --out or the same file")
-        else:
-            self.f.attrs.update({"format": FORMAT, "format_version": FORMAT_VERSION, "workflow": workflow_text,
-                                 "seed": seed, "status": "running", "hours_done": 0,
-                                 "software_version": software_version(), "created": now_iso()})
-            self.f.create_dataset("events", (0,), maxshape=(None,), dtype=h5py.string_dtype())
-            self.f.create_dataset("timeline", (0,), maxshape=(None,), dtype=TIMELINE)
-        self.recorded = [json.loads(e) for e in self.f["events"].asstr()[()]]
-        self.hours_done = int(self.f.attrs["hours_done"])
+        self.replay = replay
+        if replay:
+            self.store = None
+            with h5py.File(path, "r") as f:
+                if f.attrs.get("protocol") != PROTOCOL:
+                    raise ValueError(f"{path} is not a service run file")
+                if f.attrs.get("status") != "complete":
+                    raise ValueError(f"{path} is not a finished run; run it (it resumes) before replaying it")
+                if json.loads(f.attrs["parameters"]).get("workflow") != workflow_text:
+                    raise ValueError(f"{path} was written by another workflow")
+                self.recorded = [json.loads(r) for r in f["tables/events"]["record"].astype(str)] \
+                    if "tables/events" in f else []
+                self.hours_done = int(f.attrs.get("hours_done", 0))
+            return
+        self.store = RunStore.open(path, PROTOCOL, {"workflow": workflow_text}, (hours, 1), seed=seed)
+        for name, dtype in (("fidelity", TIMELINE), ("events", EVENTS), ("alarms", ALARMS), ("repairs", REPAIRS)):
+            self.store.table(name, dtype, chunk=256)
+        ev = self.store._f["tables/events"]
+        self.recorded = [json.loads(r) for r in ev["record"].astype(str)] if ev.shape[0] else []
+        self.hours_done = int(self.store.attr("hours_done", 0))
 
     def append(self, events: list[dict], row: tuple | None) -> None:
-        ev = self.f["events"]
-        n = ev.shape[0]
-        ev.resize((n + len(events),))
+        st = self.store
         if events:
-            ev[n:] = [json.dumps(e, default=_json_default) for e in events]
+            st.append("events", np.array([(e.get("chip_time_s", 0.0) / 3600, e.get("vmm", 0), e["event"],
+                                           json.dumps(e, default=_json_default)) for e in events], EVENTS))
+            al = [(e["chip_time_s"] / 3600, e.get("at_vmm", e["vmm"]), e["stage"], e["check"], e["statistic"])
+                  for e in events if e["event"] == "alarm"]
+            if al:
+                st.append("alarms", np.array(al, ALARMS))
+            rep = [(e["chip_time_s"] / 3600, e["vmm"], e["writes"], e["pulses"]) for e in events
+                   if e["event"] == "repair"]
+            if rep:
+                st.append("repairs", np.array(rep, REPAIRS))
         if row is not None:
-            tl = self.f["timeline"]
-            tl.resize((tl.shape[0] + 1,))
-            tl[-1] = row
+            st.append("fidelity", np.array([row], TIMELINE))
             self.hours_done = int(row[0]) + 1
-            self.f.attrs["hours_done"] = self.hours_done
-        self.f.attrs["updated"] = now_iso()
-        self.f.flush()
+            st.write_cells([row[0]], [0], done=True)
+            st.set_attr("hours_done", self.hours_done)
+        st.flush()
 
     def finish(self, status: str) -> None:
-        self.f.attrs["status"] = status
-        self.f.attrs["updated"] = now_iso()
-        self.f.close()
+        if self.store is not None:
+            self.store.finish(status)
 
 
 def _json_default(o):
@@ -115,17 +130,10 @@ def _canonical(e: dict) -> str:
     return json.dumps(e, default=_json_default, sort_keys=True)
 
 
-def build_chip(wf: Workflow) -> dict[str, WindowArray]:
+def build_chip(wf: Workflow) -> dict:
     """The simulated chip the workflow describes: one window-level array per block, seeded."""
-    aging = wf.chip.aging_params()
-    params = WindowParams(read_noise_scale=wf.chip.read_noise_scale)
-    shapes = block_shapes(wf)
-    arrays = {}
-    for i, (name, shape) in enumerate(shapes.items()):
-        rng = np.random.default_rng([wf.seed, i, 7])
-        codes = (rng.random(shape) < wf.chip.initial_fault_rate).astype(np.int8)  # stuck-OFF
-        arrays[name] = WindowArray(*shape, params, codes, aging, seed=[wf.seed, i])
-    return arrays
+    return window_chip(block_shapes(wf), wf.chip.initial_fault_rate, wf.chip.aging_params(), wf.seed,
+                       wf.chip.read_noise_scale)
 
 
 def block_shapes(wf: Workflow) -> dict[str, tuple[int, int]]:
@@ -145,10 +153,7 @@ def block_shapes(wf: Workflow) -> dict[str, tuple[int, int]]:
 def run_workflow(wf: Workflow, workflow_text: str, out: str, progress: bool = True, replay: bool = False,
                  echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Run (or resume, or replay) a service workflow; returns the summary. See the module docstring."""
-    run = RunFile(out, workflow_text, wf.seed)
-    if replay and run.f.attrs["status"] != "complete":
-        run.f.close()
-        raise ValueError(f"{out} is not a finished run; run it (it resumes) before replaying it")
+    run = RunFile(out, workflow_text, wf.seed, int(np.ceil(wf.stream.hours)), replay)
     recorded = run.recorded
     hours_recorded = run.hours_done
     # the version store is regenerated by every (re)start: the replayed decisions commit the same versions
@@ -171,7 +176,7 @@ def run_workflow(wf: Workflow, workflow_text: str, out: str, progress: bool = Tr
     arrays = build_chip(wf)
     engine_of = {}
     rng = np.random.default_rng([wf.seed, 1])
-    params = ServiceParams()
+    params = ServiceParams(compare_full_remap=wf.mapping.target != "digits")
     # 1. scan every array (nothing is programmed yet: the restore target is the RESET floor)
     scanned = {}
     for name, arr in arrays.items():
@@ -241,13 +246,15 @@ def run_workflow(wf: Workflow, workflow_text: str, out: str, progress: bool = Tr
     bar = Progress(hours, "service", enabled=progress and not replay, initial=0)
     bar._bar.unit = "h"
     stop = {"flag": False}
-    old_term = signal.getsignal(signal.SIGTERM)
+    stop_signals = (signal.SIGTERM, signal.SIGHUP)
+    old_handlers = {sig: signal.getsignal(sig) for sig in stop_signals}
 
     def _term(signum, frame):
         stop["flag"] = True  # finish the hour in hand, then record and stop
 
     if not replay:
-        signal.signal(signal.SIGTERM, _term)
+        for sig in stop_signals:
+            signal.signal(sig, _term)
     status = "complete"
     events_seen = 0
     try:
@@ -274,7 +281,8 @@ def run_workflow(wf: Workflow, workflow_text: str, out: str, progress: bool = Tr
                 run.append(pending, row)
                 pending.clear()
                 bar.update(1)
-                echo(f"hour {h + 1:4d}: fidelity {f_true:.4g} (read-back {f_ref:.4g}), alarms {row[4]}, "
+                what = "accuracy" if wf.mapping.target == "digits" else "1 - cos"
+                echo(f"hour {h + 1:4d}: {what} {f_true:.4g} (host's read-back 1 - cos {f_ref:.4g}), alarms {row[4]}, "
                      f"repairs {row[5]}, devices re-programmed {row[6]}, faults found {row[7]}")
             events_seen = position[0]
             if stop["flag"]:
@@ -286,11 +294,10 @@ def run_workflow(wf: Workflow, workflow_text: str, out: str, progress: bool = Tr
     finally:
         bar.close()
         if not replay:
-            signal.signal(signal.SIGTERM, old_term)
+            for sig, handler in old_handlers.items():
+                signal.signal(sig, handler)
             run.append(pending, None)
             run.finish(status)
-        else:
-            run.f.close()
     summary = {"status": status, "hours": hours if status == "complete" else None,
                "fidelity_end": f_true, "fidelity_reference_end": f_ref,
                "alarms": sum(s.count.alarms for s in sessions), "repairs": sum(s.count.repairs for s in sessions),
@@ -316,11 +323,12 @@ def _forward_true(served: ServedNetwork, x: np.ndarray) -> np.ndarray:
 
 def timeline(path: str) -> tuple[np.ndarray, list[dict], dict]:
     """(timeline rows, events, attributes) of a service run file."""
-    with h5py.File(path, "r") as f:
-        if f.attrs.get("format") != FORMAT:
+    with h5py.File(path, "r", locking=False) as f:
+        if f.attrs.get("protocol") != PROTOCOL:
             raise ValueError(f"{path} is not a service run file")
-        return (f["timeline"][()], [json.loads(e) for e in f["events"].asstr()[()]],
-                {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()})
+        rows = f["tables/fidelity"][()] if "tables/fidelity" in f else np.zeros(0, TIMELINE)
+        events = [json.loads(r) for r in f["tables/events"]["record"].astype(str)] if "tables/events" in f else []
+        return rows, events, {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
 
 
-__all__ = ["run_workflow", "build_chip", "timeline", "RunFile", "ReplayMismatch"]
+__all__ = ["run_workflow", "build_chip", "timeline", "RunFile", "ReplayMismatch", "PROTOCOL"]

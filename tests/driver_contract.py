@@ -38,9 +38,14 @@ CHIP = {"MA": (64, 20), "MB": (8, 64)}
 
 
 def emulator_for(driver_cls):
+    """A fresh emulator of the driver's model; a 2600B gets a 707B as TSP-Link node 2 (its scripts route through it)."""
     model = MODEL_OF[driver_cls]
     arrays = {name: SimulatedArray(r, c, seed=0, variation=NO_VARIATION) for name, (r, c) in CHIP.items()}
-    return SimulatedInstruments(arrays, {"dut": model}, {}).emulators["dut"]
+    instruments, options = {"dut": model}, {}
+    if model == "keithley2600b":
+        instruments["mx"] = "keithley707b"
+        options = {"dut": {"tsplink_node": 1}, "mx": {"tsplink_node": 2}}
+    return SimulatedInstruments(arrays, instruments, {}, options=options).emulators["dut"]
 
 
 def queued_errors(emu) -> list:

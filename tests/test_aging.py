@@ -126,3 +126,30 @@ def test_bench_file_aging_and_fast_forward():
         assert arr.time_s >= 24 * 3600
     finally:
         bench.close()
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None)
+@given(per_hour=st.floats(0, 0.05), on=st.floats(0, 1), cluster=st.floats(0, 1), hours=st.lists(
+    st.floats(0, 48), min_size=1, max_size=4), seed=st.integers(0, 2 ** 16))
+def test_stuck_devices_only_ever_accumulate(per_hour, on, cluster, hours, seed):
+    from simulated_bench.window_array import WindowArray
+
+    aging = AgingParams(stuck=StuckParams(per_pulse=0, per_hour=per_hour, on_fraction=on, cluster_fraction=cluster),
+                        drift=None, read_disturb=None)
+    arr = WindowArray(12, 9, aging=aging, seed=seed)
+    prev = arr.true_fault_codes
+    n_events = 0
+    for h in hours:
+        events = arr.advance(h)
+        n_events += len(events)
+        codes = arr.true_fault_codes
+        assert np.all(codes[prev != 0] == prev[prev != 0])  # a stuck device never recovers
+        assert np.isin(codes, (0, 1, 2)).all()
+        prev = codes
+    assert np.count_nonzero(prev) == n_events == len(arr.aging.events)
+    g = arr.true_conductance()
+    assert np.all(g[prev == 1] == 0) and np.all(g[prev == 2] == arr.params.g_max)

@@ -149,3 +149,24 @@ def test_unreachable_instrument_fails_to_open_with_its_name(tmp_path):
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     with pytest.raises(BenchConnectionError, match=r"cannot open board \(rram-hil-ab64 at socket://127.0.0.1:9\)"):
         hil.open_bench(path)
+
+
+def test_whole_plan_is_checked_against_limits_and_instrument_ranges(bench):
+    records = recording_all(bench.sim)
+    bench.check_plan(pulse_amplitudes=[0.8, 1.2, -2.0], pulse_widths=[1e-6, 1e-4], gate_voltages=[1.5, 4.5],
+                     read_voltages=[0.2])
+    for plan, match in (({"pulse_amplitudes": [1.0, 2.0, 3.4]}, "pulse amplitude 3.4 V exceeds .*v_line_max"),
+                        ({"pulse_amplitudes": [0.02, 1.0]}, "0.02 V is below the 81160A's 50 mV minimum"),
+                        ({"pulse_widths": [1e-6, 0.5]}, "pulse width 0.5 s exceeds .*pulse_width_max"),
+                        ({"gate_voltages": [1.0, 6.0]}, "gate voltage 6 V exceeds .*v_gate_max"),
+                        ({"read_voltages": [float("nan")]}, "read voltage in the plan is not a finite number")):
+        with pytest.raises(LimitError, match=match):
+            bench.check_plan(**plan)
+    assert records == {name: [] for name in records}  # nothing was sent
+
+
+def test_smu_pulser_plan_respects_the_smus_pulse_widths():
+    with hil.open_bench("examples/benches/simulated_b2900.yaml", chip=SMALL) as b:
+        with pytest.raises(LimitError, match=r"pulse width 1e-05 s is below pulse_width_min = 5e-05 s"):
+            b.check_plan(pulse_widths=[1e-5])
+        b.check_plan(pulse_widths=[1e-4, 1e-3], pulse_amplitudes=[1.0, -2.0])

@@ -160,6 +160,7 @@ def test_chip_pinned_to_an_absent_bench_is_reported(benches, tmp_path):
 
 # ------------------------------------------------------------------------ the command line, over tcp://
 def test_hil_campaign_over_tcp_with_bench_workers(tmp_path):
+    """``hil bench-worker`` processes on 127.0.0.1 serve ``hil campaign --scheduler tcp://...``."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS), os.environ.get("PYTHONPATH", "")])}
     sched_file = tmp_path / "scheduler.json"
     procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
@@ -170,15 +171,15 @@ def test_hil_campaign_over_tcp_with_bench_workers(tmp_path):
         while not sched_file.exists() and time.time() < deadline:
             time.sleep(0.1)
         address = json.loads(sched_file.read_text())["address"]
-        for name in BENCHES:
+        for name in BENCHES[:2]:
             procs.append(subprocess.Popen([sys.executable, "-m", "hil", "bench-worker", "--scheduler", address,
                                            "--name", name], env=env, cwd=ROOT,
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         from distributed import Client
 
         with Client(address, timeout="30s") as c:
-            c.wait_for_workers(3, timeout=60)
-            assert sorted(bench_workers(c)) == BENCHES
+            c.wait_for_workers(2, timeout=60)
+            assert sorted(bench_workers(c)) == BENCHES[:2]
         path = tmp_path / "campaign.yaml"
         path.write_text(yaml.safe_dump(campaign_dict("lot", n_chips=3)))
         run = subprocess.run([sys.executable, "-m", "hil", "campaign", str(path), "--scheduler", address,
@@ -201,3 +202,23 @@ def test_example_campaign_file_is_valid():
     spec = CampaignSpec.load(ROOT / "examples" / "campaigns" / "wafer_lot.yaml", STEPS)
     assert [s.name for s in spec.steps] == ["scan", "read"] and len(spec.chips) == 6
     assert spec.chips[-1].bench == "station-3" and spec.steps[0].function == STEPS["scan"]
+
+
+def test_step_adapters_run_the_protocols(tmp_path):
+    """Every catalog step runs its protocol with a run file and returns a JSON-able summary."""
+    import hil
+    from hil.commands.campaign_cmd import form_step, program_step, read_step
+
+    with hil.open_bench(chip={"seed": 3, "arrays": [{"name": "A", "rows": 4, "cols": 4}]}) as bench:
+        formed = form_step(bench, out=str(tmp_path / "form.h5"), chip_id="X")
+        read = read_step(bench, out=str(tmp_path / "read.h5"), chip_id="X", n_avg=1)
+        prog = program_step(bench, out=str(tmp_path / "prog.h5"), chip_id="X", g_target=50e-6)
+        with pytest.raises(ValueError, match="unknown parameter"):
+            read_step(bench, out=str(tmp_path / "r2.h5"), chip_id="X", n_avgs=2)
+    assert formed["formed"] + formed["never_formed"] == 16
+    assert 0 < read["g_median_S"] <= read["g_max_S"]
+    assert prog["cells"] == 16 and prog["converged"] >= 14  # ISPP reaches 50 uS on a fault-free chip
+    json.dumps([formed, read, prog])
+    for name in ("form", "read", "prog"):
+        with h5py.File(tmp_path / f"{name}.h5") as f:
+            assert f.attrs["status"] == "complete" and f.attrs["chip_id"] == "X"

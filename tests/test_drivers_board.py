@@ -94,3 +94,24 @@ def test_shutdown_grounds_every_line():
     with expected_protocol(AddressingBoard, [("ROUTE OFF", "OK"), ("WL 0.0000", "OK")]) as board:
         board.shutdown()
         assert board.isShutdown
+
+
+def test_batch_sends_settings_and_measure_in_one_transfer():
+    with expected_protocol(AddressingBoard, [
+        ("ROW 3\nCOL 0-2,5\nWL 3.0000\nROUTE READ\nMEAS?", "OK"), (None, "OK"), (None, "OK"), (None, "OK"),
+        (None, "1e-06,2e-06,3e-06,4e-06"),
+        ("COL 1\nROUTE BL", "OK"), (None, "OK"),
+    ]) as board:
+        assert board.batch(row=3, columns=[0, 1, 2, 5], word_line_voltage=3.0, route="READ",
+                           measure=True) == [1e-6, 2e-6, 3e-6, 4e-6]
+        assert board.batch(columns=[1], route="BL") is None
+        assert board.batch() is None
+        with pytest.raises(ValueError):
+            board.batch(route="SIDEWAYS")
+
+
+def test_batch_reads_every_reply_before_raising():
+    with expected_protocol(AddressingBoard, [("ROW 99\nROUTE READ", "ERR 4,99 outside 0..63"),
+                                             (None, "OK")]) as board:
+        with pytest.raises(BoardError, match="99 outside"):
+            board.batch(row=99, route="READ")

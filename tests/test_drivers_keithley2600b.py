@@ -3,7 +3,7 @@ import pytest
 from driver_contract import expected_protocol
 
 from drivers.errors import InstrumentError
-from drivers.keithley2600b import PULSE_READ_LINES, Keithley2600B
+from drivers.keithley2600b import PULSE_READ_LINES, TUNE_LINES, Keithley2600B
 
 
 def test_channel_properties():
@@ -132,3 +132,27 @@ def test_shutdown_zeroes_and_switches_off_both_channels():
     ]) as smu:
         smu.shutdown()
         assert smu.isShutdown
+
+
+LOAD_TUNE = [("\n".join(["loadscript hilTune", *TUNE_LINES, "endscript"]), None), ("hilTune.run()", None),
+             ("print(errorqueue.count)", "0.00000e+00")]
+
+
+def test_tuning_is_loaded_once_and_a_row_is_one_query():
+    with expected_protocol(Keithley2600B, LOAD_TUNE + [
+        ("hilTuneLadder(1, {2,2}, {1,1.2})", None),
+        ("hilTuneLadder(-1, {1,1.1}, {4,4})", None),
+        ("print(errorqueue.count)", "0.00000e+00"),
+        ('hilTuneRun(smua, smub, 2, {"1A01,1C09","1A02,1C09"}, {2e-05,4e-05}, 0.03, 0.2, 3, 0.0001, 60)',
+         "2.000000e-05,3,1,5.000000e-05,60,0"),
+        ('hilSweepRun(smua, smub, 0, {"1A01"}, {{2,2},{-1.8,4}}, 0.05, 3, 0.0001)',
+         "1.000000e-06,3.000000e-05,2.000000e-06"),
+    ]) as smu:
+        smu.load_tuning(([2.0, 2.0], [1.0, 1.2]), ([1.0, 1.1], [4.0, 4.0]))
+        assert smu.tune(["1A01,1C09", "1A02,1C09"], [20e-6, 40e-6], 0.03, 0.2, 3.0, 100e-6, 60, matrix_node=2) \
+            == [(2e-5, 3, True), (5e-5, 60, False)]
+        assert smu.sweep(["1A01"], [(2.0, 2.0), (-1.8, 4.0)], 0.05, 3.0, 100e-6) == [[1e-6, 3e-5, 2e-6]]
+        with pytest.raises(ValueError):
+            smu.tune(["1A01); os.exit("], [1e-5], 0.03, 0.2, 3.0, 1e-4, 60)  # routes are channel lists only
+        with pytest.raises(ValueError):
+            smu.tune(["1A01"], [1e-5, 2e-5], 0.03, 0.2, 3.0, 1e-4, 60)

@@ -120,3 +120,15 @@ def test_errors_are_raised_with_their_codes():
         with pytest.raises(InstrumentError, match="-113"):
             smu.raise_errors()
         assert "B2902A" in smu.id
+
+
+def test_single_pulses_are_one_round_trip_each():
+    with expected_protocol(KeysightB2900, [
+        (":SOUR2:FUNC:SHAP PULS;:SOUR2:VOLT:MODE FIX;:SOUR2:VOLT 0;:SOUR2:PULS:DEL 0;:SOUR2:PULS:WIDT 0.0001;"
+         ":TRIG2:SOUR AINT;:TRIG2:COUN 1", None),
+        (":SOUR2:VOLT:TRIG 1.5;:INIT (@2);*OPC?", "1"),
+    ]) as smu:
+        smu.ch2.configure_pulse(100e-6)
+        smu.ch2.fire_pulse(1.5)
+        with pytest.raises(ValueError):
+            smu.ch2.configure_pulse(10e-6)

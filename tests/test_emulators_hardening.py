@@ -186,3 +186,22 @@ def test_one_command_cannot_occupy_the_chip_for_hours(sim):
     send(b29, ":SOUR1:FUNC:SHAP PULS;:SOUR1:PULS:WIDT 100;:TRIG1:COUN 100000;:ARM1:COUN 100000;:INIT (@1)")
     assert send(b29, "SYST:ERR?").startswith("-221")
     assert send(b29, "*IDN?").startswith("Keysight")
+
+
+def test_host_time_of_one_chunk_is_bounded(monkeypatch):
+    monkeypatch.setattr(tsp, "MAX_CHUNK_S", 0.2)  # the instruction budget stays at its default
+    smu = SimulatedInstruments({"A": SimulatedArray(4, 4, variation=NO_VARIATION)}, {"smu": "keithley2600b"},
+                               {"read": "smu.a"}).emulators["smu"]
+    t0 = time.monotonic()
+    send(smu, "smua.source.output = 1 while true do pcall(smua.measure.i) end")
+    (code, text), = tsp_errors(smu)
+    assert code == -286 and "time budget" in text
+    assert time.monotonic() - t0 < 10
+    assert send(smu, "print(5)") == "5.00000e+00\n"
+
+
+def test_reading_counts_beyond_what_the_emulator_runs_are_refused(sim):
+    smu = sim.emulators["smu2450"]
+    send(smu, ":COUN 300000")
+    assert send(smu, ":READ?") == ""
+    assert send(smu, "SYST:ERR?").startswith("-221")

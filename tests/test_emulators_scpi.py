@@ -137,3 +137,27 @@ def test_driver_reset_is_understood(sim):
     smu.reset()  # "*RST;:stat:pres;:*CLS;"
     assert smu.source_voltage == 0.0
     smu.raise_errors()
+
+
+@pytest.mark.parametrize("model", ["keithley2450", "keysight81160a", "keysightb2900"])
+def test_status_and_error_queries_that_frameworks_send_on_connect(model):
+    from simulated_bench import NO_VARIATION, SimulatedArray
+    from simulated_bench.instruments import SimulatedInstruments
+
+    emu = SimulatedInstruments({"A": SimulatedArray(2, 2, variation=NO_VARIATION)}, {"x": model}, {}).emulators["x"]
+
+    def ask(line):
+        return emu.feed(line.encode() + b"\n").decode().strip()
+
+    assert int(ask("*ESR?")) == 128 and ask("*ESR?") == "0"  # power-on bit, cleared by reading
+    assert ask("*STB?") == "0" and ask("*TST?") == "0" and ask("*OPT?") == "0"
+    assert ask(":SYST:ERR?") == '0,"No error"' and ask(":SYST:ERR:COUN?") == "0"
+    assert ask(":SYST:VERS?") == "1999.0"
+    assert ask(":STAT:OPER?") == "0" and ask(":STAT:QUES:COND?") == "0"
+    emu.feed(b":STAT:OPER:ENAB 512;*ESE 32;*SRE 32\n")
+    assert ask(":STAT:OPER:ENAB?;*ESE?;*SRE?") == "512;32;32"
+    emu.feed(b":NO:SUCH:HEADER 1\n")
+    assert int(ask("*STB?")) & (4 | 32 | 64) == 4 | 32 | 64  # error queue, event summary, request
+    assert ask(":SYST:ERR:ALL?").startswith("-113,")
+    emu.feed(b"*CLS\n")
+    assert ask("*ESR?") == "0" and ask("*STB?") == "0"

@@ -286,3 +286,33 @@ def test_b2900_bench_end_to_end():
     smu = sim.emulators["smu"]
     assert not any(ch.output for ch in smu.channels.values())
     assert sim.emulators["board"].route == "OFF" and sim.emulators["board"].wl == 0.0
+
+
+def test_one_channel_b2900_variant_refuses_wiring_on_channel_2():
+    spec = load_bench_file("examples/benches/simulated_b2900.yaml", {"chip": {"arrays": [{"name": "A", "rows": 4,
+                                                                                         "cols": 4}]}})
+    sim, served = served_simulation(spec)
+    try:
+        sim.emulators["smu"].idn = "Keysight Technologies,B2901A,MY51140001,3.4.2011.5100"  # one output only
+        with pytest.raises(InstrumentIdentityError, match=r"instruments\.smu: a B2901A has one channel, but the "
+                                                          r"wiring uses channel\(s\) 2"):
+            build_bench(parse_bench(served_bench_data(spec, served)))
+        assert not any(ch.output for ch in sim.emulators["smu"].channels.values())
+    finally:
+        served.close()
+
+
+def test_instrument_silent_at_identification_is_named():
+    spec = load_bench_file(simulated_bench_file(), {"chip": {"arrays": [{"name": "A", "rows": 4, "cols": 4}]}})
+    sim, served = served_simulation(spec)
+    try:
+        data = served_bench_data(spec, served)
+        for entry in data["instruments"].values():
+            entry["timeout"] = 0.3
+        board = sim.emulators["board"]
+        board.handle_line = lambda line: None
+        with pytest.raises(hil.BenchConnectionError, match=r"board \(rram-hil-ab64 at .*\) did not answer while "
+                                                           r"identifying itself \(\*IDN\?\) \(timeout 0\.3 s\)"):
+            build_bench(parse_bench(data))
+    finally:
+        served.close()

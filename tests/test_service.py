@@ -4,7 +4,7 @@ import pytest
 
 from hil.factorization import random_fault_codes
 from hil.faultmap_versions import FaultMapVersions
-from hil.service import (CheckParams, Detector, RefitParams, ServiceParams, ServiceSession, StageChecks, WindowEngine,
+from hil.service import (CheckParams, RefitParams, ServiceParams, ServiceSession, WindowEngine,
                          checksum_targets, map_factorized, plan_full_remap, plan_repair, sparse_refit)
 from protocols.matrix import dft_parts
 from simulated_bench.window_array import WindowArray

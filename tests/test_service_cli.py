@@ -54,13 +54,24 @@ def test_service_run_replay_and_versions(tmp_path):
     assert res.exit_code == 0, res.output
     assert "hour    4:" in res.output and (tmp_path / "run.png").exists()
     rows, events, attrs = timeline(out)
-    assert attrs["status"] == "complete" and len(rows) == 4 and attrs["hours_done"] == 4
+    assert attrs["status"] == "complete" and len(rows) == 4 and int(attrs["hours_done"]) == 4
     kinds = [e["event"] for e in events]
     assert kinds[:2] == ["scan_array", "scan_array"] and "program" in kinds and "verify" in kinds
+    # an rram-hil run: the live view shows its fidelity, alarms and repairs
+    from hil.view.figures import RunPage
+    from hil.view.reader import read_snapshot
+
+    snap = read_snapshot(out)
+    assert snap.protocol == "service" and int(snap.done.sum()) == 4
+    page = RunPage()
+    page.update(snap)
+    assert page.fig_fidelity.visible and page.fig_events.visible
     store = FaultMapVersions(str(out) + ".faults.h5")
     assert store.get(0).operation == "scan"
     assert len(store) == 1 + sum(e["event"] == "faultmap_version" for e in events)
     assert rows["faults_found"][-1] >= len(store) - 1 > 0  # the aging chip grew stuck devices and they were found
+    repairs = [e for e in events if e["event"] == "repair"]
+    assert repairs and all(e["writes"] < e["full_remap_writes"] for e in repairs)  # every repair beside a re-map
     res = run("faults", "diff", f"{out}.faults.h5@0", f"{out}.faults.h5@-1")
     assert res.exit_code == 0 and "[version 0 (scan)]" in res.output and "working->stuck_" in res.output
     res = run("faults", "history", f"{out}.faults.h5")
@@ -69,11 +80,13 @@ def test_service_run_replay_and_versions(tmp_path):
     assert res.exit_code == 0 and f"replayed {len(events)} decisions: identical" in res.output
     # a tampered record is caught by the replay
     with h5py.File(out, "a") as f:
-        ev = f["events"]
+        ev = f["tables/events"]
         i = kinds.index("verify")
-        rec = json.loads(ev[i])
+        row = ev[i]
+        rec = json.loads(row["record"])
         rec["fidelity"] += 1.0
-        ev[i] = json.dumps(rec)
+        row["record"] = json.dumps(rec)
+        ev[i] = row
     res = run("service", wf, "--out", out, "--replay")
     assert res.exit_code != 0 and "replay differs" in res.output and f"decision {i}" in res.output
 
@@ -85,7 +98,7 @@ def test_service_refuses_another_workflow_in_the_same_file(tmp_path):
     assert run("service", wf, "--out", out, "--no-progress").exit_code == 0
     wf.write_text(SMALL.replace("HOURS", "2").replace("seed: 1", "seed: 2"))
     res = run("service", wf, "--out", out, "--no-progress")
-    assert res.exit_code != 0 and "another workflow" in res.output
+    assert res.exit_code != 0 and "other parameters" in res.output
 
 
 def test_sigterm_then_resume_gives_the_uninterrupted_run(tmp_path):
@@ -102,6 +115,8 @@ def test_sigterm_then_resume_gives_the_uninterrupted_run(tmp_path):
     proc.communicate(timeout=300)
     rows, _, attrs = timeline(out)
     assert attrs["status"] == "interrupted" and 2 <= len(rows) < 30
+    with h5py.File(out, "r") as f:  # an rram-hil run: hours are its rows, for hil view
+        assert f.attrs["protocol"] == "service" and f["cells/done"][()].sum() == len(rows)
     res = run("service", wf, "--out", out, "--no-progress")
     assert res.exit_code == 0, res.output
     rows, events, attrs = timeline(out)

@@ -210,12 +210,21 @@ def test_hil_sweep_on_a_tcp_scheduler(serial_table, tcp_cluster, tmp_path):
     assert "8 already in" in again.stdout and "0 point(s) run" in again.stdout
 
 
-def test_hil_sweep_refuses_a_bad_scheduler(tmp_path):
+def test_hil_sweep_refuses_a_bad_scheduler_and_a_bad_file(tmp_path):
+    from click.testing import CliRunner
+
+    from hil.cli import cli
+
     spec_file = tmp_path / "spec.yaml"
     spec_file.write_text("function: sweep_studies:tiny_factorization\nout: t\nseeds: 1\n")
-    out = subprocess.run([sys.executable, "-m", "hil", "sweep", str(spec_file), "--scheduler", "tcp://nohost"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert out.returncode != 0 and "tcp://HOST:PORT" in out.stderr
+    out = CliRunner().invoke(cli, ["sweep", str(spec_file), "--scheduler", "tcp://nohost"])
+    assert out.exit_code != 0 and "tcp://HOST:PORT" in out.output
+    spec_file.write_text("function: sweep_studies:tiny_factorization\nout: t\nseeds: [1, 1.5]\n")
+    out = CliRunner().invoke(cli, ["sweep", str(spec_file), "--scheduler", "serial"])
+    assert out.exit_code != 0 and "seeds must be" in out.output
+    spec_file.write_text("function: [unclosed\n")
+    out = CliRunner().invoke(cli, ["sweep", str(spec_file), "--scheduler", "serial"])
+    assert out.exit_code != 0 and "not valid YAML" in out.output
 
 
 def test_unstorable_result_fails_that_point_only(tmp_path):
@@ -243,10 +252,29 @@ def test_killed_hil_sweep_resumes(serial_table, tmp_path):
         time.sleep(0.1)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    assert proc.returncode == 143 and "finished points are in the table" in err, err  # 128 + SIGTERM
     n_first = len(read_table(tmp_path / "table"))
     assert 2 <= n_first < 8
     again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0 and f"{8 - n_first} point(s) run, {n_first} already done" in again.stdout
     got = read_table(tmp_path / "table").drop(columns="delay")
     assert same_results(got, serial_table, ignore=TIMINGS + ("_point",))
+
+
+def test_finished_sweep_is_one_file_and_reads_the_same(tmp_path):
+    from hil.sweep.table import ResultTable, compact
+
+    s = spec(tmp_path, function="sweep_studies:rows_per_seed", grid={}, seeds=[0, 1, 2, 3])
+    table = ResultTable(s.out, s.manifest())
+    for seed in range(4):  # four parts, as a slow sweep writes them, one with a repeat of the first
+        table.add([{"_point": f"p{seed}", "_index": seed, "_row": 0, "seed": seed, "v": [seed]}])
+        table.flush()
+    table.add([{"_point": "p0", "_index": 0, "_row": 0, "seed": 0, "v": [0]}])
+    table.flush()
+    before = read_table(s.out, decode=True)
+    assert len(before) == 4 and before["v"].tolist() == [[0], [1], [2], [3]]
+    assert compact(s.out) == 4
+    assert len(list(Path(s.out).glob("part-*.parquet"))) == 1
+    after = read_table(s.out, decode=True)
+    assert same_results(before, after)
+    assert len(pd.read_parquet(s.out)) == 4

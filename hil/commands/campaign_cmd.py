@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from .sweep_cmd import scheduler_option, stop_on_sigterm
+from .sweep_cmd import interrupted_exit, scheduler_option
 
 
 def _params(preset, params: dict, step: str):
@@ -98,7 +98,6 @@ def campaign_command(campaign_path, scheduler, progress) -> None:
         spec = CampaignSpec.load(campaign_path, STEPS)
     except (SpecError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
-    stop_on_sigterm()
     try:
         if scheduler == LOCAL:
             with local_benches(spec.benches) as cluster, Client(cluster) as client:
@@ -109,9 +108,8 @@ def campaign_command(campaign_path, scheduler, progress) -> None:
             with Client(scheduler, timeout="20s") as client:
                 click.echo(f"Dask scheduler {scheduler}; dashboard {client.dashboard_link}")
                 report = run_campaign(spec, client, progress=progress, log=click.echo)
-    except KeyboardInterrupt:
-        click.echo("\ninterrupted: finished steps are kept; run the same command again to continue", err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as exc:
+        interrupted_exit(exc, "interrupted: finished steps are kept; run the same command again to continue")
     makespan, total = report.bench_time()
     click.echo(f"{len(report.chips) - len(report.unfinished)}/{len(report.chips)} chips complete in "
                f"{report.wall_s:.1f} s; bench time {makespan:.3g} s on the busiest bench, {total:.3g} s summed "
@@ -139,6 +137,7 @@ def bench_worker_command(scheduler, bench_name, bench_path) -> None:
         raise click.ClickException(str(exc)) from exc
 
     async def serve() -> None:
+        click.echo(f"bench {bench_name}: connecting to {scheduler} ...")
         async with BenchNanny(scheduler, bench_name=bench_name,
                               bench_file=os.path.abspath(bench_path) if bench_path else None) as nanny:
             click.echo(f"bench {bench_name} ({bench_path or 'simulated'}) serving {scheduler} as {nanny.worker_address}")

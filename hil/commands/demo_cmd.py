@@ -17,6 +17,8 @@ from pathlib import Path
 import click
 import numpy as np
 
+from .inputs import Finite
+
 
 def picture_targets(rows: int, cols: int, g_low: float, g_high: float) -> np.ndarray:
     """Four handwritten digits (scikit-learn's UCI set) tiled over the array, as conductances (S).
@@ -38,10 +40,10 @@ def picture_targets(rows: int, cols: int, g_low: float, g_high: float) -> np.nda
 
 @click.command("demo")
 @click.option("--out", default="out/demo", show_default=True, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--fault-off", default=0.05, show_default=True, type=click.FloatRange(0, 1), help="stuck-OFF rate")
-@click.option("--fault-on", default=0.02, show_default=True, type=click.FloatRange(0, 1), help="stuck-ON rate")
+@click.option("--fault-off", default=0.05, show_default=True, type=Finite(0, 1), help="stuck-OFF rate")
+@click.option("--fault-on", default=0.02, show_default=True, type=Finite(0, 1), help="stuck-ON rate")
 @click.option("--seed", default=0, show_default=True, type=int, help="seed of the simulated chip")
-@click.option("--tolerance", default=0.03, show_default=True, type=click.FloatRange(0.005, 0.5),
+@click.option("--tolerance", default=0.03, show_default=True, type=Finite(0.005, 0.5),
               help="ISPP tolerance, relative")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def demo(out: Path, fault_off: float, fault_on: float, seed: int, tolerance: float, progress: bool) -> None:

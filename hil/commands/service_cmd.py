@@ -31,7 +31,7 @@ def service_command(workflow: str, out: str, replay: bool, png: str | None, prog
             summary = run_workflow(wf, text, out, progress=progress, replay=replay, echo=click.echo)
     except ReplayMismatch as exc:
         raise click.ClickException(f"replay differs: {exc}") from None
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
     if replay:
         click.echo(f"replayed {summary['replayed_decisions']} decisions: identical to {out}")

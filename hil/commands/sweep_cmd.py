@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import sys
 
 import click
@@ -11,12 +10,13 @@ SCHEDULER_HELP = ("'local' (a Dask LocalCluster sized to this machine; its dashb
                   "'tcp://HOST:PORT' (an existing Dask scheduler) or 'serial' (this process, no Dask)")
 
 
-def stop_on_sigterm() -> None:
-    """``kill PID`` ends a sweep or campaign like Ctrl-C: rows written, clusters closed."""
-    def handler(signum, frame):
-        raise KeyboardInterrupt
+def interrupted_exit(exc: KeyboardInterrupt, message: str) -> None:
+    """Say what was kept and exit as a shell reports the signal (``hil``'s group turns
+    SIGTERM / SIGHUP into KeyboardInterrupt, so ``kill PID`` stops like Ctrl-C)."""
+    from hil.cli import _SIGNAL_EXIT
 
-    signal.signal(signal.SIGTERM, handler)
+    click.echo(f"\n{message}", err=True)
+    sys.exit(_SIGNAL_EXIT.get(getattr(exc, "signame", "SIGINT"), 130))
 
 
 def scheduler_option(f):
@@ -52,14 +52,11 @@ def sweep_command(spec_path, scheduler, workers, out, progress) -> None:
             if d not in sys.path:
                 sys.path.insert(0, d)
         spec.expand()
-        stop_on_sigterm()
         report = run_sweep(spec, scheduler=scheduler, workers=workers, progress=progress, log=click.echo)
     except (SpecError, TableMismatch, ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc
-    except KeyboardInterrupt:
-        click.echo("\ninterrupted: finished points are in the table; run the same command again to resume",
-                   err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as exc:
+        interrupted_exit(exc, "interrupted: finished points are in the table; run the same command again to resume")
     click.echo(f"{report.ran} point(s) run, {report.skipped} already done, {len(report.failed)} failed "
                f"in {report.wall_s:.1f} s -> {report.out}")
     if report.failed:

@@ -78,7 +78,7 @@ def _support(m_, ca, cb):
     e = float((m_[lost] ** 2).sum() / (m_ ** 2).sum())
     i, j = np.argwhere(lost)[0]
     return Obstruction("support", f"{int(lost.sum())} non-zero entries of M (e.g. row {i}, column {j}) "
-                       f"have no inner line with both devices off the stuck-OFF state",
+                       f"have no inner line whose two devices are both free of stuck-OFF faults",
                        1.0 - np.sqrt(max(1.0 - e, 0.0)))
 
 

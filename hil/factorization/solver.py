@@ -214,7 +214,8 @@ def factorize(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.ndarray,
     # fresh starts (and the probe) cannot make up for missing freedoms or a proved
     # obstruction: one attempt then (low rank n/4 at k = n/2, 30 % stuck-OFF: four
     # attempts all ended at 1e-3..1e-2, for four times the CPU of one)
-    hopeless = freedom_margin(m_, ca, cb) < 1.0 or exact_fit_obstruction(m_, ca, cb) is not None
+    margin = freedom_margin(m_, ca, cb)
+    hopeless = margin < 1.0 or exact_fit_obstruction(m_, ca, cb) is not None
     if params.inner == "auto" and k > probe_rank and not has_on and not hopeless:
         keep = inner_subset(ca, cb, probe_rank)
         if _worth_probing(ca[:, keep], cb[keep, :], probe_rank, params.probe_dof_margin):
@@ -252,7 +253,8 @@ def factorize(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.ndarray,
     return Factorization(ma=ma, mb=mb, sign_a=sa.astype(np.int8), sign_b=sb.astype(np.int8),
                          scale=scale, one_minus_cos=one_minus_cos(prod, m_),
                          iterations=total_iter, attempts=attempts,
-                         cpu_s=time.process_time() - t0, extra={"trace": trace})
+                         cpu_s=time.process_time() - t0,
+                         extra={"trace": trace, "freedom_margin": margin, "one_attempt": hopeless})
 
 
 def _worth_probing(ca_r: np.ndarray, cb_r: np.ndarray, rank: int, margin: float) -> bool:

@@ -131,3 +131,23 @@ def random_tile_codes(shape: tuple[int, int], k: int, tile_shape: tuple[int, int
             out[(i, j)] = (random_fault_codes(r, k, rate_off, rate_on, rng),
                            random_fault_codes(k, c, rate_off, rate_on, rng))
     return out
+
+
+def random_blocked_codes(m: int, k: int, n: int, array_shape: tuple[int, int], rate_off: float,
+                         rate_on: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Fault codes of MA (m x k) and MB (k x n) laid over arrays of ``array_shape``.
+
+    The blocked mapping cuts one factorization M = MA @ MB into array-sized blocks (the
+    inner dimension too: block (I, L) of MA drives the partial sums that block (L, J) of
+    MB adds up), so each array draws its own seed-003 faults and the codes are assembled.
+    Against independent tiles (``map_tiled``) it uses the same arrays for k = n but one
+    joint fit: a 128 x 128 Re(DFT) (rank 65) keeps the slack of k > rank, where its
+    64 x 64 tiles are full rank.
+    """
+    from .faults import random_fault_codes
+
+    def assemble(rows, cols):
+        re, ce = tile_edges(rows, array_shape[0]), tile_edges(cols, array_shape[1])
+        return np.block([[random_fault_codes(re[i + 1] - re[i], ce[j + 1] - ce[j], rate_off, rate_on, rng)
+                          for j in range(len(ce) - 1)] for i in range(len(re) - 1)]).astype(np.int8)
+    return assemble(m, k), assemble(k, n)

@@ -104,9 +104,20 @@ class InstrumentPlugin:
         return bool(cls.idn_model) and re.fullmatch(cls.idn_model, identity.model, re.IGNORECASE) is not None
 
     @classmethod
+    def adopt(cls, driver: Any, identity: Identity, channels_used: set[str]) -> str | None:
+        """Fit the driver to the exact model that answered; a problem sentence if the wiring
+        asks for something that model lacks (e.g. channel 2 of a one-channel variant)."""
+        return None
+
+    @classmethod
     def safe_state(cls, driver: Any) -> None:
         """Sources at 0 V and off, switches open; confirmed by the instrument (the driver's ``shutdown()``)."""
         driver.shutdown()
+
+    @classmethod
+    def emulator_options(cls, wiring: Mapping[str, Any]) -> dict[str, Any]:
+        """Keyword arguments its emulator needs from the wiring when this model is the addresser."""
+        return {}
 
     @classmethod
     def emulator_class(cls) -> type:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from drivers.keysight81160a import PULSE_WIDTH_RANGE, VOLTAGE_HIGH_RANGE, Keysight81160A
 
-from ..roles import Pulser
+from ..roles import LimitError, Pulser
 from .base import InstrumentPlugin
 
 AMPLITUDE_MIN = 0.05  # V, the smallest high level the 81160A makes into high impedance
@@ -22,6 +22,12 @@ class GeneratorPulser(Pulser):
     def _forget(self) -> None:
         self._ready = False
         self._high = self._width = self._period = None
+
+    def check(self, amplitudes, widths) -> None:
+        low = amplitudes[(amplitudes > 0) & (amplitudes < AMPLITUDE_MIN)]
+        if low.size:
+            raise LimitError(f"pulse amplitude {low.min():g} V is below the 81160A's {AMPLITUDE_MIN * 1e3:g} mV "
+                             f"minimum; raise the smallest amplitude")
 
     def pulse(self, amplitude: float, width: float) -> None:
         if amplitude < AMPLITUDE_MIN:

@@ -3,7 +3,7 @@ supply word lines and time pulses on the instrument's trigger system, including 
 pulse-then-read train (a pulsed list sweep fetched in one transfer)."""
 from __future__ import annotations
 
-import numpy as np
+import re
 
 from drivers.keysightb2900 import COMPLIANCE_CURRENT_RANGE, PULSE_WIDTH_RANGE, VOLTAGE_RANGE, KeysightB2900
 
@@ -59,6 +59,15 @@ class Plugin(InstrumentPlugin):
     @classmethod
     def driver_class(cls) -> type:
         return KeysightB2900
+
+    @classmethod
+    def adopt(cls, driver, identity, channels_used):
+        if re.fullmatch(r"B29[01]1[AB]?", identity.model, re.IGNORECASE):  # B2901A / B2911A: one output
+            if channels_used - {"1"}:
+                return f"a {identity.model} has one channel, but the wiring uses channel(s) " \
+                       f"{', '.join(sorted(channels_used - {'1'}))}"
+            driver.n_channels = 1  # its safe state then touches channel 1 only
+        return None
 
     @classmethod
     def source(cls, station, name, channel, i_compliance):

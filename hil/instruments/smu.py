@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 
 from drivers.errors import InstrumentError
 
-from ..roles import GateSupply, Pulser, Reader, Selector
+from ..roles import GateSupply, LimitError, Pulser, Reader, Selector
 
 
 #: a column reading at or above this fraction of the compliance has its trip status read
@@ -118,6 +118,12 @@ class SmuPulser(Pulser):
 
     def __init__(self, source: VoltageSource):
         self.src = source
+
+    def check(self, amplitudes, widths) -> None:
+        shortest, longest = self.src.pulse_width_range or (0.0, np.inf)
+        bad = widths[(widths < shortest) | (widths > longest)]
+        if bad.size:
+            raise LimitError(f"pulse width {bad[0]:g} s is outside what the SMU times ({shortest:g} to {longest:g} s)")
 
     def pulse(self, amplitude: float, width: float) -> None:
         self.src.pulse(amplitude, width)

@@ -26,7 +26,7 @@ CUSUM of z^2 per check on the drift-corrected, normalised syndromes.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 from numpy.typing import NDArray

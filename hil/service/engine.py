@@ -14,7 +14,8 @@ from typing import Mapping
 import numpy as np
 from numpy.typing import NDArray
 
-from simulated_bench.window_array import WindowArray
+from simulated_bench.aging import AgingParams
+from simulated_bench.window_array import WindowArray, WindowParams
 
 FloatArray = NDArray[np.float64]
 
@@ -109,4 +110,16 @@ class WindowEngine:
         return codes, pulses
 
 
-__all__ = ["EngineParams", "WindowEngine"]
+def window_chip(shapes: Mapping[str, tuple[int, int]], fault_rate: float, aging: AgingParams | None, seed: int,
+                read_noise_scale: float = 1.0) -> dict[str, WindowArray]:
+    """A simulated window-level chip: one array per name, ``fault_rate`` of its devices stuck-OFF, seeded."""
+    params = WindowParams(read_noise_scale=read_noise_scale)
+    arrays = {}
+    for i, (name, shape) in enumerate(shapes.items()):
+        rng = np.random.default_rng([seed, i, 7])
+        codes = (rng.random(shape) < fault_rate).astype(np.int8)  # stuck-OFF
+        arrays[name] = WindowArray(*shape, params, codes, aging, seed=[seed, i])
+    return arrays
+
+
+__all__ = ["EngineParams", "WindowEngine", "window_chip"]

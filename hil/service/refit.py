@@ -111,11 +111,14 @@ def sparse_refit(a_mat: FloatArray, y: FloatArray, x0: FloatArray, free: NDArray
 
 
 def plan_repair(mm: MappedMatrix, new_codes: list[NDArray[np.int8]], p: RefitParams = RefitParams(),
-                before: list[FloatArray] | None = None) -> RepairPlan:
+                before: list[FloatArray] | None = None,
+                lines: tuple[list[int], list[int]] | None = None) -> RepairPlan:
     """Targets to write after the host learned ``new_codes`` (per stage), from the stages' references.
 
     ``before`` are the references as they were before the fault (for each line's pre-fault
     residual); default: the present references with the new stuck devices not yet applied.
+    ``lines`` (rows of MA, columns of MB) are re-fitted too, fault or not (a polish after the
+    writes of a repair landed with their write-and-verify error).
     """
     if len(mm.stages) == 1:
         return _plan_pairs(mm, new_codes[0], p)
@@ -135,7 +138,9 @@ def plan_repair(mm: MappedMatrix, new_codes: list[NDArray[np.int8]], p: RefitPar
     # rows of MA holding a new fault (data part only; checksum columns need no writes)
     wb = sb.sign[:, None] * g_now[1][:, :n]
     wb_pre = sb.sign[:, None] * g_pre[1][:, :n]
-    for i in np.flatnonzero(changed[0][:, :k].any(axis=1)):
+    rows_a = set(np.flatnonzero(changed[0][:, :k].any(axis=1)).tolist()) | set(lines[0] if lines else [])
+    cols_b = set(np.flatnonzero(changed[1][:, :n].any(axis=0)).tolist()) | set(lines[1] if lines else [])
+    for i in sorted(rows_a):
         y = sa.sign[i] * target[i]
         free = new_codes[0][i, :k] == 0
         r_pre = np.linalg.norm(g_pre[0][i, :k] @ wb_pre - y)
@@ -147,7 +152,7 @@ def plan_repair(mm: MappedMatrix, new_codes: list[NDArray[np.int8]], p: RefitPar
                                      float(np.linalg.norm(x @ wb - y))))
     wa = sa.sign[:, None] * g_now[0][:, :k]
     wa_pre = sa.sign[:, None] * g_pre[0][:, :k]
-    for j in np.flatnonzero(changed[1][:, :n].any(axis=0)):
+    for j in sorted(cols_b):
         y = target[:, j]
         a_mat = wa * sb.sign[None, :]
         free = new_codes[1][:, j] == 0

@@ -11,6 +11,8 @@
 from .spec import SpecError, SweepSpec, point_key, resolve
 from .table import TableMismatch, read_table, same_results
 from .runner import SweepReport, run_sweep
+from .campaign import BenchNanny, CampaignReport, CampaignSpec, local_benches, run_campaign
 
 __all__ = ["SweepSpec", "SpecError", "run_sweep", "SweepReport", "read_table", "same_results", "point_key",
-           "resolve", "TableMismatch"]
+           "resolve", "TableMismatch", "CampaignSpec", "CampaignReport", "run_campaign", "local_benches",
+           "BenchNanny"]

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from .cluster import LOCAL, SERIAL, check_scheduler, dask_client
 from .spec import SweepSpec, point_key, resolve
-from .table import INDEX, KEY, ROW, ResultTable
+from .table import INDEX, KEY, ROW, ResultTable, compact
 
 
 @dataclass
@@ -114,6 +114,8 @@ def run_sweep(spec: SweepSpec, scheduler: str = LOCAL, workers: int | None = Non
         table.flush()
         bar.close()
         report.wall_s = time.perf_counter() - t0
+    if report.complete and report.ran:
+        compact(spec.out)  # one file per finished sweep: quicker to open, one schema for pandas
     if report.failed:
         first = next(iter(report.failed.values()))
         log(f"{len(report.failed)} point(s) failed (re-running the sweep retries them); first error:\n{first}")

@@ -16,7 +16,8 @@ Layout::
                                a function may return several), the point's parameters,
                                then what the function returned
 
-A point counts as done when its key is in a part. Nested values (dicts, lists) are
+A point counts as done when its key is in a part; a sweep that completes merges its
+parts into one. Nested values (dicts, lists) are
 stored as JSON text; :func:`read_table` returns a DataFrame sorted by ``_index``.
 """
 from __future__ import annotations
@@ -127,6 +128,42 @@ class ResultTable:
         self._pending = []
 
 
+def compact(path: str | os.PathLike) -> int:
+    """Merge the parts of a table into one (types unified, repeats dropped); returns the row count.
+
+    The merged part is renamed into place before the old parts go, so a kill in between
+    leaves repeats that :func:`read_table` drops, never a loss.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = os.fspath(path)
+    parts = sorted(glob.glob(os.path.join(path, "part-*.parquet")))
+    if len(parts) < 2:
+        return -1
+    tables = [pq.read_table(p) for p in parts]
+    json_cols = sorted(set().union(*(_json_columns(t) for t in tables)))
+    merged = pa.concat_tables(tables, promote_options="permissive")
+    seen: set = set()
+    keep = []
+    for key in zip(merged.column(KEY).to_pylist(), merged.column(ROW).to_pylist()):
+        keep.append(key not in seen)
+        seen.add(key)
+    table = merged.filter(pa.array(keep)).sort_by([(INDEX, "ascending"), (ROW, "ascending")])
+    table = table.replace_schema_metadata({JSON_META: json.dumps(json_cols)})
+    name = f"part-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}-compact.parquet"
+    tmp = os.path.join(path, "." + name + ".tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, os.path.join(path, name))
+    for p in parts:
+        os.remove(p)
+    return table.num_rows
+
+
+def _json_columns(table) -> set[str]:
+    return set(json.loads((table.schema.metadata or {}).get(JSON_META.encode(), b"[]")))
+
+
 def read_table(path: str | os.PathLike, decode: bool = False, keys: Iterable[str] | None = None):
     """The whole table as a pandas DataFrame, one row per result row, sorted by grid position.
 
@@ -143,9 +180,7 @@ def read_table(path: str | os.PathLike, decode: bool = False, keys: Iterable[str
 
         return pd.DataFrame(columns=[KEY, INDEX, ROW])
     tables = [pq.read_table(p) for p in parts]
-    json_cols: set[str] = set()
-    for t in tables:
-        json_cols.update(json.loads((t.schema.metadata or {}).get(JSON_META.encode(), b"[]")))
+    json_cols = set().union(*(_json_columns(t) for t in tables))
     df = pa.concat_tables(tables, promote_options="permissive").to_pandas()
     df = df.drop_duplicates(subset=[KEY, ROW], keep="first")
     if keys is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .clock import SmuTiming
 from .scpi import ScpiEmulator, ScpiError, parse_bool, parse_float, unquote
-from .wiring import Wiring
+from .wiring import MAX_READINGS_PER_COMMAND, Wiring
 
 V_MAX = 210.0  # V, source range of the 2450
 I_MAX = 1.05  # A
@@ -202,6 +202,8 @@ class Keithley2450Emulator(ScpiEmulator):
         return self.output_level() / current if current else float("inf")
 
     def _take(self) -> list[float]:
+        if self.count > MAX_READINGS_PER_COMMAND:
+            raise ScpiError(-221, f"the emulator takes at most {MAX_READINGS_PER_COMMAND} readings per command")
         readings = [self._one_reading() for _ in range(self.count)]
         self.busy(self.count * self.timing.reading_s(self.nplc))
         self.buffer.extend(readings)

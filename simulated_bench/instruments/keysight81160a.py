@@ -20,7 +20,7 @@ SHAPES = {"SIN": "SIN", "SINUSOID": "SIN", "SQU": "SQU", "SQUARE": "SQU", "RAMP"
           "PULSE": "PULS", "NOIS": "NOIS", "NOISE": "NOIS", "DC": "DC", "USER": "USER"}
 ARM_SOURCES = {"IMM": "IMM", "IMMEDIATE": "IMM", "INT2": "INT2", "EXT": "EXT", "EXTERNAL": "EXT",
                "MAN": "MAN", "MANUAL": "MAN", "BUS": "MAN"}
-WIDTH_RANGE = (1.5e-9, 999.5e3)
+WIDTH_RANGE = (1.5e-9, 1e6)
 PERIOD_RANGE = (3.03e-9, 1e6)
 TRANSITION_RANGE = (1e-9, 1e3)
 LEVEL_RANGE = (-5.0, 5.0)

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 from .clock import SmuTiming
 from .scpi import ScpiEmulator, ScpiError, parse_bool, parse_float, split_args, unquote
-from .wiring import MAX_STEPS_PER_COMMAND, Wiring
+from .wiring import MAX_READINGS_PER_COMMAND, MAX_STEPS_PER_COMMAND, Wiring
 
 V_MAX, I_MAX = 210.0, 3.03
 NPLC_RANGE = (4e-4, 100.0)
@@ -488,7 +488,8 @@ class KeysightB2900Emulator(ScpiEmulator):
             if ch.output and ch.func != "VOLT":
                 raise ScpiError(-221, "the simulated chip is driven in voltage only")
             steps = ch.count * ch.arm_count
-            if steps * (1 + (ch.pulse_width if ch.shape == "PULS" else 0.0) / 1e-2) > MAX_STEPS_PER_COMMAND:
+            if steps > MAX_READINGS_PER_COMMAND or \
+                    steps * (1 + (ch.pulse_width if ch.shape == "PULS" else 0.0) / 1e-2) > MAX_STEPS_PER_COMMAND:
                 raise ScpiError(-221, f"{steps} trigger steps of this length are beyond what the emulator runs "
                                       "in one command")
             ch.readings = []

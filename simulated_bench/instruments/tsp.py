@@ -21,6 +21,7 @@ host calls and ``delay`` charge the budget too. Lua memory is capped
 from __future__ import annotations
 
 import re
+import time
 from collections import deque
 
 from lupa import LuaError, LuaRuntime, LuaSyntaxError
@@ -32,6 +33,7 @@ HOST_CALL_COST = 1000  # instructions a call into the host (measure, switch, ...
 MAX_MEMORY = 64 << 20  # bytes of Lua memory per instrument
 MAX_OUTPUT = 1 << 20  # characters one chunk may print
 MAX_SCRIPT = 1 << 20  # characters of one loadscript body
+MAX_CHUNK_S = 30.0  # s of host time one chunk's host calls (chip physics) may take
 QUEUE_SIZE = 100
 _LOCATION = re.compile(r"^.*?:\d+: ")
 
@@ -49,7 +51,7 @@ local STEP, COST, LIMIT = 1000, hw.cost, hw.budget
 local B = BUDGET
 local function spent()
   B.exhausted = true
-  error("E-286:script aborted by the emulator's instruction budget", 3)
+  error("E-286:script aborted by the emulator's " .. (B.reason or "instruction") .. " budget", 3)
 end
 local function hook()
   B.used = B.used + STEP
@@ -237,10 +239,13 @@ def _no_attributes(obj, name, is_setting):
     raise AttributeError(f"Python attribute {name!r} is not accessible from TSP")
 
 
-def _host(fn):
-    """Wrap a host function so that an exception reaches Lua as (false, message), never as an object."""
+def _host(fn, check=None):
+    """Wrap a host function so that an exception reaches Lua as (false, message), never as an object;
+    ``check()`` runs first (it raises once the chunk's host time is spent)."""
     def call(*args):
         try:
+            if check is not None:
+                check()
             result = fn(*args)
         except Exception as exc:  # noqa: BLE001 -- everything a host call raises becomes a TSP error
             return False, str(exc)
@@ -287,6 +292,7 @@ class TspEmulator(Emulator):
         self._out: list[str] = []
         self._script: tuple[str, list[str], bool] | None = None
         self._out_chars = 0
+        self._deadline = float("inf")
         self.lua = LuaRuntime(register_eval=False, register_builtins=False, unpack_returned_tuples=True,
                               max_memory=MAX_MEMORY, attribute_filter=_no_attributes)
         g = self.lua.globals()
@@ -331,7 +337,13 @@ class TspEmulator(Emulator):
     # host functions ---------------------------------------------------------------------
     def _host_table(self, fns: dict):
         """A Lua table of host functions: each returns (true, values...) or (false, message)."""
-        return self.lua.table_from({k: _host(v) if callable(v) else v for k, v in fns.items()})
+        return self.lua.table_from({k: _host(v, self._check_time) if callable(v) else v for k, v in fns.items()})
+
+    def _check_time(self) -> None:
+        if time.monotonic() > self._deadline:
+            # spent for good: the hook now stops every further instruction, pcall or not
+            self._budget.exhausted, self._budget.reason = True, "time"
+            raise RuntimeError("E-286:script aborted by the emulator's time budget")
 
     def host_functions(self, fns: dict):
         """Host functions for an instrument's trusted Lua (:meth:`lua_define`), guarded for the sandbox:
@@ -374,7 +386,9 @@ class TspEmulator(Emulator):
         kind, msg = (None, None)
         self._sethook()  # host-side reset: runs no Lua instruction, so a spent budget cannot block it
         self._budget.used, self._budget.exhausted, self._budget.instructions = 0, False, 0
+        self._budget.reason = None
         self._out_chars = 0
+        self._deadline = time.monotonic() + MAX_CHUNK_S
         try:
             result = self._exec(src)
             if result is not None:

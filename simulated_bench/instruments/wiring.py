@@ -29,6 +29,8 @@ INPUTS = ("gnd", "read", "pulse", "gate")
 #: pulse steps one instrument command may ask of the chip model: beyond it the emulator refuses
 #: (a served emulator must not let one message occupy the chip for hours)
 MAX_STEPS_PER_COMMAND = 100_000
+#: readings one instrument command may ask of the chip model (each solves the read bus)
+MAX_READINGS_PER_COMMAND = 10_000
 GND, READ, PULSE, GATE = range(4)
 INPUT_CODE = {name: code for code, name in enumerate(INPUTS)}
 
