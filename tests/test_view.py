@@ -182,6 +182,16 @@ def test_view_flag_serves_beside_the_run_and_ends_with_it(tmp_path):
     assert read_run(out)["status"] == "complete"
 
 
+def test_view_process_that_cannot_start_says_why(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        with pytest.raises(RuntimeError, match="cannot serve on 127.0.0.1"):
+            ViewProcess(tmp_path / "run.h5", port=busy.getsockname()[1])
+
+
 def test_report_is_one_file_with_every_figure(tmp_path, browser):
     run = _service_file(tmp_path / "service.h5")
     out = tmp_path / "report.html"
