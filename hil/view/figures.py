@@ -86,8 +86,6 @@ def progress(snap: Snapshot, history: list[tuple[float, int]] | None = None) -> 
     if targets is not None and np.shape(targets) == snap.shape:
         todo = np.isfinite(targets)  # NaN targets are cells left alone
     n_total, n_done, unit = int(todo.sum()), int((snap.done & todo).sum()), "cells"
-    if snap.work is not None:
-        n_done, n_total, unit = snap.work
     status = snap.status
     sessions = snap.sessions
     started = _parse_iso(sessions[-1]["started"]) if len(sessions) else _parse_iso(snap.attrs.get("created"))
@@ -209,10 +207,10 @@ class RunPage:
                 r.glyph.update(dw=cols, dh=rows)
 
     def _update_conductance(self, snap: Snapshot) -> None:
-        self.fig_g.visible = bool(snap.cells) and min(snap.shape) > 0  # a service run has no cell maps
+        name, g = conductance(snap)
+        self.fig_g.visible = bool(name) and min(snap.shape) > 0  # a service run has no conductance map
         if not self.fig_g.visible:
             return
-        name, g = conductance(snap)
         g_us = g * 1e6
         ref = snap.arrays.get("targets")
         scale = np.concatenate([g_us[np.isfinite(g_us) & (g_us > 0)],
@@ -267,6 +265,8 @@ class RunPage:
         if self.fig_fidelity.visible:
             t = _time_field(fid)
             ys = [n for n in fid.dtype.names if n != t and np.issubdtype(fid.dtype[n], np.number)]
+            if any(n.startswith("fidelity") for n in ys):  # a timeline that also counts events: fidelity only
+                ys = [n for n in ys if n.startswith("fidelity")]
             x = fid[t].astype(float)
             self.fid_src.data = {"xs": [x] * len(ys), "ys": [fid[n].astype(float) for n in ys], "name": ys,
                                  "colour": [Category10_10[i % 10] for i in range(len(ys))]}
@@ -333,14 +333,18 @@ class RunPage:
 def _event_rows(tables: Mapping[str, NDArray]):
     """(time, kind, description) of every service event: ``alarms`` and ``repairs`` tables, and an
     ``events`` table whose ``event`` field names the kind (alarm, repair, drift_compensation, ...)."""
+    ev = tables.get("events")
+    logged = ev is not None and ev.dtype.names is not None and "event" in ev.dtype.names
     for name, fixed in (("alarms", "alarm"), ("repairs", "repair"), ("events", None)):
+        if logged and fixed:
+            continue  # the event log holds the alarms and repairs too
         tab = tables.get(name)
         if tab is None or tab.dtype.names is None or not len(tab):
             continue
         t = _time_field(tab)
         for rec in tab:
             kind = fixed or (_plain(rec["event"]) if "event" in tab.dtype.names else name)
-            what = ", ".join(f"{n}={_text(rec[n])}" for n in tab.dtype.names if n not in (t, "event"))
+            what = ", ".join(f"{n}={_text(rec[n])}" for n in tab.dtype.names if n not in (t, "event"))[:300]
             yield float(rec[t]), kind, what
 
 

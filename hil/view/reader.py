@@ -33,11 +33,6 @@ from ..runstore import FORMAT
 
 #: tables small enough to read whole at every change (service runs); others only count rows
 SERVICE_TABLES = ("fidelity", "alarms", "repairs", "events")
-#: the service workflow's own run file (``protocols/service.py``): read into the same snapshot
-SERVICE_FORMAT = "rram-hil-service"
-#: service events not worth a mark on the time line (one per hour, or set-up steps)
-_QUIET_EVENTS = ("hour",)
-_EVENT_DTYPE = np.dtype([("chip_time_h", "f8"), ("event", "S32"), ("writes", "i8"), ("detail", "S160")])
 
 
 class NotARunFile(ValueError):
@@ -58,8 +53,6 @@ class Snapshot:
     tables: dict[str, NDArray]
     sessions: NDArray
     code_names: dict[str, dict[int, str]] = field(default_factory=dict)
-    #: (done, total, unit) when the work is not counted in cells (a service run's hours)
-    work: tuple[int, int, str] | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -129,13 +122,9 @@ def _read_once(path: str) -> Snapshot:
 
 def _read_unguarded(path: str, before: tuple[int, int]) -> Snapshot:
     with _open(path) as f:
-        fmt = _decode(f.attrs.get("format"))
-        if fmt == SERVICE_FORMAT:
-            snap = _service_snapshot(path, f)
-        elif fmt == FORMAT:
-            snap = _run_snapshot(path, f)
-        else:
+        if _decode(f.attrs.get("format")) != FORMAT:
             raise NotARunFile(f"{path} is not an rram-hil run file")
+        snap = _run_snapshot(path, f)
     snap.stamp = _stamp(path)
     if snap.stamp != before:
         raise BlockingIOError("the run file changed while it was read")
@@ -163,40 +152,6 @@ def _run_snapshot(path: str, f: h5py.File) -> Snapshot:
     arrays = {k: v[()] for k, v in f.items() if isinstance(v, h5py.Dataset) and k != "sessions"}
     sessions = f["sessions"][()] if "sessions" in f else np.zeros(0)
     return Snapshot(path, (0, 0), time.time(), attrs, cells, arrays, rows, tabs, sessions, names)
-
-
-def _service_snapshot(path: str, f: h5py.File) -> Snapshot:
-    """A service run (format ``rram-hil-service``) in the view's terms: its timeline is the
-    ``fidelity`` table, its JSON event log the ``events`` table, its hours the work."""
-    import yaml
-
-    attrs = {k: _decode(v) for k, v in f.attrs.items()}
-    try:
-        hours = float(yaml.safe_load(str(attrs.get("workflow", "")))["stream"]["hours"])
-    except (TypeError, KeyError, ValueError, yaml.YAMLError):
-        hours = float("nan")
-    tables: dict[str, NDArray] = {}
-    if "timeline" in f:
-        tl = f["timeline"][()]
-        keep = [n for n in ("chip_time_h", "fidelity", "fidelity_reference") if n in (tl.dtype.names or ())]
-        if keep:
-            tables["fidelity"] = tl[keep]
-    if "events" in f:
-        rows = []
-        for text in f["events"].asstr()[()]:
-            e = json.loads(text)
-            if e.get("event") in _QUIET_EVENTS:
-                continue
-            detail = ", ".join(f"{k}={v}" for k, v in e.items() if k not in ("event", "chip_time_s")
-                               and isinstance(v, (int, float, str)))
-            writes = e.get("writes", 0)
-            rows.append((float(e.get("chip_time_s", 0.0)) / 3600.0, str(e.get("event", "?")).encode()[:32],
-                         int(writes) if isinstance(writes, (int, float)) else 0, detail.encode()[:160]))
-        tables["events"] = np.array(rows, _EVENT_DTYPE)
-    done = int(attrs.get("hours_done", 0))
-    total = int(np.ceil(hours)) if np.isfinite(hours) else done
-    return Snapshot(path, (0, 0), time.time(), attrs, {}, {}, {k: len(v) for k, v in tables.items()}, tables,
-                    np.zeros(0), work=(done, max(total, done), "hours"))
 
 
 def read_snapshot(path: str | os.PathLike, retries: int = 20, wait_s: float = 0.02) -> Snapshot:
@@ -252,6 +207,6 @@ class RunFollower:
         self.error = ""
         self.snapshot = snap
         self.version += 1
-        self.history.append((snap.read_at, snap.work[0] if snap.work is not None else int(snap.done.sum())))
+        self.history.append((snap.read_at, int(snap.done.sum())))
         del self.history[:-600]
         return True
