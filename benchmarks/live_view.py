@@ -1,6 +1,6 @@
 """Live view: page load, update latency from a row written to it being visible, and the writer's slowdown.
 
-The writer is ``hil program`` (ISPP, 3 %) on a 32x32 simulated chip, in a process of its own
+The writer is ``hil program`` (ISPP, 3 %) on a 16x16 simulated chip, in a process of its own
 that logs the wall-clock time of every flush of its run file (one flush per row). The view is
 ``hil view`` started as ``--view`` starts it (its own process, lower priority), watched by a
 headless Chromium; the page notes the browser's clock at every change of its progress line
@@ -39,8 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from browser import chrome, page_state, record_progress, recorded_progress, wait_for  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-N = 32
-PAIRS = 5
+N = 16
+PAIRS = 3
 _WRITER = """
 import sys, time
 import hil.runstore as rs

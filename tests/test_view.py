@@ -102,7 +102,8 @@ def test_progress_estimates_the_end_from_what_the_view_saw(tmp_path):
 
 def test_follower_never_blocks_or_corrupts_the_writer(tmp_path):
     """A reader polling hard while `hil program` writes and then resumes: the writer finishes, and its file
-    equals a run nobody watched; every snapshot was consistent (done cells have results, records never shrink)."""
+    equals the same two sessions nobody watched; every snapshot was consistent (done cells have results,
+    records never shrink)."""
     watched, alone = tmp_path / "watched.h5", tmp_path / "alone.h5"
     proc = _program(tmp_path, watched, 8)
     follower, snaps = RunFollower(watched), []
@@ -179,6 +180,16 @@ def test_view_flag_serves_beside_the_run_and_ends_with_it(tmp_path):
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(url, timeout=10)  # the view ended with the command
     assert read_run(out)["status"] == "complete"
+
+
+def test_view_process_that_cannot_start_says_why(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        with pytest.raises(RuntimeError, match="cannot serve on 127.0.0.1"):
+            ViewProcess(tmp_path / "run.h5", port=busy.getsockname()[1])
 
 
 def test_report_is_one_file_with_every_figure(tmp_path, browser):
@@ -296,6 +307,19 @@ def test_service_run_file_of_the_workflow(tmp_path):
     assert sorted(page.events_src.data["kind"]) == ["alarm", "program", "repair"]  # the hourly tick is left out
     assert list(page.repairs_src.data["devices"]) == [6.0]
     assert "1 of 5 hours" in page.progress.text and "stream: {hours: 5}" in page.metadata.text
+
+
+def test_scan_run_shows_the_fault_codes_of_the_fault_map(tmp_path):
+    from hil.commands.view_cmd import interpretation
+    from hil.faultmap import FaultMap
+
+    res = CliRunner().invoke(cli, ["scan", "--bench", _bench(tmp_path, n=8), "--out", str(tmp_path / "f.h5"),
+                                   "--no-progress"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    page = RunPage(**interpretation(str(tmp_path / "f.run.h5")))
+    page.update(read_snapshot(tmp_path / "f.run.h5"))
+    np.testing.assert_array_equal(page.codes_src.data["image"][0], FaultMap.load(tmp_path / "f.h5").codes)
+    assert "stuck_on" in page.fig_codes.right[0].major_label_overrides[2]
 
 
 def test_report_refuses_a_file_that_is_not_a_run(tmp_path):

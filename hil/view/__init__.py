@@ -6,6 +6,21 @@
 - :mod:`.server`: the live view (127.0.0.1 by default; a token for anything else);
 - :mod:`.report`: the same figures as one HTML file;
 - :mod:`.launch`: ``--view`` for long commands (the view in its own process beside the run).
+
+What a page shows comes from the file alone (optional datasets are optional):
+
+- protocol runs (``rram-hil-run``, :mod:`hil.runstore`): the conductance map from
+  ``cells/g_final`` | ``g`` | ``g_read`` | ``g_initial`` (or ``1/r_final``), the codes from
+  ``cells/codes`` | ``fault_codes`` | ``status`` (names from the dataset's ``code_names``
+  attribute, JSON, or given by the caller), pulses per cell and the ISPP convergence curve
+  from ``cells/pulses`` and ``cells/status`` (1 = in band), progress from ``cells/done``
+  against the finite ``/targets``, and an end estimate on the bench clock when the root
+  attribute ``bench_time_s`` (seconds the bench has spent) is kept up to date;
+- service panels from tables ``tables/fidelity`` (a time field, e.g. ``hours`` or
+  ``chip_time_h``, and numeric columns, one line each), ``tables/alarms``,
+  ``tables/repairs`` (``devices_reprogrammed``) and ``tables/events`` (an ``event`` field
+  naming the kind); the service workflow's own file (``rram-hil-service``, its ``timeline``
+  and JSON ``events``) is read into the same panels.
 """
 from .reader import NotARunFile, RunFollower, Snapshot, read_snapshot
 from .report import report_html, write_report

@@ -17,7 +17,7 @@ import threading
 class ViewProcess:
     """``hil view PATH`` started in the background; :attr:`url` is where a browser finds it."""
 
-    def __init__(self, path: str | os.PathLike, port: int = 0, timeout_s: float = 60.0):
+    def __init__(self, path: str | os.PathLike, port: int = 0, timeout_s: float = 180.0):
         cmd = [sys.executable, "-m", "hil", "view", os.fspath(path), "--port", str(port), "--until-stdin-closes",
                "--nice", "5"]
         self._log = tempfile.TemporaryFile("w+")  # a pipe nobody reads could fill up and stall the view
@@ -29,9 +29,9 @@ class ViewProcess:
         reader.join(timeout_s)
         first = line[0].strip() if line else ""
         if not first.startswith("http"):
-            self.close()
             self._log.seek(0)
             err = self._log.read()
+            self.close()
             raise RuntimeError(f"the live view did not start: {(first + ' ' + err).strip()[-500:]}")
         self.url = first
         self.pid = self._proc.pid
