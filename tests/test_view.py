@@ -289,14 +289,15 @@ def test_service_events_table_in_the_session_log_vocabulary(tmp_path):
 
 
 def test_service_run_file_of_the_workflow(tmp_path):
-    """The service workflow's own file (``rram-hil-service``: JSON event log, hourly timeline), as it writes it."""
+    """The service workflow's run file (protocol ``service``: JSON event log, hourly timeline), as it writes it."""
     from protocols.service import RunFile
 
     path = tmp_path / "svc.h5"
-    run = RunFile(str(path), "name: w\nstream: {hours: 5}\n", seed=1)
+    run = RunFile(str(path), "name: w\nstream: {hours: 5}\n", seed=1, hours=5)
     run.append([{"event": "program", "chip_time_s": 0.0, "pulses": 900}], None)
-    run.append([{"event": "alarm", "chip_time_s": 1800.0, "stage": 0, "cells": [[1, 2]]},
-                {"event": "repair", "chip_time_s": 1900.0, "writes": 6, "pulses": 40},
+    run.append([{"event": "alarm", "chip_time_s": 1800.0, "vmm": 120, "stage": 0, "check": 1, "statistic": 9.5,
+                 "cells": [[1, 2]]},
+                {"event": "repair", "chip_time_s": 1900.0, "vmm": 121, "writes": 6, "pulses": 40},
                 {"event": "hour", "chip_time_s": 3600.0}], (0, 1.0, 0.02, 0.021, 1, 1, 6, 1, 1))
     snap = read_snapshot(path)  # while the writer still holds the file open
     run.finish("running")

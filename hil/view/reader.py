@@ -33,8 +33,8 @@ from ..runstore import FORMAT
 
 #: tables small enough to read whole at every change (service runs); others only count rows
 SERVICE_TABLES = ("fidelity", "alarms", "repairs", "events")
-#: the service workflow's own run file (``protocols/service.py``): read into the same snapshot
-SERVICE_FORMAT = "rram-hil-service"
+#: the protocol name of the service workflow's run files (``protocols/service.py``)
+SERVICE_PROTOCOL = "service"
 #: service events not worth a mark on the time line (one per hour, or set-up steps)
 _QUIET_EVENTS = ("hour",)
 _EVENT_DTYPE = np.dtype([("chip_time_h", "f8"), ("event", "S32"), ("writes", "i8"), ("detail", "S160")])
@@ -130,10 +130,10 @@ def _read_once(path: str) -> Snapshot:
 def _read_unguarded(path: str, before: tuple[int, int]) -> Snapshot:
     with _open(path) as f:
         fmt = _decode(f.attrs.get("format"))
-        if fmt == SERVICE_FORMAT:
-            snap = _service_snapshot(path, f)
-        elif fmt == FORMAT:
+        if fmt == FORMAT:
             snap = _run_snapshot(path, f)
+            if snap.attrs.get("protocol") == SERVICE_PROTOCOL:
+                snap = _service_snapshot(snap)
         else:
             raise NotARunFile(f"{path} is not an rram-hil run file")
     snap.stamp = _stamp(path)
@@ -165,38 +165,35 @@ def _run_snapshot(path: str, f: h5py.File) -> Snapshot:
     return Snapshot(path, (0, 0), time.time(), attrs, cells, arrays, rows, tabs, sessions, names)
 
 
-def _service_snapshot(path: str, f: h5py.File) -> Snapshot:
-    """A service run (format ``rram-hil-service``) in the view's terms: its timeline is the
-    ``fidelity`` table, its JSON event log the ``events`` table, its hours the work."""
-    import yaml
-
-    attrs = {k: _decode(v) for k, v in f.attrs.items()}
-    try:
-        hours = float(yaml.safe_load(str(attrs.get("workflow", "")))["stream"]["hours"])
-    except (TypeError, KeyError, ValueError, yaml.YAMLError):
-        hours = float("nan")
-    tables: dict[str, NDArray] = {}
-    if "timeline" in f:
-        tl = f["timeline"][()]
-        keep = [n for n in ("chip_time_h", "fidelity", "fidelity_reference") if n in (tl.dtype.names or ())]
-        if keep:
-            tables["fidelity"] = tl[keep]
-    if "events" in f:
+def _service_snapshot(snap: Snapshot) -> Snapshot:
+    """A service run (``protocols/service.py``: an rram-hil run with protocol ``service``, one row per
+    hour) in the view's terms: no cell maps, its ``fidelity`` timeline, its JSON ``events`` log as
+    the time line (which then stands for the ``alarms`` and ``repairs`` tables it also holds), and
+    its hours as the work."""
+    events = snap.tables.get("events")
+    if events is not None and events.dtype.names and "record" in events.dtype.names:
         rows = []
-        for text in f["events"].asstr()[()]:
-            e = json.loads(text)
-            if e.get("event") in _QUIET_EVENTS:
+        for text in events["record"]:
+            e = _decode(text)
+            if not isinstance(e, dict) or e.get("event") in _QUIET_EVENTS:
                 continue
             detail = ", ".join(f"{k}={v}" for k, v in e.items() if k not in ("event", "chip_time_s")
                                and isinstance(v, (int, float, str)))
             writes = e.get("writes", 0)
             rows.append((float(e.get("chip_time_s", 0.0)) / 3600.0, str(e.get("event", "?")).encode()[:32],
                          int(writes) if isinstance(writes, (int, float)) else 0, detail.encode()[:160]))
-        tables["events"] = np.array(rows, _EVENT_DTYPE)
-    done = int(attrs.get("hours_done", 0))
-    total = int(np.ceil(hours)) if np.isfinite(hours) else done
-    return Snapshot(path, (0, 0), time.time(), attrs, {}, {}, {k: len(v) for k, v in tables.items()}, tables,
-                    np.zeros(0), work=(done, max(total, done), "hours"))
+        snap.tables["events"] = np.array(rows, _EVENT_DTYPE)
+        for name in ("alarms", "repairs"):
+            snap.tables.pop(name, None)
+    tl = snap.tables.get("fidelity")
+    names = (tl.dtype.names or ()) if tl is not None else ()
+    keep = [n for n in ("chip_time_h", "fidelity", "fidelity_reference") if n in names]
+    if keep:
+        snap.tables["fidelity"] = tl[keep]
+    done = int(snap.attrs.get("hours_done", 0))
+    snap.work = (done, max(snap.shape[0], done), "hours")
+    snap.cells, snap.code_names = {}, {}
+    return snap
 
 
 def read_snapshot(path: str | os.PathLike, retries: int = 20, wait_s: float = 0.02) -> Snapshot:
