@@ -113,7 +113,7 @@ def reference(protocol: str, root: Path) -> tuple[float, float, object]:
                 t_file = now
             elif t_file is not None and t_done is None and _status_now(run_file) not in ("running", None):
                 t_done = now
-            time.sleep(0.003)
+            time.sleep(0.02)  # a light poll: the served instruments share this process
         _, err = proc.communicate(timeout=600)
         if proc.returncode != 0:
             raise RuntimeError(f"uninterrupted {protocol} failed: {err}")

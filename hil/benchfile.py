@@ -553,7 +553,19 @@ class _Checks:
                 except (LookupError, ImportError, AttributeError):
                     raise self.fail(f"instruments.{name}.model",
                                     f"a {entry.model} has no emulator: it cannot be on a simulated bench") from None
-            out[name] = InstrumentSpec(name, entry.model, entry.address, float(entry.timeout), dict(entry.options))
+            schema = plugin_for(entry.model).options_schema
+            try:
+                options = schema.model_validate(entry.options).model_dump(exclude_none=True)
+            except ValidationError as exc:
+                err = exc.errors(include_url=False)[0]
+                where = f"instruments.{name}.options.{_where(tuple(err['loc']))}"
+                if err["type"] == "extra_forbidden":
+                    key = err["loc"][-1]
+                    known = list(schema.model_fields)
+                    raise self.fail(where, f"unknown option {key!r} for a {entry.model}" +
+                                    (_suggest(key, known) if known else "; it takes no options")) from None
+                raise self.fail(where, _message(err)[1]) from None
+            out[name] = InstrumentSpec(name, entry.model, entry.address, float(entry.timeout), options)
         return out
 
     def endpoint(self, value: str, where: str, instruments: Mapping[str, InstrumentSpec], role: str) -> str:

@@ -135,6 +135,18 @@ def check_plan(limits: Limits, drives: Iterable[Drive]) -> None:
                             f"{limits.pulse_width_min:g} s: lengthen {d.param}")
 
 
+def check_instrument_ranges(bench: Bench, drives: Iterable[Drive]) -> None:
+    """Refuse a plan that the wired instruments cannot deliver (their own ranges, e.g. the 81160A's
+    amplitude floor or an SMU's shortest pulse), naming the parameter; :meth:`Bench.check_plan`."""
+    for d in drives:
+        pulses = np.asarray(d.widths, dtype=float).size > 0
+        try:
+            bench.check_plan(pulse_amplitudes=d.amplitudes if pulses else (), pulse_widths=d.widths,
+                             gate_voltages=d.gates, read_voltages=() if pulses else d.amplitudes)
+        except LimitError as exc:
+            raise PlanError(f"{d.param}: {exc}") from None
+
+
 def bench_identity(bench: Bench, chip_id: str = "") -> dict[str, Any]:
     """What a resumed run must find again: the chip id, every instrument's identification
     (``*IDN?``: make, model, serial, firmware) and the bench file's SHA-256 (from ``bench.identity``)."""
@@ -337,7 +349,9 @@ def execute(bench: Bench, page: Page, rows: Sequence[int] | None = None, cols: S
     """
     rows_idx, cols_idx = region(bench, rows, cols)
     page.check(rows_idx, cols_idx)
-    check_plan(bench.limits, page.plan())
+    plan = list(page.plan())
+    check_plan(bench.limits, plan)
+    check_instrument_ranges(bench, plan)
     store: RunStore | None = None
     run: Run | None = None
     failure: BaseException | None = None

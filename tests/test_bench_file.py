@@ -303,3 +303,16 @@ def test_fuzzed_bytes_never_escape_as_anything_but_bench_file_error(tmp_path_fac
     path.write_bytes(blob)
     with pytest.raises(BenchFileError, match=rf"bench file {path}: "):
         load_bench_file(path)
+
+
+def test_driver_options_come_from_the_plugin_schema():
+    ok = parse_bench(edited(REAL, "instruments.smu.options", {"visa_library": "@py", "query_delay": 0.01}))
+    assert dict(ok.instruments["smu"].options) == {"visa_library": "@py", "query_delay": 0.01}
+    with pytest.raises(BenchFileError, match=r"instruments\.smu\.options\.visa_libary: unknown option 'visa_libary' "
+                                             r"for a keithley2450; did you mean 'visa_library'\?"):
+        parse_bench(edited(REAL, "instruments.smu.options", {"visa_libary": "@py"}))
+    with pytest.raises(BenchFileError, match=r"instruments\.board\.options\.baud: unknown option 'baud' for a "
+                                             r"rram-hil-ab64; it takes no options"):
+        parse_bench(edited(REAL, "instruments.board.options", {"baud": 9600}))
+    with pytest.raises(BenchFileError, match=r"instruments\.smu\.options\.query_delay: must be a finite number"):
+        parse_bench(edited(REAL, "instruments.smu.options", {"query_delay": float("nan")}))

@@ -16,7 +16,7 @@ from simulated_bench.array import SimulatedArray
 
 N = 4
 LIMITS = {"v_line_max": 3.0, "v_gate_max": 5.0}
-FUZZ = settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+FUZZ = settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
 
 numbers = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True, width=64),

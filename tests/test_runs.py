@@ -48,6 +48,16 @@ def test_the_refused_plan_names_the_parameter_to_change():
         form(b, FormParams(v_max=10.0))
 
 
+def test_a_plan_the_pulser_cannot_deliver_is_refused_naming_the_parameter():
+    """Within the bench limits but under the 81160A's 50 mV amplitude floor: refused before any pulse."""
+    with bench() as b:
+        arr = b.sim.arrays["A"]
+        pulses = arr.pulse_count
+        with pytest.raises(PlanError, match=r"forming ramp.*0.01 V is below the 81160A.s 50 mV minimum"):
+            form(b, FormParams(v_start=0.01, v_step=0.01, v_max=0.3))
+        assert arr.pulse_count == pulses
+
+
 @pytest.mark.parametrize("rows,cols,msg", [([1, 1], None, "row 1 is given 2 times"),
                                            (None, [0, 6], "column 6 is outside"),
                                            ([], None, "non-empty"),

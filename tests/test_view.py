@@ -50,7 +50,7 @@ def _program(tmp_path, out, rows, *extra):
 def _service_file(path):
     """A synthetic service run (layout the view documents): ISPP-like cells plus fidelity, alarm and repair tables."""
     rng = np.random.default_rng(0)
-    with RunStore.open(path, "service", {"workload": "dft64"}, (8, 8), chip_id="CHIP-7", seed=5) as s:
+    with RunStore.open(path, "reprogram", {"workload": "dft64"}, (8, 8), chip_id="CHIP-7", seed=5) as s:
         s.cell_field("status", np.int8, 0)
         s.cell_field("pulses", np.int32, 0)
         s.cell_field("g_final", float, np.nan)
@@ -289,24 +289,25 @@ def test_service_events_table_in_the_session_log_vocabulary(tmp_path):
 
 
 def test_service_run_file_of_the_workflow(tmp_path):
-    """The service workflow's run file, written by its own writer: timeline, event log, alarms and repairs."""
+    """The service workflow's run file (protocol ``service``: JSON event log, hourly timeline), as it writes it."""
     from protocols.service import RunFile
 
     path = tmp_path / "svc.h5"
     run = RunFile(str(path), "name: w\nstream: {hours: 5}\n", seed=1, hours=5)
-    run.append([{"event": "program", "chip_time_s": 0.0, "vmm": 0, "pulses": 900}], None)
-    run.append([{"event": "alarm", "chip_time_s": 1800.0, "vmm": 10, "stage": 0, "check": 1, "statistic": 9.0},
-                {"event": "repair", "chip_time_s": 1900.0, "vmm": 11, "writes": 6, "pulses": 40},
-                {"event": "hour", "chip_time_s": 3600.0, "vmm": 40}], (0, 1.0, 0.02, 0.021, 1, 1, 6, 1, 1))
+    run.append([{"event": "program", "chip_time_s": 0.0, "pulses": 900}], None)
+    run.append([{"event": "alarm", "chip_time_s": 1800.0, "vmm": 120, "stage": 0, "check": 1, "statistic": 9.5,
+                 "cells": [[1, 2]]},
+                {"event": "repair", "chip_time_s": 1900.0, "vmm": 121, "writes": 6, "pulses": 40},
+                {"event": "hour", "chip_time_s": 3600.0}], (0, 1.0, 0.02, 0.021, 1, 1, 6, 1, 1))
     snap = read_snapshot(path)  # while the writer still holds the file open
     run.finish("interrupted")
     page = RunPage()
     page.update(snap)
     assert not page.fig_g.visible and page.fig_fidelity.visible and page.fig_events.visible
     assert list(page.fid_src.data["name"]) == ["fidelity", "fidelity_reference"]
-    assert sorted(page.events_src.data["kind"]) == ["alarm", "hour", "program", "repair"]  # each event once
+    assert sorted(page.events_src.data["kind"]) == ["alarm", "program", "repair"]  # the hourly tick is left out
     assert list(page.repairs_src.data["devices"]) == [6.0]
-    assert "1 of 5 cells" in page.progress.text and "stream: {hours: 5}" in page.metadata.text
+    assert "1 of 5 hours" in page.progress.text and "stream: {hours: 5}" in page.metadata.text
 
 
 def test_scan_run_shows_the_fault_codes_of_the_fault_map(tmp_path):

@@ -11,7 +11,7 @@ from drivers.addressing_board import WL_RANGE, AddressingBoard
 from drivers.errors import InstrumentError
 
 from ..roles import GateSupply, Reader, Route, Selector, VectorMultiplier
-from .base import InstrumentPlugin
+from .base import InstrumentPlugin, NoOptions
 
 
 class BoardSelector(Selector):
@@ -120,6 +120,7 @@ class Plugin(InstrumentPlugin):
     model = "rram-hil-ab64"
     description = "RRAM-HIL AB64 addressing board (serial): routes, 0-5 V word-line DAC, per-line sense, VMM"
     kind = "serial"
+    options_schema = NoOptions  # 115200 8N1, fixed by the board
     roles = frozenset({"addresser", "gate", "sense"})
     idn_model = r"AB64"
     v_range = tuple(WL_RANGE)  # the word-line DAC

@@ -12,7 +12,9 @@ from __future__ import annotations
 import importlib
 import re
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..roles import GateSupply, Pulser, Reader, Selector, VectorMultiplier
@@ -20,6 +22,23 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: what an instrument can be in a bench file's wiring
 ROLE_NAMES = ("addresser", "read", "pulse", "gate", "sense")
+
+
+class VisaOptions(BaseModel):
+    """``options`` of a VISA instrument's bench-file entry: passed to PyVISA when it opens."""
+
+    model_config = ConfigDict(extra="forbid")
+    visa_library: Optional[str] = None  # "@py" (pyvisa-py) or a VISA shared library path
+    read_termination: Optional[str] = None
+    write_termination: Optional[str] = None
+    baud_rate: Optional[int] = Field(default=None, ge=1, strict=True)  # serial VISA resources (ASRL)
+    query_delay: Optional[float] = Field(default=None, ge=0.0, le=10.0, allow_inf_nan=False)  # s
+
+
+class NoOptions(BaseModel):
+    """An instrument whose driver takes no options."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 @dataclass(frozen=True)
@@ -72,6 +91,8 @@ class InstrumentPlugin:
     pulse_width_range: ClassVar[tuple[float, float] | None] = None
     #: "module:Class" of its emulator on a simulated bench
     emulator: ClassVar[str] = ""
+    #: schema of the bench file's ``options`` for its driver
+    options_schema: ClassVar[type[BaseModel]] = VisaOptions
     #: wiring sub-section this model reads when it is the addresser (e.g. "matrix"), and its schema
     wiring_section: ClassVar[str | None] = None
     wiring_schema: ClassVar[Any] = None
@@ -162,4 +183,4 @@ class InstrumentPlugin:
         return None
 
 
-__all__ = ["InstrumentPlugin", "Identity", "parse_idn", "ROLE_NAMES"]
+__all__ = ["InstrumentPlugin", "Identity", "parse_idn", "ROLE_NAMES", "VisaOptions", "NoOptions"]

@@ -19,8 +19,13 @@ What a page shows comes from the file alone (optional datasets are optional):
 - service panels from tables ``tables/fidelity`` (a time field, e.g. ``hours`` or
   ``chip_time_h``, and numeric columns, one line each), ``tables/alarms``,
   ``tables/repairs`` (``devices_reprogrammed``) and ``tables/events`` (an ``event`` field
+<<<<<<< HEAD
   naming the kind; when it is there it is the one source of the event marks), as the
   service workflow (``protocols/service.py``) writes them.
+=======
+  naming the kind); a service workflow run (protocol ``service``: one row per hour, its
+  ``fidelity`` timeline and JSON ``events`` log) is read into the same panels, without cell maps.
+>>>>>>> main
 """
 from .reader import NotARunFile, RunFollower, Snapshot, read_snapshot
 from .report import report_html, write_report

@@ -86,6 +86,8 @@ def progress(snap: Snapshot, history: list[tuple[float, int]] | None = None) -> 
     if targets is not None and np.shape(targets) == snap.shape:
         todo = np.isfinite(targets)  # NaN targets are cells left alone
     n_total, n_done, unit = int(todo.sum()), int((snap.done & todo).sum()), "cells"
+    if snap.work is not None:
+        n_done, n_total, unit = snap.work
     status = snap.status
     sessions = snap.sessions
     started = _parse_iso(sessions[-1]["started"]) if len(sessions) else _parse_iso(snap.attrs.get("created"))

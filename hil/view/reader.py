@@ -33,6 +33,11 @@ from ..runstore import FORMAT
 
 #: tables small enough to read whole at every change (service runs); others only count rows
 SERVICE_TABLES = ("fidelity", "alarms", "repairs", "events")
+#: the protocol name of the service workflow's run files (``protocols/service.py``)
+SERVICE_PROTOCOL = "service"
+#: service events not worth a mark on the time line (one per hour, or set-up steps)
+_QUIET_EVENTS = ("hour",)
+_EVENT_DTYPE = np.dtype([("chip_time_h", "f8"), ("event", "S32"), ("writes", "i8"), ("detail", "S160")])
 
 
 class NotARunFile(ValueError):
@@ -53,6 +58,8 @@ class Snapshot:
     tables: dict[str, NDArray]
     sessions: NDArray
     code_names: dict[str, dict[int, str]] = field(default_factory=dict)
+    #: (done, total, unit) when the work is not counted in cells (a service run's hours)
+    work: tuple[int, int, str] | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -122,9 +129,13 @@ def _read_once(path: str) -> Snapshot:
 
 def _read_unguarded(path: str, before: tuple[int, int]) -> Snapshot:
     with _open(path) as f:
-        if _decode(f.attrs.get("format")) != FORMAT:
+        fmt = _decode(f.attrs.get("format"))
+        if fmt == FORMAT:
+            snap = _run_snapshot(path, f)
+            if snap.attrs.get("protocol") == SERVICE_PROTOCOL:
+                snap = _service_snapshot(snap)
+        else:
             raise NotARunFile(f"{path} is not an rram-hil run file")
-        snap = _run_snapshot(path, f)
     snap.stamp = _stamp(path)
     if snap.stamp != before:
         raise BlockingIOError("the run file changed while it was read")
@@ -152,6 +163,37 @@ def _run_snapshot(path: str, f: h5py.File) -> Snapshot:
     arrays = {k: v[()] for k, v in f.items() if isinstance(v, h5py.Dataset) and k != "sessions"}
     sessions = f["sessions"][()] if "sessions" in f else np.zeros(0)
     return Snapshot(path, (0, 0), time.time(), attrs, cells, arrays, rows, tabs, sessions, names)
+
+
+def _service_snapshot(snap: Snapshot) -> Snapshot:
+    """A service run (``protocols/service.py``: an rram-hil run with protocol ``service``, one row per
+    hour) in the view's terms: no cell maps, its ``fidelity`` timeline, its JSON ``events`` log as
+    the time line (which then stands for the ``alarms`` and ``repairs`` tables it also holds), and
+    its hours as the work."""
+    events = snap.tables.get("events")
+    if events is not None and events.dtype.names and "record" in events.dtype.names:
+        rows = []
+        for text in events["record"]:
+            e = _decode(text)
+            if not isinstance(e, dict) or e.get("event") in _QUIET_EVENTS:
+                continue
+            detail = ", ".join(f"{k}={v}" for k, v in e.items() if k not in ("event", "chip_time_s")
+                               and isinstance(v, (int, float, str)))
+            writes = e.get("writes", 0)
+            rows.append((float(e.get("chip_time_s", 0.0)) / 3600.0, str(e.get("event", "?")).encode()[:32],
+                         int(writes) if isinstance(writes, (int, float)) else 0, detail.encode()[:160]))
+        snap.tables["events"] = np.array(rows, _EVENT_DTYPE)
+        for name in ("alarms", "repairs"):
+            snap.tables.pop(name, None)
+    tl = snap.tables.get("fidelity")
+    names = (tl.dtype.names or ()) if tl is not None else ()
+    keep = [n for n in ("chip_time_h", "fidelity", "fidelity_reference") if n in names]
+    if keep:
+        snap.tables["fidelity"] = tl[keep]
+    done = int(snap.attrs.get("hours_done", 0))
+    snap.work = (done, max(snap.shape[0], done), "hours")
+    snap.cells, snap.code_names = {}, {}
+    return snap
 
 
 def read_snapshot(path: str | os.PathLike, retries: int = 20, wait_s: float = 0.02) -> Snapshot:
@@ -207,6 +249,6 @@ class RunFollower:
         self.error = ""
         self.snapshot = snap
         self.version += 1
-        self.history.append((snap.read_at, int(snap.done.sum())))
+        self.history.append((snap.read_at, snap.work[0] if snap.work is not None else int(snap.done.sum())))
         del self.history[:-600]
         return True
