@@ -192,7 +192,8 @@ def _service_snapshot(snap: Snapshot) -> Snapshot:
         snap.tables["fidelity"] = tl[keep]
     done = int(snap.attrs.get("hours_done", 0))
     snap.work = (done, max(snap.shape[0], done), "hours")
-    snap.cells, snap.code_names = {}, {}
+    snap.cells = {k: v for k, v in snap.cells.items() if k == "done"}  # hours served; no cell maps
+    snap.code_names = {}
     return snap
 
 
