@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Mapping, Sequence
@@ -238,11 +239,29 @@ class Run:
         self.store = store
         self.bar = bar
         self.resumed = bool(store is not None and store.resumed)
+        # the simulated bench's clock (round trips, estimated bench time); a real bench has none
+        self._clock = getattr(getattr(bench, "sim", None), "clock", None)
+        self._clock_start = self._clock.snapshot() if self._clock is not None else None
+        self._clock_prior = ((int(store.attr("round_trips", 0)), float(store.attr("bench_time_s", 0.0)))
+                             if store is not None and store.resumed else (0, 0.0))
         self.done = store.done.copy() if store is not None else np.zeros(self.shape, bool)
         self.phase = ""
         self.pass_no = 1
         self.ops = 0  # bench operations (row reads, row pulses) of this session
         self.session = store.session if store is not None else 0
+
+    def record_clock(self) -> dict | None:
+        """Round trips and estimated bench time (s) of the whole run, every session, into the run
+        file's attributes ``round_trips`` and ``bench_time_s`` (None without a bench clock)."""
+        if self._clock is None:
+            return None
+        spent = self._clock.since(self._clock_start)
+        total = {"round_trips": self._clock_prior[0] + int(spent["round_trips"]),
+                 "bench_time_s": self._clock_prior[1] + float(spent["bench_time_s"])}
+        if self.store is not None:
+            for k, v in total.items():
+                self.store.set_attr(k, v)
+        return total
 
     # write-ahead pulse records ------------------------------------------------------------
     def intend(self, row, cols, amplitude, width, gate, iteration, g_before) -> tuple[int, int] | None:
@@ -269,6 +288,7 @@ class Run:
         self.done[ri] = done
         if self.store is not None:
             self.store.write_cells(np.full(self.shape[1], ri), np.arange(self.shape[1]), done=done, **fields)
+            self.record_clock()
             self.store.flush()
 
     def reopen_rows(self, ris: Sequence[int]) -> None:
@@ -403,6 +423,15 @@ def execute(bench: Bench, page: Page, rows: Sequence[int] | None = None, cols: S
                 off_error = exc
         if failure is not None and off_error is not None:
             failure.add_note(f"switching the outputs off also failed: {off_error}")
+        try:
+            clock = run.record_clock() if run is not None else None
+        except Exception as exc:  # noqa: BLE001 - the run's own outcome matters more than its clock
+            clock = None
+            if failure is not None:
+                failure.add_note(f"recording the bench clock also failed: {exc}")
+        if clock is not None and progress:
+            print(f"bench clock: {clock['round_trips']} round trips, {clock['bench_time_s']:.1f} s of estimated "
+                  "bench time", file=sys.stderr)
         if store is not None:
             if failure is not None and not store.resumed and (run is None or run.ops == 0):
                 store.discard()  # nothing was sent: leave no file to block the corrected command

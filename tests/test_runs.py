@@ -58,6 +58,23 @@ def test_a_plan_the_pulser_cannot_deliver_is_refused_naming_the_parameter():
         assert arr.pulse_count == pulses
 
 
+def test_run_file_records_round_trips_and_bench_time_over_every_session(tmp_path):
+    """The simulated bench's clock goes into the run file; a resumed session adds to it."""
+    out = tmp_path / "read.h5"
+    with bench() as b:
+        before = b.sim.clock.snapshot()  # opening the bench (identification, safe state) is not the run's
+        read_all(b, rows=[0, 1], out=str(out))
+        spent = b.sim.clock.since(before)
+    first = read_run(out)
+    assert first["round_trips"] == spent["round_trips"] > 0
+    assert first["bench_time_s"] == pytest.approx(spent["bench_time_s"]) and first["bench_time_s"] > 0
+    with bench() as b:  # the same command again: nothing left to read, the totals stay
+        read_all(b, rows=[0, 1], out=str(out))
+    again = read_run(out)
+    assert again["round_trips"] >= first["round_trips"]
+    assert again["bench_time_s"] >= first["bench_time_s"]
+
+
 @pytest.mark.parametrize("rows,cols,msg", [([1, 1], None, "row 1 is given 2 times"),
                                            (None, [0, 6], "column 6 is outside"),
                                            ([], None, "non-empty"),
