@@ -186,12 +186,17 @@ def instrument_fault(kind: str, root: Path) -> dict:
         deadline = time.perf_counter() + 60
         while not run_file.exists() and time.perf_counter() < deadline:
             time.sleep(0.01)
-        time.sleep(1.0)  # in the middle of programming
+        # in the middle of programming: as soon as the run file grows (pulse records are being written)
+        size0 = run_file.stat().st_size if run_file.exists() else 0
+        while time.perf_counter() < deadline and proc.poll() is None:
+            if run_file.exists() and run_file.stat().st_size > size0:
+                break
+            time.sleep(0.005)
         name = "board" if kind == "dead" else "smu"
         if kind == "dead":
             served.served.servers[name].close()
         else:
-            served.sim.emulators[name].feed = lambda data: b""  # takes every byte, never answers
+            served.sim.emulators[name].feed_lines = lambda lines, overruns=0: b""  # takes every line, never answers
         t_fault = time.perf_counter()
         try:
             _, err = proc.communicate(timeout=120)
@@ -307,9 +312,21 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=10, help="interruptions per protocol and signal")
     ap.add_argument("--fuzz", type=int, default=120, help="fuzzed command lines")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--instruments-only", action="store_true",
+                    help="re-measure only the dead and hung instrument, keeping the rest of the saved results")
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
     root = Path(tempfile.mkdtemp(prefix="fault_injection_"))
+    if args.instruments_only:
+        path = RESULTS / "fault_injection.json"
+        saved = json.loads(path.read_text())
+        for kind in ("dead", "hung"):
+            saved[f"{kind}_instrument"] = got = instrument_fault(kind, root)
+            print(f"{kind} instrument: exit after {got['exit_s']} s (timeout {got['timeout_s']} s), outputs left on "
+                  f"{got['outputs_left_on']}: {got['last_line']}")
+        path.write_text(json.dumps(saved, indent=1))
+        print(f"updated {path}")
+        return
     t_start = time.perf_counter()
     runs = []
     for protocol in ("program", "scan"):
