@@ -5,29 +5,13 @@ from __future__ import annotations
 from drivers.keithley2600b import Keithley2600B
 
 from .base import InstrumentPlugin
-from .smu import VoltageSource
+from .smu import ChannelSource
 
 
-class Keithley2600BSource(VoltageSource):
+class Keithley2600BSource(ChannelSource):
     can_pulse_read = True
     # pulses timed by the SMU itself (TSP delay): practical down to ~100 us
     pulse_width_range = (100e-6, 1.0)
-    def __init__(self, station, name, channel, i_compliance):
-        super().__init__(station, name, channel, i_compliance)
-        self.ch = self.driver.channel(channel)
-
-    def _configure(self, v: float) -> None:
-        self.ch.apply_voltage(self.i_compliance, nplc=0.01)
-        self.ch.source_voltage = v
-        self.ch.output_enabled = True
-        self.driver.raise_errors()
-
-    def _set_level(self, v: float) -> None:
-        self.ch.source_voltage = v
-        self.driver.ask("*OPC?")
-
-    def _measure_current(self) -> float:
-        return self.ch.current
 
     def _tripped(self) -> bool:
         return self.driver.ask(f"print(smu{self.channel_name}.source.compliance)").strip().lower() == "true"

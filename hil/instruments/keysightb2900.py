@@ -8,29 +8,12 @@ import re
 from drivers.keysightb2900 import COMPLIANCE_CURRENT_RANGE, PULSE_WIDTH_RANGE, VOLTAGE_RANGE, KeysightB2900
 
 from .base import InstrumentPlugin
-from .smu import VoltageSource
+from .smu import ChannelSource
 
 
-class KeysightB2900Source(VoltageSource):
+class KeysightB2900Source(ChannelSource):
     can_pulse_read = True
     pulse_width_range = tuple(PULSE_WIDTH_RANGE)
-
-    def __init__(self, station, name, channel, i_compliance):
-        super().__init__(station, name, channel, i_compliance)
-        self.ch = self.driver.channel(channel)
-
-    def _configure(self, v: float) -> None:
-        self.ch.apply_voltage(self.i_compliance, nplc=0.01)
-        self.ch.source_voltage = v
-        self.ch.output_enabled = True
-        self.driver.raise_errors()
-
-    def _set_level(self, v: float) -> None:
-        self.ch.source_voltage = v
-        self.driver.ask("*OPC?")
-
-    def _measure_current(self) -> float:
-        return self.ch.current
 
     def _tripped(self) -> bool:
         return bool(self.ch.compliance_tripped)

@@ -103,6 +103,28 @@ class VoltageSource(abc.ABC):
         return out
 
 
+class ChannelSource(VoltageSource):
+    """A source on one channel of a multi-channel SMU whose driver offers pymeasure-style
+    ``channel(name)`` objects (``apply_voltage``, ``source_voltage``, ``output_enabled``, ``current``)."""
+
+    def __init__(self, station, name, channel, i_compliance):
+        super().__init__(station, name, channel, i_compliance)
+        self.ch = self.driver.channel(channel)
+
+    def _configure(self, v: float) -> None:
+        self.ch.apply_voltage(self.i_compliance, nplc=0.01)
+        self.ch.source_voltage = v
+        self.ch.output_enabled = True
+        self.driver.raise_errors()
+
+    def _set_level(self, v: float) -> None:
+        self.ch.source_voltage = v
+        self.driver.ask("*OPC?")
+
+    def _measure_current(self) -> float:
+        return self.ch.current
+
+
 class SourceGate(GateSupply):
     """Word lines from an SMU output."""
 
