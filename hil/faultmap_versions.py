@@ -25,6 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .faultmap import CODE_NAMES, FaultMap
+from .runstore import _jsonable
 
 FORMAT = "rram-hil-faultmap-versions"
 FORMAT_VERSION = 1
@@ -46,18 +47,6 @@ class Version:
     def faultmap(self, array: str) -> FaultMap:
         """This version of one array as a :class:`~hil.faultmap.FaultMap` (no per-cell evidence)."""
         return FaultMap(self.codes[array], date=self.date, notes=f"version {self.number}: {self.operation} {self.note}")
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj
 
 
 class FaultMapVersions:
