@@ -18,6 +18,7 @@ does the rest, the same way for every protocol:
 """
 from __future__ import annotations
 
+import abc
 import contextlib
 import os
 import signal
@@ -306,7 +307,7 @@ class Run:
             self.store.flush()
 
 
-class Page:
+class Page(abc.ABC):
     """What a protocol supplies to :func:`execute`; override what the protocol needs.
 
     ``name`` and :meth:`params` go into the run file; :attr:`fields` are its per-cell
@@ -341,8 +342,10 @@ class Page:
     def row_needed(self, run: Run, ri: int) -> bool:
         return not run.done[ri].all()
 
+    @abc.abstractmethod
     def row(self, run: Run, ri: int) -> None:
-        raise NotImplementedError
+        """The page's work on region row ``ri``: its operations through ``run.bench``, its results by
+        :meth:`Run.save_row`."""
 
     def next_pass(self, run: Run) -> bool:
         """After a pass over the rows: True to go over the rows again."""

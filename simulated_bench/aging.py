@@ -251,4 +251,17 @@ class ChipAging:
         return out
 
 
-__all__ = ["AgingParams", "StuckParams", "DriftParams", "ReadDisturbParams", "ChipAging", "FaultEvent", "HOUR", "KEYS"]
+class AgingClock:
+    """Simulated time for an array that ages: ``time_s`` (s) and :meth:`advance`; the array's
+    ``_age`` brings its cells up to the present and returns the faults that appeared."""
+
+    def advance(self, hours: float) -> list[FaultEvent]:
+        """Let ``hours`` of idle time pass (drift, new stuck devices); returns the faults that appeared."""
+        if not (np.isfinite(hours) and hours >= 0):
+            raise ValueError(f"hours must be a finite number >= 0, got {hours!r}")
+        self.time_s += float(hours) * 3600.0
+        return self._age()
+
+
+__all__ = ["AgingParams", "StuckParams", "DriftParams", "ReadDisturbParams", "ChipAging", "AgingClock", "FaultEvent", "HOUR", "KEYS"]
+

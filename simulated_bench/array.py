@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .aging import AgingParams, ChipAging, FaultEvent
+from .aging import AgingClock, AgingParams, ChipAging, FaultEvent
 from .cell import CellParams, solve_cell
 from .crossbar import CrossbarSolver, WireParams
 from .devices.base import DeviceModel, FloatArray, state_bounds
@@ -87,7 +87,7 @@ class ChipTiming:
     max_pulse_width: float = 1e-2
 
 
-class SimulatedArray:
+class SimulatedArray(AgingClock):
     """One rows x cols 1T1R array of a simulated chip.
 
     Parameters
@@ -149,13 +149,6 @@ class SimulatedArray:
         self.aging = None if aging is None else ChipAging(aging, shape, self.rng.bit_generator.seed_seq.spawn(1)[0])
 
     # time and aging ------------------------------------------------------------------------
-    def advance(self, hours: float) -> list[FaultEvent]:
-        """Let ``hours`` of idle time pass (drift, new stuck devices); returns the faults that appeared."""
-        if not (np.isfinite(hours) and hours >= 0):
-            raise ValueError(f"hours must be a finite number >= 0, got {hours!r}")
-        self.time_s += float(hours) * 3600.0
-        return self._age()
-
     def _age(self) -> list[FaultEvent]:
         """Bring the cells up to the present time: new stuck devices, then drift of the written cells."""
         if self.aging is None:

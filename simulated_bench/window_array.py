@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .aging import AgingParams, ChipAging, FaultEvent
+from .aging import AgingClock, AgingParams, ChipAging, FaultEvent
 from .devices.stanford import StanfordGapModel
 from .faults import STUCK_OFF, STUCK_ON, WORKING, validate_codes
 
@@ -49,7 +49,7 @@ class WindowParams:
             raise ValueError("pulses_mean must be >= 1 (a write is at least one pulse)")
 
 
-class WindowArray:
+class WindowArray(AgingClock):
     """rows x cols conductances in 0..g_max with write-and-verify, read noise, stuck devices and aging."""
 
     def __init__(self, rows: int, cols: int, params: WindowParams | None = None,
@@ -93,12 +93,6 @@ class WindowArray:
         self.g[self.fault_codes == STUCK_ON] = self.params.g_max
 
     # time ----------------------------------------------------------------------------------------
-    def advance(self, hours: float) -> list[FaultEvent]:
-        if not (np.isfinite(hours) and hours >= 0):
-            raise ValueError(f"hours must be a finite number >= 0, got {hours!r}")
-        self.time_s += float(hours) * 3600.0
-        return self._age()
-
     def _age(self) -> list[FaultEvent]:
         if self.aging is None:
             return []

@@ -24,6 +24,11 @@ if TYPE_CHECKING:  # pragma: no cover
 ROLE_NAMES = ("addresser", "read", "pulse", "gate", "sense")
 
 
+
+class RoleNotServed(TypeError):
+    """A bench asked a model for a role its plug-in does not serve (the bench-file schema refuses
+    such wiring on load, from each plug-in's ``roles``; this guards code that builds roles directly)."""
+
 class VisaOptions(BaseModel):
     """``options`` of a VISA instrument's bench-file entry: passed to PyVISA when it opens."""
 
@@ -100,7 +105,7 @@ class InstrumentPlugin:
     # ---- opening ----------------------------------------------------------------------
     @classmethod
     def driver_class(cls) -> type:
-        raise NotImplementedError(f"{cls.model}: no driver")
+        raise RoleNotServed(f"{cls.model}: no driver")
 
     @classmethod
     def open(cls, target: Any, timeout: float, options: Mapping[str, Any]) -> Any:
@@ -151,7 +156,7 @@ class InstrumentPlugin:
     @classmethod
     def source(cls, station: "Station", name: str, channel: str, i_compliance: float):
         """A :class:`~hil.instruments.smu.VoltageSource` on one output (SMUs)."""
-        raise NotImplementedError(f"a {cls.model} is not a voltage source")
+        raise RoleNotServed(f"a {cls.model} is not a voltage source")
 
     @classmethod
     def pulser(cls, station: "Station", name: str, channel: str) -> "Pulser":
@@ -167,16 +172,16 @@ class InstrumentPlugin:
 
     @classmethod
     def selector(cls, station: "Station", name: str, wiring: Mapping[str, Any]) -> "Selector":
-        raise NotImplementedError(f"a {cls.model} cannot address a chip")
+        raise RoleNotServed(f"a {cls.model} cannot address a chip")
 
     @classmethod
     def arrays(cls, station: "Station", name: str, wiring: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
         """The chip's arrays the addresser reaches, name -> (rows, cols)."""
-        raise NotImplementedError(f"a {cls.model} cannot address a chip")
+        raise RoleNotServed(f"a {cls.model} cannot address a chip")
 
     @classmethod
     def sense(cls, station: "Station", name: str, source, selector: "Selector") -> "Reader":
-        raise NotImplementedError(f"a {cls.model} has no per-line sense")
+        raise RoleNotServed(f"a {cls.model} has no per-line sense")
 
     @classmethod
     def vmm(cls, station: "Station", name: str) -> "VectorMultiplier | None":
