@@ -136,6 +136,8 @@ class Bench:
         row, cols = self._row(row), self._cols(cols)
         self.gate.set_gate(v_gate)
         self.selector.select(row, cols, "read")
+        if self.reader.averages:  # the instrument averages: one transfer
+            return self.reader.read(v_read, len(cols), n_avg=n_avg) / v_read
         total = np.zeros(len(cols))
         for _ in range(n_avg):
             total += self.reader.read(v_read, len(cols))
@@ -162,6 +164,46 @@ class Bench:
         self.gate.set_gate(v_gate)
         self.selector.select(row, cols, "bl" if amplitude > 0 else "sl")
         self.pulser.pulse(abs(amplitude), width)
+
+    @property
+    def can_sequence(self) -> bool:
+        """True when the addresser runs a row's pulses from one command, triggering the pulser
+        itself (the AB64 board's ``SEQ`` with an 81160A armed on its trigger input): see
+        :meth:`pulse_groups`."""
+        drives_gate = getattr(self.selector, "drives_gate", None)
+        return bool(self.pulser.can_trigger and drives_gate is not None and drives_gate(self.gate))
+
+    def pulse_groups(self, row: int, groups: Sequence[tuple[Sequence[int], float, float, float]]) -> None:
+        """Pulse groups on one row, in order: per group ``(cols, amplitude V, width s, gate V)`` one
+        pulse on those cells (amplitude > 0 SETs, < 0 RESETs), as :meth:`pulse_row` each.
+
+        Every group is checked against the limits before anything is sent. On a bench that
+        :attr:`can_sequence`, consecutive groups sharing a pulse (|amplitude|, width) cost one
+        arming of the pulser and one addresser command (it routes and triggers per group);
+        elsewhere each group is one :meth:`pulse_row`.
+        """
+        checked = []
+        for cols, amplitude, width, v_gate in groups:
+            self.limits.check_line(amplitude, "pulse amplitude")
+            self.limits.check_width(width)
+            self.limits.check_gate(v_gate)
+            checked.append((self._cols(cols), float(amplitude), float(width), float(v_gate)))
+        row = self._row(row)
+        if not self.can_sequence:
+            for cols, amplitude, width, v_gate in checked:
+                self.pulse_row(row, cols, amplitude, width, v_gate)
+            return
+        k = 0
+        while k < len(checked):
+            # one arming per run of groups the pulser can serve from it: the same width, and the
+            # same amplitude unless it steps through a list
+            first, run = checked[k], []
+            while (k < len(checked) and len(run) < self.pulser.max_armed and checked[k][2] == first[2]
+                   and (self.pulser.level_per_trigger or abs(checked[k][1]) == abs(first[1]))):
+                run.append(checked[k])
+                k += 1
+            self.pulser.arm([abs(a) for _, a, _, _ in run], first[2])
+            self.selector.sequence(row, [(cols, "bl" if a > 0 else "sl", v_gate) for cols, a, _, v_gate in run])
 
     @property
     def can_pulse_read(self) -> bool:

@@ -249,23 +249,27 @@ class ISPPPage(Page):
             rec["pass"], rec["iteration"], rec["row"], rec["col"], rec["g"] = run.pass_no, it, row, cols_idx[act], g_row
             self._log(run, "reads", rec)
             need, pol, amp, gate = sm.decide(g)
-            n_pulsed = 0
-            for s, a, gt, idx in group_pulses(need, pol, amp, gate):
-                local = idx - cells[0]
-                lad = p.ladder(s)
-                run.bench.pulse_row(row, cols_idx[local], s * a, lad.width, gt, iteration=it, g_before=g[idx])
-                if self.keep_log:
-                    prec = np.zeros(idx.size, PULSE_DTYPE)
-                    prec["session"], prec["phase"], prec["pass"], prec["iteration"] = run.session, b"program", run.pass_no, it
-                    prec["row"], prec["col"], prec["polarity"] = row, cols_idx[local], s
-                    prec["amplitude"], prec["gate"], prec["width"], prec["g_before"] = a, gt, lad.width, g[idx]
-                    prec["delivered"] = True
-                    self.logs_p.append(prec)
-                n_pulsed += idx.size
+            n_pulsed = self._pulse(run, row, cells[0], group_pulses(need, pol, amp, gate), g, it)
             run.bar.update(pulses=n_pulsed, reads=n_reads)
             it += 1
         run.save_row(ri, done=sm.status[cells] != PENDING, status=sm.status[cells], pulses=sm.pulses[cells],
                      g_final=sm.g_last[cells], reversals=sm.reversals[cells], **{"pass": np.full(n_c, run.pass_no)})
+
+    def _pulse(self, run: Run, row: int, first_cell: int, groups: list, g: NDArray, it: int) -> int:
+        """Send one iteration's pulse groups of a row (one sequence where the bench runs them);
+        returns the number of cells pulsed."""
+        p, cols_idx = self.p, run.cols
+        sends = [(cols_idx[idx - first_cell], s * a, p.ladder(s).width, gt) for s, a, gt, idx in groups]
+        run.bench.pulse_groups(row, sends, iteration=it, g_before=[g[idx] for *_, idx in groups])
+        if self.keep_log:
+            for (s, a, gt, idx), (cols, _, width, _) in zip(groups, sends):
+                prec = np.zeros(idx.size, PULSE_DTYPE)
+                prec["session"], prec["phase"], prec["pass"], prec["iteration"] = run.session, b"program", run.pass_no, it
+                prec["row"], prec["col"], prec["polarity"] = row, cols, s
+                prec["amplitude"], prec["gate"], prec["width"], prec["g_before"] = a, gt, width, g[idx]
+                prec["delivered"] = True
+                self.logs_p.append(prec)
+        return sum(idx.size for *_, idx in groups)
 
     def _log(self, run: Run, table: str, rec: NDArray) -> None:
         if self.keep_log:
