@@ -25,8 +25,9 @@ gets exactly one reply line: the value for a query, ``OK`` for a setting,
 ``MEAS? [n]``          currents (A) of the selected bit lines in column order (READ),
                        each the mean of ``n`` conversions (1..256)
 ``SEQ <step>;...``     pulse sequence on the selected row (up to 256 steps): each step
-                       ``<route>:<WL V>:<col spec>`` (route BL or SL) routes, sends a
-                       TRIG OUT edge to the pulser's trigger input and waits for its pulse
+                       ``<route>:<WL V>:<col spec>`` (route BL or SL; ``<WL V>:<col spec>``
+                       keeps the previous step's route) routes, sends a TRIG OUT edge to
+                       the pulser's trigger input and waits for its pulse
 ``VMM? v0,...``        one source-line voltage per row; every bit line's current (VMM)
 =====================  ================================================================
 
@@ -292,18 +293,19 @@ class AddressingBoard(Instrument):
         routes, triggers the pulser (TRIG OUT) and waits for its pulse. The staged settings and
         every ``SEQ`` line go out in one transfer (a line holds at most 256 steps and 4096
         characters). The last step's settings stay on the board."""
-        encoded = []
+        if not steps:
+            return
+        lines, cur, size, last = [], [], 0, None
         for route, wl, cols in steps:
             route = strict_discrete_set(str(route).upper(), SEQ_ROUTES)
-            encoded.append(f"{route}:{strict_range(float(wl), WL_RANGE):.4f}:{format_columns(cols)}")
-        if not encoded:
-            return
-        lines, cur = [], []
-        for step in encoded:
-            if cur and (len(cur) >= MAX_SEQ_STEPS or len("SEQ ") + sum(map(len, cur)) + len(cur) + len(step) > MAX_LINE):
+            body = f"{strict_range(float(wl), WL_RANGE):.4f}:{format_columns(cols)}"
+            step = body if route == last else f"{route}:{body}"  # the route carries over within a line
+            if cur and (len(cur) >= MAX_SEQ_STEPS or len("SEQ ") + size + len(step) + 16 > MAX_LINE):
                 lines.append("SEQ " + ";".join(cur))
-                cur = []
+                cur, size, step = [], 0, f"{route}:{body}"
             cur.append(step)
+            size += len(step) + 1
+            last = route
         lines.append("SEQ " + ";".join(cur))
         staged = self._take_staged()
         try:

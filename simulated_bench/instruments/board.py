@@ -25,7 +25,8 @@ the value for queries, ``OK`` for settings, ``ERR <code>,<text>`` on failure.
 ``MEAS? [n]``          currents (A) of the selected bit lines in ``COL`` order (READ),
                        each the mean of ``n`` conversions (1..256, default 1)
 ``SEQ <step>;...``     pulse sequence on the selected row, up to 256 steps: each step
-                       ``<route>:<WL V>:<col spec>`` (route ``BL`` or ``SL``) sets the
+                       ``<route>:<WL V>:<col spec>`` (route ``BL`` or ``SL``; left out,
+                       ``<WL V>:<col spec>``, it is the previous step's) sets the
                        columns, word lines and route, then sends one edge on TRIG OUT
                        (wired to the pulser's trigger input) and waits for its pulse;
                        the last step's settings stay. Every step is checked before the
@@ -254,15 +255,18 @@ class AddressingBoardEmulator(Emulator):
 
     def _sequence(self, arg):
         steps = []
+        route = None
         for part in self._need(arg).split(";"):
             fields = part.split(":")
-            if len(fields) != 3:
-                raise BoardError(3, f"a SEQ step is <route>:<WL V>:<columns>, got {part.strip()!r}")
-            route = fields[0].strip().upper()
-            if route not in SEQ_ROUTES:
-                raise BoardError(3, f"a SEQ step routes BL or SL, got {fields[0].strip()!r}")
-            steps.append((route, self._number(self._need(fields[1].strip()), *WL_RANGE),
-                          parse_columns(self._need(fields[2]), self.wiring.array.cols)))
+            if len(fields) == 3:
+                route = fields.pop(0).strip().upper()
+                if route not in SEQ_ROUTES:
+                    raise BoardError(3, f"a SEQ step routes BL or SL, got {route!r}")
+            elif len(fields) != 2 or route is None:
+                raise BoardError(3, f"a SEQ step is <route>:<WL V>:<columns> (the route may be left out after the "
+                                    f"first step), got {part.strip()!r}")
+            steps.append((route, self._number(self._need(fields[0].strip()), *WL_RANGE),
+                          parse_columns(self._need(fields[1]), self.wiring.array.cols)))
             if len(steps) > MAX_SEQ_STEPS:
                 raise BoardError(4, f"a SEQ holds at most {MAX_SEQ_STEPS} steps")
         for k, (route, wl, cols) in enumerate(steps):
