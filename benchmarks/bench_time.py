@@ -249,9 +249,10 @@ def show(r: dict) -> None:
     print(f"{r['bench']:<20} {r['protocol']:<5} {r['array']:>6}  round trips {r['round_trips']:>8} vs "
           f"{r['naive_round_trips']:>8} ({r['round_trip_ratio']:>6.1f}x)   bench time {r['bench_time_s']:>9.2f} s"
           f" vs {r['naive_bench_time_s']:>9.2f} s ({r['bench_time_ratio']:>5.1f}x)"
-          + (f"   converged {r['converged_fraction']:.3f} (on the naive rows "
-             f"{r['converged_fraction_on_naive_rows']:.3f}) / {r['naive_converged_fraction']:.3f}"
-             if "converged_fraction" in r else ""), flush=True)
+          + (f"   converged {r['converged_fraction']:.3f}"
+             + (f" (on the naive rows {r['converged_fraction_on_naive_rows']:.3f})"
+                if "converged_fraction_on_naive_rows" in r else "")
+             + f" / {r['naive_converged_fraction']:.3f}" if "converged_fraction" in r else ""), flush=True)
 
 
 def run_board_bench(name: str, workdir: Path) -> list[dict]:
