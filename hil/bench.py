@@ -74,7 +74,7 @@ class Bench:
                  limits: Limits, rows: int, cols: int, vmm: VectorMultiplier | None = None,
                  name: str = "bench", metadata: dict | None = None, closers: Sequence = (),
                  arrays: dict[str, tuple[int, int]] | None = None, station: Station | None = None,
-                 read_source: VoltageSource | None = None):
+                 read_source: VoltageSource | None = None, pulse_trigger: bool = False):
         self.selector, self.gate, self.reader, self.pulser = selector, gate, reader, pulser
         self.vector = vmm
         self.limits = limits
@@ -88,6 +88,8 @@ class Bench:
         self.sim = self.metadata.get("sim")
         self.station = station
         self.read_source = read_source
+        #: the bench file's ``wiring.pulse_trigger``: the addresser's trigger output reaches the pulser
+        self.pulse_trigger = bool(pulse_trigger)
         self.unclean_previous: UncleanSession | None = None
         self._closers = list(closers)
         self._closed = False
@@ -168,10 +170,9 @@ class Bench:
     @property
     def can_sequence(self) -> bool:
         """True when the addresser runs a row's pulses from one command, triggering the pulser
-        itself (the AB64 board's ``SEQ`` with an 81160A armed on its trigger input): see
-        :meth:`pulse_groups`."""
-        drives_gate = getattr(self.selector, "drives_gate", None)
-        return bool(self.pulser.can_trigger and drives_gate is not None and drives_gate(self.gate))
+        itself (the AB64 board's ``SEQ`` with an 81160A or a B2900 channel armed on its trigger
+        input, the cable declared by ``wiring.pulse_trigger``): see :meth:`pulse_groups`."""
+        return self.pulse_trigger and _can_sequence(self.selector, self.gate, self.pulser)
 
     def pulse_groups(self, row: int, groups: Sequence[tuple[Sequence[int], float, float, float]]) -> None:
         """Pulse groups on one row, in order: per group ``(cols, amplitude V, width s, gate V)`` one
@@ -317,6 +318,12 @@ class Bench:
             log.error("%s", off_exc)
 
 
+def _can_sequence(selector: Selector, gate: GateSupply, pulser: Pulser) -> bool:
+    """The addresser sequences pulses, sets the word lines itself, and the pulser takes its triggers."""
+    drives_gate = getattr(selector, "drives_gate", None)
+    return bool(pulser.can_trigger and drives_gate is not None and drives_gate(gate))
+
+
 def simulated_bench_file() -> Path:
     """Path of the embedded simulated bench file."""
     return Path(str(resources.files("hil").joinpath("benches/simulated.yaml")))
@@ -454,10 +461,15 @@ def _compose(spec: BenchSpec, station: Station, sim) -> Bench:
     metadata = {"bench_file": spec.to_yaml(), "bench_file_sha256": spec.sha256, "bench_name": spec.name,
                 "simulated": spec.simulated, "instruments": instruments, "device": spec.device.as_dict(),
                 "chip_id": spec.device.chip_id, "device_model": spec.device.model, "sim": sim}
+    if w.get("pulse_trigger") and not _can_sequence(selector, gate, pulser):
+        raise BenchFileError(f"bench file {spec.source or spec.name}: wiring.pulse_trigger: {addresser} cannot "
+                             f"sequence pulses on {w['pulse']} (an AB64 board, its own word-line supply and an "
+                             f"81160A or B2900 pulser can)")
     first = next(iter(arrays))
     rows, cols = arrays[first]
     bench = Bench(selector, gate, reader, pulser, spec.limits, rows, cols, vmm=vmm, name=spec.name,
-                  metadata=metadata, arrays=arrays, station=station, read_source=read)
+                  metadata=metadata, arrays=arrays, station=station, read_source=read,
+                  pulse_trigger=bool(w.get("pulse_trigger")))
     bench.use_array(first)
     return bench
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import hil
+from hil.benchfile import BenchFileError
 from hil.roles import LimitError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,3 +65,28 @@ def test_pulse_groups_check_every_group_before_sending_any():
         np.testing.assert_array_equal(bench.sim.arrays["A"].state, before)
         bench.pulse_groups(0, [])  # nothing to send
         assert bench.sim.clock.round_trips == 0
+
+
+def test_the_trigger_cable_is_declared_by_the_bench_file(tmp_path):
+    """Without ``wiring.pulse_trigger`` the board never sequences (pulse_row per group); declaring it
+    where the addresser cannot sequence is refused, naming the field."""
+    import yaml
+
+    base = yaml.safe_load((ROOT / "hil/benches/simulated.yaml").read_text())
+    base["chip"]["arrays"] = [{"name": "A", "rows": 4, "cols": 8}]
+    del base["wiring"]["pulse_trigger"]
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(yaml.safe_dump(base))
+    with hil.open_bench(plain) as bench:
+        assert not bench.can_sequence
+        bench.sim.clock.reset()
+        with bench.sim.emulators["board"].recording() as lines:
+            bench.pulse_groups(0, [([0], 2.0, 1e-6, 1.1), ([1], 2.0, 1e-6, 1.3)])
+        assert lines and not any(line.startswith("SEQ") for line in lines)
+        assert bench.sim.clock.instruments["board"].round_trips == 2  # one routing per group
+    matrix = yaml.safe_load((ROOT / "examples/benches/simulated_matrix.yaml").read_text())
+    matrix["wiring"]["pulse_trigger"] = True
+    bad = tmp_path / "matrix.yaml"
+    bad.write_text(yaml.safe_dump(matrix))
+    with pytest.raises(BenchFileError, match="wiring.pulse_trigger: matrix cannot sequence pulses"):
+        hil.open_bench(bad)
