@@ -19,12 +19,13 @@ from drivers.keithley2450 import Keithley2450
 from drivers.keithley2600b import Keithley2600B
 from drivers.keysight81160a import Keysight81160A
 from drivers.keysightb2900 import KeysightB2900
+from hil.instruments import emulator_of
 from simulated_bench import NO_VARIATION, SimulatedArray
 from simulated_bench.instruments import SimulatedInstruments
 from simulated_bench.instruments.scpi import ScpiEmulator
 from simulated_bench.instruments.tsp import TspEmulator
 
-#: driver class -> emulator model name
+#: driver class -> model name (its plug-in in hil.instruments names the emulator)
 MODEL_OF = {
     Keithley2450: "keithley2450",
     Keysight81160A: "keysight81160a",
@@ -47,7 +48,8 @@ def emulator_for(driver_cls):
         options = {"dut": {"tsplink_node": 1}, "mx": {"tsplink_node": 2}}
     if model == "rram-hil-ab64":  # the board's TRIG OUT fires an 81160A armed on its trigger input (SEQ)
         instruments["gen"], inputs = "keysight81160a", {"pulse": "gen.1"}
-    sim = SimulatedInstruments(arrays, instruments, inputs, options=options)
+    classes = {name: emulator_of(m) for name, m in instruments.items()}  # the plug-ins name their emulators
+    sim = SimulatedInstruments(arrays, classes, inputs, options=options)
     if "gen" in sim.emulators:
         sim.emulators["gen"].feed(b":FUNC1 PULS;:OUTP1:LOAD INF;:VOLT1:LOW 0;:VOLT1:HIGH 1;:ARM:SOUR1 EXT;:OUTP1 ON\n")
     return sim.emulators["dut"]
