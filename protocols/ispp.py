@@ -56,23 +56,31 @@ def calibrate_levels(bench: Bench, row: int, cols: Sequence[int], p: ISPPParams,
 
     SET: top-rung RESET first, then SET rungs 0, stride, 2*stride, ... with a read after
     each; RESET the same way from a top-rung SET. Cells that never move (stuck) are left
-    out of the medians.
+    out of the medians. A bench that sweeps rows on the instrument (:meth:`Bench.sweep_row`)
+    runs each polarity's pulses and reads as one call.
     """
     cols = [int(c) for c in cols]
     out = {}
     for pol, far in ((SET, RESET), (RESET, SET)):
         lad, far_lad = p.ladder(pol), p.ladder(far)
         amp, gate = far_lad.drive(far_lad.n_rungs - 1)
-        bench.pulse_row(row, cols, far * float(amp), far_lad.width, float(gate))
         rungs = np.arange(0, lad.n_rungs + stride - 1, stride, dtype=float)
         rungs = np.minimum(rungs, lad.n_rungs - 1)
-        reads = []
-        for k in rungs:
-            a, gt = lad.drive(k)
-            bench.pulse_row(row, cols, pol * float(a), lad.width, float(gt))
-            reads.append(read_cells(bench, row, cols, p.v_read, p.read_gate, p.n_read,
-                                    reads[-1] if reads else None)[0])
-        g = np.array(reads)  # (rungs, cells)
+        steps = [(far * float(amp), float(gate), far_lad.width)]
+        steps += [(pol * float(a), float(gt), lad.width) for a, gt in zip(*lad.drive(rungs))]
+        can_sweep = getattr(bench, "can_sweep", None)
+        if can_sweep is not None and can_sweep(steps, p.v_read, p.read_gate):
+            # per cell: a read, the far-end pulse, a read, then per rung a pulse and a read
+            g = bench.sweep_row(row, cols, steps, p.v_read, p.read_gate, p.n_read)[:, 2:].T  # (rungs, cells)
+        else:
+            far_amp, far_gate, far_width = steps[0]
+            bench.pulse_row(row, cols, far_amp, far_width, far_gate)
+            reads = []
+            for a, gt, width in steps[1:]:
+                bench.pulse_row(row, cols, a, width, gt)
+                reads.append(read_cells(bench, row, cols, p.v_read, p.read_gate, p.n_read,
+                                        reads[-1] if reads else None)[0])
+            g = np.array(reads)  # (rungs, cells)
         moved = g.max(axis=0) / np.maximum(g.min(axis=0), 1e-15) > 1 + p.response_rel
         use = g[:, moved] if moved.any() else g
         out[pol] = (rungs, np.median(use, axis=1))
@@ -221,10 +229,15 @@ class ISPPPage(Page):
         """One verify read of the ``which`` cells (flat region mask), NaN elsewhere."""
         sm, p, n_c = self.sm, self.p, run.shape[1]
         g = np.full(sm.target.size, np.nan)
+        # an instrument that sweeps rows itself reads a row's cells in one call (a sweep of no pulses)
+        on_instrument = self._tunes_on_instrument(run) and run.bench.can_sweep([], p.v_read, p.read_gate)
         for ri in range(run.shape[0]):
             cells = ri * n_c + np.arange(n_c)
             sel = which[cells]
-            if sel.any():
+            if sel.any() and on_instrument:
+                g[cells[sel]] = run.bench.sweep_row(int(run.rows[ri]), run.cols[sel], [], p.v_read, p.read_gate,
+                                                    p.n_read)[:, 0]
+            elif sel.any():
                 g[cells[sel]] = read_cells(run.bench, int(run.rows[ri]), run.cols[sel], p.v_read, p.read_gate,
                                            p.n_read, sm.g_last[cells[sel]])[0]
         return g
