@@ -228,6 +228,12 @@ class RunBench:
         self._run.ops += 1
         return g
 
+    def vmm(self, v_in, v_gate):
+        checkpoint()
+        i_out = self._bench.vmm(v_in, v_gate)
+        self._run.ops += 1
+        return i_out
+
     def pulse_row(self, row, cols, amplitude, width, v_gate, *, iteration: int = 0, g_before: ArrayLike = np.nan):
         checkpoint()
         span = self._run.intend(row, cols, amplitude, width, v_gate, iteration, g_before)
@@ -389,6 +395,11 @@ class Page(abc.ABC):
     def plan(self) -> list[Drive]:
         return []
 
+    def grid(self, bench: Bench, rows: Sequence[int] | None, cols: Sequence[int] | None) -> tuple[NDArray, NDArray]:
+        """The run's rows and columns: the chip region ``rows`` x ``cols`` (validated). A page whose
+        steps are not cells (e.g. the service loop's hours) returns its own index arrays."""
+        return region(bench, rows, cols)
+
     def check(self, rows: NDArray, cols: NDArray) -> None:
         """Validate the page's inputs against the region (e.g. the targets' shape)."""
 
@@ -429,13 +440,14 @@ def _bench_switched_off_already(failure: BaseException | None) -> bool:
 def execute(bench: Bench, page: Page, rows: Sequence[int] | None = None, cols: Sequence[int] | None = None, *,
             out: str | os.PathLike | None = None, resume: bool = True, overwrite: bool = False, chip_id: str = "",
             bench_file: str | None = None, seed: int | None = None, progress: bool = False) -> Any:
-    """Run ``page`` over the region ``rows`` x ``cols`` of ``bench`` (see the module docstring).
+    """Run ``page`` over the region ``rows`` x ``cols`` of ``bench`` (or the page's own grid, :meth:`Page.grid`;
+    see the module docstring).
 
     With ``out`` everything streams to that HDF5 run file; the same call again resumes it.
     ``overwrite=True`` starts the file over (a deliberate restart). ``resume=False`` is the
     older spelling of ``overwrite=True``.
     """
-    rows_idx, cols_idx = region(bench, rows, cols)
+    rows_idx, cols_idx = page.grid(bench, rows, cols)
     page.check(rows_idx, cols_idx)
     plan = list(page.plan())
     check_plan(bench.limits, plan)
