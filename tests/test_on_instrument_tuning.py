@@ -196,3 +196,27 @@ def test_the_simulated_bench_finds_emulators_through_the_plugin_registry():
         SimulatedInstruments({"A": SimulatedArray(2, 2)}, {"smu": Keithley2450Emulator}, {})  # classes need none
     finally:
         set_model_resolver(registry.emulator_of)
+
+
+def test_row_reads_on_the_instrument_and_a_cell_near_the_compliance_is_reread_with_its_trip_status():
+    from protocols.read import read_cells
+
+    with matrix_bench(link=True) as bench:
+        arr = bench.sim.arrays["A"]
+        truth = arr.read_row(0, None, 0.05, 3.0, noisy=False) / 0.05  # A -> S
+        smu = bench.sim.emulators["smu"]
+        with smu.recording() as sent:
+            g, n = read_cells(bench, 0, np.arange(16), 0.05, 3.0)
+        assert n == 1 and sum(line.startswith("hilSweepRun(") for line in sent) == 1  # the row in one call
+        np.testing.assert_allclose(g, truth, rtol=1e-6)
+    data = yaml.safe_load(open(MATRIX).read())
+    data["chip"]["variation"] = QUIET
+    data["limits"]["i_compliance"] = 1e-5
+    with build_bench(parse_bench(data)) as bench:
+        bench.pulse_row(0, [1], 2.0, 1e-3, 3.0)  # one LRS cell: ~0.2 V x 190 uS  > 1e-5 A
+        smu = bench.sim.emulators["smu"]
+        with smu.recording() as sent:
+            g, n = read_cells(bench, 0, np.arange(4), 0.2, 3.0)
+        assert n == 2 and sum("source.compliance" in line for line in sent) == 1  # one cell read again, asked
+        assert bench.read_tripped()  # ... and the SMU said it was in compliance
+        assert g[1] == pytest.approx(1e-5 / 0.2, rel=1e-3)  # capped: the run knows it from the trip status
