@@ -220,3 +220,13 @@ def test_row_reads_on_the_instrument_and_a_cell_near_the_compliance_is_reread_wi
         assert n == 2 and sum("source.compliance" in line for line in sent) == 1  # one cell read again, asked
         assert bench.read_tripped()  # ... and the SMU said it was in compliance
         assert g[1] == pytest.approx(1e-5 / 0.2, rel=1e-3)  # capped: the run knows it from the trip status
+
+
+def test_served_matrix_bench_tunes_a_row_over_real_visa_sockets():
+    """The same call through pyvisa-py to the served 2636B, whose script reaches the served 707B."""
+    data = yaml.safe_load(open(MATRIX).read())
+    data["chip"]["variation"] = QUIET
+    with build_bench(parse_bench(data), transport="socket") as bench:
+        assert bench.can_tune_on_instrument
+        res = program(bench, targets((1, 6), seed=3), rows=[2], cols=range(6))
+    assert (res.status == TUNE_CONVERGED).all() and res.in_band().all()
