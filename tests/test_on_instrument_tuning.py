@@ -77,8 +77,9 @@ def test_tune_row_checks_limits_and_the_smus_widths_before_sending():
                     bench.tune_row(0, [0, 1], [50e-6, 60e-6], bad, 10)
             with pytest.raises(ValueError):
                 bench.tune_row(0, [0, 1], [np.nan, 60e-6], rule, 10)
-            with pytest.raises(ValueError):
-                bench.tune_row(0, [0, 1], [50e-6, 60e-6], rule, -1)
+            for budget in (-1, 10**9, np.nan, 2.5):  # 10**9: beyond the SMU's 10 000 pulses per cell and call
+                with pytest.raises((ValueError, LimitError)):
+                    bench.tune_row(0, [0, 1], [50e-6, 60e-6], rule, budget)
             with pytest.raises(ValueError):
                 bench.tune_row(0, [0], [50e-6], rule, 10, start_set=[10**6])
             assert sent == []
