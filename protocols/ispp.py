@@ -63,21 +63,32 @@ def calibrate_levels(bench: Bench, row: int, cols: Sequence[int], p: ISPPParams,
     for pol, far in ((SET, RESET), (RESET, SET)):
         lad, far_lad = p.ladder(pol), p.ladder(far)
         amp, gate = far_lad.drive(far_lad.n_rungs - 1)
-        bench.pulse_row(row, cols, far * float(amp), far_lad.width, float(gate))
         rungs = np.arange(0, lad.n_rungs + stride - 1, stride, dtype=float)
         rungs = np.minimum(rungs, lad.n_rungs - 1)
-        reads = []
-        for k in rungs:
-            a, gt = lad.drive(k)
-            bench.pulse_row(row, cols, pol * float(a), lad.width, float(gt))
-            reads.append(read_cells(bench, row, cols, p.v_read, p.read_gate, p.n_read,
-                                    reads[-1] if reads else None)[0])
-        g = np.array(reads)  # (rungs, cells)
+        a, gt = lad.drive(rungs)
+        steps = [(far * float(amp), float(gate), far_lad.width)] + [(pol * float(x), float(y), lad.width)
+                                                                   for x, y in zip(a, gt)]
+        if bench.can_sweep(steps, p.v_read, p.read_gate):
+            # the instrument runs the whole sequence cell by cell: the reads after each rung, in one call
+            g = bench.sweep_row(row, cols, steps, p.v_read, p.read_gate, p.n_read)[:, 2:].T
+        else:
+            bench.pulse_row(row, cols, *_pulse_args(steps[0]))
+            reads = []
+            for step in steps[1:]:
+                bench.pulse_row(row, cols, *_pulse_args(step))
+                reads.append(read_cells(bench, row, cols, p.v_read, p.read_gate, p.n_read,
+                                        reads[-1] if reads else None)[0])
+            g = np.array(reads)  # (rungs, cells)
         moved = g.max(axis=0) / np.maximum(g.min(axis=0), 1e-15) > 1 + p.response_rel
         use = g[:, moved] if moved.any() else g
         out[pol] = (rungs, np.median(use, axis=1))
     return LevelCalibration(out[SET][0], out[SET][1], out[RESET][0], out[RESET][1])
 
+
+
+def _pulse_args(step: tuple[float, float, float]) -> tuple[float, float, float]:
+    """(signed amplitude, gate, width) -> ``pulse_row``'s (amplitude, width, gate)."""
+    return step[0], step[2], step[1]
 
 
 @dataclass
