@@ -13,6 +13,7 @@ The engine interface (both backends): ``shapes`` (array name -> block shape), ``
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable
 
 import numpy as np
@@ -22,9 +23,9 @@ from hil.faultmap_versions import FaultMapVersions
 from .engine import WindowEngine, window_chip
 from .mapping import map_direct, map_factorized
 from .network import ServedNetwork, layer_matrix
-from .session import ServiceParams, ServiceSession
+from .session import ServiceSession
 from .tiles import serve_tiled, tile_shapes
-from .workflow import Workflow, target_matrix, workload
+from .workflow import Workflow, service_params, target_matrix, workload
 
 #: one row of the service timeline per hour (the run file's ``tables/fidelity``)
 TIMELINE_FIELDS = ("hour", "chip_time_h", "fidelity", "fidelity_reference", "alarms", "repairs",
@@ -61,7 +62,8 @@ class ServiceLoop:
         self.versions = versions if versions is not None else FaultMapVersions()
         self.sessions: list[ServiceSession] = []
         self.rng = np.random.default_rng([wf.seed, 1])
-        self.params = ServiceParams(compare_full_remap=wf.mapping.target != "digits")
+        self.params = dataclasses.replace(service_params(wf.service),
+                                          compare_full_remap=wf.mapping.target != "digits")
         self.hours = int(np.ceil(wf.stream.hours))
         self.fidelity_now = (float("nan"), float("nan"))
 
