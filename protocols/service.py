@@ -61,7 +61,7 @@ import numpy as np
 from hil.bench import Bench
 from hil.faultmap_versions import FaultMapVersions
 from hil.runstore import RunStore
-from hil.service.loop import ServiceLoop, block_shapes
+from hil.service.loop import ServiceLoop, block_shapes, check_stream
 from hil.service.session import ServiceParams
 from hil.service.workflow import Workflow
 
@@ -240,6 +240,7 @@ def run_service(bench: Bench, wf: Workflow, workflow_text: str, out: str | None,
     Returns the loop's summary (plus the bench clock of the run, when the bench has one)."""
     check_arrays(bench, block_shapes(wf))
     bench_io_params(wf)
+    check_stream(wf)
     if replay:
         if bench.sim is None:
             raise ValueError("a replay needs the simulated bench the run was made on: a real chip cannot be "

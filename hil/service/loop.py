@@ -47,6 +47,21 @@ def block_shapes(wf: Workflow) -> dict[str, tuple[int, int]]:
     return {"A": (m, k + extra), "B": (k, n + extra)}
 
 
+def inputs_per_vector(wf: Workflow) -> int:
+    """Entries of one input vector of the workflow's target."""
+    if wf.mapping.target == "digits":
+        from hil.networks.digits import LAYER_SIZES
+
+        return LAYER_SIZES[0]
+    return target_matrix(wf.mapping).shape[0]
+
+
+def check_stream(wf: Workflow) -> None:
+    """Load and check the stream's input vectors now (a NaN in a vector file is refused before the bench
+    is touched, not an hour into the run); raises :class:`~hil.service.workflow.WorkflowError`."""
+    next(workload(wf.stream, inputs_per_vector(wf), np.random.default_rng(0)))
+
+
 def window_engine(wf: Workflow) -> WindowEngine:
     """The conductance-level simulated chip a workflow's ``chip`` section describes (studies only)."""
     return WindowEngine(window_chip(block_shapes(wf), wf.chip.initial_fault_rate, wf.chip.aging_params(), wf.seed,
@@ -65,6 +80,7 @@ class ServiceLoop:
         self.params = dataclasses.replace(service_params(wf.service),
                                           compare_full_remap=wf.mapping.target != "digits")
         self.hours = int(np.ceil(wf.stream.hours))
+        self.step_h = wf.stream.hours / self.hours  # chip time per served "hour" (1 h unless hours < 1)
         self.fidelity_now = (float("nan"), float("nan"))
 
     # 1-3: scan, map, program, verify -------------------------------------------------------------
@@ -147,7 +163,8 @@ class ServiceLoop:
 
     # 4: serve ------------------------------------------------------------------------------------------
     def serve_hour(self, h: int) -> tuple:
-        """Serve hour ``h`` of the stream (the chip ages a quarter hour per quarter of the batch), maintain,
+        """Serve hour ``h`` of the stream (the chip ages a quarter of the step, normally an hour, per quarter of
+        the batch), maintain,
         record the ``hour`` event; returns the timeline row (:data:`TIMELINE_FIELDS`)."""
         eng = self.engine
         appeared_before = eng.faults_appeared()
@@ -155,7 +172,7 @@ class ServiceLoop:
         for part in np.array_split(batch, 4):  # the chip ages while the stream runs, not only between hours
             if len(part):
                 self._serve(part)
-            eng.advance(0.25)
+            eng.advance(self.step_h / 4)
         if (h + 1) % max(int(round(self.wf.stream.maintain_every_hours)), 1) == 0:
             for s in self.sessions:
                 s.maintain()
@@ -184,4 +201,4 @@ class ServiceLoop:
                 f"repairs {row[5]}, devices re-programmed {row[6]}, faults found {row[7]}")
 
 
-__all__ = ["ServiceLoop", "block_shapes", "window_engine", "TIMELINE_FIELDS"]
+__all__ = ["ServiceLoop", "block_shapes", "window_engine", "check_stream", "inputs_per_vector", "TIMELINE_FIELDS"]

@@ -126,7 +126,7 @@ def service_params(overrides: Mapping[str, Any]):
         if key not in plain:
             raise ValueError(f"unknown setting {key!r}; known: {', '.join(plain)}")
         if isinstance(value, bool) != (plain[key] == "bool") or not isinstance(value, (int, float)):
-            raise ValueError(f"{key} must be a {plain[key]}, got {value!r}")
+            raise ValueError(f"{key} must be {'an' if plain[key] == 'int' else 'a'} {plain[key]}, got {value!r}")
         if not np.isfinite(value) or value < 0:
             raise ValueError(f"{key} must be a finite number >= 0, got {value!r}")
     p = ServiceParams(**overrides)
@@ -185,8 +185,13 @@ def workload(spec: StreamSpec, n_in: int, rng: np.random.Generator):
             yield rng.uniform(-1.0, 1.0, (spec.vectors_per_hour, n_in))
     if spec.workload == "file":
         data = np.load(spec.path, allow_pickle=False)
-        if data.ndim != 2 or data.shape[1] != n_in or not np.all(np.isfinite(data)):
-            raise WorkflowError(f"stream.path {spec.path}: need finite vectors of {n_in} entries, got {data.shape}")
+        if data.ndim != 2 or data.shape[1] != n_in:
+            raise WorkflowError(f"stream.path {spec.path}: need vectors of {n_in} entries (one per row), got an "
+                                f"array of shape {data.shape}")
+        bad = np.flatnonzero(~np.all(np.isfinite(data), axis=1))
+        if bad.size:
+            raise WorkflowError(f"stream.path {spec.path}: {bad.size} vector(s) hold NaN or inf (first: row "
+                                f"{bad[0]}); every input must be a finite number")
         pool = data
     elif spec.workload == "dft_image":
         pool = image_vectors(n_in)
