@@ -190,6 +190,7 @@ class ServiceLoop:
         s = self.sessions
         return {"fidelity_end": self.fidelity_now[0], "fidelity_reference_end": self.fidelity_now[1],
                 "alarms": sum(x.count.alarms for x in s), "repairs": sum(x.count.repairs for x in s),
+                "full_remaps": sum(x.count.full_remaps for x in s),
                 "devices_reprogrammed": sum(x.count.devices_reprogrammed for x in s),
                 "faults_found": sum(x.count.faults_found for x in s), "mapped_devices": sum(x.mm.devices for x in s),
                 "fault_map_versions": len(self.versions), "pulses": int(self.engine.pulses)}
