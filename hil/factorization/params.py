@@ -36,7 +36,7 @@ class SolverParams:
     stall_ratio: float = 0.5   #: this factor over the last stall_iter iterations (0: never)
     converging_iter: int = 200000  #: an attempt still converging at max_iter goes on up to
     #: this many iterations while its rate reaches tol within them (solver.on_course);
-    #: at or below max_iter: never
+    #: at or below max_iter: never (the service's fixed-budget remaps pass 0)
     probe_dof_margin: float = 1.05  #: probe only when the subset's working devices exceed
     #: the dimension of rank(M) products by this factor (see solver._worth_probing)
 
