@@ -38,7 +38,8 @@ from .benchfile import BenchFileError, BenchSpec, load_bench_file, parse_bench
 from .benchlock import BenchBusyError, BenchLock, UncleanSession
 from .instruments import identify_model
 from .instruments.smu import ScanReader, VoltageSource
-from .roles import GateSupply, LimitError, Limits, Pulser, Reader, Selector, VectorMultiplier
+from .roles import (GateSupply, LimitError, Limits, Pulser, Reader, Selector, TuneResult, TuneRule,
+                    VectorMultiplier)
 from .station import TRANSPORT_ERRORS, BenchConnectionError, InstrumentIdentityError, Station
 from .transport import EmulatorAdapter, register_serial_endpoint, unregister_serial_endpoint
 
@@ -201,6 +202,124 @@ class Bench:
         self.gate.set_gate(v_gate)
         self.selector.select(row, [col], "read")
         return self.read_source.pulse_read(amplitudes, width, v_read) / v_read
+
+    # write-and-verify and scans run by the instrument ------------------------------------------
+    @property
+    def can_tune_on_instrument(self) -> bool:
+        """True when the read SMU runs a row's write-and-verify (:meth:`tune_row`) and pulse sweep
+        (:meth:`sweep_row`) itself, reaching each cell through the addresser over its own link:
+        a 2600B on READ with the word lines on its other channel, and a 707B on its TSP-Link
+        (``wiring.matrix.tsplink_node`` in the bench file)."""
+        src, gate = self.read_source, getattr(self.gate, "src", None)
+        return bool(src is not None and src.can_tune and self.selector.link_node is not None and gate is not None
+                    and gate.name == src.name and gate.channel_name != src.channel_name)
+
+    def _check_on_instrument(self, amps: ArrayLike, gates: ArrayLike, widths: ArrayLike, v_read: float,
+                             read_gate: float) -> None:
+        """Limits of an on-instrument loop: bench limits and the SMU's own pulse widths; a negative
+        (RESET) pulse drives the word line at gate + amplitude, which must be within the limits too."""
+        if not self.can_tune_on_instrument:
+            raise RuntimeError(f"bench {self.name!r} cannot run write-and-verify on an instrument (a 2600B on "
+                               "READ and word lines with a 707B on its TSP-Link: wiring.matrix.tsplink_node)")
+        amps, gates, widths = (np.asarray(x, dtype=float).ravel() for x in (amps, gates, widths))
+        for what, x in (("pulse amplitude", amps), ("gate voltage", gates), ("pulse width", widths),
+                        ("read voltage", [v_read]), ("read gate", [read_gate])):
+            if not np.all(np.isfinite(x)):
+                raise LimitError(f"a {what} is not a finite number")
+        if v_read == 0:
+            raise ValueError("v_read must be non-zero")
+        self.limits.check_line(amps, "pulse amplitude")
+        self.limits.check_line(v_read, "read voltage")
+        for g in np.unique(np.concatenate([gates, gates + np.minimum(amps, 0), [read_gate]])):
+            self.limits.check_gate(float(g))
+        if widths.size:
+            self.limits.check_width(float(widths.max()))
+            self.limits.check_width(float(widths.min()))
+            shortest, longest = self.read_source.pulse_width_range or (0.0, np.inf)
+            if widths.min() < shortest or widths.max() > longest:
+                raise LimitError(f"pulse widths {widths.min():g} to {widths.max():g} s are outside what the read SMU "
+                                 f"times ({shortest:g} to {longest:g} s)")
+
+    def can_tune(self, rule: TuneRule) -> bool:
+        """True when :meth:`tune_row` can run ``rule`` here (capability, bench limits, the SMU's pulse widths)."""
+        if not self.can_tune_on_instrument:
+            return False
+        try:
+            self._check_on_instrument(*rule.pulse_plan(), rule.v_read, rule.read_gate)
+        except (LimitError, ValueError):
+            return False
+        return True
+
+    def can_sweep(self, steps: Sequence[tuple[float, float, float]], v_read: float, read_gate: float) -> bool:
+        """True when :meth:`sweep_row` can run these (signed amplitude V, gate V, width s) steps here."""
+        if not self.can_tune_on_instrument:
+            return False
+        try:
+            self._check_on_instrument(*np.asarray(steps, dtype=float).reshape(-1, 3).T, v_read, read_gate)
+        except (LimitError, ValueError):
+            return False
+        return True
+
+    def tune_row(self, row: int, cols: Sequence[int], g_target: ArrayLike, rule: TuneRule, max_pulses: ArrayLike,
+                 start_set: ArrayLike | None = None, start_reset: ArrayLike | None = None,
+                 g_spread: ArrayLike | None = None) -> TuneResult:
+        """Write-and-verify of cells of one row run by the instrument (:attr:`can_tune_on_instrument`):
+        one call for the whole row; the instrument routes each cell in turn and runs ``rule``.
+
+        ``g_target`` (S, one per column), ``max_pulses`` (pulses allowed per cell, scalar or per
+        cell), ``start_set`` / ``start_reset`` (rung each ladder starts at after a reversal,
+        default 0), ``g_spread`` ((cells, 2): lowest and highest read of each cell so far, S; NaN:
+        none). Every drive the rule may use is checked against the limits before anything is
+        sent. Returns per cell the final read (S), pulses, status (``TUNE_CONVERGED`` /
+        ``TUNE_EXHAUSTED`` / ``TUNE_UNRESPONSIVE``), reversals, read spread and the per-read log.
+        """
+        row, cols = self._row(row), self._cols(cols)
+        n = len(cols)
+        g_target = np.broadcast_to(np.asarray(g_target, dtype=float), (n,))
+        if not np.all(np.isfinite(g_target) & (g_target > 0)):
+            raise ValueError("g_target must hold positive conductances (S)")
+        budgets = np.broadcast_to(np.asarray(max_pulses, dtype=float), (n,))
+        if not np.all(np.isfinite(budgets) & (budgets >= 0) & (budgets == np.round(budgets))):
+            raise ValueError("max_pulses must be whole numbers >= 0")
+        self._check_on_instrument(*rule.pulse_plan(), rule.v_read, rule.read_gate)
+        starts = []
+        for given, n_rungs in ((start_set, len(rule.set_amps)), (start_reset, len(rule.reset_amps))):
+            k = np.zeros(n) if given is None else np.broadcast_to(np.asarray(given, dtype=float), (n,))
+            if not np.all(np.isfinite(k) & (k >= 0) & (k < n_rungs)):
+                raise ValueError(f"start rungs must lie in 0 to {n_rungs - 1}")
+            starts.append(k.astype(np.int64))
+        spread = np.full((n, 2), np.nan) if g_spread is None else np.asarray(g_spread, dtype=float).reshape(n, 2)
+        src, gate = self.read_source, self.gate.src
+        src.source(0.0)
+        gate.source(rule.read_gate)  # both channels configured and on before the script drives them
+        routes = self.selector.cell_routes(row, cols)
+        try:
+            return src.tune_cells(gate, routes, self.selector.link_node, g_target, rule, budgets.astype(np.int64),
+                                  starts[0], starts[1], spread)
+        finally:
+            self.selector.forget()  # the script closed other crosspoints
+
+    def sweep_row(self, row: int, cols: Sequence[int], steps: Sequence[tuple[float, float, float]], v_read: float,
+                  read_gate: float, n_read: int = 1) -> NDArray[np.float64]:
+        """Per cell of one row, run by the instrument: a read, then per (signed amplitude V, gate V,
+        width s) step one pulse and a read (> 0 SET, < 0 RESET). Conductances (S), shape
+        (len(cols), len(steps) + 1); one call for the row (:attr:`can_tune_on_instrument`)."""
+        row, cols = self._row(row), self._cols(cols)
+        steps = [tuple(float(x) for x in s) for s in steps]
+        if any(len(s) != 3 for s in steps):
+            raise ValueError("a sweep step is (amplitude V, gate V, width s)")
+        if int(n_read) < 1:
+            raise ValueError(f"n_read must be >= 1, got {n_read}")
+        self._check_on_instrument([s[0] for s in steps], [s[1] for s in steps], [s[2] for s in steps], v_read,
+                                  read_gate)
+        src, gate = self.read_source, self.gate.src
+        src.source(0.0)
+        gate.source(read_gate)
+        routes = self.selector.cell_routes(row, cols)
+        try:
+            return src.sweep_cells(gate, routes, self.selector.link_node, steps, v_read, read_gate, int(n_read)) / v_read
+        finally:
+            self.selector.forget()
 
     def check_plan(self, *, pulse_amplitudes: ArrayLike = (), pulse_widths: ArrayLike = (),
                    gate_voltages: ArrayLike = (), read_voltages: ArrayLike = ()) -> None:

@@ -27,7 +27,7 @@ from .ispp_machine import (CONVERGED, CUTE_ISPP, EXHAUSTED, PENDING, PRESETS, RE
                            STATUS_NAMES, UNRESPONSIVE, CellProgrammer, ISPPParams, Ladder, LevelCalibration,
                            check_window, group_pulses)
 from .read import read_cells
-from .runner import PULSE_DTYPE, Drive, Page, Run, device_model, execute
+from .runner import PULSE_DTYPE, Drive, Page, Run, device_model, execute, tune_pulse_records
 
 __all__ = ["program", "preset_for", "device_model", "calibrate_levels", "ladder_plan", "ISPPResult", "ISPPPage",
            "PULSE_DTYPE", "READ_DTYPE", "CellProgrammer", "ISPPParams", "Ladder", "LevelCalibration", "check_window",
@@ -138,8 +138,10 @@ class ISPPPage(Page):
     fields = {"status": (np.int8, PENDING), "pulses": (np.int32, 0), "g_final": (float, np.nan),
               "reversals": (np.int32, 0), "pass": (np.int16, 0)}
 
-    def __init__(self, targets: NDArray, p: ISPPParams, calibration: Any, keep_log: bool, out_of_window: str):
+    def __init__(self, targets: NDArray, p: ISPPParams, calibration: Any, keep_log: bool, out_of_window: str,
+                 on_instrument: bool | None = None):
         self.raw_targets, self.p = targets, p
+        self.on_instrument, self.rule = on_instrument, p.tune_rule()
         self.calibration, self.keep_log, self.out_of_window = calibration, keep_log, out_of_window
         if not (calibration is None or calibration == "auto" or isinstance(calibration, LevelCalibration)):
             raise ValueError(f"calibration must be 'auto', a LevelCalibration or None, got {calibration!r}")
@@ -231,8 +233,21 @@ class ISPPPage(Page):
         n_c = run.shape[1]
         return bool(self.sm.active[ri * n_c:(ri + 1) * n_c].any())
 
+    def _tunes_on_instrument(self, run: Run) -> bool:
+        if self.on_instrument is None:
+            return run.bench.can_tune(self.rule)
+        if self.on_instrument and not run.bench.can_tune(self.rule):
+            raise RuntimeError(f"bench {run.bench.name!r} cannot run this write-and-verify on an instrument "
+                               f"(can_tune_on_instrument: {run.bench.can_tune_on_instrument}; the SMU's pulse widths "
+                               "and the limits must fit both ladders)")
+        return bool(self.on_instrument)
+
     def row(self, run: Run, ri: int) -> None:
-        """Advance every active cell of one row until none is left."""
+        """Advance every active cell of one row until none is left: on the instrument when the bench
+        runs the rule itself (one call for the row), else read / decide / pulse from here."""
+        if self._tunes_on_instrument(run):
+            self._row_on_instrument(run, ri)
+            return
         sm, p, n_c = self.sm, self.p, run.shape[1]
         cells = ri * n_c + np.arange(n_c)
         row, cols_idx = int(run.rows[ri]), run.cols
@@ -264,8 +279,35 @@ class ISPPPage(Page):
                 n_pulsed += idx.size
             run.bar.update(pulses=n_pulsed, reads=n_reads)
             it += 1
+        self._save_row(run, ri, cells)
+
+    def _row_on_instrument(self, run: Run, ri: int) -> None:
+        """The row's active cells tuned by the instrument with the same rule, then absorbed into the state machine."""
+        sm, n_c = self.sm, run.shape[1]
+        cells = ri * n_c + np.arange(n_c)
+        act = sm.active[cells]
+        if act.any():
+            sel, row, cols = cells[act], int(run.rows[ri]), run.cols[act]
+            res = run.bench.tune_row(row, cols, sm.target[sel], self.rule, sm.budget_left(sel), sm.start[SET][sel],
+                                     sm.start[RESET][sel], sm.spread(sel))
+            sm.absorb(sel, res)
+            n_reads = np.array([log.size for log in res.log])
+            rec = np.zeros(int(n_reads.sum()), READ_DTYPE)
+            rec["pass"], rec["row"] = run.pass_no, row
+            rec["col"] = np.repeat(cols, n_reads)
+            rec["iteration"] = np.concatenate([np.arange(k) for k in n_reads])
+            rec["g"] = np.concatenate([log["g"] for log in res.log])
+            self._log(run, "reads", rec)
+            if self.keep_log:
+                self.logs_p.append(tune_pulse_records(run, row, cols, res))
+            run.bar.update(pulses=int(res.pulses.sum()), reads=int(n_reads.sum()))
+        self._save_row(run, ri, cells)
+
+    def _save_row(self, run: Run, ri: int, cells: NDArray[np.intp]) -> None:
+        sm = self.sm
         run.save_row(ri, done=sm.status[cells] != PENDING, status=sm.status[cells], pulses=sm.pulses[cells],
-                     g_final=sm.g_last[cells], reversals=sm.reversals[cells], **{"pass": np.full(n_c, run.pass_no)})
+                     g_final=sm.g_last[cells], reversals=sm.reversals[cells],
+                     **{"pass": np.full(cells.size, run.pass_no)})
 
     def _log(self, run: Run, table: str, rec: NDArray) -> None:
         if self.keep_log:
@@ -302,7 +344,7 @@ def program(bench: Bench, targets: ArrayLike, params: ISPPParams | None = None, 
             calibration: LevelCalibration | str | None = "auto", out: str | None = None,
             resume: bool = True, overwrite: bool = False, chip_id: str = "", bench_file: str | None = None,
             seed: int | None = None, progress: bool = False, keep_log: bool = True,
-            out_of_window: str = "raise") -> ISPPResult:
+            out_of_window: str = "raise", on_instrument: bool | None = None) -> ISPPResult:
     """Write-and-verify ``targets`` (S, NaN = leave alone) into the region ``rows`` x ``cols``.
 
     The targets' shape must equal the region's exactly (default region: the whole chip).
@@ -315,9 +357,15 @@ def program(bench: Bench, targets: ArrayLike, params: ISPPParams | None = None, 
     resume); pass a :class:`LevelCalibration` or None (every climb starts at rung 0).
     With ``out`` every read and pulse streams to that HDF5 run file, and re-running with
     the same file resumes: cells finished before are confirmed by a read, the rest go on.
+
+    ``on_instrument``: None (default) runs each row's loop on the instrument when the bench
+    can (:meth:`~hil.bench.Bench.can_tune`: a 2600B + 707B bench whose SMU times the ladders'
+    widths), True insists, False keeps every step on the host. Both run the same rule
+    (:meth:`ISPPParams.tune_rule`); calibration, resume confirmation and later passes' verify
+    reads stay on the host.
     """
     p = params or preset_for(bench)
-    page = ISPPPage(targets, p, calibration, keep_log, out_of_window)
+    page = ISPPPage(targets, p, calibration, keep_log, out_of_window, on_instrument)
     return execute(bench, page, rows, cols, out=out, resume=resume, overwrite=overwrite, chip_id=chip_id,
                    bench_file=bench_file, seed=seed, progress=progress)
 

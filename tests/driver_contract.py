@@ -19,12 +19,13 @@ from drivers.keithley2450 import Keithley2450
 from drivers.keithley2600b import Keithley2600B
 from drivers.keysight81160a import Keysight81160A
 from drivers.keysightb2900 import KeysightB2900
+from hil.instruments import emulator_of
 from simulated_bench import NO_VARIATION, SimulatedArray
 from simulated_bench.instruments import SimulatedInstruments
 from simulated_bench.instruments.scpi import ScpiEmulator
 from simulated_bench.instruments.tsp import TspEmulator
 
-#: driver class -> emulator model name
+#: driver class -> model name (its plug-in in hil.instruments names the emulator)
 MODEL_OF = {
     Keithley2450: "keithley2450",
     Keysight81160A: "keysight81160a",
@@ -45,7 +46,8 @@ def emulator_for(driver_cls):
     if model == "keithley2600b":
         instruments["mx"] = "keithley707b"
         options = {"dut": {"tsplink_node": 1}, "mx": {"tsplink_node": 2}}
-    return SimulatedInstruments(arrays, instruments, {}, options=options).emulators["dut"]
+    classes = {name: emulator_of(m) for name, m in instruments.items()}  # the plug-ins name their emulators
+    return SimulatedInstruments(arrays, classes, {}, options=options).emulators["dut"]
 
 
 def queued_errors(emu) -> list:

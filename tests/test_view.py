@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -24,7 +25,9 @@ from hil.view.launch import ViewProcess
 from hil.view.reader import RunFollower, read_snapshot
 
 REPO = Path(__file__).resolve().parents[1]
-SHOTS = REPO / "benchmarks" / "results"
+# Screenshots go to HIL_SHOTS when set (e.g. benchmarks/results to refresh the figures the notes
+# show); otherwise to a temporary directory, so running the suite never dirties the work tree.
+SHOTS = Path(os.environ.get("HIL_SHOTS") or tempfile.mkdtemp(prefix="hil-shots-"))
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 
 

@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 
 from drivers.errors import InstrumentError
 
-from ..roles import GateSupply, LimitError, Pulser, Reader, Selector
+from ..roles import GateSupply, LimitError, Pulser, Reader, Selector, TuneResult, TuneRule
 
 
 #: a column reading at or above this fraction of the compliance has its trip status read
@@ -28,6 +28,9 @@ class VoltageSource(abc.ABC):
     can_pulse_read: bool = False
     #: s, (shortest, longest) pulse the SMU times; None when it times none
     pulse_width_range: tuple[float, float] | None = None
+    #: True when the instrument runs a row's write-and-verify and scan itself, routing each cell
+    #: through a selector it reaches over its own link (:meth:`tune_cells`, :meth:`sweep_cells`)
+    can_tune: bool = False
 
     def __init__(self, station, name: str, channel: str, i_compliance: float):
         self.station, self.name, self.channel_name = station, name, channel
@@ -101,6 +104,27 @@ class VoltageSource(abc.ABC):
             raise InstrumentError(self.station.describe(self.name),
                                   f"returned {out.size} readings for {len(levels)} pulses")
         return out
+
+
+    def tune_cells(self, gate: "VoltageSource", routes: Sequence[str], link_node: int,
+                   g_target: NDArray[np.float64], rule: TuneRule, budgets: NDArray, start_set: NDArray,
+                   start_reset: NDArray, g_spread: NDArray) -> TuneResult:
+        """Write-and-verify of cells on the instrument, one after another, each reached by
+        ``routes[k]`` on the selector at TSP-Link node ``link_node``; the word line from ``gate``
+        (a channel of the same instrument). Arguments in S; see :meth:`hil.bench.Bench.tune_row`."""
+        raise InstrumentError(self.station.describe(self.name), "this SMU cannot run write-and-verify itself")
+
+    def sweep_cells(self, gate: "VoltageSource", routes: Sequence[str], link_node: int,
+                    steps: Sequence[tuple[float, float, float]], v_read: float, read_gate: float,
+                    n_read: int) -> NDArray[np.float64]:
+        """Per cell: a read, then per (signed amplitude V, gate V, width s) step a pulse and a read,
+        run on the instrument; reads in A, shape (cells, len(steps) + 1)."""
+        raise InstrumentError(self.station.describe(self.name), "this SMU cannot run pulse sweeps itself")
+
+    def assume_level(self, v: float) -> None:
+        """The instrument left this output (configured, on) at ``v`` volts by itself."""
+        if self._ready:
+            self._v = v
 
 
 class ChannelSource(VoltageSource):

@@ -4,11 +4,9 @@ Example::
 
     name: dft64-week
     seed: 0
-    chip:                       # the window-level simulated chip (simulated_bench.window_array)
-      initial_fault_rate: 0.10  # stuck-OFF fraction of every array before the scan finds them
-      aging:                    # simulated_bench.aging sections; omit for a chip that does not age
-        stuck: {per_hour: 2.5e-5}
-        drift: {}
+    bench: aging_bench.yaml     # the bench it runs on (relative to this file); the chip, its arrays
+                                # (named A and B for a matrix, L0..L3 for the digits network) and, on
+                                # the simulated bench, its aging (chip: aging:) are the bench file's
     mapping:
       target: dft_real          # dft_real (Re of the n-point DFT) | file | digits (the seed-000 network)
       n: 64
@@ -20,11 +18,15 @@ Example::
       vectors_per_hour: 200
       hours: 24
       maintain_every_hours: 1   # re-read the references (reads only)
+
+``chip:`` instead of ``bench:`` describes a conductance-level simulated chip
+(:mod:`simulated_bench.window_array`): the studies' fast backend (``benchmarks/reprogram.py``,
+:func:`hil.service.loop.window_engine`), not what ``hil service`` runs.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal, Mapping, Optional
 
 import numpy as np
 import yaml
@@ -87,12 +89,16 @@ class StreamSpec(_Strict):
 class Workflow(_Strict):
     name: str = "service"
     seed: int = Field(0, ge=0)
+    bench: Optional[str] = None  #: bench file (relative to the workflow file)
     chip: ChipSpec = ChipSpec()
     mapping: MappingSpec = MappingSpec()
     stream: StreamSpec = StreamSpec()
 
     @model_validator(mode="after")
     def _consistent(self):
+        if self.bench is not None and "chip" in self.model_fields_set:
+            raise ValueError("give bench (the bench file, whose chip section holds the chip and its aging) or chip "
+                             "(the conductance-level study chip), not both")
         if (self.mapping.target == "digits") != (self.stream.workload == "digits"):
             raise ValueError("the digits workload and the digits mapping go together")
         return self
@@ -123,6 +129,8 @@ def parse_workflow(text: str, base_dir: Path | None = None) -> Workflow:
     for spec in (wf.mapping, wf.stream):
         if getattr(spec, "path", None) and base_dir is not None and not Path(spec.path).is_absolute():
             spec.path = str(base_dir / spec.path)
+    if wf.bench and base_dir is not None and not Path(wf.bench).is_absolute():
+        wf.bench = str(base_dir / wf.bench)
     return wf
 
 
