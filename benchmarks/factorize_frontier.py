@@ -124,9 +124,8 @@ def solve(task: dict) -> dict:
         t0 = time.process_time()
         res = map_tiled(m_, k, (TILE, TILE), codes, seed, params=params, workers=1)
         cpu, omc = time.process_time() - t0, res.one_minus_cos(m_)
-        pairs = [(m_[res.row_edges[i]:res.row_edges[i + 1], res.col_edges[j]:res.col_edges[j + 1]],
-                  *codes[(i, j)]) for (i, j) in codes]
-        extra = {"mapping": "tiles", "arrays": 2 * len(codes), "tiles": len(codes), "tile_worst_one_minus_cos": max(f.one_minus_cos for f in res.tiles.values())}
+        pairs = [(res.block(m_, ix), *codes[ix]) for ix in codes]
+        extra = {"mapping": "tiles", "layout": list(res.layout), "arrays": 2 * len(codes), "tiles": len(codes), "tile_worst_one_minus_cos": max(f.one_minus_cos for f in res.tiles.values())}
     cert = None
     for blk, ca, cb in pairs:
         cert = exact_fit_obstruction(blk, ca, cb)
