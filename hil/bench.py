@@ -325,6 +325,9 @@ class Bench:
         if not np.all(np.isfinite(budgets) & (budgets >= 0) & (budgets == np.round(budgets))):
             raise ValueError("max_pulses must be whole numbers >= 0")
         self._check_on_instrument(*rule.pulse_plan(), rule.v_read, rule.read_gate)
+        if budgets.max() > self.read_source.max_tune_pulses:
+            raise LimitError(f"max_pulses {budgets.max():g} is more than the read SMU runs in one call "
+                             f"({self.read_source.max_tune_pulses} per cell)")
         starts = []
         for given, n_rungs in ((start_set, len(rule.set_amps)), (start_reset, len(rule.reset_amps))):
             k = np.zeros(n) if given is None else np.broadcast_to(np.asarray(given, dtype=float), (n,))

@@ -66,18 +66,17 @@ def calibrate_levels(bench: Bench, row: int, cols: Sequence[int], p: ISPPParams,
         amp, gate = far_lad.drive(far_lad.n_rungs - 1)
         rungs = np.arange(0, lad.n_rungs + stride - 1, stride, dtype=float)
         rungs = np.minimum(rungs, lad.n_rungs - 1)
-        steps = [(far * float(amp), float(gate), far_lad.width)]
-        steps += [(pol * float(a), float(gt), lad.width) for a, gt in zip(*lad.drive(rungs))]
-        can_sweep = getattr(bench, "can_sweep", None)
-        if can_sweep is not None and can_sweep(steps, p.v_read, p.read_gate):
-            # per cell: a read, the far-end pulse, a read, then per rung a pulse and a read
-            g = bench.sweep_row(row, cols, steps, p.v_read, p.read_gate, p.n_read)[:, 2:].T  # (rungs, cells)
+        a, gt = lad.drive(rungs)
+        steps = [(far * float(amp), float(gate), far_lad.width)] + [(pol * float(x), float(y), lad.width)
+                                                                   for x, y in zip(a, gt)]
+        if bench.can_sweep(steps, p.v_read, p.read_gate):
+            # the instrument runs the whole sequence cell by cell: the reads after each rung, in one call
+            g = bench.sweep_row(row, cols, steps, p.v_read, p.read_gate, p.n_read)[:, 2:].T
         else:
-            far_amp, far_gate, far_width = steps[0]
-            bench.pulse_row(row, cols, far_amp, far_width, far_gate)
+            bench.pulse_row(row, cols, *_pulse_args(steps[0]))
             reads = []
-            for a, gt, width in steps[1:]:
-                bench.pulse_row(row, cols, a, width, gt)
+            for step in steps[1:]:
+                bench.pulse_row(row, cols, *_pulse_args(step))
                 reads.append(read_cells(bench, row, cols, p.v_read, p.read_gate, p.n_read,
                                         reads[-1] if reads else None)[0])
             g = np.array(reads)  # (rungs, cells)
@@ -86,6 +85,11 @@ def calibrate_levels(bench: Bench, row: int, cols: Sequence[int], p: ISPPParams,
         out[pol] = (rungs, np.median(use, axis=1))
     return LevelCalibration(out[SET][0], out[SET][1], out[RESET][0], out[RESET][1])
 
+
+
+def _pulse_args(step: tuple[float, float, float]) -> tuple[float, float, float]:
+    """(signed amplitude, gate, width) -> ``pulse_row``'s (amplitude, width, gate)."""
+    return step[0], step[2], step[1]
 
 
 @dataclass

@@ -33,6 +33,8 @@ class VoltageSource(abc.ABC):
     #: True when the instrument runs a row's write-and-verify and scan itself, routing each cell
     #: through a selector it reaches over its own link (:meth:`tune_cells`, :meth:`sweep_cells`)
     can_tune: bool = False
+    #: pulses one cell may be given in one on-instrument tuning call
+    max_tune_pulses: int = 0
 
     def __init__(self, station, name: str, channel: str, i_compliance: float):
         self.station, self.name, self.channel_name = station, name, channel
