@@ -127,7 +127,7 @@ class ServiceRecords:
 class ServicePage(Page):
     """The service loop as a runner page: set-up in :meth:`start`, one row per hour of the stream."""
 
-    name, label = PROTOCOL, "service"
+    name, label, unit = PROTOCOL, "service", "h"
 
     def __init__(self, wf: Workflow, workflow_text: str, bench: Bench, versions_path: str | None = None,
                  recorded: list[dict] | None = None, echo: Callable[[str], None] | None = None,

@@ -82,14 +82,14 @@ class BenchEngine:
         self.pulses = 0
         self.sim = getattr(bench, "sim", None)
         self._t0 = time.monotonic()
-        self._real_s = 0.0  # real bench: the chip time the loop has asked for
+        self._real_s = 0.0  # real bench: the time the loop has asked to reach (s since the engine started)
 
     # time ----------------------------------------------------------------------------------
     @property
     def time_s(self) -> float:
         if self.sim is not None:
             return max(a.time_s for a in self.sim.arrays.values())
-        return self._real_s
+        return time.monotonic() - self._t0
 
     def advance(self, hours: float) -> None:
         """Simulated bench: fast-forward the chip. Real bench: wait until that much real time has passed
