@@ -11,10 +11,10 @@ from .checks import Alarm, CheckParams, Detector, DriftEvent, StageChecks
 from .engine import EngineParams, WindowEngine
 from .localise import Localisation, localise
 from .mapping import MappedMatrix, Stage, checksum_targets, map_direct, map_factorized
-from .refit import RefitParams, RepairPlan, plan_full_remap, plan_repair, sparse_refit
+from .refit import RefitParams, RepairPlan, plan_full_remap, plan_repair
 from .session import ServiceParams, ServiceSession
 
 __all__ = ["Alarm", "CheckParams", "Detector", "DriftEvent", "StageChecks", "EngineParams", "WindowEngine",
            "Localisation", "localise", "MappedMatrix", "Stage", "checksum_targets", "map_direct", "map_factorized",
-           "RefitParams", "RepairPlan", "plan_full_remap", "plan_repair", "sparse_refit", "ServiceParams",
+           "RefitParams", "RepairPlan", "plan_full_remap", "plan_repair", "ServiceParams",
            "ServiceSession"]
