@@ -5,7 +5,8 @@ import pytest
 from hil.factorization import random_fault_codes
 from hil.faultmap_versions import FaultMapVersions
 from hil.service import (CheckParams, RefitParams, ServiceParams, ServiceSession, WindowEngine,
-                         checksum_targets, map_factorized, plan_full_remap, plan_repair)
+                         map_factorized, plan_full_remap, plan_repair,
+                         stage_checksum_columns)
 from hil.service.refit import allocate, finish_line, line_path, residual_sq
 from protocols.matrix import dft_parts
 from simulated_bench.window_array import WindowArray
@@ -33,13 +34,13 @@ def session_on(mapped, seed=3, kind="groups", **kw):
     return s, arrays
 
 
-def test_checksum_targets_are_scaled_sums_and_fit_the_window():
-    m = np.arange(12.0).reshape(3, 4) - 5
-    aug, w, k = checksum_targets(m)
-    assert aug.shape == (3, 6)
-    assert np.allclose(aug[:, 4] * k[0], m.sum(axis=1))
-    assert np.allclose(aug[:, 5] * k[1], m @ ((np.arange(4) + 1) / 4))
-    assert np.abs(aug[:, 4:]).max() <= np.abs(m).max() + 1e-12
+def test_checksum_columns_are_half_sums_that_keep_the_row_sign_and_fit_the_window():
+    g_signed = np.array([[10e-6, 20e-6, 30e-6, 40e-6, 50e-6], [-5e-6, -5e-6, -60e-6, -1e-6, -2e-6]])
+    cols, w, k = stage_checksum_columns(g_signed, G_MAX)
+    assert cols.shape == (2, 2) and w.shape == (5, 2)
+    assert np.array_equal(w, [[1, 0], [1, 0], [1, 0], [0, 1], [0, 1]])  # two half sums: gain ~ half a full one
+    assert np.allclose(cols * k, np.abs(g_signed) @ w)
+    assert np.isclose(cols.max(), G_MAX) and np.all(cols >= 0)
 
 
 def test_mapping_keeps_stuck_cells_and_row_signs(mapped):
