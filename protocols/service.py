@@ -61,7 +61,7 @@ import numpy as np
 from hil.bench import Bench
 from hil.faultmap_versions import FaultMapVersions
 from hil.runstore import RunStore
-from hil.service.loop import ServiceLoop, block_shapes
+from hil.service.loop import ServiceLoop, block_shapes, check_stream
 from hil.service.session import ServiceParams
 from hil.service.workflow import Workflow
 
@@ -134,7 +134,7 @@ class ServicePage(Page):
                  params: MatrixParams | None = None):
         self.wf, self.text = wf, workflow_text
         self.shapes = block_shapes(wf)
-        self.mp = params or MatrixParams()
+        self.mp = params or bench_io_params(wf)
         self.ispp = self.mp.ispp or preset_for(bench)
         self.scan_params = SCAN_PRESETS.get(device_model(bench), STANFORD_SCAN)
         self.versions_path = versions_path
@@ -218,12 +218,29 @@ class ServicePage(Page):
         return {**self.loop.summary(), "replayed_decisions": self.position}
 
 
+def bench_io_params(wf: Workflow) -> MatrixParams:
+    """The bench's read and VMM settings with the workflow's ``bench_io`` overrides (a typo is named)."""
+    allowed = ("v_in", "v_gate", "n_read", "n_vmm", "g_prog_min")
+    bad = [k for k in wf.bench_io if k not in allowed]
+    if bad:
+        raise ValueError(f"bench_io: unknown setting {bad[0]!r}; known: {', '.join(allowed)}")
+    for k, v in wf.bench_io.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v <= 0:
+            raise ValueError(f"bench_io.{k} must be a positive number, got {v!r}")
+        if k.startswith("n_") and v != int(v):
+            raise ValueError(f"bench_io.{k} must be a whole number, got {v!r}")
+    return dataclasses.replace(MatrixParams(), **{k: (int(v) if k.startswith("n_") else float(v))
+                                                  for k, v in wf.bench_io.items()})
+
+
 def run_service(bench: Bench, wf: Workflow, workflow_text: str, out: str | None, *, replay: bool = False,
                 progress: bool = False, echo: Callable[[str], None] | None = print) -> dict[str, Any]:
     """Run (or resume) a service workflow on ``bench``, streaming to the run file ``out``; with ``replay``,
     replay the finished run ``out`` on ``bench`` (a fresh simulated bench) and check every decision.
     Returns the loop's summary (plus the bench clock of the run, when the bench has one)."""
     check_arrays(bench, block_shapes(wf))
+    bench_io_params(wf)
+    check_stream(wf)
     if replay:
         if bench.sim is None:
             raise ValueError("a replay needs the simulated bench the run was made on: a real chip cannot be "

@@ -3,7 +3,9 @@
 Modules, one job each: ``mapping`` (stages and checksum columns on the faulty arrays),
 ``checks`` (syndromes, drift estimate, CUSUM), ``localise`` (line then cell from a few
 VMMs), ``refit`` (incremental re-factorization with the fewest writes), ``engine`` (what
-the loop needs from a chip), ``session`` (the loop's decisions, recorded).
+the loop needs from a chip, and the conductance-level chip behind it), ``session`` (the
+loop's decisions, recorded), ``loop`` (scan, map, program, verify, serve hour by hour: the
+one loop both backends run; the bench's engine is ``protocols.service_engine.BenchEngine``).
 """
 from .checks import Alarm, CheckParams, Detector, DriftEvent, StageChecks
 from .engine import EngineParams, WindowEngine

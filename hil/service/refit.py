@@ -293,7 +293,7 @@ def _plan_pairs(mm: MappedMatrix, codes: NDArray[np.int8], p: RefitParams) -> Re
 
 
 def plan_full_remap(mm: MappedMatrix, new_codes: list[NDArray[np.int8]], k: int, rng: np.random.Generator | int,
-                    p: RefitParams = RefitParams(), solver: SolverParams = SolverParams(max_iter=3000)
+                    p: RefitParams = RefitParams(), solver: SolverParams = SolverParams(max_iter=3000, converging_iter=0)
                     ) -> tuple[MappedMatrix, RepairPlan]:
     """The baseline: factorize again on the same arrays with the new masks; every device whose new target
     leaves the band around what it holds is re-programmed."""
