@@ -91,6 +91,32 @@ def test_new_stuck_device_is_detected_localised_and_repaired(mapped, stage, rank
     assert s.count.devices_reprogrammed < 0.1 * s.mm.devices
 
 
+def test_analog_checksums_alone_detect_a_stuck_device_and_stay_quiet_without_one(mapped):
+    s, arrays = session_on(mapped, seed=5, kind="checksum")
+    assert not any(c.follows_gain.any() for c in s.checks)  # no digital reference on any stage
+    rng = np.random.default_rng(2)
+    _, alarms = s.serve(rng.uniform(-1, 1, (3000, N)), handle_alarms=False)
+    assert alarms == []
+    for stage, name in ((0, "A"), (1, "B")):
+        st = s.mm.stages[stage]
+        cell = np.unravel_index(np.argmax(np.where(st.codes == 0, st.g_ref, 0)[:, :st.n_data]),
+                                (st.shape[0], st.n_data))
+        g_old = arrays[name].g[cell]
+        arrays[name].stick(*cell, 1)
+        s.detector.reset()
+        hit = None
+        for n in range(1, 101):
+            _, al = s.serve(rng.uniform(-1, 1, (1, N)), handle_alarms=False)
+            if al:
+                hit = n
+                break
+        assert hit is not None and al[0].stage == stage
+        loc = s.localise(al[0])
+        assert (loc.row, loc.col) == tuple(cell)
+        arrays[name].fault_codes[cell] = 0  # healed: the next stage's injection starts from a clean chip
+        arrays[name].g[cell] = g_old
+
+
 def test_common_drift_is_compensated_without_writes(mapped):
     s, arrays = session_on(mapped)
     rng = np.random.default_rng(2)

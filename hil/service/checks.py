@@ -215,8 +215,9 @@ class Detector:
                 if abs(st.gain - st.gain_applied) > max(p.drift_min, p.drift_sigmas * stderr):
                     st.gain_applied = st.gain
                     drifts.append(DriftEvent(stage, n, st.gain, stderr))
-            # a shift shared by the groups is drift, not a fault: this VMM's common gain comes off first
-            resid = s[b] - np.where(g_cols, g_b * e[b], 0.0)
+            # a shift shared by the groups is drift, not a fault: this VMM's common gain comes off first, from
+            # every check (a checksum check's expected value is not zero: its column holds its own write error)
+            resid = s[b] - g_b * e[b]
             z = resid / sd[b]
             z_all[b] = z
             st.cusum = np.maximum(0.0, st.cusum + z * z - p.cusum_k)
