@@ -277,3 +277,31 @@ def test_tiled_service_repairs_only_the_touched_tile():
     assert sorted(d) == sorted(shapes) and d["T01B"]["n_changed"] == 1
     assert sum(v["n_changed"] for v in d.values()) == 1
     assert ts.one_minus_cos() < 1.0
+
+
+def test_pair_repair_spreads_an_uncompensable_weight_over_correlated_inputs():
+    """A stuck-OFF G+ under a positive weight cannot be compensated in its pair; with the served inputs'
+    second moment known, a few other pairs of the column take up most of the output's error."""
+    from hil.service.mapping import map_direct
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(0, 0.3, (9, 4))
+    w[2, 1] = 1.0
+    w[-1] = 0.1  # the bias row (input 1)
+    mm = map_direct(w, np.zeros((18, 4), np.int8))
+    base = rng.normal(size=(400, 1))
+    x = np.hstack([base + 0.3 * rng.normal(size=(400, 8)), np.ones((400, 1))])  # correlated inputs + bias
+    codes = mm.stages[0].codes.copy()
+    codes[4, 1] = 1  # G+ of weight (2, 1) stuck OFF: the pair can at best make it 0
+
+    def output_error(plan):
+        st = mm.stages[0]
+        g = np.where(codes == 1, 0.0, st.g_ref)
+        g = np.where(np.isfinite(plan.targets[0]), plan.targets[0], g)
+        return float(np.mean((x @ (st.logical(g)[:, :4] / mm.scale - w))[:, 1] ** 2))
+
+    blind = plan_repair(mm, [codes])
+    mm.observe(x)
+    aware = plan_repair(mm, [codes])
+    assert aware.writes <= blind.writes + 6
+    assert output_error(aware) < 0.3 * output_error(blind)

@@ -9,10 +9,13 @@ which is zero up to read noise while the array holds the host's reference ``g_re
 The reference term costs one dot product of length n_in per check per VMM (the vector
 ``g_ref @ t`` is computed once), never the full digital VMM. Two families:
 
-* ``checksum``: the analog checksum outputs (``M @ 1`` and ``M @ w`` mapped onto the
-  array, :mod:`hil.service.mapping`): t = (-weights on the data outputs, +gain on the
-  checksum output). A common conductance change scales data and checksum outputs alike,
-  so these checks are blind to drift and see only a change confined to one line.
+* ``checksum``: the analog checksum outputs (two half sums of the array's rows mapped
+  onto the same array, :mod:`hil.service.mapping`): t = (-weights on the data outputs,
+  +gain on the checksum output). Their syndromes hardly move with a common conductance
+  change (only through the write error the checksum column holds, which the common-gain
+  correction removes) and see a change confined to one line. Their read noise is the
+  checksum output's times its gain: on Re(DFT64) one VMM's syndrome rarely shows a stuck
+  device, a few dozen accumulated (``glr``) usually do.
 * ``groups``: sums over contiguous groups of outputs against their digital reference.
   A common change shows in every group in proportion to its expected value (drift);
   a stuck device shows in one group only (fault).

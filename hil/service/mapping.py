@@ -89,6 +89,16 @@ class MappedMatrix:
     target: FloatArray
     stages: list[Stage]
     scale: float
+    input_moment: FloatArray | None = None  #: sum of u u^T over the served logical inputs u (n_in, n_in), if kept
+    input_count: int = 0  #: inputs summed in ``input_moment``
+
+    def observe(self, u: FloatArray) -> None:
+        """Add a batch of served logical inputs (B, n_in) to the second moment the repair weighs errors with."""
+        u = np.atleast_2d(u)
+        if self.input_moment is None:
+            self.input_moment = np.zeros((u.shape[1], u.shape[1]))
+        self.input_moment += u.T @ u
+        self.input_count += u.shape[0]
 
     def product(self, gs: list[FloatArray] | None = None) -> FloatArray:
         """The data part of the chained signed matrices (S^len(stages)), from ``gs`` or the references."""
