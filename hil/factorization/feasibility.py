@@ -21,6 +21,12 @@ that P = alpha M is unreachable; when none applies the answer is "unknown" (None
   sa_i * (sum of +-1 over its paths) Gmax^2, never 0 for an odd number of paths.
 
 The last two are exact contradictions (no bound on 1 - cos is claimed for them).
+
+What none of these can reach: Re(DFT64), k = 64, at 44-46 % stuck-OFF (fits crawl at
+1e-6..1e-4). With the row signs dropped (each working device any real value) the same
+masks fit to 1 - cos ~ 1e-13 in ~3k iterations (45 %, seeds 0 and 3), so an argument that
+ignores the signs (rank, counts, support) cannot prove those misses; a proof would have
+to use the sign constraints on entries with ~19 paths each, and none is known here.
 """
 from __future__ import annotations
 
