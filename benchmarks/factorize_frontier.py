@@ -27,10 +27,12 @@ for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402
 import fcntl  # noqa: E402
 import json  # noqa: E402
+import resource  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
 from concurrent.futures import ProcessPoolExecutor, as_completed  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -84,7 +86,8 @@ def make_matrix(name: str, m: int, n: int, seed: int) -> np.ndarray:
 
 
 def key(rec: dict) -> tuple:
-    return (rec["matrix"], rec["m"], rec["n"], rec["k"], rec["fault"], rec["rate"], rec["seed"])
+    """A record's identity: a rerun or a part file's record with the same key replaces it."""
+    return (rec["case"], rec["matrix"], rec["m"], rec["n"], rec["k"], rec["fault"], rec["rate"], rec["seed"])
 
 
 def warm_up() -> None:
@@ -121,9 +124,8 @@ def solve(task: dict) -> dict:
         t0 = time.process_time()
         res = map_tiled(m_, k, (TILE, TILE), codes, seed, params=params, workers=1)
         cpu, omc = time.process_time() - t0, res.one_minus_cos(m_)
-        pairs = [(m_[res.row_edges[i]:res.row_edges[i + 1], res.col_edges[j]:res.col_edges[j + 1]],
-                  *codes[(i, j)]) for (i, j) in codes]
-        extra = {"mapping": "tiles", "arrays": 2 * len(codes), "tiles": len(codes), "tile_worst_one_minus_cos": max(f.one_minus_cos for f in res.tiles.values())}
+        pairs = [(res.block(m_, ix), *codes[ix]) for ix in codes]
+        extra = {"mapping": "tiles", "layout": list(res.layout), "arrays": 2 * len(codes), "tiles": len(codes), "tile_worst_one_minus_cos": max(f.one_minus_cos for f in res.tiles.values())}
     cert = None
     for blk, ca, cb in pairs:
         cert = exact_fit_obstruction(blk, ca, cb)
@@ -131,7 +133,7 @@ def solve(task: dict) -> dict:
             break
     exact = True if omc <= task["bound"] else (False if cert is not None else None)
     rec = {k_: task[k_] for k_ in ("case", "matrix", "m", "n", "k", "fault", "rate", "seed")}
-    rec.update(one_minus_cos=omc, cpu_s=cpu, exact_possible=exact, bound=task["bound"],
+    rec.update(finished=time.time(), one_minus_cos=omc, cpu_s=cpu, exact_possible=exact, bound=task["bound"],
                certificate=None if cert is None else {"kind": cert.kind, "reason": cert.reason,
                                                        "omc_lower_bound": cert.omc_lower_bound},
                **extra)
@@ -148,28 +150,75 @@ def load(path: Path) -> dict:
     return {"records": []}
 
 
-def save(path: Path, data: dict) -> dict:
-    """Merge ``data`` into the file and write it atomically; returns what was written.
-
-    Runs may overlap (e.g. ``--chip`` beside a solver run): under a lock the file is
-    re-read, records are merged by key (``data`` wins) and other keys kept, then it is
-    replaced in one step, so a kill mid-write leaves the previous file, never half a file.
-    """
+@contextmanager
+def _locked(path: Path):
+    """Hold the results file's lock: runs and merges may overlap (e.g. ``--chip`` beside a
+    solver run, helpers merging part files)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(Path(tempfile.gettempdir()) / f"{path.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _write(path: Path, data: dict) -> dict:
+    """Recompute growth and summary, then replace the file in one step (a kill mid-write
+    leaves the previous file, never half a file)."""
+    data["records"] = sorted(data["records"], key=key)
+    data["growth"], data["summary"] = growth(data["records"]), summary(data["records"])
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as f:
+        json.dump(data, f, indent=1)
+        tmp = f.name
+    os.replace(tmp, path)
+    return data
+
+
+def save(path: Path, data: dict) -> dict:
+    """Merge ``data`` into the file and write it atomically; returns what was written.
+
+    Under the lock the file is re-read, records are merged by key (``data`` wins, and
+    ``data["_dropped"]`` keys are removed) and other keys kept.
+    """
+    with _locked(path):
         disk = load(path)
         mine = {key(r) for r in data["records"]}
+        dropped = data.get("_dropped", set())
         merged = {**disk, **data}
-        merged["records"] = sorted([r for r in disk["records"] if key(r) not in mine and key(r) not in
-                                    data.get("_dropped", set())] + data["records"], key=key)
         merged.pop("_dropped", None)
-        merged["growth"], merged["summary"] = growth(merged["records"]), summary(merged["records"])
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as f:
-            json.dump(merged, f, indent=1)
-            tmp = f.name
-        os.replace(tmp, path)
-    return merged
+        merged["records"] = [r for r in disk["records"] if key(r) not in mine and key(r) not in dropped] \
+            + data["records"]
+        return _write(path, merged)
+
+
+def _newer(new: dict, old: dict) -> bool:
+    """Whether ``new`` replaces ``old``: a later ``finished`` time wins; a record without one
+    (written before records carried it) is older than any with one; a tie goes to ``new``."""
+    return new.get("finished", float("-inf")) >= old.get("finished", float("-inf"))
+
+
+def merge_parts(path: Path, parts: list[Path]) -> dict:
+    """Merge part files (``--out`` of runs by case) into ``path``; the newer record per key wins.
+
+    Other entries with a ``finished`` time (``chip_128``) go the same way; growth and
+    summary are recomputed from the merged records.
+    """
+    with _locked(path):
+        merged = load(path)
+        by_key = {key(r): r for r in merged["records"]}
+        for part in parts:
+            data = json.loads(Path(part).read_text())
+            if not isinstance(data, dict) or not isinstance(data.get("records"), list):
+                raise ValueError(f"{part} is not a factorize_frontier results file (no records list)")
+            for r in data["records"]:
+                k_ = key(r)
+                if k_ not in by_key or _newer(r, by_key[k_]):
+                    by_key[k_] = r
+            for name, value in data.items():
+                if name in ("records", "growth", "summary") or not isinstance(value, dict):
+                    continue
+                if name not in merged or _newer(value, merged[name]):
+                    merged[name] = value
+        merged["records"] = list(by_key.values())
+        return _write(path, merged)
 
 
 def growth(records: list[dict]) -> dict:
@@ -224,8 +273,9 @@ def chip_128(seed: int) -> dict:
         out = Path(tmp) / "r.h5"
         cmd = [sys.executable, "-m", "hil", "program-matrix", str(Path(tmp) / "m.npy"), "--bench", str(bench),
                "--k", "64", "--seed", str(seed), "--out", str(out)]
-        t0 = time.time()
+        t0, cpu0 = time.time(), _children_cpu()
         proc = subprocess.run(cmd, capture_output=True, text=True)
+        cpu = _children_cpu() - cpu0
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
         with h5py.File(out) as f:
@@ -233,9 +283,15 @@ def chip_128(seed: int) -> dict:
             rec = {"r2": float(a["r2"]), "devices": int(a["devices"]), "one_minus_cos": float(a["one_minus_cos"]),
                    "one_minus_cos_readback": float(a["one_minus_cos_readback"]), "pulses": int(a["pulses"]),
                    "tiles": int(a["tiles"])}
-    return {**rec,
-            "wall_s": time.time() - t0, "command": " ".join(["hil"] + cmd[3:5] + ["--bench", "factorization.yaml"]
-                                                            + cmd[7:11]), "stdout": proc.stdout.strip()}
+    command = ["hil", "program-matrix", "re_dft128.npy", "--bench", "hil/benches/factorization.yaml"] + cmd[7:11]
+    return {**rec, "finished": time.time(), "wall_s": time.time() - t0, "cpu_s": cpu,
+            "command": " ".join(command), "stdout": proc.stdout.strip()}
+
+
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of finished child processes."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def main(argv=None) -> None:
@@ -247,12 +303,21 @@ def main(argv=None) -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--redo", action="store_true", help="recompute selected records already in the file")
     ap.add_argument("--chip", action="store_true", help="also run hil program-matrix at n = 128")
-    ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--out", type=Path, default=OUT, help="results file (a part file when several runs share the work)")
+    ap.add_argument("--merge", type=Path, nargs="+", metavar="PART.json", default=None,
+                    help="merge these part files' records into --out (the newer record per key wins), "
+                         "recompute growth and summary, and run nothing")
     ap.add_argument("--list", action="store_true")
     args = ap.parse_args(argv)
     if args.list:
         for name, c in CASES.items():
             print(name, c["bound"], c["specs"])
+        return
+    if args.merge:
+        missing = [str(p) for p in args.merge if not p.is_file()]
+        if missing:
+            ap.error(f"no such part file: {', '.join(missing)}")
+        report(merge_parts(args.out, args.merge))
         return
     names = [c for c in args.cases.split(",") if c]
     unknown = set(names) - set(CASES)
@@ -291,7 +356,11 @@ def main(argv=None) -> None:
                       flush=True)
     if args.chip:
         data["chip_128"] = chip_128(seed=0)
-    data = save(args.out, data)
+    report(save(args.out, data))
+
+
+def report(data: dict) -> None:
+    """Print the summary per case spec, the growth fit and the chip figures."""
     for name, s in data["summary"].items():
         print(f"{name:40s} {s['meet_bound']:2d}/{s['trials']} <= {s['bound']:.0e}  "
               f"certified-impossible {s['certified_impossible']}  median {s['median_one_minus_cos']:.1e}  "
