@@ -60,6 +60,12 @@ CASES: dict[str, dict] = {
                                               ("rect_dense", 64, 40, 40, "off", 0.30)]},
     "low_rank_30": {"bound": 1e-8, "specs": [("low_rank", 64, 64, 32, "off", 0.30),
                                              ("low_rank", 32, 32, 16, "off", 0.30)]},
+    # the remedy ``hil map`` names when k = rank(M) is proved short (row cone) or the count
+    # is below 1: more inner lines (low rank: feasibility.k_for_margin at 70 % working)
+    "rect_more_k_30": {"bound": BOUND, "specs": [("rect_dense", 48, 64, 56, "off", 0.30),
+                                                 ("rect_dense", 64, 40, 48, "off", 0.30)]},
+    "low_rank_more_k_30": {"bound": 1e-8, "specs": [("low_rank", 64, 64, 55, "off", 0.30),
+                                                    ("low_rank", 32, 32, 28, "off", 0.30)]},
     "growth": {"bound": BOUND, "specs": [("re_dft", n, n, min(n, TILE), "off", r)
                                          for r in (0.18, 0.39) for n in (32, 64, 128, 256)]},
     # the same arrays, one joint fit with k = n cut into 64 x 64 array blocks (n > 64 only:
