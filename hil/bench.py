@@ -38,7 +38,8 @@ from .benchfile import BenchFileError, BenchSpec, load_bench_file, parse_bench
 from .benchlock import BenchBusyError, BenchLock, UncleanSession
 from .instruments import identify_model
 from .instruments.smu import ScanReader, VoltageSource
-from .roles import GateSupply, LimitError, Limits, Pulser, Reader, Selector, VectorMultiplier
+from .roles import (GateSupply, LimitError, Limits, Pulser, Reader, Selector, TuneResult, TuneRule,
+                    VectorMultiplier)
 from .station import TRANSPORT_ERRORS, BenchConnectionError, InstrumentIdentityError, Station
 from .transport import EmulatorAdapter, register_serial_endpoint, unregister_serial_endpoint
 
@@ -74,7 +75,7 @@ class Bench:
                  limits: Limits, rows: int, cols: int, vmm: VectorMultiplier | None = None,
                  name: str = "bench", metadata: dict | None = None, closers: Sequence = (),
                  arrays: dict[str, tuple[int, int]] | None = None, station: Station | None = None,
-                 read_source: VoltageSource | None = None):
+                 read_source: VoltageSource | None = None, pulse_trigger: bool = False):
         self.selector, self.gate, self.reader, self.pulser = selector, gate, reader, pulser
         self.vector = vmm
         self.limits = limits
@@ -88,6 +89,8 @@ class Bench:
         self.sim = self.metadata.get("sim")
         self.station = station
         self.read_source = read_source
+        #: the bench file's ``wiring.pulse_trigger``: the addresser's trigger output reaches the pulser
+        self.pulse_trigger = bool(pulse_trigger)
         self.unclean_previous: UncleanSession | None = None
         self._closers = list(closers)
         self._closed = False
@@ -136,6 +139,8 @@ class Bench:
         row, cols = self._row(row), self._cols(cols)
         self.gate.set_gate(v_gate)
         self.selector.select(row, cols, "read")
+        if self.reader.averages:  # the instrument averages: one transfer
+            return self.reader.read(v_read, len(cols), n_avg=n_avg) / v_read
         total = np.zeros(len(cols))
         for _ in range(n_avg):
             total += self.reader.read(v_read, len(cols))
@@ -162,6 +167,45 @@ class Bench:
         self.gate.set_gate(v_gate)
         self.selector.select(row, cols, "bl" if amplitude > 0 else "sl")
         self.pulser.pulse(abs(amplitude), width)
+
+    @property
+    def can_sequence(self) -> bool:
+        """True when the addresser runs a row's pulses from one command, triggering the pulser
+        itself (the AB64 board's ``SEQ`` with an 81160A or a B2900 channel armed on its trigger
+        input, the cable declared by ``wiring.pulse_trigger``): see :meth:`pulse_groups`."""
+        return self.pulse_trigger and _can_sequence(self.selector, self.gate, self.pulser)
+
+    def pulse_groups(self, row: int, groups: Sequence[tuple[Sequence[int], float, float, float]]) -> None:
+        """Pulse groups on one row, in order: per group ``(cols, amplitude V, width s, gate V)`` one
+        pulse on those cells (amplitude > 0 SETs, < 0 RESETs), as :meth:`pulse_row` each.
+
+        Every group is checked against the limits before anything is sent. On a bench that
+        :attr:`can_sequence`, consecutive groups sharing a pulse (|amplitude|, width) cost one
+        arming of the pulser and one addresser command (it routes and triggers per group);
+        elsewhere each group is one :meth:`pulse_row`.
+        """
+        checked = []
+        for cols, amplitude, width, v_gate in groups:
+            self.limits.check_line(amplitude, "pulse amplitude")
+            self.limits.check_width(width)
+            self.limits.check_gate(v_gate)
+            checked.append((self._cols(cols), float(amplitude), float(width), float(v_gate)))
+        row = self._row(row)
+        if not self.can_sequence:
+            for cols, amplitude, width, v_gate in checked:
+                self.pulse_row(row, cols, amplitude, width, v_gate)
+            return
+        k = 0
+        while k < len(checked):
+            # one arming per run of groups the pulser can serve from it: the same width, and the
+            # same amplitude unless it steps through a list
+            first, run = checked[k], []
+            while (k < len(checked) and len(run) < self.pulser.max_armed and checked[k][2] == first[2]
+                   and (self.pulser.level_per_trigger or abs(checked[k][1]) == abs(first[1]))):
+                run.append(checked[k])
+                k += 1
+            self.pulser.arm([abs(a) for _, a, _, _ in run], first[2])
+            self.selector.sequence(row, [(cols, "bl" if a > 0 else "sl", v_gate) for cols, a, _, v_gate in run])
 
     @property
     def can_pulse_read(self) -> bool:
@@ -201,6 +245,127 @@ class Bench:
         self.gate.set_gate(v_gate)
         self.selector.select(row, [col], "read")
         return self.read_source.pulse_read(amplitudes, width, v_read) / v_read
+
+    # write-and-verify and scans run by the instrument ------------------------------------------
+    @property
+    def can_tune_on_instrument(self) -> bool:
+        """True when the read SMU runs a row's write-and-verify (:meth:`tune_row`) and pulse sweep
+        (:meth:`sweep_row`) itself, reaching each cell through the addresser over its own link:
+        a 2600B on READ with the word lines on its other channel, and a 707B on its TSP-Link
+        (``wiring.matrix.tsplink_node`` in the bench file)."""
+        src, gate = self.read_source, getattr(self.gate, "src", None)
+        return bool(src is not None and src.can_tune and self.selector.link_node is not None and gate is not None
+                    and gate.name == src.name and gate.channel_name != src.channel_name)
+
+    def _check_on_instrument(self, amps: ArrayLike, gates: ArrayLike, widths: ArrayLike, v_read: float,
+                             read_gate: float) -> None:
+        """Limits of an on-instrument loop: bench limits and the SMU's own pulse widths; a negative
+        (RESET) pulse drives the word line at gate + amplitude, which must be within the limits too."""
+        if not self.can_tune_on_instrument:
+            raise RuntimeError(f"bench {self.name!r} cannot run write-and-verify on an instrument (a 2600B on "
+                               "READ and word lines with a 707B on its TSP-Link: wiring.matrix.tsplink_node)")
+        amps, gates, widths = (np.asarray(x, dtype=float).ravel() for x in (amps, gates, widths))
+        for what, x in (("pulse amplitude", amps), ("gate voltage", gates), ("pulse width", widths),
+                        ("read voltage", [v_read]), ("read gate", [read_gate])):
+            if not np.all(np.isfinite(x)):
+                raise LimitError(f"a {what} is not a finite number")
+        if v_read == 0:
+            raise ValueError("v_read must be non-zero")
+        self.limits.check_line(amps, "pulse amplitude")
+        self.limits.check_line(v_read, "read voltage")
+        for g in np.unique(np.concatenate([gates, gates + np.minimum(amps, 0), [read_gate]])):
+            self.limits.check_gate(float(g))
+        if widths.size:
+            self.limits.check_width(float(widths.max()))
+            self.limits.check_width(float(widths.min()))
+            shortest, longest = self.read_source.pulse_width_range or (0.0, np.inf)
+            if widths.min() < shortest or widths.max() > longest:
+                raise LimitError(f"pulse widths {widths.min():g} to {widths.max():g} s are outside what the read SMU "
+                                 f"times ({shortest:g} to {longest:g} s)")
+
+    def can_tune(self, rule: TuneRule) -> bool:
+        """True when :meth:`tune_row` can run ``rule`` here (capability, bench limits, the SMU's pulse widths)."""
+        if not self.can_tune_on_instrument:
+            return False
+        try:
+            self._check_on_instrument(*rule.pulse_plan(), rule.v_read, rule.read_gate)
+        except (LimitError, ValueError):
+            return False
+        return True
+
+    def can_sweep(self, steps: Sequence[tuple[float, float, float]], v_read: float, read_gate: float) -> bool:
+        """True when :meth:`sweep_row` can run these (signed amplitude V, gate V, width s) steps here."""
+        if not self.can_tune_on_instrument:
+            return False
+        try:
+            self._check_on_instrument(*np.asarray(steps, dtype=float).reshape(-1, 3).T, v_read, read_gate)
+        except (LimitError, ValueError):
+            return False
+        return True
+
+    def tune_row(self, row: int, cols: Sequence[int], g_target: ArrayLike, rule: TuneRule, max_pulses: ArrayLike,
+                 start_set: ArrayLike | None = None, start_reset: ArrayLike | None = None,
+                 g_spread: ArrayLike | None = None) -> TuneResult:
+        """Write-and-verify of cells of one row run by the instrument (:attr:`can_tune_on_instrument`):
+        one call for the whole row; the instrument routes each cell in turn and runs ``rule``.
+
+        ``g_target`` (S, one per column), ``max_pulses`` (pulses allowed per cell, scalar or per
+        cell), ``start_set`` / ``start_reset`` (rung each ladder starts at after a reversal,
+        default 0), ``g_spread`` ((cells, 2): lowest and highest read of each cell so far, S; NaN:
+        none). Every drive the rule may use is checked against the limits before anything is
+        sent. Returns per cell the final read (S), pulses, status (``TUNE_CONVERGED`` /
+        ``TUNE_EXHAUSTED`` / ``TUNE_UNRESPONSIVE``), reversals, read spread and the per-read log.
+        """
+        row, cols = self._row(row), self._cols(cols)
+        n = len(cols)
+        g_target = np.broadcast_to(np.asarray(g_target, dtype=float), (n,))
+        if not np.all(np.isfinite(g_target) & (g_target > 0)):
+            raise ValueError("g_target must hold positive conductances (S)")
+        budgets = np.broadcast_to(np.asarray(max_pulses, dtype=float), (n,))
+        if not np.all(np.isfinite(budgets) & (budgets >= 0) & (budgets == np.round(budgets))):
+            raise ValueError("max_pulses must be whole numbers >= 0")
+        self._check_on_instrument(*rule.pulse_plan(), rule.v_read, rule.read_gate)
+        if budgets.max() > self.read_source.max_tune_pulses:
+            raise LimitError(f"max_pulses {budgets.max():g} is more than the read SMU runs in one call "
+                             f"({self.read_source.max_tune_pulses} per cell)")
+        starts = []
+        for given, n_rungs in ((start_set, len(rule.set_amps)), (start_reset, len(rule.reset_amps))):
+            k = np.zeros(n) if given is None else np.broadcast_to(np.asarray(given, dtype=float), (n,))
+            if not np.all(np.isfinite(k) & (k >= 0) & (k < n_rungs)):
+                raise ValueError(f"start rungs must lie in 0 to {n_rungs - 1}")
+            starts.append(k.astype(np.int64))
+        spread = np.full((n, 2), np.nan) if g_spread is None else np.asarray(g_spread, dtype=float).reshape(n, 2)
+        src, gate = self.read_source, self.gate.src
+        src.source(0.0)
+        gate.source(rule.read_gate)  # both channels configured and on before the script drives them
+        routes = self.selector.cell_routes(row, cols)
+        try:
+            return src.tune_cells(gate, routes, self.selector.link_node, g_target, rule, budgets.astype(np.int64),
+                                  starts[0], starts[1], spread)
+        finally:
+            self.selector.forget()  # the script closed other crosspoints
+
+    def sweep_row(self, row: int, cols: Sequence[int], steps: Sequence[tuple[float, float, float]], v_read: float,
+                  read_gate: float, n_read: int = 1) -> NDArray[np.float64]:
+        """Per cell of one row, run by the instrument: a read, then per (signed amplitude V, gate V,
+        width s) step one pulse and a read (> 0 SET, < 0 RESET). Conductances (S), shape
+        (len(cols), len(steps) + 1); one call for the row (:attr:`can_tune_on_instrument`)."""
+        row, cols = self._row(row), self._cols(cols)
+        steps = [tuple(float(x) for x in s) for s in steps]
+        if any(len(s) != 3 for s in steps):
+            raise ValueError("a sweep step is (amplitude V, gate V, width s)")
+        if int(n_read) < 1:
+            raise ValueError(f"n_read must be >= 1, got {n_read}")
+        self._check_on_instrument([s[0] for s in steps], [s[1] for s in steps], [s[2] for s in steps], v_read,
+                                  read_gate)
+        src, gate = self.read_source, self.gate.src
+        src.source(0.0)
+        gate.source(read_gate)
+        routes = self.selector.cell_routes(row, cols)
+        try:
+            return src.sweep_cells(gate, routes, self.selector.link_node, steps, v_read, read_gate, int(n_read)) / v_read
+        finally:
+            self.selector.forget()
 
     def check_plan(self, *, pulse_amplitudes: ArrayLike = (), pulse_widths: ArrayLike = (),
                    gate_voltages: ArrayLike = (), read_voltages: ArrayLike = ()) -> None:
@@ -273,6 +438,12 @@ class Bench:
             self.close()
         except Exception as off_exc:
             log.error("%s", off_exc)
+
+
+def _can_sequence(selector: Selector, gate: GateSupply, pulser: Pulser) -> bool:
+    """The addresser sequences pulses, sets the word lines itself, and the pulser takes its triggers."""
+    drives_gate = getattr(selector, "drives_gate", None)
+    return bool(pulser.can_trigger and drives_gate is not None and drives_gate(gate))
 
 
 def simulated_bench_file() -> Path:
@@ -412,10 +583,15 @@ def _compose(spec: BenchSpec, station: Station, sim) -> Bench:
     metadata = {"bench_file": spec.to_yaml(), "bench_file_sha256": spec.sha256, "bench_name": spec.name,
                 "simulated": spec.simulated, "instruments": instruments, "device": spec.device.as_dict(),
                 "chip_id": spec.device.chip_id, "device_model": spec.device.model, "sim": sim}
+    if w.get("pulse_trigger") and not _can_sequence(selector, gate, pulser):
+        raise BenchFileError(f"bench file {spec.source or spec.name}: wiring.pulse_trigger: {addresser} cannot "
+                             f"sequence pulses on {w['pulse']} (an AB64 board, its own word-line supply and an "
+                             f"81160A or B2900 pulser can)")
     first = next(iter(arrays))
     rows, cols = arrays[first]
     bench = Bench(selector, gate, reader, pulser, spec.limits, rows, cols, vmm=vmm, name=spec.name,
-                  metadata=metadata, arrays=arrays, station=station, read_source=read)
+                  metadata=metadata, arrays=arrays, station=station, read_source=read,
+                  pulse_trigger=bool(w.get("pulse_trigger")))
     bench.use_array(first)
     return bench
 

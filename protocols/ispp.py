@@ -27,7 +27,7 @@ from .ispp_machine import (CONVERGED, CUTE_ISPP, EXHAUSTED, PENDING, PRESETS, RE
                            STATUS_NAMES, UNRESPONSIVE, CellProgrammer, ISPPParams, Ladder, LevelCalibration,
                            check_window, group_pulses)
 from .read import read_cells
-from .runner import PULSE_DTYPE, Drive, Page, Run, device_model, execute
+from .runner import PULSE_DTYPE, Drive, Page, Run, device_model, execute, tune_pulse_records
 
 __all__ = ["program", "preset_for", "device_model", "calibrate_levels", "ladder_plan", "ISPPResult", "ISPPPage",
            "PULSE_DTYPE", "READ_DTYPE", "CellProgrammer", "ISPPParams", "Ladder", "LevelCalibration", "check_window",
@@ -63,21 +63,32 @@ def calibrate_levels(bench: Bench, row: int, cols: Sequence[int], p: ISPPParams,
     for pol, far in ((SET, RESET), (RESET, SET)):
         lad, far_lad = p.ladder(pol), p.ladder(far)
         amp, gate = far_lad.drive(far_lad.n_rungs - 1)
-        bench.pulse_row(row, cols, far * float(amp), far_lad.width, float(gate))
         rungs = np.arange(0, lad.n_rungs + stride - 1, stride, dtype=float)
         rungs = np.minimum(rungs, lad.n_rungs - 1)
-        reads = []
-        for k in rungs:
-            a, gt = lad.drive(k)
-            bench.pulse_row(row, cols, pol * float(a), lad.width, float(gt))
-            reads.append(read_cells(bench, row, cols, p.v_read, p.read_gate, p.n_read,
-                                    reads[-1] if reads else None)[0])
-        g = np.array(reads)  # (rungs, cells)
+        a, gt = lad.drive(rungs)
+        steps = [(far * float(amp), float(gate), far_lad.width)] + [(pol * float(x), float(y), lad.width)
+                                                                   for x, y in zip(a, gt)]
+        if bench.can_sweep(steps, p.v_read, p.read_gate):
+            # the instrument runs the whole sequence cell by cell: the reads after each rung, in one call
+            g = bench.sweep_row(row, cols, steps, p.v_read, p.read_gate, p.n_read)[:, 2:].T
+        else:
+            bench.pulse_row(row, cols, *_pulse_args(steps[0]))
+            reads = []
+            for step in steps[1:]:
+                bench.pulse_row(row, cols, *_pulse_args(step))
+                reads.append(read_cells(bench, row, cols, p.v_read, p.read_gate, p.n_read,
+                                        reads[-1] if reads else None)[0])
+            g = np.array(reads)  # (rungs, cells)
         moved = g.max(axis=0) / np.maximum(g.min(axis=0), 1e-15) > 1 + p.response_rel
         use = g[:, moved] if moved.any() else g
         out[pol] = (rungs, np.median(use, axis=1))
     return LevelCalibration(out[SET][0], out[SET][1], out[RESET][0], out[RESET][1])
 
+
+
+def _pulse_args(step: tuple[float, float, float]) -> tuple[float, float, float]:
+    """(signed amplitude, gate, width) -> ``pulse_row``'s (amplitude, width, gate)."""
+    return step[0], step[2], step[1]
 
 
 @dataclass
@@ -138,8 +149,10 @@ class ISPPPage(Page):
     fields = {"status": (np.int8, PENDING), "pulses": (np.int32, 0), "g_final": (float, np.nan),
               "reversals": (np.int32, 0), "pass": (np.int16, 0)}
 
-    def __init__(self, targets: NDArray, p: ISPPParams, calibration: Any, keep_log: bool, out_of_window: str):
+    def __init__(self, targets: NDArray, p: ISPPParams, calibration: Any, keep_log: bool, out_of_window: str,
+                 on_instrument: bool | None = None):
         self.raw_targets, self.p = targets, p
+        self.on_instrument, self.rule = on_instrument, p.tune_rule()
         self.calibration, self.keep_log, self.out_of_window = calibration, keep_log, out_of_window
         if not (calibration is None or calibration == "auto" or isinstance(calibration, LevelCalibration)):
             raise ValueError(f"calibration must be 'auto', a LevelCalibration or None, got {calibration!r}")
@@ -231,8 +244,21 @@ class ISPPPage(Page):
         n_c = run.shape[1]
         return bool(self.sm.active[ri * n_c:(ri + 1) * n_c].any())
 
+    def _tunes_on_instrument(self, run: Run) -> bool:
+        if self.on_instrument is None:
+            return run.bench.can_tune(self.rule)
+        if self.on_instrument and not run.bench.can_tune(self.rule):
+            raise RuntimeError(f"bench {run.bench.name!r} cannot run this write-and-verify on an instrument "
+                               f"(can_tune_on_instrument: {run.bench.can_tune_on_instrument}; the SMU's pulse widths "
+                               "and the limits must fit both ladders)")
+        return bool(self.on_instrument)
+
     def row(self, run: Run, ri: int) -> None:
-        """Advance every active cell of one row until none is left."""
+        """Advance every active cell of one row until none is left: on the instrument when the bench
+        runs the rule itself (one call for the row), else read / decide / pulse from here."""
+        if self._tunes_on_instrument(run):
+            self._row_on_instrument(run, ri)
+            return
         sm, p, n_c = self.sm, self.p, run.shape[1]
         cells = ri * n_c + np.arange(n_c)
         row, cols_idx = int(run.rows[ri]), run.cols
@@ -249,23 +275,54 @@ class ISPPPage(Page):
             rec["pass"], rec["iteration"], rec["row"], rec["col"], rec["g"] = run.pass_no, it, row, cols_idx[act], g_row
             self._log(run, "reads", rec)
             need, pol, amp, gate = sm.decide(g)
-            n_pulsed = 0
-            for s, a, gt, idx in group_pulses(need, pol, amp, gate):
-                local = idx - cells[0]
-                lad = p.ladder(s)
-                run.bench.pulse_row(row, cols_idx[local], s * a, lad.width, gt, iteration=it, g_before=g[idx])
-                if self.keep_log:
-                    prec = np.zeros(idx.size, PULSE_DTYPE)
-                    prec["session"], prec["phase"], prec["pass"], prec["iteration"] = run.session, b"program", run.pass_no, it
-                    prec["row"], prec["col"], prec["polarity"] = row, cols_idx[local], s
-                    prec["amplitude"], prec["gate"], prec["width"], prec["g_before"] = a, gt, lad.width, g[idx]
-                    prec["delivered"] = True
-                    self.logs_p.append(prec)
-                n_pulsed += idx.size
+            n_pulsed = self._pulse(run, row, cells[0], group_pulses(need, pol, amp, gate), g, it)
             run.bar.update(pulses=n_pulsed, reads=n_reads)
             it += 1
+        self._save_row(run, ri, cells)
+
+    def _row_on_instrument(self, run: Run, ri: int) -> None:
+        """The row's active cells tuned by the instrument with the same rule, then absorbed into the state machine."""
+        sm, n_c = self.sm, run.shape[1]
+        cells = ri * n_c + np.arange(n_c)
+        act = sm.active[cells]
+        if act.any():
+            sel, row, cols = cells[act], int(run.rows[ri]), run.cols[act]
+            res = run.bench.tune_row(row, cols, sm.target[sel], self.rule, sm.budget_left(sel), sm.start[SET][sel],
+                                     sm.start[RESET][sel], sm.spread(sel))
+            sm.absorb(sel, res)
+            n_reads = np.array([log.size for log in res.log])
+            rec = np.zeros(int(n_reads.sum()), READ_DTYPE)
+            rec["pass"], rec["row"] = run.pass_no, row
+            rec["col"] = np.repeat(cols, n_reads)
+            rec["iteration"] = np.concatenate([np.arange(k) for k in n_reads])
+            rec["g"] = np.concatenate([log["g"] for log in res.log])
+            self._log(run, "reads", rec)
+            if self.keep_log:
+                self.logs_p.append(tune_pulse_records(run, row, cols, res))
+            run.bar.update(pulses=int(res.pulses.sum()), reads=int(n_reads.sum()))
+        self._save_row(run, ri, cells)
+
+    def _save_row(self, run: Run, ri: int, cells: NDArray[np.intp]) -> None:
+        sm = self.sm
         run.save_row(ri, done=sm.status[cells] != PENDING, status=sm.status[cells], pulses=sm.pulses[cells],
-                     g_final=sm.g_last[cells], reversals=sm.reversals[cells], **{"pass": np.full(n_c, run.pass_no)})
+                     g_final=sm.g_last[cells], reversals=sm.reversals[cells],
+                     **{"pass": np.full(cells.size, run.pass_no)})
+
+    def _pulse(self, run: Run, row: int, first_cell: int, groups: list, g: NDArray, it: int) -> int:
+        """Send one iteration's pulse groups of a row (one sequence where the bench runs them);
+        returns the number of cells pulsed."""
+        p, cols_idx = self.p, run.cols
+        sends = [(cols_idx[idx - first_cell], s * a, p.ladder(s).width, gt) for s, a, gt, idx in groups]
+        run.bench.pulse_groups(row, sends, iteration=it, g_before=[g[idx] for *_, idx in groups])
+        if self.keep_log:
+            for (s, a, gt, idx), (cols, _, width, _) in zip(groups, sends):
+                prec = np.zeros(idx.size, PULSE_DTYPE)
+                prec["session"], prec["phase"], prec["pass"], prec["iteration"] = run.session, b"program", run.pass_no, it
+                prec["row"], prec["col"], prec["polarity"] = row, cols, s
+                prec["amplitude"], prec["gate"], prec["width"], prec["g_before"] = a, gt, width, g[idx]
+                prec["delivered"] = True
+                self.logs_p.append(prec)
+        return sum(idx.size for *_, idx in groups)
 
     def _log(self, run: Run, table: str, rec: NDArray) -> None:
         if self.keep_log:
@@ -302,7 +359,7 @@ def program(bench: Bench, targets: ArrayLike, params: ISPPParams | None = None, 
             calibration: LevelCalibration | str | None = "auto", out: str | None = None,
             resume: bool = True, overwrite: bool = False, chip_id: str = "", bench_file: str | None = None,
             seed: int | None = None, progress: bool = False, keep_log: bool = True,
-            out_of_window: str = "raise") -> ISPPResult:
+            out_of_window: str = "raise", on_instrument: bool | None = None) -> ISPPResult:
     """Write-and-verify ``targets`` (S, NaN = leave alone) into the region ``rows`` x ``cols``.
 
     The targets' shape must equal the region's exactly (default region: the whole chip).
@@ -315,9 +372,15 @@ def program(bench: Bench, targets: ArrayLike, params: ISPPParams | None = None, 
     resume); pass a :class:`LevelCalibration` or None (every climb starts at rung 0).
     With ``out`` every read and pulse streams to that HDF5 run file, and re-running with
     the same file resumes: cells finished before are confirmed by a read, the rest go on.
+
+    ``on_instrument``: None (default) runs each row's loop on the instrument when the bench
+    can (:meth:`~hil.bench.Bench.can_tune`: a 2600B + 707B bench whose SMU times the ladders'
+    widths), True insists, False keeps every step on the host. Both run the same rule
+    (:meth:`ISPPParams.tune_rule`); calibration, resume confirmation and later passes' verify
+    reads stay on the host.
     """
     p = params or preset_for(bench)
-    page = ISPPPage(targets, p, calibration, keep_log, out_of_window)
+    page = ISPPPage(targets, p, calibration, keep_log, out_of_window, on_instrument)
     return execute(bench, page, rows, cols, out=out, resume=resume, overwrite=overwrite, chip_id=chip_id,
                    bench_file=bench_file, seed=seed, progress=progress)
 

@@ -14,7 +14,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-PENDING, CONVERGED, EXHAUSTED, UNRESPONSIVE, SKIPPED = 0, 1, 2, 3, 4
+from hil.roles import TUNE_CONVERGED, TUNE_EXHAUSTED, TUNE_PENDING, TUNE_UNRESPONSIVE, TuneResult, TuneRule
+
+PENDING, CONVERGED, EXHAUSTED, UNRESPONSIVE = TUNE_PENDING, TUNE_CONVERGED, TUNE_EXHAUSTED, TUNE_UNRESPONSIVE
+SKIPPED = 4
 STATUS_NAMES = {PENDING: "pending", CONVERGED: "converged", EXHAUSTED: "exhausted",
                 UNRESPONSIVE: "unresponsive", SKIPPED: "skipped"}
 SET, RESET = 1, -1
@@ -150,6 +153,25 @@ class ISPPParams:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def tune_rule(self) -> TuneRule:
+        """These settings as the rule an instrument runs (:meth:`hil.bench.Bench.tune_row`): the same
+        per-cell decisions as :class:`CellProgrammer` (``drivers.keithley2600b.TUNE_LINES`` is that
+        rule in TSP; ``tests/test_on_instrument_tuning.py`` checks both reach the same outcome).
+
+        What cannot be the same: the instrument tunes a row's cells one after another, each
+        pulse from the read SMU through the read route (a cell's pulses are not shared with
+        its row, and the SMU times widths from 100 us, with its current compliance); a RESET
+        drives the bit line to -amplitude with the word line at gate - amplitude, the cell
+        voltages of the host's source-line pulse (the access transistor's body sees another
+        bias on a real chip); it decides on full-precision readings where the host sees the
+        printed ones (7 digits); and a record's ``iteration`` counts the cell's own reads.
+        """
+        s, r = self.set_ladder, self.reset_ladder
+        return TuneRule(s.amps, s.gates, s.width, r.amps, r.gates, r.width, self.v_read, self.read_gate, self.tol_rel,
+                        self.tol_abs, self.accept_fraction, self.n_read, self.step_growth, self.max_step_rungs,
+                        self.slow_fraction, self.stall_pulses, self.stall_rel, self.response_rel,
+                        self.read_noise_rel, self.confirm_z, self.max_verify_reads)
+
 
 #: Presets per device model (the bench file names the model of a simulated chip).
 #: Stanford gap model in a 1T1R: the SET level follows the gate (compliance), the RESET
@@ -267,6 +289,33 @@ class CellProgrammer:
         self.budget_base = self.pulses.copy()
         self.g_last = np.where(np.isfinite(g), g, self.g_last)
         return reopen
+
+    def budget_left(self, idx: NDArray[np.intp]) -> NDArray[np.int64]:
+        """Pulses cells ``idx`` may still get in this pass."""
+        base = getattr(self, "budget_base", np.zeros(self.target.size, np.int32))
+        return np.maximum(self.p.max_pulses - (self.pulses[idx] - base[idx]), 0).astype(np.int64)
+
+    def spread(self, idx: NDArray[np.intp]) -> NDArray[np.float64]:
+        """(lowest, highest) read of cells ``idx`` so far (S; NaN: never read), shape (len(idx), 2)."""
+        lo, hi = self.g_min[idx], self.g_max[idx]
+        seen = np.isfinite(lo) & np.isfinite(hi)
+        return np.stack([np.where(seen, lo, np.nan), np.where(seen, hi, np.nan)], axis=1)
+
+    def absorb(self, idx: NDArray[np.intp], res: TuneResult) -> None:
+        """Outcome of cells ``idx`` tuned elsewhere with this machine's rule (an instrument's
+        :meth:`~hil.bench.Bench.tune_row`): their state continues as if :meth:`decide` had run them."""
+        self.status[idx] = res.status
+        self.pulses[idx] += res.pulses
+        self.reversals[idx] += res.reversals
+        self.g_last[idx] = res.g_final
+        self.g_prev[idx] = res.g_final
+        self.g_min[idx] = np.minimum(self.g_min[idx], res.g_min)
+        self.g_max[idx] = np.maximum(self.g_max[idx], res.g_max)
+        self.streak_n[idx] = 0
+        self.streak_sum[idx] = 0.0
+        self.last_pol[idx] = 0
+        self.pulsed_last[idx] = False
+        self.stall[idx] = 0
 
     def decide(self, g: ArrayLike) -> tuple[NDArray[np.bool_], NDArray[np.int8], NDArray[np.float64], NDArray[np.float64]]:
         """Reads of the active cells (NaN elsewhere) -> (pulse?, polarity, amplitude V, gate V) per cell."""

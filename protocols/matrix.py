@@ -244,7 +244,7 @@ def program_direct(bench: Bench, matrix: ArrayLike, faultmaps: Mapping[str, Faul
 def program_factorized(bench: Bench, matrix: ArrayLike, k: int, faultmaps: Mapping[str, FaultMap],
                        placements_a: Sequence[Placement], placements_b: Sequence[Placement],
                        params: MatrixParams | None = None, rng: np.random.Generator | int = 0,
-                       solver: SolverParams = SolverParams(max_iter=1000)) -> ChipMatrix:
+                       solver: SolverParams = SolverParams(max_iter=1000, converging_iter=0)) -> ChipMatrix:
     """Fault-aware factorization M ~ MA @ MB with one layer per (A, B) placement pair.
 
     The fault codes of every block come from ``faultmaps``; each layer after the first

@@ -41,6 +41,13 @@ from hil.runstore import RunStore
 PULSE_DTYPE = np.dtype([("session", "i2"), ("phase", "S12"), ("pass", "i2"), ("iteration", "i4"),
                         ("row", "i4"), ("col", "i4"), ("polarity", "i1"), ("amplitude", "f4"), ("gate", "f4"),
                         ("width", "f4"), ("g_before", "f8"), ("delivered", "?")])
+#: every on-instrument write-and-verify call (:meth:`hil.bench.Bench.tune_row`), one record per cell,
+#: written before the call: the instrument may send that cell up to ``max_pulses`` pulses from the
+#: run's ladders. ``returned`` is set once the call came back and its pulses (known only then, from
+#: the instrument's log) are in the pulse table; a record with returned False is a call an
+#: interruption cut short: its pulses are not in the pulse table, at most ``max_pulses`` were sent.
+TUNE_CALL_DTYPE = np.dtype([("session", "i2"), ("phase", "S12"), ("pass", "i2"), ("row", "i4"), ("col", "i4"),
+                            ("max_pulses", "i4"), ("returned", "?")])
 
 
 class PlanError(LimitError):
@@ -221,12 +228,72 @@ class RunBench:
         self._run.ops += 1
         return g
 
+    def vmm(self, v_in, v_gate):
+        checkpoint()
+        i_out = self._bench.vmm(v_in, v_gate)
+        self._run.ops += 1
+        return i_out
+
     def pulse_row(self, row, cols, amplitude, width, v_gate, *, iteration: int = 0, g_before: ArrayLike = np.nan):
         checkpoint()
         span = self._run.intend(row, cols, amplitude, width, v_gate, iteration, g_before)
         self._bench.pulse_row(row, cols, amplitude, width, v_gate)
         self._run.ops += 1
         self._run.sent(span)
+
+    def pulse_groups(self, row, groups, *, iteration: int = 0, g_before: Sequence[ArrayLike] | None = None):
+        """:meth:`Bench.pulse_groups` with every group recorded (one flush) before any is sent."""
+        checkpoint()
+        groups = list(groups)
+        spans = [self._run.intend(row, cols, amplitude, width, gate, iteration,
+                                  np.nan if g_before is None else g_before[k], flush=False)
+                 for k, (cols, amplitude, width, gate) in enumerate(groups)]
+        if self._run.store is not None:
+            self._run.store.flush()
+        self._bench.pulse_groups(row, groups)
+        self._run.ops += len(groups)
+        if spans and spans[0] is not None:
+            self._run.sent((spans[0][0], spans[-1][1]))  # the groups' records are consecutive
+
+
+    def tune_row(self, row, cols, g_target, rule, max_pulses, start_set=None, start_reset=None, g_spread=None):
+        """:meth:`Bench.tune_row` with its write-ahead: the call's intent per cell before, the pulses
+        the instrument reports (delivered) after."""
+        checkpoint()
+        cols = np.asarray(cols, dtype=np.int64)
+        span = self._run.intend_tune(row, cols, np.broadcast_to(max_pulses, cols.shape))
+        res = self._bench.tune_row(row, cols, g_target, rule, max_pulses, start_set, start_reset, g_spread)
+        self._run.ops += 1
+        self._run.tuned(span, tune_pulse_records(self._run, row, cols, res))
+        return res
+
+    def sweep_row(self, row, cols, steps, v_read, read_gate, n_read=1):
+        """:meth:`Bench.sweep_row` with every pulse recorded before the call (the instrument sends
+        exactly the steps to every cell) and marked delivered after."""
+        checkpoint()
+        cols = np.asarray(cols, dtype=np.int64)
+        spans = [self._run.intend(row, cols, a, w, g, k, np.nan) for k, (a, g, w) in enumerate(steps)]
+        g = self._bench.sweep_row(row, cols, steps, v_read, read_gate, n_read)
+        self._run.ops += 1
+        for span in spans:
+            self._run.sent(span)
+        return g
+
+
+def tune_pulse_records(run: "Run", row: int, cols: ArrayLike, res) -> NDArray:
+    """The pulses of an on-instrument tuning (:class:`~hil.roles.TuneResult`) as pulse records
+    (delivered); ``iteration`` is the cell's read count in the call."""
+    parts = []
+    for col, log in zip(np.asarray(cols), res.log):
+        k = np.nonzero(log["polarity"])[0]
+        rec = np.zeros(k.size, PULSE_DTYPE)
+        rec["session"], rec["phase"], rec["pass"], rec["iteration"] = run.session, run.phase.encode(), run.pass_no, k
+        rec["row"], rec["col"], rec["polarity"] = int(row), int(col), log["polarity"][k]
+        rec["amplitude"], rec["gate"], rec["width"], rec["g_before"] = (log["amplitude"][k], log["gate"][k],
+                                                                        log["width"][k], log["g"][k])
+        rec["delivered"] = True
+        parts.append(rec)
+    return np.concatenate(parts) if parts else np.zeros(0, PULSE_DTYPE)
 
 
 class Run:
@@ -265,7 +332,8 @@ class Run:
         return total
 
     # write-ahead pulse records ------------------------------------------------------------
-    def intend(self, row, cols, amplitude, width, gate, iteration, g_before) -> tuple[int, int] | None:
+    def intend(self, row, cols, amplitude, width, gate, iteration, g_before,
+               flush: bool = True) -> tuple[int, int] | None:
         if self.store is None:
             return None
         cols = np.arange(self.raw_bench.cols) if cols is None else np.atleast_1d(np.asarray(cols, dtype=np.int64))
@@ -275,12 +343,31 @@ class Run:
         rec["polarity"] = 1 if amplitude > 0 else -1
         rec["amplitude"], rec["gate"], rec["width"], rec["g_before"] = abs(amplitude), gate, width, g_before
         start = self.store.append("pulses", rec)
-        self.store.flush()
+        if flush:
+            self.store.flush()
         return start, start + rec.size
 
     def sent(self, span: tuple[int, int] | None) -> None:
         if span is not None:
             self.store.mark_field("pulses", span, "delivered", True)
+
+    def intend_tune(self, row, cols, max_pulses) -> tuple[int, int] | None:
+        if self.store is None:
+            return None
+        rec = np.zeros(len(cols), TUNE_CALL_DTYPE)
+        rec["session"], rec["phase"], rec["pass"] = self.session, self.phase.encode(), self.pass_no
+        rec["row"], rec["col"], rec["max_pulses"] = int(row), cols, max_pulses
+        start = self.store.append("tunes", rec)
+        self.store.flush()
+        return start, start + rec.size
+
+    def tuned(self, span: tuple[int, int] | None, pulses: NDArray) -> None:
+        if span is None:
+            return
+        if pulses.size:
+            self.store.append("pulses", pulses)
+        self.store.mark_field("tunes", span, "returned", True)
+        self.store.flush()
 
     # per-row results -----------------------------------------------------------------------
     def save_row(self, ri: int, done: bool | ArrayLike = True, **fields: ArrayLike) -> None:
@@ -324,6 +411,11 @@ class Page(abc.ABC):
     def plan(self) -> list[Drive]:
         return []
 
+    def grid(self, bench: Bench, rows: Sequence[int] | None, cols: Sequence[int] | None) -> tuple[NDArray, NDArray]:
+        """The run's rows and columns: the chip region ``rows`` x ``cols`` (validated). A page whose
+        steps are not cells (e.g. the service loop's hours) returns its own index arrays."""
+        return region(bench, rows, cols)
+
     def check(self, rows: NDArray, cols: NDArray) -> None:
         """Validate the page's inputs against the region (e.g. the targets' shape)."""
 
@@ -364,13 +456,14 @@ def _bench_switched_off_already(failure: BaseException | None) -> bool:
 def execute(bench: Bench, page: Page, rows: Sequence[int] | None = None, cols: Sequence[int] | None = None, *,
             out: str | os.PathLike | None = None, resume: bool = True, overwrite: bool = False, chip_id: str = "",
             bench_file: str | None = None, seed: int | None = None, progress: bool = False) -> Any:
-    """Run ``page`` over the region ``rows`` x ``cols`` of ``bench`` (see the module docstring).
+    """Run ``page`` over the region ``rows`` x ``cols`` of ``bench`` (or the page's own grid, :meth:`Page.grid`;
+    see the module docstring).
 
     With ``out`` everything streams to that HDF5 run file; the same call again resumes it.
     ``overwrite=True`` starts the file over (a deliberate restart). ``resume=False`` is the
     older spelling of ``overwrite=True``.
     """
-    rows_idx, cols_idx = region(bench, rows, cols)
+    rows_idx, cols_idx = page.grid(bench, rows, cols)
     page.check(rows_idx, cols_idx)
     plan = list(page.plan())
     check_plan(bench.limits, plan)
@@ -395,6 +488,7 @@ def execute(bench: Bench, page: Page, rows: Sequence[int] | None = None, cols: S
                 for name, (dtype, fill) in page.fields.items():
                     store.cell_field(name, dtype, fill)
                 store.table("pulses", PULSE_DTYPE)
+                store.table("tunes", TUNE_CALL_DTYPE)
                 store.flush()
             run = Run(bench, rows_idx, cols_idx, store, bar)
             checkpoint()

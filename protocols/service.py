@@ -1,56 +1,75 @@
 """Fault-map-driven reprogramming in service: scan, map, program, verify, then serve while detecting and repairing.
 
-The page, step by step (``run_workflow``):
+The page, step by step (:class:`ServicePage`, run by the one runner, :func:`protocols.runner.execute`,
+on a bench opened from a bench file):
 
-1. scan every array (SET to the top of the window, read, RESET, read: stuck devices do not move);
-   the codes become version 0 of the fault-map store;
+1. scan every array the mapping needs (:func:`protocols.scan.scan`); the codes become
+   version 0 of the fault-map store;
 2. map the target around them: fault-aware factorization with checksum columns (a matrix), or
    the seed-000 network's layers on differential pairs;
-3. program with write-and-verify, let the fast relaxation pass, read back the references, and
-   verify: calibrate the checks on fault-free VMMs and record the read-back fidelity;
-4. serve the stream hour by hour (SIGTERM or SIGHUP: the hour in hand is finished and recorded,
-   then the run stops as ``interrupted``; Ctrl-C stops at once, the hour's decisions so far kept): every VMM is checked, alarms are localised, re-scanned and
-   repaired with the fewest writes (:class:`hil.service.ServiceSession`), references are re-read
-   every ``maintain_every_hours``; chip time then advances an hour.
+3. program with write-and-verify (:func:`protocols.ispp.program`), let the fast relaxation pass,
+   read back the references, and verify: calibrate the checks on fault-free VMMs
+   (:meth:`hil.bench.Bench.vmm`) and record the read-back fidelity;
+4. serve the stream, one runner row per hour: every VMM is checked, alarms are localised,
+   re-scanned and repaired with the fewest writes (:class:`hil.service.ServiceSession`),
+   references are re-read every ``maintain_every_hours``; the chip then ages an hour
+   (simulated bench: ``bench.sim.advance``; a real bench: real time passes).
 
-Everything is recorded as it happens in the run file, an rram-hil run (:mod:`hil.runstore`,
-protocol ``service``, parameters = the workflow text; ``hil view RUN.h5`` shows it live)::
+The loop itself is :class:`hil.service.loop.ServiceLoop`, the same code the conductance-level
+studies run; here its engine is :class:`protocols.service_engine.BenchEngine`, so every
+operation goes through the bench's drivers. The runner owns the lifecycle: pre-flight of
+every drive against the limits, the run file and its identity, write-ahead pulse records
+(``tables/pulses``, phase = the loop's step), SIGINT / SIGTERM / SIGHUP stop before the next
+bench operation with the outputs off, and the bench clock (``round_trips``, ``bench_time_s``).
+
+The run file, an rram-hil run (protocol ``service``, parameters = the workflow text; ``hil view
+RUN.h5`` shows it live)::
 
     /cells/done            (hours, 1) the hours served
     /tables/fidelity       per hour: hour, chip_time_h, fidelity (simulated ground truth: 1 - cos
-                           or accuracy), fidelity_reference (what the host computes from its
-                           read-back), alarms, repairs, devices_reprogrammed, faults_found, faults_appeared
-    /tables/events         every decision in order (scan_array, program, calibrate, verify, alarm,
-                           localise, scan, faultmap_version, repair, maintain, drift_compensation, hour):
-                           chip_time_h, vmm, event, record (the decision as JSON)
+                           or accuracy; NaN on a real bench), fidelity_reference (what the host
+                           computes from its read-back), alarms, repairs, devices_reprogrammed,
+                           faults_found, faults_appeared (-1 on a real bench)
+    /tables/events         every decision in order, appended as it is taken (scan_array, program,
+                           calibrate, verify, alarm, localise, scan, faultmap_version, repair,
+                           maintain, drift_compensation, hour, resume): chip_time_h, vmm, event,
+                           record (the decision as JSON)
     /tables/alarms, /tables/repairs   the alarms and repairs again as plain columns (for plots)
+    /tables/pulses         every pulse, written before it is sent (the runner's PULSE_DTYPE)
 
 and the fault-map versions in ``<run>.faults.h5`` (:mod:`hil.faultmap_versions`).
 
-Resume and replay are one mechanism: the simulated chip is seeded, so a re-run of the same
-workflow makes the same decisions. Re-opening an unfinished run replays the hours already
-done, checks that every decision matches the recorded one, and carries on; ``replay=True``
-replays a finished run and reports the first decision that differs, if any. (A real chip
-cannot be replayed; this command runs on the simulated window-level chip.)
+Resume. On a simulated bench opened fresh (the chip is seeded), resuming replays the run from
+the start: every decision is checked against the recorded one (the confirmation), then the
+run carries on where it stopped, so a resumed run makes exactly the uninterrupted run's
+decisions. A real bench cannot be replayed (its chip has moved on): a resume records a
+``resume`` event, scans, maps, programs and verifies again (the state of cells a killed
+repair left half-written is unknown), and serves the hours not yet done. ``replay=True``
+replays a finished run on a fresh simulated bench and reports the first decision that
+differs, if any.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-import signal
 from typing import Any, Callable
 
 import h5py
 import numpy as np
 
+from hil.bench import Bench
 from hil.faultmap_versions import FaultMapVersions
-from hil.progress import Progress
 from hil.runstore import RunStore
-from hil.service import ServiceParams, ServiceSession, WindowEngine, map_direct, map_factorized
-from hil.service.engine import window_chip
-from hil.service.network import ServedNetwork, layer_matrix
-from hil.service.tiles import serve_tiled, tile_shapes
-from hil.service.workflow import Workflow, target_matrix, workload
+from hil.service.loop import ServiceLoop, block_shapes, check_stream
+from hil.service.session import ServiceParams
+from hil.service.workflow import Workflow
+
+from .ispp import ladder_plan, preset_for
+from .matrix import MatrixParams
+from .runner import Drive, Page, Run, device_model, execute
+from .scan import SCAN_PRESETS, STANFORD_SCAN
+from .service_engine import BenchEngine, check_arrays
 
 PROTOCOL = "service"
 TIMELINE = np.dtype([("hour", "i4"), ("chip_time_h", "f8"), ("fidelity", "f8"), ("fidelity_reference", "f8"),
@@ -65,59 +84,6 @@ class ReplayMismatch(RuntimeError):
     """A replayed decision differs from the recorded one."""
 
 
-class RunFile:
-    """The service run file, an rram-hil run (:class:`hil.runstore.RunStore`, so ``hil view`` shows it live):
-    one row per hour (``cells/done`` counts hours), tables ``fidelity`` (the timeline), ``events`` (every
-    decision as JSON), ``alarms`` and ``repairs``; flushed after every hour."""
-
-    def __init__(self, path: str, workflow_text: str, seed: int, hours: int, replay: bool = False):
-        self.path = path
-        self.replay = replay
-        if replay:
-            self.store = None
-            with h5py.File(path, "r") as f:
-                if f.attrs.get("protocol") != PROTOCOL:
-                    raise ValueError(f"{path} is not a service run file")
-                if f.attrs.get("status") != "complete":
-                    raise ValueError(f"{path} is not a finished run; run it (it resumes) before replaying it")
-                if json.loads(f.attrs["parameters"]).get("workflow") != workflow_text:
-                    raise ValueError(f"{path} was written by another workflow")
-                self.recorded = [json.loads(r) for r in f["tables/events"]["record"].astype(str)] \
-                    if "tables/events" in f else []
-                self.hours_done = int(f.attrs.get("hours_done", 0))
-            return
-        self.store = RunStore.open(path, PROTOCOL, {"workflow": workflow_text}, (hours, 1), seed=seed)
-        for name, dtype in (("fidelity", TIMELINE), ("events", EVENTS), ("alarms", ALARMS), ("repairs", REPAIRS)):
-            self.store.table(name, dtype, chunk=256)
-        ev = self.store._f["tables/events"]
-        self.recorded = [json.loads(r) for r in ev["record"].astype(str)] if ev.shape[0] else []
-        self.hours_done = int(self.store.attr("hours_done", 0))
-
-    def append(self, events: list[dict], row: tuple | None) -> None:
-        st = self.store
-        if events:
-            st.append("events", np.array([(e.get("chip_time_s", 0.0) / 3600, e.get("vmm", 0), e["event"],
-                                           json.dumps(e, default=_json_default)) for e in events], EVENTS))
-            al = [(e["chip_time_s"] / 3600, e.get("at_vmm", e["vmm"]), e["stage"], e["check"], e["statistic"])
-                  for e in events if e["event"] == "alarm"]
-            if al:
-                st.append("alarms", np.array(al, ALARMS))
-            rep = [(e["chip_time_s"] / 3600, e["vmm"], e["writes"], e["pulses"]) for e in events
-                   if e["event"] == "repair"]
-            if rep:
-                st.append("repairs", np.array(rep, REPAIRS))
-        if row is not None:
-            st.append("fidelity", np.array([row], TIMELINE))
-            self.hours_done = int(row[0]) + 1
-            st.write_cells([row[0]], [0], done=True)
-            st.set_attr("hours_done", self.hours_done)
-        st.flush()
-
-    def finish(self, status: str) -> None:
-        if self.store is not None:
-            self.store.finish(status)
-
-
 def _json_default(o):
     if isinstance(o, np.ndarray):
         return o.tolist()
@@ -130,195 +96,176 @@ def _canonical(e: dict) -> str:
     return json.dumps(e, default=_json_default, sort_keys=True)
 
 
-def build_chip(wf: Workflow) -> dict:
-    """The simulated chip the workflow describes: one window-level array per block, seeded."""
-    return window_chip(block_shapes(wf), wf.chip.initial_fault_rate, wf.chip.aging_params(), wf.seed,
-                       wf.chip.read_noise_scale)
+class ServiceRecords:
+    """The service tables of a run file: each decision appended as it is taken, the timeline once per hour.
+    Nothing is flushed here: the runner flushes with every pulse record and every finished hour."""
+
+    def __init__(self, store: RunStore):
+        self.store = store
+        for name, dtype in (("fidelity", TIMELINE), ("events", EVENTS), ("alarms", ALARMS), ("repairs", REPAIRS)):
+            store.table(name, dtype, chunk=256)
+
+    def recorded(self) -> list[dict]:
+        ev = self.store._f["tables/events"]
+        return [json.loads(r) for r in ev["record"].astype(str)] if ev.shape[0] else []
+
+    def event(self, e: dict) -> None:
+        st, t_h = self.store, e.get("chip_time_s", 0.0) / 3600
+        st.append("events", np.array([(t_h, e.get("vmm", 0), e["event"], json.dumps(e, default=_json_default))],
+                                     EVENTS))
+        if e["event"] == "alarm":
+            st.append("alarms", np.array([(t_h, e.get("at_vmm", e["vmm"]), e["stage"], e["check"], e["statistic"])],
+                                         ALARMS))
+        elif e["event"] == "repair":
+            st.append("repairs", np.array([(t_h, e["vmm"], e["writes"], e["pulses"])], REPAIRS))
+
+    def hour(self, row: tuple) -> None:
+        self.store.append("fidelity", np.array([row], TIMELINE))
+        self.store.set_attr("hours_done", int(row[0]) + 1)
 
 
-def block_shapes(wf: Workflow) -> dict[str, tuple[int, int]]:
-    if wf.mapping.target == "digits":
-        from hil.networks.digits import LAYER_SIZES
+class ServicePage(Page):
+    """The service loop as a runner page: set-up in :meth:`start`, one row per hour of the stream."""
 
-        return {f"L{l}": (2 * (LAYER_SIZES[l] + 1), LAYER_SIZES[l + 1]) for l in range(len(LAYER_SIZES) - 1)}
-    m_ = target_matrix(wf.mapping)
-    if wf.mapping.tile is not None:
-        return tile_shapes(m_.shape, wf.mapping.tile, wf.mapping.k, wf.mapping.checksums)
-    m, n = m_.shape
-    k = wf.mapping.k or m
-    extra = 2 if wf.mapping.checksums else 0
-    return {"A": (m, k + extra), "B": (k, n + extra)}
+    name, label = PROTOCOL, "service"
+
+    def __init__(self, wf: Workflow, workflow_text: str, bench: Bench, versions_path: str | None = None,
+                 recorded: list[dict] | None = None, echo: Callable[[str], None] | None = None,
+                 params: MatrixParams | None = None):
+        self.wf, self.text = wf, workflow_text
+        self.shapes = block_shapes(wf)
+        self.mp = params or bench_io_params(wf)
+        self.ispp = self.mp.ispp or preset_for(bench)
+        self.scan_params = SCAN_PRESETS.get(device_model(bench), STANFORD_SCAN)
+        self.versions_path = versions_path
+        self.replaying = recorded  # --replay: the finished run's decisions
+        self.echo = echo
+        self.hours = int(np.ceil(wf.stream.hours))
+        self.loop: ServiceLoop | None = None
+        self.position = 0
+        self.records: ServiceRecords | None = None
+        self.recorded: list[dict] = []
+
+    def grid(self, bench, rows, cols):
+        return np.arange(self.hours), np.arange(1)
+
+    def params(self, rows, cols):
+        return {"workflow": self.text}
+
+    def check(self, rows, cols) -> None:
+        pass
+
+    def plan(self) -> list[Drive]:
+        sp, mp = self.scan_params, self.mp
+        return [Drive("scan set_amp / set_gate / set_width", [sp.set_amp], [sp.set_gate], [sp.set_width]),
+                Drive("scan reset_amp / reset_gate / reset_width", [-sp.reset_amp], [sp.reset_gate],
+                      [sp.reset_width]),
+                Drive("scan v_read / read_gate", [sp.v_read], [sp.read_gate]),
+                Drive("VMM v_in / v_gate", [mp.v_in], [mp.v_gate])] + ladder_plan(self.ispp)
+
+    # decisions -------------------------------------------------------------------------------------
+    def on_event(self, e: dict) -> None:
+        """Compare a decision with the recorded one while replaying; record it once past the record."""
+        if self.position < len(self.recorded):
+            old = self.recorded[self.position]
+            if _canonical(old) != _canonical(json.loads(json.dumps(e, default=_json_default))):
+                raise ReplayMismatch(f"decision {self.position} differs from the recorded run: recorded "
+                                     f"{old['event']} at VMM {old.get('vmm')}, replayed {e['event']} at VMM "
+                                     f"{e.get('vmm')}")
+            self.position += 1
+        elif self.records is not None:
+            self.records.event(e)
+        elif self.replaying is not None:
+            raise ReplayMismatch(f"the replay made more decisions than the run recorded ({len(self.recorded)}); "
+                                 f"the first extra: {e['event']} at VMM {e.get('vmm')}")
+
+    def start(self, run: Run) -> None:
+        bench = run.raw_bench
+        fresh_sim = bench.sim is not None and max(a.time_s for a in bench.sim.arrays.values()) == 0.0
+        if run.store is not None:
+            self.records = ServiceRecords(run.store)
+        replay = self.replaying is not None or (run.resumed and fresh_sim)
+        if self.replaying is not None:
+            self.recorded = self.replaying
+        elif run.resumed and fresh_sim:
+            self.recorded = self.records.recorded()
+        if run.resumed and not fresh_sim:
+            self.on_event({"event": "resume", "hours_done": int(run.done.sum()), "vmm": 0,
+                           "chip_time_s": 0.0, "why": "the chip cannot be replayed: scan, map and program again"})
+        if replay and self.versions_path and os.path.exists(self.versions_path):
+            os.remove(self.versions_path)  # the replayed decisions commit the same versions again
+        versions = FaultMapVersions(self.versions_path)
+        engine = BenchEngine(run.bench, self.shapes, ServiceParams().refit.g_max, self.mp)
+        self.loop = ServiceLoop(self.wf, engine, self.on_event, versions)
+        run.phase = "replay" if replay else "setup"
+        self.loop.setup()
+        if replay:  # the hours served before the interruption: same chip, same decisions (checked)
+            for h in np.flatnonzero(run.done[:, 0]):
+                self.loop.serve_hour(int(h))
+
+    def row(self, run: Run, ri: int) -> None:
+        run.phase = "replay" if self.position < len(self.recorded) else "serve"
+        row = self.loop.serve_hour(ri)
+        if self.records is not None:
+            self.records.hour(row)
+        if self.echo is not None and self.replaying is None:
+            self.echo(self.loop.echo_line(row))
+        run.save_row(ri)
+
+    def finish(self, run: Run) -> dict[str, Any]:
+        if self.replaying is not None and self.position != len(self.recorded):
+            raise ReplayMismatch(f"the replay made {self.position} decisions, the run recorded {len(self.recorded)}")
+        return {**self.loop.summary(), "replayed_decisions": self.position}
 
 
-def run_workflow(wf: Workflow, workflow_text: str, out: str, progress: bool = True, replay: bool = False,
-                 echo: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run (or resume, or replay) a service workflow; returns the summary. See the module docstring."""
-    run = RunFile(out, workflow_text, wf.seed, int(np.ceil(wf.stream.hours)), replay)
-    recorded = run.recorded
-    hours_recorded = run.hours_done
-    # the version store is regenerated by every (re)start: the replayed decisions commit the same versions
-    if not replay and os.path.exists(out + ".faults.h5"):
-        os.remove(out + ".faults.h5")
-    versions = FaultMapVersions(None if replay else out + ".faults.h5")
-    pending: list[dict] = []
-    position = [0]  # index into the recorded events while replaying
+def bench_io_params(wf: Workflow) -> MatrixParams:
+    """The bench's read and VMM settings with the workflow's ``bench_io`` overrides (a typo is named)."""
+    allowed = ("v_in", "v_gate", "n_read", "n_vmm", "g_prog_min")
+    bad = [k for k in wf.bench_io if k not in allowed]
+    if bad:
+        raise ValueError(f"bench_io: unknown setting {bad[0]!r}; known: {', '.join(allowed)}")
+    for k, v in wf.bench_io.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v <= 0:
+            raise ValueError(f"bench_io.{k} must be a positive number, got {v!r}")
+        if k.startswith("n_") and v != int(v):
+            raise ValueError(f"bench_io.{k} must be a whole number, got {v!r}")
+    return dataclasses.replace(MatrixParams(), **{k: (int(v) if k.startswith("n_") else float(v))
+                                                  for k, v in wf.bench_io.items()})
 
-    def on_event(e: dict) -> None:
-        i = position[0]
-        if i < len(recorded):
-            if _canonical(recorded[i]) != _canonical(json.loads(json.dumps(e, default=_json_default))):
-                raise ReplayMismatch(f"decision {i} differs from the recorded run: recorded {recorded[i]['event']} "
-                                     f"at VMM {recorded[i].get('vmm')}, replayed {e['event']} at VMM {e.get('vmm')}")
-            position[0] += 1
-        else:
-            pending.append(e)
 
-    arrays = build_chip(wf)
-    engine_of = {}
-    rng = np.random.default_rng([wf.seed, 1])
-    params = ServiceParams(compare_full_remap=wf.mapping.target != "digits")
-    # 1. scan every array (nothing is programmed yet: the restore target is the RESET floor)
-    scanned = {}
-    for name, arr in arrays.items():
-        eng = WindowEngine({name: arr})
-        codes, pulses = eng.scan(name, np.arange(arr.shape[0]), np.arange(arr.shape[1]), np.zeros(arr.shape))
-        scanned[name] = codes
-        on_event({"event": "scan_array", "array": name, "stuck": int(np.count_nonzero(codes)), "pulses": pulses,
-                  "vmm": 0, "chip_time_s": arr.time_s})
-    versions.commit(scanned, "scan", {"arrays": list(scanned)}, 0.0, "full scan before mapping")
-    # 2. map, 3. program and verify
-    sessions: list[ServiceSession] = []
-    if wf.mapping.target == "digits":
-        from hil.networks.digits import load_digits_data, paper_split, train_digits_network
-
-        x, y = load_digits_data()
-        tr, te = paper_split(y, wf.seed)
-        net = train_digits_network(x[tr], y[tr], wf.seed)
-        for l in range(len(net.Ws)):
-            name = f"L{l}"
-            mm = map_direct(layer_matrix(net, l), scanned[name], array=name)
-            sessions.append(ServiceSession(mm, WindowEngine({name: arrays[name]}), params, versions, on_event))
-        served = ServedNetwork(net, sessions)
-        n_in = net.Ws[0].shape[0]
-
-        def serve(batch):
-            served.forward(batch)
-
-        def fidelity() -> tuple[float, float]:
-            acc = float(np.mean(np.argmax(_forward_true(served, x[te]), axis=1) == y[te]))
-            return acc, float(np.mean([s.mm.one_minus_cos() for s in sessions]))
-    elif wf.mapping.tile is not None:
-        m_ = target_matrix(wf.mapping)
-        ts = serve_tiled(m_, wf.mapping.tile, scanned, WindowEngine(arrays), wf.mapping.k, params, wf.seed,
-                         wf.mapping.checksums, versions, on_event)
-        sessions.extend(ts.sessions.values())
-        n_in = m_.shape[0]
-
-        def serve(batch):
-            ts.serve(batch)
-
-        def fidelity() -> tuple[float, float]:
-            return ts.one_minus_cos({n: a.true_conductance() for n, a in arrays.items()}), ts.one_minus_cos()
-    else:
-        m_ = target_matrix(wf.mapping)
-        k = wf.mapping.k or m_.shape[0]
-        mm = map_factorized(m_, k, scanned["A"], scanned["B"], rng=wf.seed, checks=wf.mapping.checksums)
-        engine = WindowEngine(arrays)
-        sessions.append(ServiceSession(mm, engine, params, versions, on_event))
-        n_in = m_.shape[0]
-
-        def serve(batch):
-            sessions[0].serve(batch)
-
-        def fidelity() -> tuple[float, float]:
-            return (mm.one_minus_cos([arrays[st.array].true_conductance() for st in mm.stages]),
-                    mm.one_minus_cos())
-    for i, s in enumerate(sessions):
-        if s.detector is None:  # tiled sessions are programmed as they are mapped
-            s.program()
-            s.calibrate([wf.seed, i])
-    f_true, f_ref = fidelity()
-    on_event({"event": "verify", "fidelity": f_true, "fidelity_reference": f_ref, "vmm": 0,
-              "chip_time_s": max(a.time_s for a in arrays.values())})
-    # 4. serve
-    hours = int(np.ceil(wf.stream.hours))
-    stream = workload(wf.stream, n_in, rng)
-    bar = Progress(hours, "service", enabled=progress and not replay, initial=0)
-    bar._bar.unit = "h"
-    stop = {"flag": False}
-    stop_signals = (signal.SIGTERM, signal.SIGHUP)
-    old_handlers = {sig: signal.getsignal(sig) for sig in stop_signals}
-
-    def _term(signum, frame):
-        stop["flag"] = True  # finish the hour in hand, then record and stop
-
-    if not replay:
-        for sig in stop_signals:
-            signal.signal(sig, _term)
-    status = "complete"
-    events_seen = 0
-    try:
-        for h in range(hours):
-            faults_before = sum(len(a.aging.events) for a in arrays.values() if a.aging is not None)
-            batch = next(stream)
-            for part in np.array_split(batch, 4):  # the chip ages while the stream runs, not only between hours
-                if len(part):
-                    serve(part)
-                for s in {id(s.engine): s for s in sessions}.values():
-                    s.engine.advance(0.25)
-            if (h + 1) % max(int(round(wf.stream.maintain_every_hours)), 1) == 0:
-                for s in sessions:
-                    s.maintain()
-            f_true, f_ref = fidelity()
-            c = [s.count for s in sessions]
-            appeared = sum(len(a.aging.events) for a in arrays.values() if a.aging is not None) - faults_before
-            row = (h, max(a.time_s for a in arrays.values()) / 3600, f_true, f_ref, sum(x.alarms for x in c),
-                   sum(x.repairs for x in c), sum(x.devices_reprogrammed for x in c),
-                   sum(x.faults_found for x in c), appeared)
-            on_event({"event": "hour", "hour": h, "fidelity": f_true, "fidelity_reference": f_ref,
-                      "vmm": sum(x.vmms for x in c), "chip_time_s": row[1] * 3600})
-            if h >= hours_recorded and not replay:
-                run.append(pending, row)
-                pending.clear()
-                bar.update(1)
-                what = "accuracy" if wf.mapping.target == "digits" else "1 - cos"
-                echo(f"hour {h + 1:4d}: {what} {f_true:.4g} (host's read-back 1 - cos {f_ref:.4g}), alarms {row[4]}, "
-                     f"repairs {row[5]}, devices re-programmed {row[6]}, faults found {row[7]}")
-            events_seen = position[0]
-            if stop["flag"]:
-                status = "interrupted"
-                break
-    except KeyboardInterrupt:
-        status = "interrupted"
-        raise
-    finally:
-        bar.close()
-        if not replay:
-            for sig, handler in old_handlers.items():
-                signal.signal(sig, handler)
-            run.append(pending, None)
-            run.finish(status)
-    summary = {"status": status, "hours": hours if status == "complete" else None,
-               "fidelity_end": f_true, "fidelity_reference_end": f_ref,
-               "alarms": sum(s.count.alarms for s in sessions), "repairs": sum(s.count.repairs for s in sessions),
-               "devices_reprogrammed": sum(s.count.devices_reprogrammed for s in sessions),
-               "faults_found": sum(s.count.faults_found for s in sessions),
-               "mapped_devices": sum(s.mm.devices for s in sessions), "fault_map_versions": len(versions),
-               "replayed_decisions": events_seen if replay else position[0]}
-    if replay and position[0] != len(recorded):
-        raise ReplayMismatch(f"the replay made {position[0]} decisions, the run recorded {len(recorded)}")
+def run_service(bench: Bench, wf: Workflow, workflow_text: str, out: str | None, *, replay: bool = False,
+                progress: bool = False, echo: Callable[[str], None] | None = print) -> dict[str, Any]:
+    """Run (or resume) a service workflow on ``bench``, streaming to the run file ``out``; with ``replay``,
+    replay the finished run ``out`` on ``bench`` (a fresh simulated bench) and check every decision.
+    Returns the loop's summary (plus the bench clock of the run, when the bench has one)."""
+    check_arrays(bench, block_shapes(wf))
+    bench_io_params(wf)
+    check_stream(wf)
+    if replay:
+        if bench.sim is None:
+            raise ValueError("a replay needs the simulated bench the run was made on: a real chip cannot be "
+                             "replayed")
+        recorded = _recorded_finished_run(out, workflow_text)
+        page = ServicePage(wf, workflow_text, bench, None, recorded, echo)
+        return execute(bench, page, out=None, seed=wf.seed)
+    page = ServicePage(wf, workflow_text, bench, out + ".faults.h5", None, echo)
+    summary = execute(bench, page, out=out, seed=wf.seed, progress=progress)
+    with h5py.File(out, "r", locking=False) as f:
+        if "round_trips" in f.attrs:
+            summary["round_trips"] = int(f.attrs["round_trips"])
+            summary["bench_time_s"] = float(f.attrs["bench_time_s"])
     return summary
 
 
-def _forward_true(served: ServedNetwork, x: np.ndarray) -> np.ndarray:
-    """The network on the chip's true conductances (noise-free): the simulated ground truth of accuracy."""
-    a = x
-    for i, s in enumerate(served.sessions):
-        st = s.mm.stages[0]
-        arr = s.engine.arrays[st.array]
-        z = np.hstack([a, np.ones((a.shape[0], 1))]) @ st.logical(arr.true_conductance()) / s.mm.scale
-        a = np.maximum(z, 0.0) if i < len(served.sessions) - 1 else z
-    return a
+def _recorded_finished_run(path: str, workflow_text: str) -> list[dict]:
+    with h5py.File(path, "r", locking=False) as f:
+        if f.attrs.get("protocol") != PROTOCOL:
+            raise ValueError(f"{path} is not a service run file")
+        if f.attrs.get("status") != "complete":
+            raise ValueError(f"{path} is not a finished run; run it (it resumes) before replaying it")
+        if json.loads(f.attrs["parameters"]).get("workflow") != workflow_text:
+            raise ValueError(f"{path} was written by another workflow")
+        return [json.loads(r) for r in f["tables/events"]["record"].astype(str)] if "tables/events" in f else []
 
 
 def timeline(path: str) -> tuple[np.ndarray, list[dict], dict]:
@@ -331,4 +278,4 @@ def timeline(path: str) -> tuple[np.ndarray, list[dict], dict]:
         return rows, events, {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
 
 
-__all__ = ["run_workflow", "build_chip", "timeline", "RunFile", "ReplayMismatch", "PROTOCOL"]
+__all__ = ["run_service", "ServicePage", "ServiceRecords", "timeline", "ReplayMismatch", "PROTOCOL"]

@@ -177,6 +177,13 @@ class SimulatedArray(AgingClock):
         """Small-signal conductance of every memristor (S), without transistor or noise."""
         return self.model.conductance(self.state)
 
+    def vmm_conductance(self, v_in: float, v_gate: float) -> FloatArray:
+        """What each cell contributes to a VMM, noise-free: |I| / v_in with ``v_in`` on its source line, the
+        bit line at ground, ``v_gate`` on its word line (S, transistor included; ideal wires). Ground
+        truth for figures: no time passes, nothing is read or disturbed."""
+        i, _ = solve_cell(self.model, self.cell, self.state, 0.0, v_in, v_gate)
+        return np.abs(i) / abs(v_in)
+
     def set_fault_codes(self, codes: ArrayLike) -> None:
         """Replace the fault map (e.g. a device that failed during a run)."""
         self.fault_codes = validate_codes(codes, self.shape)

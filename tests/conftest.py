@@ -3,6 +3,8 @@ import os
 
 import pytest
 
+import hil.instruments  # noqa: F401 - installs the simulated bench's model look-up (the plug-in registry)
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _bench_state_dir(tmp_path_factory):

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import hil
-from hil.roles import Bench
+from hil.bench import Bench
 
 QUIET = {"variation": {"read_noise_scale": 0.0}}
 V_READ, V_GATE = 0.2, 3.0

@@ -3,7 +3,7 @@ import pytest
 from driver_contract import expected_protocol
 
 from drivers.errors import InstrumentError
-from drivers.keithley2600b import PULSE_READ_LINES, TUNE_LINES, Keithley2600B
+from drivers.keithley2600b import MAX_TUNE_PULSES, PLAIN_TUNE_RULE, PULSE_READ_LINES, TUNE_LINES, Keithley2600B
 
 
 def test_channel_properties():
@@ -138,21 +138,74 @@ LOAD_TUNE = [("\n".join(["loadscript hilTune", *TUNE_LINES, "endscript"]), None)
              ("print(errorqueue.count)", "0.00000e+00")]
 
 
+RULE = ("{tol_rel=0.03,tol_abs=0.0,accept_fraction=1.0,n_read=1.0,v_read=0.2,read_gate=3.0,width_up=0.0001,"
+        "width_down=0.0001,step_growth=2.0,max_step_rungs=32.0,slow_fraction=0.3,stall_pulses=10001.0,stall_rel=0.05,"
+        "response_rel=0.5,read_noise_rel=0.0,confirm_z=2.0,max_verify_reads=2.0}")
+
+
 def test_tuning_is_loaded_once_and_a_row_is_one_query():
+    """A row's write-and-verify is one query carrying the rule, per-device budgets, start rungs and spread;
+    the reply holds each device's outcome and its per-read log."""
     with expected_protocol(Keithley2600B, LOAD_TUNE + [
         ("hilTuneLadder(1, {2,2}, {1,1.2})", None),
         ("hilTuneLadder(-1, {1,1.1}, {4,4})", None),
         ("print(errorqueue.count)", "0.00000e+00"),
-        ('hilTuneRun(smua, smub, 2, {"1A01,1C09","1A02,1C09"}, {2e-05,4e-05}, 0.03, 0.2, 3, 0.0001, 60)',
-         "2.000000e-05,3,1,5.000000e-05,60,0"),
-        ('hilSweepRun(smua, smub, 0, {"1A01"}, {{2,2},{-1.8,4}}, 0.05, 3, 0.0001)',
+        ('hilTuneRun(smua, smub, 2, {"1A01,1C09","1A02,1C09"}, {2e-05,4e-05}, {60,60}, {0,0}, {0,0}, '
+         '{1e+300,1e+300}, {-1e+300,-1e+300}, ' + RULE + ')',
+         "2.000000000e-05,1,1,0,1.0e-05,2.0e-05|1:1.0e-05;0:2.0e-05;0:2.0e-05/"
+         "5.000000000e-05,60,2,1,4.5e-05,5.2e-05|-2:5.2e-05;0:5.0e-05"),
+        ('hilSweepRun(smua, smub, 0, {"1A01"}, {{2,2},{-1.8,4}}, 0.05, 3, 0.0001, 1)',
          "1.000000e-06,3.000000e-05,2.000000e-06"),
     ]) as smu:
         smu.load_tuning(([2.0, 2.0], [1.0, 1.2]), ([1.0, 1.1], [4.0, 4.0]))
         assert smu.tune(["1A01,1C09", "1A02,1C09"], [20e-6, 40e-6], 0.03, 0.2, 3.0, 100e-6, 60, matrix_node=2) \
-            == [(2e-5, 3, True), (5e-5, 60, False)]
+            == [(2e-5, 1, True), (5e-5, 60, False)]
         assert smu.sweep(["1A01"], [(2.0, 2.0), (-1.8, 4.0)], 0.05, 3.0, 100e-6) == [[1e-6, 3e-5, 2e-6]]
         with pytest.raises(ValueError):
             smu.tune(["1A01); os.exit("], [1e-5], 0.03, 0.2, 3.0, 1e-4, 60)  # routes are channel lists only
         with pytest.raises(ValueError):
             smu.tune(["1A01"], [1e-5, 2e-5], 0.03, 0.2, 3.0, 1e-4, 60)
+
+
+def test_tune_cells_parses_the_log_and_refuses_hostile_arguments_before_sending():
+    with expected_protocol(Keithley2600B, LOAD_TUNE + [
+        ("hilTuneLadder(1, {2,2,2,2,2}, {1,1.1,1.2,1.3,1.4})", None),
+        ("hilTuneLadder(-1, {1,1.1}, {4,4})", None),
+        ("print(errorqueue.count)", "0.00000e+00"),
+        ('hilTuneRun(smua, smub, 0, {"1A01"}, {2e-05}, {5}, {3}, {1}, {1e-06}, {3e-05}, ' + RULE + ')',
+         "2.000000000e-05,1,1,0,1.0e-06,3.0e-05|4:1.0e-05;0:2.0e-05;0:2.0e-05"),
+    ]) as smu:
+        smu.load_tuning(([2.0] * 5, [1.0, 1.1, 1.2, 1.3, 1.4]), ([1.0, 1.1], [4.0, 4.0]))
+        rule = {**PLAIN_TUNE_RULE, "stall_pulses": 10001}
+        (dev,) = smu.tune_cells(["1A01"], [20e-6], rule, [5], [3], [1], [(1e-6, 3e-5)])
+        assert (dev.reading, dev.pulses, dev.status, dev.reversals) == (2e-5, 1, 1, 0)
+        assert dev.log == ((4, 1e-5), (0, 2e-5), (0, 2e-5))  # rung 3 of the up ladder after the first read
+        for bad in ({**rule, "tol_rel": float("nan")}, {**rule, "v_read": 500.0}, {k: 1 for k in ("tol_rel",)}):
+            with pytest.raises(ValueError):
+                smu.tune_cells(["1A01"], [20e-6], bad, [5])
+        with pytest.raises(ValueError):
+            smu.tune_cells(["1A01"], [float("nan")], rule, [5])
+        with pytest.raises(ValueError):
+            smu.tune_cells(["1A01"], [20e-6], rule, [MAX_TUNE_PULSES + 1])
+        with pytest.raises(ValueError):
+            smu.sweep(["1A01"], [(2.0, float("inf"))], 0.05, 3.0, 1e-4)
+
+
+def test_a_long_script_reply_is_awaited_for_its_worst_case_then_the_timeout_is_restored():
+    from types import SimpleNamespace
+
+    with expected_protocol(Keithley2600B, LOAD_TUNE + [
+        ("hilTuneLadder(1, {2,2}, {1,1.2})", None),
+        ("hilTuneLadder(-1, {1,1.1}, {4,4})", None),
+        ("print(errorqueue.count)", "0.00000e+00"),
+        ('hilTuneRun(smua, smub, 0, {"1A01"}, {2e-05}, {1000}, {0}, {0}, {1e+300}, {-1e+300}, ' + RULE + ')',
+         "2.000000000e-05,0,1,0,2.0e-05,2.0e-05|0:2.0e-05;0:2.0e-05"),
+    ]) as smu:
+        smu.load_tuning(([2.0, 2.0], [1.0, 1.2]), ([1.0, 1.1], [4.0, 4.0]))
+        smu.adapter.connection = SimpleNamespace(timeout=2000, close=lambda: None)  # ms, as PyVISA's
+        seen = []
+        ask = smu.ask
+        smu.ask = lambda command: seen.append(smu.adapter.connection.timeout) or ask(command)
+        smu.tune_cells(["1A01"], [20e-6], {**PLAIN_TUNE_RULE, "stall_pulses": 10001}, [1000])
+        assert seen[0] > 1000 * 1000 * (1e-4 + 5e-3)  # 1000 pulses of 0.1 ms, each with its settling and read
+        assert smu.adapter.connection.timeout == 2000

@@ -7,7 +7,7 @@ from scipy.optimize import nnls
 
 from hil.factorization import SolverParams, factorize, random_fault_codes
 from hil.factorization.pqn import MODE_LS, MODE_SIN2, _objective, minimize_bilinear
-from hil.factorization.solver import _Problem, _worth_probing, inner_subset
+from hil.factorization.solver import _Problem, _worth_probing, inner_subset, on_course
 
 
 def re_dft(n):
@@ -155,3 +155,47 @@ def test_every_device_stuck_on_is_reported_not_crashed(k):
     p = res.ma @ res.mb
     expected = 1.0 if not p.any() else 1 - (p * m_).sum() / np.linalg.norm(p) / np.linalg.norm(m_)
     assert res.one_minus_cos == pytest.approx(expected, abs=1e-12)
+
+
+def test_on_course_extrapolates_the_measured_rate():
+    # one decade per 500 iterations: 1e-8 -> 1e-10 takes 1000 more
+    assert on_course([1e-6, 1e-7, 1e-8], 1000, 1e-10, left=1000)
+    assert not on_course([1e-6, 1e-7, 1e-8], 1000, 1e-10, left=990)
+    assert not on_course([1e-6, 1e-6, 1e-6], 1000, 1e-10, left=10**9)   # flat
+    assert not on_course([1e-7, 1e-6], 1000, 1e-10, left=10**9)          # too short, rising
+
+
+def _on_box_16(converging_iter):
+    """Re(DFT16), k = 16, 30 % stuck-ON: a fit that still converges after 500 iterations."""
+    rng = np.random.default_rng(2)
+    ca = random_fault_codes(16, 16, 0.0, 0.3, rng)
+    cb = random_fault_codes(16, 16, 0.0, 0.3, rng)
+    return factorize(re_dft(16), ca, cb, np.random.default_rng(2),
+                     params=SolverParams(tol=1e-10, max_iter=500, restarts=0, stall_iter=200,
+                                         converging_iter=converging_iter))
+
+
+def test_converging_attempt_goes_on_past_max_iter_and_reaches_tol():
+    cut = _on_box_16(converging_iter=0)
+    assert cut.iterations == 500 and cut.one_minus_cos > 1e-8
+    extended = _on_box_16(converging_iter=200000)
+    assert extended.one_minus_cos <= 1e-10
+    assert 500 < extended.iterations < 200000
+    assert extended.attempts == 1
+
+
+def test_crawling_attempt_is_not_extended():
+    """Re(DFT16) at 50 % stuck-OFF (fewer free devices than the products' dimension)
+    crawls at 1e-1: the attempt ends by max_iter, the extension is not used."""
+    rng = np.random.default_rng(0)
+    ca = random_fault_codes(16, 16, 0.5, 0.0, rng)
+    cb = random_fault_codes(16, 16, 0.5, 0.0, rng)
+    res = factorize(re_dft(16), ca, cb, np.random.default_rng(0),
+                    params=SolverParams(tol=1e-10, max_iter=500, stall_iter=200, inner="all"))
+    assert res.one_minus_cos > 1e-3
+    assert res.iterations <= 500
+
+
+def test_negative_converging_iter_is_refused():
+    with pytest.raises(ValueError, match="converging_iter"):
+        SolverParams(converging_iter=-1)

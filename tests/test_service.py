@@ -5,7 +5,8 @@ import pytest
 from hil.factorization import random_fault_codes
 from hil.faultmap_versions import FaultMapVersions
 from hil.service import (CheckParams, RefitParams, ServiceParams, ServiceSession, WindowEngine,
-                         checksum_targets, map_factorized, plan_full_remap, plan_repair, sparse_refit)
+                         checksum_targets, map_factorized, plan_full_remap, plan_repair)
+from hil.service.refit import allocate, finish_line, line_path, residual_sq
 from protocols.matrix import dft_parts
 from simulated_bench.window_array import WindowArray
 
@@ -110,7 +111,7 @@ def test_common_drift_is_compensated_without_writes(mapped):
     assert np.linalg.norm(y1 - exact) <= 1.1 * err0
 
 
-def test_sparse_refit_moves_few_devices_beyond_the_band():
+def test_line_path_and_finish_move_few_devices_beyond_the_band():
     rng = np.random.default_rng(0)
     a = rng.uniform(0, 1, (8, 30))  # a line with more devices than equations: many exact repairs exist
     x_true = rng.uniform(0.2, 0.8, 30)
@@ -119,10 +120,15 @@ def test_sparse_refit_moves_few_devices_beyond_the_band():
     x0[3] = 0.0  # stuck
     free = np.ones(30, bool)
     free[3] = False
-    p = RefitParams(band=0.01, g_max=1.0)
-    x, moved = sparse_refit(a, y, x0, free, 1.0, 1e-3, p)
+    p = RefitParams(band=0.01, g_max=1.0, write_sigma=0.0, floor=0.0, min_gain=0.0)
+    r_pre = 1e-3
+    pa = line_path(0, 0, a, y, x0, free, r_pre, p)
+    assert 3 not in pa.order and np.all(np.diff(pa.cost) < 0)  # every step the path takes cuts the residual
+    size = allocate([pa], p, float(pa.cost[0]), r_pre ** 2)[0]
+    assert pa.cost[size] <= r_pre ** 2
+    x, moved = finish_line(pa, size, p)
     assert x[3] == 0.0 and 3 not in moved
-    assert np.linalg.norm(a @ x - y) <= 1e-3 + 1e-12
+    assert np.linalg.norm(a @ x - y) <= 1.2 * r_pre
     assert 1 <= len(moved) <= 8  # a basic solution moves at most as many devices as there are equations
     untouched = np.setdiff1d(np.arange(30), moved)
     assert np.all(x[untouched] == x0[untouched])
@@ -141,8 +147,41 @@ def test_incremental_repair_writes_far_fewer_devices_than_a_full_remap(mapped):
     plan = plan_repair(mm, new)
     _, full = plan_full_remap(mm, new, N, 1)
     assert 0 < plan.writes < full.writes / 4
-    for line in plan.lines:
-        assert line.residual_after <= max(line.residual_fault, 1.05 * line.residual_before + 1e-18)
+    stuck = [np.where(c == 1, 0.0, st.g_ref) for c, st in zip(new, mm.stages)]
+    after = [np.where(np.isfinite(t), t, g) for t, g in zip(plan.targets, stuck)]
+    # an exact pre-fault mapping cannot be matched again by a few moves: the writes bought cut most of the error
+    assert residual_sq(mm, after) < 0.2 * residual_sq(mm, stuck)
+
+
+def test_one_percent_new_faults_repaired_to_pre_fault_fidelity_with_few_writes():
+    """A burst of 1 % new stuck-OFF devices (+2) on a factorized Re(DFT32) at 10 % initial faults, known to the
+    host: the repair (with its read-back polish rounds) ends within 1.1x the pre-fault 1 - cos, moving <= 8 %."""
+    n = 32
+    m = dft_parts(n)[0]
+    ca = random_fault_codes(n, n + 2, 0.10, rng=5)
+    cb = random_fault_codes(n, n + 2, 0.10, rng=6)
+    mm = map_factorized(m, n, ca, cb, rng=0)
+    arrays = {"A": WindowArray(n, n + 2, fault_codes=ca, seed=7), "B": WindowArray(n, n + 2, fault_codes=cb, seed=8)}
+    s = ServiceSession(mm, WindowEngine(arrays))
+    s.program()
+    truth = [arrays[st.array].true_conductance for st in mm.stages]
+    omc_before = mm.one_minus_cos([t() for t in truth])
+    rng = np.random.default_rng(9)
+    new = [st.codes.copy() for st in mm.stages]
+    n_new = round(0.01 * mm.devices) + 2
+    cells = [(i, r, c) for i, st in enumerate(mm.stages) for r, c in np.argwhere((st.codes[:, :st.n_data] == 0)
+                                                                               & (st.g_ref[:, :st.n_data] > 40e-6))]
+    for k in rng.choice(len(cells), n_new, replace=False):
+        i, r, c = cells[k]
+        arrays[mm.stages[i].array].stick(r, c, 1)
+        new[i][r, c] = 1
+    omc_fault = mm.one_minus_cos([t() for t in truth])
+    rec = s.repair(new, [st.g_ref.copy() for st in mm.stages])
+    omc_after = mm.one_minus_cos([t() for t in truth])
+    assert omc_fault > 3 * omc_before
+    assert omc_after <= 1.1 * omc_before
+    assert 0 < s.count.devices_reprogrammed <= 0.08 * mm.devices
+    assert 0 < rec["writes"] <= s.count.devices_reprogrammed  # distinct cells; a polish may write one twice
 
 
 def test_fault_map_versions_store_diff_and_reload(tmp_path):

@@ -34,6 +34,9 @@ class SolverParams:
     probe_max_iter: int = 3000  #: and gives way to the full k if not converged by then
     stall_iter: int = 5000     #: an attempt ends when 1 - cos fell by less than
     stall_ratio: float = 0.5   #: this factor over the last stall_iter iterations (0: never)
+    converging_iter: int = 200000  #: an attempt still converging at max_iter goes on up to
+    #: this many iterations while its rate reaches tol within them (solver.on_course);
+    #: at or below max_iter: never (the service's fixed-budget remaps pass 0)
     probe_dof_margin: float = 1.05  #: probe only when the subset's working devices exceed
     #: the dimension of rank(M) products by this factor (see solver._worth_probing)
 
@@ -44,6 +47,8 @@ class SolverParams:
             raise ValueError(f"sign_init must be 'data' or 'random', got {self.sign_init!r}")
         if self.stall_iter < 0 or not 0 < self.stall_ratio <= 1:
             raise ValueError("stall_iter >= 0 and 0 < stall_ratio <= 1 required")
+        if self.converging_iter < 0:
+            raise ValueError("converging_iter >= 0 required")
         if self.tol < 0 or self.max_iter < 1 or self.restarts < 0 or self.memory < 1:
             raise ValueError("tol >= 0, max_iter >= 1, restarts >= 0 and memory >= 1 required")
 

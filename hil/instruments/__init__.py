@@ -11,6 +11,8 @@ from __future__ import annotations
 import difflib
 
 from . import ab64, keithley707b, keithley2450, keithley2600b, keysight81160a, keysightb2900
+from simulated_bench import instruments as _simulated_instruments
+
 from .base import Identity, InstrumentPlugin, parse_idn
 
 #: the instrument models a bench file may name
@@ -48,6 +50,11 @@ def identify_model(identity: Identity) -> str | None:
     return None
 
 
+def emulator_of(model: str) -> type:
+    """The emulator class of ``model`` (what its plug-in names); the simulated bench looks models up here."""
+    return plugin_for(model).emulator_class()
+
+
 def register(plugin: type[InstrumentPlugin]) -> type[InstrumentPlugin]:
     """Add (or replace) a plug-in; usable as a class decorator."""
     if not plugin.model:
@@ -61,5 +68,8 @@ def unregister(model: str) -> None:
     PLUGINS[:] = [p for p in PLUGINS if p.model != model]
 
 
-__all__ = ["PLUGINS", "InstrumentPlugin", "Identity", "parse_idn", "models", "plugin_for", "identify_model",
+# the simulated bench may not import hil: hand it this registry's look-up
+_simulated_instruments.set_model_resolver(emulator_of)
+
+__all__ = ["PLUGINS", "emulator_of", "InstrumentPlugin", "Identity", "parse_idn", "models", "plugin_for", "identify_model",
            "register", "unregister"]

@@ -9,7 +9,7 @@ Its wiring section (``wiring.matrix``)::
 """
 from __future__ import annotations
 
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal, Mapping, Optional, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -41,6 +41,10 @@ class MatrixWiring(BaseModel):
     model_config = ConfigDict(extra="forbid")
     rows: dict[str, Literal["read", "pulse", "gate", "gnd"]]
     array: MatrixArray
+    #: the 707B's node number on the TSP-Link of the read SourceMeter (its own node is 1): with
+    #: it a 2600B on the READ row runs a row's write-and-verify and scan itself, routing each
+    #: cell through the matrix; without it every step is sent from the host
+    tsplink_node: Optional[int] = Field(default=None, ge=2, le=64, strict=True)
 
     @field_validator("rows")
     @classmethod
@@ -66,18 +70,16 @@ class MatrixSelector(Selector):
         self.row: int | None = None
         self.cols: tuple[int, ...] | None = None
         self._closed: str | None = None
-        station.cached(self._forget)
+        self.link_node = matrix.tsplink_node
+        station.cached(self.forget)
 
-    def _forget(self) -> None:
+    def forget(self) -> None:
         self._closed = None
 
     def _xp(self, line: int, inp: str) -> str:
         return f"{line // 12 + 1}{self.letter[inp]}{line % 12 + 1:02d}"
 
-    def select(self, row: int, cols: Sequence[int], route: Route) -> None:
-        if route == "vmm":
-            raise RuntimeError("a switch matrix bench has no vector multiplier")
-        cols = tuple(cols)
+    def _crosspoints(self, row: int, cols: Sequence[int], route: Route) -> str:
         bl, sl, wl = (lambda j: j), (lambda i: self.n_cols + i), (lambda i: self.n_cols + self.n_rows + i)
         xps = [self._xp(wl(row), "gate")]
         if route in ("read", "bl"):
@@ -86,7 +88,16 @@ class MatrixSelector(Selector):
         else:  # RESET: source line driven, selected bit lines grounded, the rest inhibited
             xps.append(self._xp(sl(row), "pulse"))
             xps += [self._xp(bl(j), "gnd" if j in cols else "pulse") for j in range(self.n_cols)]
-        spec = ",".join(xps)
+        return ",".join(xps)
+
+    def cell_routes(self, row: int, cols: Sequence[int]) -> list[str]:
+        return [self._crosspoints(row, [int(c)], "read") for c in cols]
+
+    def select(self, row: int, cols: Sequence[int], route: Route) -> None:
+        if route == "vmm":
+            raise RuntimeError("a switch matrix bench has no vector multiplier")
+        cols = tuple(cols)
+        spec = self._crosspoints(row, cols, route)
         if spec != self._closed:
             with self.station.guard(self.name, f"closing the crosspoints of row {row}"):
                 self.matrix.exclusive_close(spec)
@@ -126,4 +137,5 @@ class Plugin(InstrumentPlugin):
     @classmethod
     def emulator_options(cls, wiring) -> dict:
         m = wiring["matrix"]
-        return {"matrix": {"rows": dict(m.rows), "array": {"rows": m.array.rows, "cols": m.array.cols}}}
+        return {"matrix": {"rows": dict(m.rows), "array": {"rows": m.array.rows, "cols": m.array.cols}},
+                "tsplink_node": m.tsplink_node}

@@ -51,6 +51,19 @@ class WindowEngine:
         self.bench_time_s = 0.0
 
     @property
+    def shapes(self) -> dict[str, tuple[int, int]]:
+        """Array name -> (rows, cols)."""
+        return {name: a.shape for name, a in self.arrays.items()}
+
+    def true_conductance(self, array: str) -> FloatArray:
+        """The simulated chip's noise-free conductances of ``array`` (S): ground truth for figures only."""
+        return self.arrays[array].true_conductance()
+
+    def faults_appeared(self) -> int:
+        """Stuck devices the aging chip grew so far, every array."""
+        return sum(len(a.aging.events) for a in self.arrays.values() if a.aging is not None)
+
+    @property
     def g_max(self) -> float:
         return next(iter(self.arrays.values())).params.g_max
 

@@ -144,7 +144,7 @@ def stage_checksum_columns(g_signed: FloatArray, g_max: float) -> tuple[FloatArr
 
 def map_factorized(matrix: FloatArray, k: int, codes_a: NDArray[np.int8], codes_b: NDArray[np.int8],
                    rng: np.random.Generator | int = 0, window: DeviceWindow = DeviceWindow(),
-                   solver: SolverParams = SolverParams(max_iter=3000), checks: bool = True,
+                   solver: SolverParams = SolverParams(max_iter=3000, converging_iter=0), checks: bool = True,
                    arrays: tuple[str, str] = ("A", "B")) -> MappedMatrix:
     """Fault-aware factorization of M with checksum outputs on both stages.
 

@@ -4,11 +4,9 @@ Example::
 
     name: dft64-week
     seed: 0
-    chip:                       # the window-level simulated chip (simulated_bench.window_array)
-      initial_fault_rate: 0.10  # stuck-OFF fraction of every array before the scan finds them
-      aging:                    # simulated_bench.aging sections; omit for a chip that does not age
-        stuck: {per_hour: 2.5e-5}
-        drift: {}
+    bench: aging_bench.yaml     # the bench it runs on (relative to this file); the chip, its arrays
+                                # (named A and B for a matrix, L0..L3 for the digits network) and, on
+                                # the simulated bench, its aging (chip: aging:) are the bench file's
     mapping:
       target: dft_real          # dft_real (Re of the n-point DFT) | file | digits (the seed-000 network)
       n: 64
@@ -20,11 +18,15 @@ Example::
       vectors_per_hour: 200
       hours: 24
       maintain_every_hours: 1   # re-read the references (reads only)
+
+``chip:`` instead of ``bench:`` describes a conductance-level simulated chip
+(:mod:`simulated_bench.window_array`): the studies' fast backend (``benchmarks/reprogram.py``,
+:func:`hil.service.loop.window_engine`), not what ``hil service`` runs.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal, Mapping, Optional
 
 import numpy as np
 import yaml
@@ -87,15 +89,50 @@ class StreamSpec(_Strict):
 class Workflow(_Strict):
     name: str = "service"
     seed: int = Field(0, ge=0)
+    bench: Optional[str] = None  #: bench file (relative to the workflow file)
     chip: ChipSpec = ChipSpec()
+    #: overrides of the loop's settings (:class:`hil.service.ServiceParams`, plain numbers and flags)
+    service: dict[str, Any] = {}
+    #: overrides of the bench's read and VMM settings (:class:`protocols.matrix.MatrixParams`: v_in, v_gate,
+    #: n_read, n_vmm, g_prog_min), checked when the run opens its bench
+    bench_io: dict[str, Any] = {}
+
+    @field_validator("service")
+    @classmethod
+    def _service(cls, v):
+        service_params(v)  # names the unknown key or the bad value
+        return v
     mapping: MappingSpec = MappingSpec()
     stream: StreamSpec = StreamSpec()
 
     @model_validator(mode="after")
     def _consistent(self):
+        if self.bench is not None and "chip" in self.model_fields_set:
+            raise ValueError("give bench (the bench file, whose chip section holds the chip and its aging) or chip "
+                             "(the conductance-level study chip), not both")
         if (self.mapping.target == "digits") != (self.stream.workload == "digits"):
             raise ValueError("the digits workload and the digits mapping go together")
         return self
+
+
+def service_params(overrides: Mapping[str, Any]):
+    """:class:`hil.service.ServiceParams` with ``overrides`` of its plain (number / flag) fields."""
+    import dataclasses
+
+    from .session import ServiceParams
+
+    plain = {f.name: f.type for f in dataclasses.fields(ServiceParams) if f.type in ("int", "float", "bool")}
+    for key, value in overrides.items():
+        if key not in plain:
+            raise ValueError(f"unknown setting {key!r}; known: {', '.join(plain)}")
+        if isinstance(value, bool) != (plain[key] == "bool") or not isinstance(value, (int, float)):
+            raise ValueError(f"{key} must be {'an' if plain[key] == 'int' else 'a'} {plain[key]}, got {value!r}")
+        if not np.isfinite(value) or value < 0:
+            raise ValueError(f"{key} must be a finite number >= 0, got {value!r}")
+    p = ServiceParams(**overrides)
+    if p.n_calibrate < 16 or p.n_probe < 1 or p.buffer < 1:
+        raise ValueError("n_calibrate >= 16, n_probe >= 1 and buffer >= 1 required")
+    return p
 
 
 class WorkflowError(ValueError):
@@ -123,6 +160,8 @@ def parse_workflow(text: str, base_dir: Path | None = None) -> Workflow:
     for spec in (wf.mapping, wf.stream):
         if getattr(spec, "path", None) and base_dir is not None and not Path(spec.path).is_absolute():
             spec.path = str(base_dir / spec.path)
+    if wf.bench and base_dir is not None and not Path(wf.bench).is_absolute():
+        wf.bench = str(base_dir / wf.bench)
     return wf
 
 
@@ -146,8 +185,13 @@ def workload(spec: StreamSpec, n_in: int, rng: np.random.Generator):
             yield rng.uniform(-1.0, 1.0, (spec.vectors_per_hour, n_in))
     if spec.workload == "file":
         data = np.load(spec.path, allow_pickle=False)
-        if data.ndim != 2 or data.shape[1] != n_in or not np.all(np.isfinite(data)):
-            raise WorkflowError(f"stream.path {spec.path}: need finite vectors of {n_in} entries, got {data.shape}")
+        if data.ndim != 2 or data.shape[1] != n_in:
+            raise WorkflowError(f"stream.path {spec.path}: need vectors of {n_in} entries (one per row), got an "
+                                f"array of shape {data.shape}")
+        bad = np.flatnonzero(~np.all(np.isfinite(data), axis=1))
+        if bad.size:
+            raise WorkflowError(f"stream.path {spec.path}: {bad.size} vector(s) hold NaN or inf (first: row "
+                                f"{bad[0]}); every input must be a finite number")
         pool = data
     elif spec.workload == "dft_image":
         pool = image_vectors(n_in)

@@ -8,7 +8,7 @@ to and from :meth:`Emulator.feed`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from ..array import SimulatedArray
 from .base import Emulator
@@ -22,15 +22,29 @@ from .keysight81160a import Keysight81160AEmulator
 from .keysightb2900 import KeysightB2900Emulator
 from .wiring import Wiring, WiringError
 
-#: instrument model name (as in bench files) -> emulator class
-EMULATORS: dict[str, type[Emulator]] = {
-    "keithley2450": Keithley2450Emulator,
-    "keysight81160a": Keysight81160AEmulator,
-    "rram-hil-ab64": AddressingBoardEmulator,
-    "keithley2600b": Keithley2600BEmulator,
-    "keithley707b": Keithley707BEmulator,
-    "keysightb2900": KeysightB2900Emulator,
-}
+#: model name (as in bench files) -> emulator class. The registry of instrument models is
+#: ``hil.instruments.PLUGINS`` (each plug-in names its emulator); this layer may not import
+#: hil, so hil installs its look-up here when it is imported (:func:`set_model_resolver`).
+_resolve_model: Callable[[str], type[Emulator]] | None = None
+
+
+def set_model_resolver(resolve: Callable[[str], type[Emulator]] | None) -> None:
+    """Install the function that turns a model name into its emulator class (hil's plug-in registry)."""
+    global _resolve_model
+    _resolve_model = resolve
+
+
+def emulator_class(model: str | type[Emulator]) -> type[Emulator]:
+    """The emulator class of ``model`` (a class is returned as it is)."""
+    if isinstance(model, type):
+        return model
+    if _resolve_model is None:
+        raise WiringError(f"no instrument registry to look {model!r} up in: pass the emulator class, or import "
+                          "hil (its instrument plug-ins name their emulators)")
+    try:
+        return _resolve_model(model)
+    except (KeyError, LookupError) as exc:
+        raise WiringError(f"no emulator for instrument model {model!r}: {exc}") from None
 
 
 class SimulatedInstruments:
@@ -39,13 +53,14 @@ class SimulatedInstruments:
     Parameters
     ----------
     chip : the bench file's ``chip`` section (see :func:`build_arrays`), or ready arrays.
-    instruments : instrument name -> model name, or the emulator class itself.
+    instruments : instrument name -> emulator class, or model name (looked up in hil's plug-in
+        registry, :func:`emulator_class`).
     inputs : addresser input (``read``, ``pulse``, ``gate``) -> endpoint (``"smu"``, ``"pulser.1"``).
     options : instrument name -> extra keyword arguments of its emulator (a matrix's row map);
         ``transport`` (a name in :data:`~.clock.TRANSPORTS` or a mapping of
         :class:`~.clock.Transport` fields) sets the link its bench-clock charges use;
-        ``tsplink_node`` (int) puts a TSP instrument on the bench's TSP-Link: a 2600B
-        script then reaches a 707B with node number N as ``node[N].channel``.
+        ``tsplink_node`` (int) puts a TSP instrument on the bench's TSP-Link: every TSP
+        SourceMeter's script then reaches a 707B with node number N as ``node[N].channel``.
     base_dir : directory that relative paths in ``chip`` (fault-map files) are resolved against.
 
     ``clock`` is the :class:`~.clock.BenchClock` every emulator charges: round trips and
@@ -65,13 +80,12 @@ class SimulatedInstruments:
         self.clock = BenchClock()
         nodes: dict[str, int] = {}
         for name, model in instruments.items():
-            cls = model if isinstance(model, type) else EMULATORS.get(model)
-            if cls is None:
-                raise WiringError(f"no emulator for instrument model {model!r}; known: {', '.join(EMULATORS)}")
+            cls = emulator_class(model)
             kwargs = dict((options or {}).get(name, {}))
             transport = kwargs.pop("transport", None)
-            if kwargs.get("tsplink_node") is not None:
-                nodes[name] = int(kwargs.pop("tsplink_node"))
+            node = kwargs.pop("tsplink_node", None)
+            if node is not None:
+                nodes[name] = int(node)
             emu = cls(self.wiring, name, **kwargs)
             emu.clock, emu.clock_name = self.clock, name
             if transport is not None:
@@ -80,14 +94,17 @@ class SimulatedInstruments:
         self._link(nodes)
 
     def _link(self, nodes: Mapping[str, int]) -> None:
-        """Simulated TSP-Link: every linked SourceMeter reaches every linked switch matrix by its node number."""
+        """Simulated TSP-Link: every TSP SourceMeter reaches every numbered switch matrix by its node
+        number (a master without a number is node 1, as on the instrument)."""
         if len(set(nodes.values())) != len(nodes):
             raise WiringError(f"TSP-Link node numbers must be unique, got {dict(nodes)}")
-        for master, _ in nodes.items():
+        for master, emu_m in self.emulators.items():
+            if not hasattr(emu_m, "link_node") or isinstance(emu_m, Keithley707BEmulator):
+                continue
             for slave, number in nodes.items():
                 emu = self.emulators[slave]
                 if slave != master and isinstance(emu, Keithley707BEmulator):
-                    self.emulators[master].link_node(number, emu.remote_channel(self.emulators[master]))
+                    emu_m.link_node(number, emu.remote_channel(emu_m))
 
     def bench_time(self) -> dict:
         """Round trips and estimated bench time so far: see :meth:`BenchClock.snapshot`."""
@@ -102,7 +119,7 @@ class SimulatedInstruments:
         return {name: arr.advance(hours) for name, arr in self.arrays.items()}
 
 
-__all__ = ["SimulatedInstruments", "EMULATORS", "BenchClock", "Transport", "TRANSPORTS", "transport_for", "SmuTiming",
+__all__ = ["SimulatedInstruments", "emulator_class", "set_model_resolver", "BenchClock", "Transport", "TRANSPORTS", "transport_for", "SmuTiming",
            "GPIB", "LAN", "SERIAL", "USBTMC", "Emulator", "Wiring", "WiringError", "build_arrays",
            "AddressingBoardEmulator", "Keithley2450Emulator", "Keysight81160AEmulator", "Keithley2600BEmulator",
            "Keithley707BEmulator", "KeysightB2900Emulator"]

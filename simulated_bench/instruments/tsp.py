@@ -201,7 +201,7 @@ end
 function __hil_range(lo, hi)
   return function(v, name)
     if type(v) ~= "number" then error("E-286:" .. name .. " needs a number", 3) end
-    if v < lo or v > hi then error(string.format("E-222:%s %g outside %g to %g", name, v, lo, hi), 3) end
+    if v ~= v or v < lo or v > hi then error(string.format("E-222:%s %g outside %g to %g", name, v, lo, hi), 3) end
     return v
   end
 end

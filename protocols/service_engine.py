@@ -1,0 +1,214 @@
+"""The service loop's engine on a bench: every scan, write, read and VMM through the bench's protocols.
+
+:class:`BenchEngine` gives :class:`hil.service.loop.ServiceLoop` the same interface as the
+conductance-level :class:`~hil.service.engine.WindowEngine`, on a :class:`~hil.bench.Bench`
+(inside a run: ``run.bench``, so every pulse is recorded before it is sent and a signal
+stops the loop before its next bench operation):
+
+* scan: :func:`protocols.scan.scan` on the window's rows and columns (unreliable cells
+  count as stuck-OFF, as in :mod:`protocols.matrix`), then the working cells are written
+  back to what they held;
+* write: :func:`protocols.ispp.program` (write-and-verify) of ``floor + target``; targets
+  too small for ISPP go to the nearer of the floor (one RESET pulse) and ``g_prog_min``,
+  as :func:`protocols.matrix.write_block` does;
+* read: :func:`protocols.read.read_all` of the block, minus its floor;
+* VMM: :meth:`Bench.vmm`, one per input vector, averaged ``n_vmm`` times, the floor
+  current and the known stuck-ON devices' excess subtracted digitally.
+
+Units: the loop works in the mapping's window 0..g_max above the floor. A RESET cell reads
+a few uS (the floor, measured per row by the first full scan of each array), and a
+stuck-ON Stanford cell ~1.6 mS, far above the window; the mapping pins stuck-ON cells at
+``g_max``, so the engine subtracts what a scanned stuck-ON cell reads above ``g_max``
+from every VMM and read (the periphery knows the scan, like it knows the floor).
+
+Time: on the simulated bench the chip's clock (``bench.sim``), fast-forwarded by
+:meth:`advance`; on a real bench time is real and :meth:`advance` waits for it.
+"""
+from __future__ import annotations
+
+import time
+from typing import Mapping
+
+import numpy as np
+from numpy.typing import NDArray
+
+from hil.bench import Bench
+from hil.faultmap import STUCK_OFF, STUCK_ON, UNRELIABLE, WORKING
+
+from .ispp import preset_for, program
+from .matrix import MatrixParams
+from .read import ReadParams, read_all
+from .runner import checkpoint, device_model
+from .scan import SCAN_PRESETS, STANFORD_SCAN, scan
+
+FloatArray = NDArray[np.float64]
+
+
+class ArrayMismatch(ValueError):
+    """The bench's chip lacks an array the mapping needs, or one is too small."""
+
+
+def check_arrays(bench: Bench, shapes: Mapping[str, tuple[int, int]]) -> None:
+    """Refuse a mapping whose blocks the bench's arrays cannot hold, naming what is missing."""
+    have = ", ".join(f"{k} {r}x{c}" for k, (r, c) in bench.arrays.items())
+    for name, (r, c) in shapes.items():
+        if name not in bench.arrays:
+            raise ArrayMismatch(f"the mapping needs an array {name!r} of at least {r}x{c}; the bench's chip has "
+                                f"{have} (name its arrays {', '.join(shapes)} in the bench file)")
+        R, C = bench.arrays[name]
+        if R < r or C < c:
+            raise ArrayMismatch(f"array {name} is {R}x{C}; the mapping needs at least {r}x{c}")
+    if bench.vector is None:
+        raise ArrayMismatch(f"bench {bench.name!r} has no vector multiplier (a board that senses every bit line); "
+                            "the service loop's VMMs need one")
+
+
+class BenchEngine:
+    """Blocks at the top-left of the bench's named arrays, behind the service-engine interface."""
+
+    def __init__(self, bench: Bench, shapes: Mapping[str, tuple[int, int]], g_max: float,
+                 params: MatrixParams | None = None):
+        check_arrays(bench, shapes)
+        self.bench = bench
+        self.shapes = {k: (int(r), int(c)) for k, (r, c) in shapes.items()}
+        self.g_max = float(g_max)
+        self.p = params or MatrixParams()
+        self.ispp = self.p.ispp or preset_for(bench)
+        self.scan_params = SCAN_PRESETS.get(device_model(bench), STANFORD_SCAN)
+        self.read_params = ReadParams(self.ispp.v_read, self.p.v_gate, self.p.n_read)
+        self.floor: dict[str, FloatArray] = {}  # S per row, from the first full scan
+        self.excess = {k: np.zeros(s) for k, s in self.shapes.items()}  # S above g_max of scanned stuck-ON cells
+        self.calibration = None  # ISPP rung levels, measured by the first write and reused
+        self.pulses = 0
+        self.sim = getattr(bench, "sim", None)
+        self._t0 = time.monotonic()
+        self._real_s = 0.0  # real bench: the chip time the loop has asked for
+
+    # time ----------------------------------------------------------------------------------
+    @property
+    def time_s(self) -> float:
+        if self.sim is not None:
+            return max(a.time_s for a in self.sim.arrays.values())
+        return self._real_s
+
+    def advance(self, hours: float) -> None:
+        """Simulated bench: fast-forward the chip. Real bench: wait until that much real time has passed
+        since the loop's previous advance (a signal stops the wait)."""
+        if self.sim is not None:
+            self.sim.advance(hours)
+            return
+        self._real_s += hours * 3600.0
+        while time.monotonic() - self._t0 < self._real_s:
+            checkpoint()
+            time.sleep(min(0.2, self._real_s - (time.monotonic() - self._t0)))
+
+    # ground truth (simulated bench only) --------------------------------------------------------
+    def true_conductance(self, array: str) -> FloatArray | None:
+        if self.sim is None or array not in self.floor:
+            return None
+        r, c = self.shapes[array]
+        g = self.sim.arrays[array].vmm_conductance(self.p.v_in, self.p.v_gate)[:r, :c]
+        return g - self.floor[array][:, None] - self.excess[array]
+
+    def faults_appeared(self) -> int | None:
+        if self.sim is None:
+            return None
+        return sum(len(a.aging.events) for a in self.sim.arrays.values() if a.aging is not None)
+
+    # operations ----------------------------------------------------------------------------------
+    def _floor(self, array: str) -> FloatArray:
+        if array not in self.floor:
+            raise RuntimeError(f"array {array}: scan it before writing or reading (its floor is not known)")
+        return self.floor[array]
+
+    def read(self, array: str, rows=None) -> FloatArray:
+        """Read-back conductances (S above the floor) of the whole block, averaged over ``n_read`` reads."""
+        r, c = self.shapes[array]
+        self.bench.use_array(array)
+        g = read_all(self.bench, self.read_params, rows=range(r), cols=range(c)).g
+        return g - self._floor(array)[:, None] - self.excess[array]
+
+    def write(self, array: str, targets: FloatArray) -> int:
+        """Write-and-verify the finite targets (S above the floor); NaN cells are left alone. Returns pulses."""
+        tgt = np.asarray(targets, float)
+        r, c = self.shapes[array]
+        tgt = tgt[:r, :c]
+        todo = np.isfinite(tgt)
+        if not todo.any():
+            return 0
+        floor = self._floor(array)[:, None]
+        absolute = floor + np.maximum(np.where(todo, tgt, 0.0), 0.0)
+        low = todo & (absolute < self.p.g_prog_min)
+        # too small for ISPP: the nearer of the floor (one RESET pulse) and the lowest programmable level
+        to_floor = low & (absolute - floor < (self.p.g_prog_min - floor) / 2)
+        absolute = np.where(low, self.p.g_prog_min, absolute)
+        self.bench.use_array(array)
+        pulses = 0
+        sp = self.scan_params
+        for row in np.flatnonzero(to_floor.any(axis=1)):
+            cols = np.flatnonzero(to_floor[row])
+            self.bench.pulse_row(int(row), cols, -sp.reset_amp, sp.reset_width, sp.reset_gate)
+            pulses += cols.size
+        ispp = todo & ~to_floor
+        rows = np.flatnonzero(ispp.any(axis=1))
+        if rows.size:
+            res = program(self.bench, np.where(ispp, absolute, np.nan)[rows], self.ispp, rows=rows,
+                          cols=np.arange(c), calibration=self.calibration or "auto", keep_log=False,
+                          out_of_window="clip")
+            self.calibration = self.calibration or res.calibration
+            pulses += int(res.pulses.sum())
+        self.pulses += pulses
+        return pulses
+
+    def vmm(self, array: str, u: FloatArray) -> FloatArray:
+        """Signed inputs (B, rows) in any unit -> outputs (B, cols) in the same unit x S, one bench VMM per
+        vector (scaled to ``v_in`` at its largest entry and back), averaged ``n_vmm`` times."""
+        u = np.atleast_2d(np.asarray(u, float))
+        r, c = self.shapes[array]
+        floor = self._floor(array)
+        self.bench.use_array(array)
+        out = np.zeros((u.shape[0], c))
+        v_full = np.zeros(self.bench.rows)
+        for b, ub in enumerate(u):
+            peak = np.abs(ub).max()
+            if peak == 0:
+                continue
+            v = ub * (self.p.v_in / peak)
+            v_full[:r] = v
+            i_out = np.mean([self.bench.vmm(v_full, self.p.v_gate)[:c] for _ in range(self.p.n_vmm)], axis=0)
+            out[b] = (i_out - v @ floor - v @ self.excess[array]) * (peak / self.p.v_in)
+        return out
+
+    def scan(self, array: str, rows, cols, restore: FloatArray) -> tuple[NDArray[np.int8], int]:
+        """Stuck-device scan of ``rows`` x ``cols`` (the scan protocol), then the working cells written back
+        to ``restore`` (S above the floor). Returns the codes (0 working, 1 stuck-OFF, 2 stuck-ON), pulses."""
+        rows, cols = np.asarray(rows, np.intp), np.asarray(cols, np.intp)
+        self.bench.use_array(array)
+        fm = scan(self.bench, self.scan_params, restore=False, rows=rows, cols=cols).faultmap
+        codes = fm.codes[np.ix_(rows, cols)]
+        codes = np.where(codes == UNRELIABLE, STUCK_OFF, codes).astype(np.int8)
+        g_set, g_reset = (fm.evidence[k][np.ix_(rows, cols)] for k in ("g_after_set", "g_after_reset"))
+        if array not in self.floor:
+            # the floor a matrix entry of 0 sits on: per row, the working cells just RESET
+            work = codes == WORKING
+            med = np.nanmedian(g_reset[work]) if work.any() else np.nanmedian(g_reset)
+            floor = np.full(self.shapes[array][0], med)
+            for i, r in enumerate(rows):
+                if r < floor.size and work[i].any():
+                    floor[r] = np.median(g_reset[i, work[i]])
+            self.floor[array] = floor
+        floor = self.floor[array][rows][:, None]
+        level = (g_set + g_reset) / 2 - floor
+        ex = self.excess[array]
+        ex[np.ix_(rows, cols)] = np.where(codes == STUCK_ON, np.maximum(level - self.g_max, 0.0), 0.0)
+        pulses = 2 * self.scan_params.n_cycles * codes.size
+        self.pulses += pulses
+        # the scan left every cell RESET: write back the working cells that held more than the floor
+        back = np.full(self.shapes[array], np.nan)
+        win = np.asarray(restore, float)[np.ix_(rows, cols)]
+        back[np.ix_(rows, cols)] = np.where((codes == WORKING) & (win >= self.p.g_prog_min / 2), win, np.nan)
+        pulses += self.write(array, back)
+        return codes, pulses
+
+
+__all__ = ["BenchEngine", "ArrayMismatch", "check_arrays"]
