@@ -16,6 +16,15 @@ records already in the file (``--redo`` recomputes the selected cases).
     nice -n 10 python3 -m benchmarks.factorize_frontier --cases growth --rates 0.39 --sizes 32,64,128
     nice -n 10 python3 -m benchmarks.factorize_frontier --chip          # hil program-matrix, n = 128
     python3 -m benchmarks.factorize_frontier --list
+
+Runs split by case write part files (``--out benchmarks/results/frontier_<part>.json``);
+``--merge`` folds them into the main file, the newer record per key (case, matrix, m, n,
+k, fault, rate, seed; by its ``finished`` time) winning, and recomputes growth and summary:
+
+    python3 -m benchmarks.factorize_frontier --merge benchmarks/results/frontier_i17*.json
+
+Tiled cases (n > 64, k = 64 per tile) map each tile in the layout ``map_tiled`` chooses
+(``layout`` in the record: strided groups for Re(DFT), see hil/factorization/tiling.py).
 """
 from __future__ import annotations
 
