@@ -291,7 +291,7 @@ def chip_128(seed: int) -> dict:
             a = f.attrs  # "scale" is one value per tile: read only the scalar figures
             rec = {"r2": float(a["r2"]), "devices": int(a["devices"]), "one_minus_cos": float(a["one_minus_cos"]),
                    "one_minus_cos_readback": float(a["one_minus_cos_readback"]), "pulses": int(a["pulses"]),
-                   "tiles": int(a["tiles"])}
+                   "tiles": int(a["tiles"]), "layout": [str(v) for v in a.get("layout", ["contiguous"] * 2)]}
     command = ["hil", "program-matrix", "re_dft128.npy", "--bench", "hil/benches/factorization.yaml"] + cmd[7:11]
     return {**rec, "finished": time.time(), "wall_s": time.time() - t0, "cpu_s": cpu,
             "command": " ".join(command), "stdout": proc.stdout.strip()}
