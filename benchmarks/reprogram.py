@@ -78,9 +78,11 @@ def pick_fault(s: ServiceSession, arrays, rng, data_only: bool = False):
 
 
 # --- detection ------------------------------------------------------------------------------------
-def detection(mm0, n_inj: int, n_free: int, seed: int = 10) -> dict:
+def detection(mm0, n_inj: int, n_free: int, kind: str = "both", seed: int = 10) -> dict:
+    """False alarms over ``n_free`` fault-free VMMs (drift and read disturb on), then ``n_inj`` single injections:
+    VMMs of ordinary inputs from injection to alarm (at most 200)."""
     aging = AgingParams(stuck=None)  # drift and read disturb on; faults only where injected
-    s, arrays, _ = build(aging, seed, ServiceParams(), mm0)
+    s, arrays, _ = build(aging, seed, ServiceParams(checks=CheckParams(kind=kind)), mm0)
     rng = np.random.default_rng(seed)
     t0 = time.time()
     alarms = 0
@@ -92,9 +94,9 @@ def detection(mm0, n_inj: int, n_free: int, seed: int = 10) -> dict:
         if (b + 1) % 10 == 0:
             s.maintain()  # the reference is re-read (reads only) every 10,000 VMMs
         if b % 20 == 0:
-            log(f"  fault-free {b * batch:>7d} VMMs, alarms {alarms}, {time.time() - t0:.0f} s")
+            log(f"  [{kind}] fault-free {b * batch:>7d} VMMs, alarms {alarms}, {time.time() - t0:.0f} s")
     n_free = (n_free // batch) * batch
-    lat, located = [], 0
+    lat, located, missed = [], 0, {"A": 0, "B": 0}
     for j in range(n_inj):
         i, name, r, c, code = pick_fault(s, arrays, rng)
         arr = arrays[name]
@@ -102,7 +104,7 @@ def detection(mm0, n_inj: int, n_free: int, seed: int = 10) -> dict:
         arr.stick(r, c, code)
         s.detector.reset()
         found = None
-        for n in range(1, 101):
+        for n in range(1, 201):
             _, al = s.serve(rng.uniform(-1, 1, (1, 64)), handle_alarms=False)
             if al:
                 found = n
@@ -111,48 +113,38 @@ def detection(mm0, n_inj: int, n_free: int, seed: int = 10) -> dict:
             lat.append(found)
             loc = s.localise(al[0])
             located += (loc.stage, loc.row, loc.col) == (i, r, c)
+        else:
+            missed[name] += 1
         # heal the injected device so every injection starts from the same chip (detection only)
         arr.fault_codes[r, c] = 0
         arr.g[r, c] = g_old
         s.detector.reset()
         if j % 50 == 0:
-            log(f"  injection {j}: latency {found}, {time.time() - t0:.0f} s")
+            log(f"  [{kind}] injection {j}: latency {found}, {time.time() - t0:.0f} s")
     devices = s.mm.devices - s.mm.check_devices
-    q = [c.t.shape[1] for c in s.checks]
+    q_digital = [int(c.follows_gain.sum()) for c in s.checks]
+    q_analog = [int((~c.follows_gain).sum()) for c in s.checks]
+    n_in = [st.shape[0] for st in s.mm.stages]
+    vmm_macs = sum(st.shape[0] * st.shape[1] for st in s.mm.stages)
+    # per VMM: every check's reference is one dot product of length n_in; a checksum check's per-line sums
+    # (CheckParams.glr) cost 2 n_in more
+    ref_macs = sum(nn * (qd + qa) for nn, qd, qa in zip(n_in, q_digital, q_analog))
+    glr_macs = sum(2 * nn * qa for nn, qa in zip(n_in, q_analog)) if s.p.checks.glr else 0
     return {"injections": n_inj, "coverage": len(lat) / n_inj,
             "median_vmms": float(np.median(lat)) if lat else None,
             "p99_vmms": float(np.percentile(lat, 99)) if lat else None,
-            "fault_free_vmms": n_free, "false_alarms_per_vmm": alarms / n_free,
+            "mean_vmms": float(np.mean(lat)) if lat else None,
+            "missed_within_200": missed,
+            "fault_free_vmms": n_free, "false_alarms_per_vmm": alarms / n_free, "false_alarms": alarms,
             "checksum_overhead": s.mm.check_devices / devices,
             "localised_to_the_cell": located / max(len(lat), 1),
-            "checks": "digital group references (8 outputs per group) on every stage; analog checksum columns "
-                      "(M.1, M.w) mapped on both arrays",
-            "digital_reference_macs_per_vmm_frac": float(np.mean([qq * st.shape[0] / (st.shape[0] * st.shape[1])
-                                                                  for qq, st in zip(q, s.mm.stages)])),
-            "false_alarms": alarms}
-
-
-def analog_checksum_only(mm0, n_inj: int, seed: int = 20) -> dict:
-    """The analog checksum columns alone (no digital group references): their latency, for the record."""
-    s, arrays, _ = build(None, seed, ServiceParams(checks=CheckParams(kind="checksum")), mm0)
-    rng = np.random.default_rng(seed)
-    lat = []
-    for _ in range(n_inj):
-        i, name, r, c, code = pick_fault(s, arrays, rng)
-        arr = arrays[name]
-        g_old = arr.g[r, c]
-        arr.stick(r, c, code)
-        s.detector.reset()
-        for n in range(1, 201):
-            _, al = s.serve(rng.uniform(-1, 1, (1, 64)), handle_alarms=False)
-            if al:
-                lat.append(n)
-                break
-        arr.fault_codes[r, c] = 0
-        arr.g[r, c] = g_old
-        s.detector.reset()
-    return {"injections": n_inj, "coverage_within_200": len(lat) / n_inj,
-            "median_vmms": float(np.median(lat)) if lat else None}
+            "checks": {"both": "analog checksum columns (two half sums per array, CUSUM + per-line GLR) and digital "
+                               "group references (8 outputs per group)",
+                       "checksum": "analog checksum columns alone (two half sums per array, CUSUM + per-line GLR)",
+                       "groups": "digital group references alone"}[kind],
+            "checksum_gains": [st.checksum_gain.round(2).tolist() for st in s.mm.stages],
+            "digital_macs_per_vmm_frac": (ref_macs + glr_macs) / vmm_macs,
+            "digital_group_reference_macs_per_vmm_frac": sum(nn * qd for nn, qd in zip(n_in, q_digital)) / vmm_macs}
 
 
 # --- drift ------------------------------------------------------------------------------------------
@@ -434,8 +426,8 @@ def main(argv=None) -> dict:
     log(f"  mapped in {time.time() - t0:.0f} s, solver 1 - cos {mm0.one_minus_cos():.3g}")
     out = {}
     log("detection")
-    out["detection"] = detection(mm0, a.injections, a.fault_free)
-    out["detection"]["analog_checksum_only"] = analog_checksum_only(mm0, max(a.injections // 10, 5))
+    out["detection"] = detection(mm0, a.injections, a.fault_free, "both")
+    out["detection"]["analog_checksum_only"] = detection(mm0, a.injections, a.fault_free, "checksum")
     log(f"  {out['detection']}")
     log("drift")
     out["drift"] = drift(mm0)

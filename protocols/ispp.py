@@ -381,9 +381,9 @@ def program(bench: Bench, targets: ArrayLike, params: ISPPParams | None = None, 
 
     ``on_instrument``: None (default) runs each row's loop on the instrument when the bench
     can (:meth:`~hil.bench.Bench.can_tune`: a 2600B + 707B bench whose SMU times the ladders'
-    widths), True insists, False keeps every step on the host. Both run the same rule
-    (:meth:`ISPPParams.tune_rule`); calibration, resume confirmation and later passes' verify
-    reads stay on the host.
+    widths), True insists, False runs the row loop from the host. Both run the same rule
+    (:meth:`ISPPParams.tune_rule`). On such a bench the calibration sequence and the verify
+    reads of resume and later passes are row calls on the instrument too (``sweep_row``).
     """
     p = params or preset_for(bench)
     page = ISPPPage(targets, p, calibration, keep_log, out_of_window, on_instrument)

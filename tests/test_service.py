@@ -5,7 +5,8 @@ import pytest
 from hil.factorization import random_fault_codes
 from hil.faultmap_versions import FaultMapVersions
 from hil.service import (CheckParams, RefitParams, ServiceParams, ServiceSession, WindowEngine,
-                         checksum_targets, map_factorized, plan_full_remap, plan_repair)
+                         map_factorized, plan_full_remap, plan_repair,
+                         stage_checksum_columns)
 from hil.service.refit import allocate, finish_line, line_path, residual_sq
 from protocols.matrix import dft_parts
 from simulated_bench.window_array import WindowArray
@@ -33,13 +34,13 @@ def session_on(mapped, seed=3, kind="groups", **kw):
     return s, arrays
 
 
-def test_checksum_targets_are_scaled_sums_and_fit_the_window():
-    m = np.arange(12.0).reshape(3, 4) - 5
-    aug, w, k = checksum_targets(m)
-    assert aug.shape == (3, 6)
-    assert np.allclose(aug[:, 4] * k[0], m.sum(axis=1))
-    assert np.allclose(aug[:, 5] * k[1], m @ ((np.arange(4) + 1) / 4))
-    assert np.abs(aug[:, 4:]).max() <= np.abs(m).max() + 1e-12
+def test_checksum_columns_are_half_sums_that_keep_the_row_sign_and_fit_the_window():
+    g_signed = np.array([[10e-6, 20e-6, 30e-6, 40e-6, 50e-6], [-5e-6, -5e-6, -60e-6, -1e-6, -2e-6]])
+    cols, w, k = stage_checksum_columns(g_signed, G_MAX)
+    assert cols.shape == (2, 2) and w.shape == (5, 2)
+    assert np.array_equal(w, [[1, 0], [1, 0], [1, 0], [0, 1], [0, 1]])  # two half sums: gain ~ half a full one
+    assert np.allclose(cols * k, np.abs(g_signed) @ w)
+    assert np.isclose(cols.max(), G_MAX) and np.all(cols >= 0)
 
 
 def test_mapping_keeps_stuck_cells_and_row_signs(mapped):
@@ -88,6 +89,32 @@ def test_new_stuck_device_is_detected_localised_and_repaired(mapped, stage, rank
     assert s.mm.stages[stage].codes[cell] == code
     assert s.versions.latest.codes["AB"[stage]][cell] == code
     assert s.count.devices_reprogrammed < 0.1 * s.mm.devices
+
+
+def test_analog_checksums_alone_detect_a_stuck_device_and_stay_quiet_without_one(mapped):
+    s, arrays = session_on(mapped, seed=5, kind="checksum")
+    assert not any(c.follows_gain.any() for c in s.checks)  # no digital reference on any stage
+    rng = np.random.default_rng(2)
+    _, alarms = s.serve(rng.uniform(-1, 1, (3000, N)), handle_alarms=False)
+    assert alarms == []
+    for stage, name in ((0, "A"), (1, "B")):
+        st = s.mm.stages[stage]
+        cell = np.unravel_index(np.argmax(np.where(st.codes == 0, st.g_ref, 0)[:, :st.n_data]),
+                                (st.shape[0], st.n_data))
+        g_old = arrays[name].g[cell]
+        arrays[name].stick(*cell, 1)
+        s.detector.reset()
+        hit = None
+        for n in range(1, 101):
+            _, al = s.serve(rng.uniform(-1, 1, (1, N)), handle_alarms=False)
+            if al:
+                hit = n
+                break
+        assert hit is not None and al[0].stage == stage
+        loc = s.localise(al[0])
+        assert (loc.row, loc.col) == tuple(cell)
+        arrays[name].fault_codes[cell] = 0  # healed: the next stage's injection starts from a clean chip
+        arrays[name].g[cell] = g_old
 
 
 def test_common_drift_is_compensated_without_writes(mapped):
@@ -250,3 +277,31 @@ def test_tiled_service_repairs_only_the_touched_tile():
     assert sorted(d) == sorted(shapes) and d["T01B"]["n_changed"] == 1
     assert sum(v["n_changed"] for v in d.values()) == 1
     assert ts.one_minus_cos() < 1.0
+
+
+def test_pair_repair_spreads_an_uncompensable_weight_over_correlated_inputs():
+    """A stuck-OFF G+ under a positive weight cannot be compensated in its pair; with the served inputs'
+    second moment known, a few other pairs of the column take up most of the output's error."""
+    from hil.service.mapping import map_direct
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(0, 0.3, (9, 4))
+    w[2, 1] = 1.0
+    w[-1] = 0.1  # the bias row (input 1)
+    mm = map_direct(w, np.zeros((18, 4), np.int8))
+    base = rng.normal(size=(400, 1))
+    x = np.hstack([base + 0.3 * rng.normal(size=(400, 8)), np.ones((400, 1))])  # correlated inputs + bias
+    codes = mm.stages[0].codes.copy()
+    codes[4, 1] = 1  # G+ of weight (2, 1) stuck OFF: the pair can at best make it 0
+
+    def output_error(plan):
+        st = mm.stages[0]
+        g = np.where(codes == 1, 0.0, st.g_ref)
+        g = np.where(np.isfinite(plan.targets[0]), plan.targets[0], g)
+        return float(np.mean((x @ (st.logical(g)[:, :4] / mm.scale - w))[:, 1] ** 2))
+
+    blind = plan_repair(mm, [codes])
+    mm.observe(x)
+    aware = plan_repair(mm, [codes])
+    assert aware.writes <= blind.writes + 6
+    assert output_error(aware) < 0.3 * output_error(blind)

@@ -10,11 +10,11 @@ one loop both backends run; the bench's engine is ``protocols.service_engine.Ben
 from .checks import Alarm, CheckParams, Detector, DriftEvent, StageChecks
 from .engine import EngineParams, WindowEngine
 from .localise import Localisation, localise
-from .mapping import MappedMatrix, Stage, checksum_targets, map_direct, map_factorized
+from .mapping import MappedMatrix, Stage, map_direct, map_factorized, stage_checksum_columns
 from .refit import RefitParams, RepairPlan, plan_full_remap, plan_repair
 from .session import ServiceParams, ServiceSession
 
 __all__ = ["Alarm", "CheckParams", "Detector", "DriftEvent", "StageChecks", "EngineParams", "WindowEngine",
-           "Localisation", "localise", "MappedMatrix", "Stage", "checksum_targets", "map_direct", "map_factorized",
+           "Localisation", "localise", "MappedMatrix", "Stage", "stage_checksum_columns", "map_direct", "map_factorized",
            "RefitParams", "RepairPlan", "plan_full_remap", "plan_repair", "ServiceParams",
            "ServiceSession"]

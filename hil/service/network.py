@@ -75,7 +75,9 @@ class ServedNetwork:
         """The circuit's 10 outputs (logits in the network's units) for images x (B, 64)."""
         a = np.atleast_2d(np.asarray(x, float))
         for i, s in enumerate(self.sessions):
-            z, _ = s.serve(np.hstack([a, np.ones((a.shape[0], 1))]), handle_alarms)
+            u = np.hstack([a, np.ones((a.shape[0], 1))])
+            s.mm.observe(u)  # what the layer sees: its repair weighs weight errors by these inputs
+            z, _ = s.serve(u, handle_alarms)
             a = np.maximum(z, 0.0) if i < len(self.sessions) - 1 else z
         return a
 

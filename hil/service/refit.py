@@ -53,6 +53,7 @@ class RefitParams:
     min_cut: float = 0.1  #: a device is written only if it cuts its line's squared residual by this fraction
     #: of the line's pre-fault value (net of its own write error)
     spare_support: int = 3  #: moves per untouched line offered to the shared budget (0: only touched lines)
+    pair_support: int = 6  #: most pairs of a column that take up a weight error its own pair cannot
     floor: float = 0.6  #: a line's path stops once its residual is this fraction of its pre-fault one
     g_max: float = 150e-6  #: S, top of the window
 
@@ -273,14 +274,46 @@ def plan_repair(mm: MappedMatrix, new_codes: list[NDArray[np.int8]], p: RefitPar
 
 
 def _plan_pairs(mm: MappedMatrix, codes: NDArray[np.int8], p: RefitParams) -> RepairPlan:
-    """Differential pairs: the partner of a newly stuck device takes the value that restores G+ - G-."""
+    """Differential pairs: the partner of a newly stuck device takes the value that restores G+ - G-.
+
+    Where the window does not allow it (a stuck-OFF G+ under a positive weight, a stuck-ON
+    G+ under a weight below g_max - G-...), the weight error left on input i of column j is
+    taken up by other pairs of the column that see correlated inputs: with C the second
+    moment of the served inputs (``mm.input_moment``, the bias input included) and e the
+    column's weight errors, output j's mean squared error is e^T C e, and a few pairs l
+    (greedy, largest C-weighted gradient first, exact least squares on the chosen ones)
+    take dw_l so (e - dw)^T C (e - dw) is smallest. Each such pair moves one device (the
+    one that stays in the window), or both when neither alone can.
+    """
     st = mm.stages[0]
     g_now = np.where(codes == 1, 0.0, np.where(codes == 2, p.g_max, st.g_ref))
     w_target = mm.scale * mm.target
     g_new = compensate_pairs(g_now, codes, w_target, p.g_max)
     new = (codes != 0) & (st.codes == 0)
     pair_hit = new[0::2] | new[1::2]
-    touched = np.repeat(pair_hit, 2, axis=0) & (codes == 0) & (np.abs(g_new - st.g_ref) > p.band)
+    lines = []
+    if mm.input_moment is not None and mm.input_count > 0:
+        c_in = mm.input_moment / mm.input_count
+        both_work = (codes[0::2] == 0) & (codes[1::2] == 0)
+        for j in np.flatnonzero(pair_hit.any(axis=0)):
+            # the whole column's error (its pairs' write error too): the output sees their sum
+            err = w_target[:, j] - (g_new[0::2, j] - g_new[1::2, j])
+            if np.abs(err[pair_hit[:, j]]).max() <= p.band:
+                continue
+            free = both_work[:, j] & ~pair_hit[:, j]
+            dw = _spread(c_in, err, free, p)
+            for i in np.flatnonzero(dw):
+                plus, minus = g_new[2 * i, j] + dw[i], g_new[2 * i + 1, j] - dw[i]
+                if 0.0 <= plus <= p.g_max:
+                    g_new[2 * i, j] = plus
+                elif 0.0 <= minus <= p.g_max:
+                    g_new[2 * i + 1, j] = minus
+                else:  # neither device alone reaches it: the pair takes (w, 0) or (0, -w)
+                    w_new = float(np.clip(plus - g_new[2 * i + 1, j], -p.g_max, p.g_max))
+                    g_new[2 * i, j], g_new[2 * i + 1, j] = max(w_new, 0.0), max(-w_new, 0.0)
+            lines.append(j)
+    touched = (codes == 0) & (np.abs(g_new - st.g_ref) > p.band) & (
+        np.repeat(pair_hit, 2, axis=0) | (np.abs(g_new - st.g_ref) > 0) & np.isin(np.arange(st.shape[1]), lines))
     targets = [np.where(touched, g_new, np.nan)]
     plan = RepairPlan(targets)
     for i, j in np.argwhere(pair_hit):
@@ -290,6 +323,43 @@ def _plan_pairs(mm: MappedMatrix, codes: NDArray[np.int8], p: RefitParams) -> Re
                                      float(abs(g_now[2 * i, j] - g_now[2 * i + 1, j] - w_target[i, j])),
                                      float(abs(g_new[2 * i, j] - g_new[2 * i + 1, j] - w_target[i, j]))))
     return plan
+
+
+def _spread(c_in: FloatArray, err: FloatArray, free: NDArray[np.bool_], p: RefitParams) -> FloatArray:
+    """dw on a few ``free`` entries minimising (err - dw)^T C (err - dw): greedy support, exact refit each step;
+    a pair joins only if it cuts the weighted error by ``min_cut`` of its starting value."""
+    dw = np.zeros_like(err)
+    start = float(err @ c_in @ err)
+    if start <= 0:
+        return dw
+    cost, sup = start, []
+    diag = np.sqrt(np.maximum(np.diag(c_in), 1e-300))
+    cand = free.copy()
+    for _ in range(p.pair_support):
+        grad = c_in @ (dw - err)
+        score = np.where(cand, np.abs(grad) / diag, -1.0)
+        best = int(np.argmax(score))
+        if score[best] <= 0:
+            break
+        trial = sup + [best]
+        idx = np.array(trial)
+        x = np.linalg.lstsq(c_in[np.ix_(idx, idx)], c_in[idx] @ err, rcond=None)[0]
+        x = np.clip(x, -p.g_max, p.g_max)
+        d = np.zeros_like(err)
+        d[idx] = x
+        new_cost = float((err - d) @ c_in @ (err - d))
+        cand[best] = False
+        if cost - new_cost < p.min_cut * start:
+            break
+        sup, dw, cost = trial, d, new_cost
+    keep = np.flatnonzero(np.abs(dw) > p.band)  # a move within the band is not written: refit without it
+    dw = np.zeros_like(err)
+    if keep.size:
+        dw[keep] = np.clip(np.linalg.lstsq(c_in[np.ix_(keep, keep)], c_in[keep] @ err, rcond=None)[0],
+                           -p.g_max, p.g_max)
+        if float((err - dw) @ c_in @ (err - dw)) >= start:
+            dw[:] = 0.0
+    return dw
 
 
 def plan_full_remap(mm: MappedMatrix, new_codes: list[NDArray[np.int8]], k: int, rng: np.random.Generator | int,
