@@ -363,6 +363,10 @@ class Keithley2600B(TspInstrument):
             raise ValueError(f"2600B channels are 'a' and 'b', not {ch!r}")
         return self.smua if ch == "a" else self.smub
 
+    def reaches_node(self, number: int) -> bool:
+        """True when TSP-Link node ``number`` is there with a switch matrix channel (a 707B)."""
+        return self.ask(f"print(node[{int(number)}] ~= nil and node[{int(number)}].channel ~= nil)").strip() == "true"
+
     def load_tuning(self, up: tuple[Sequence[float], Sequence[float]],
                     down: tuple[Sequence[float], Sequence[float]]) -> None:
         """Load the on-instrument tuning script (once) and its two ladders of (amplitudes V, gates V).

@@ -233,15 +233,10 @@ class ISPPPage(Page):
         """One verify read of the ``which`` cells (flat region mask), NaN elsewhere."""
         sm, p, n_c = self.sm, self.p, run.shape[1]
         g = np.full(sm.target.size, np.nan)
-        # an instrument that sweeps rows itself reads a row's cells in one call (a sweep of no pulses)
-        on_instrument = self._tunes_on_instrument(run) and run.bench.can_sweep([], p.v_read, p.read_gate)
         for ri in range(run.shape[0]):
             cells = ri * n_c + np.arange(n_c)
             sel = which[cells]
-            if sel.any() and on_instrument:
-                g[cells[sel]] = run.bench.sweep_row(int(run.rows[ri]), run.cols[sel], [], p.v_read, p.read_gate,
-                                                    p.n_read)[:, 0]
-            elif sel.any():
+            if sel.any():  # read_cells reads the row in one instrument call where the bench sweeps rows itself
                 g[cells[sel]] = read_cells(run.bench, int(run.rows[ri]), run.cols[sel], p.v_read, p.read_gate,
                                            p.n_read, sm.g_last[cells[sel]])[0]
         return g

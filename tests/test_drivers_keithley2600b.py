@@ -209,3 +209,11 @@ def test_a_long_script_reply_is_awaited_for_its_worst_case_then_the_timeout_is_r
         smu.tune_cells(["1A01"], [20e-6], {**PLAIN_TUNE_RULE, "stall_pulses": 10001}, [1000])
         assert seen[0] > 1000 * 1000 * (1e-4 + 5e-3)  # 1000 pulses of 0.1 ms, each with its settling and read
         assert smu.adapter.connection.timeout == 2000
+
+
+def test_tsplink_node_presence_is_one_query():
+    with expected_protocol(Keithley2600B, [
+        ("print(node[2] ~= nil and node[2].channel ~= nil)", "true"),
+        ("print(node[5] ~= nil and node[5].channel ~= nil)", "false"),
+    ]) as smu:
+        assert smu.reaches_node(2) and not smu.reaches_node(5)

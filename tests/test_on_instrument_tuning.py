@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 import hil
+from drivers.errors import InstrumentError
 from hil.bench import build_bench
 from hil.benchfile import parse_bench
 from hil.roles import TUNE_CONVERGED, LimitError
@@ -231,3 +232,14 @@ def test_served_matrix_bench_tunes_a_row_over_real_visa_sockets():
         assert bench.can_tune_on_instrument
         res = program(bench, targets((1, 6), seed=3), rows=[2], cols=range(6))
     assert (res.status == TUNE_CONVERGED).all() and res.in_band().all()
+
+
+def test_a_bench_file_naming_a_missing_tsplink_node_gets_a_clear_error_before_any_pulse():
+    data = yaml.safe_load(open(MATRIX).read())
+    data["chip"]["variation"] = QUIET
+    with build_bench(parse_bench(data)) as bench:
+        bench.selector.link_node = 7  # as if the 707B were set to another node than the bench file says
+        state = bench.sim.arrays["A"].state.copy()
+        with pytest.raises(InstrumentError, match="TSP-Link node 7"):
+            bench.tune_row(0, [0], [50e-6], CUTE_ISPP.tune_rule(), 10)
+        np.testing.assert_array_equal(bench.sim.arrays["A"].state, state)

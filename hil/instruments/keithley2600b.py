@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from drivers.errors import InstrumentError
 from drivers.keithley2600b import MAX_TUNE_PULSES, Keithley2600B
 
 from ..roles import TUNE_LOG_DTYPE, TuneResult, TuneRule
@@ -18,7 +19,7 @@ class Keithley2600BSource(ChannelSource):
 
     def _forget(self) -> None:
         super()._forget()
-        self._ladders = None  # the instrument's state is uncertain: load the ladders again
+        self._ladders = self._linked = None  # the instrument's state is uncertain: load and look again
 
     def _tripped(self) -> bool:
         return self.driver.ask(f"print(smu{self.channel_name}.source.compliance)").strip().lower() == "true"
@@ -42,6 +43,7 @@ class Keithley2600BSource(ChannelSource):
 
     def tune_cells(self, gate, routes, link_node, g_target, rule: TuneRule, budgets, start_set, start_reset,
                    g_spread) -> TuneResult:
+        self._check_link(link_node)
         v = rule.v_read
         ladders = ((rule.set_amps, rule.set_gates), (rule.reset_amps, rule.reset_gates))
         if getattr(self, "_ladders", None) != ladders:
@@ -84,7 +86,19 @@ class Keithley2600BSource(ChannelSource):
                           np.array([d.reversals for d in devices], np.int32),
                           np.minimum(lo, hi), np.maximum(lo, hi), logs)
 
+    def _check_link(self, link_node: int) -> None:
+        """Once per session: the matrix the bench file puts on the TSP-Link must be there."""
+        if getattr(self, "_linked", None) == link_node:
+            return
+        with self.station.guard(self.name, f"looking for TSP-Link node {link_node}"):
+            if not self.driver.reaches_node(link_node):
+                raise InstrumentError(self.station.describe(self.name),
+                                      f"no switch matrix at TSP-Link node {link_node}: check the TSP-Link cable and "
+                                      f"the 707B's node number, or wiring.matrix.tsplink_node in the bench file")
+        self._linked = link_node
+
     def sweep_cells(self, gate, routes, link_node, steps, v_read, read_gate, n_read):
+        self._check_link(link_node)
         with self.station.guard(self.name, f"sweeping {len(routes)} cells on the instrument"):
             try:
                 reads = self.driver.sweep(list(routes), [tuple(s) for s in steps], v_read, read_gate,
