@@ -177,7 +177,7 @@ def test_sigterm_then_resume_gives_the_uninterrupted_run(tmp_path):
 
 
 def test_service_pulses_are_recorded_before_they_are_sent(tmp_path, monkeypatch):
-    """At the moment each pulse reaches the bench, the run file already holds it, not yet delivered."""
+    """At the moment each pulse reaches the bench, the run file already holds it, marked not yet delivered."""
     import hil
     from hil.bench import Bench
     from hil.runstore import RunStore
@@ -192,10 +192,10 @@ def test_service_pulses_are_recorded_before_they_are_sent(tmp_path, monkeypatch)
         return stores[-1]
 
     def pulse_row(self, row, cols, amplitude, width, v_gate):
-        # a pulse sent within a batch (Bench.pulse_groups) is recorded with the whole batch before it
         table = stores[-1]._f["tables/pulses"][()]
-        waiting = table[~table["delivered"] & (table["row"] == row) & np.isclose(table["amplitude"], abs(amplitude))]
-        seen.append(bool(np.isin(np.atleast_1d(cols), waiting["col"]).all()))
+        pending = table[~table["delivered"] & (table["row"] == row) & (table["polarity"] == np.sign(amplitude))
+                        & np.isclose(table["amplitude"], abs(amplitude), rtol=1e-6)]
+        seen.append(set(np.atleast_1d(cols).tolist()) <= set(pending["col"].tolist()))
         return real_pulse(self, row, cols, amplitude, width, v_gate)
 
     monkeypatch.setattr(RunStore, "open", classmethod(open_))
