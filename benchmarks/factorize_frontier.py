@@ -16,6 +16,15 @@ records already in the file (``--redo`` recomputes the selected cases).
     nice -n 10 python3 -m benchmarks.factorize_frontier --cases growth --rates 0.39 --sizes 32,64,128
     nice -n 10 python3 -m benchmarks.factorize_frontier --chip          # hil program-matrix, n = 128
     python3 -m benchmarks.factorize_frontier --list
+
+Runs split by case write part files (``--out benchmarks/results/frontier_<part>.json``);
+``--merge`` folds them into the main file, the newer record per key (case, matrix, m, n,
+k, fault, rate, seed; by its ``finished`` time) winning, and recomputes growth and summary:
+
+    python3 -m benchmarks.factorize_frontier --merge benchmarks/results/frontier_i17*.json
+
+Tiled cases (n > 64, k = 64 per tile) map each tile in the layout ``map_tiled`` chooses
+(``layout`` in the record: strided groups for Re(DFT), see hil/factorization/tiling.py).
 """
 from __future__ import annotations
 
@@ -60,6 +69,12 @@ CASES: dict[str, dict] = {
                                               ("rect_dense", 64, 40, 40, "off", 0.30)]},
     "low_rank_30": {"bound": 1e-8, "specs": [("low_rank", 64, 64, 32, "off", 0.30),
                                              ("low_rank", 32, 32, 16, "off", 0.30)]},
+    # the remedy ``hil map`` names when k = rank(M) is proved short (row cone) or the count
+    # is below 1: more inner lines (low rank: feasibility.k_for_margin at 70 % working)
+    "rect_more_k_30": {"bound": BOUND, "specs": [("rect_dense", 48, 64, 56, "off", 0.30),
+                                                 ("rect_dense", 64, 40, 48, "off", 0.30)]},
+    "low_rank_more_k_30": {"bound": 1e-8, "specs": [("low_rank", 64, 64, 55, "off", 0.30),
+                                                    ("low_rank", 32, 32, 28, "off", 0.30)]},
     "growth": {"bound": BOUND, "specs": [("re_dft", n, n, min(n, TILE), "off", r)
                                          for r in (0.18, 0.39) for n in (32, 64, 128, 256)]},
     # the same arrays, one joint fit with k = n cut into 64 x 64 array blocks (n > 64 only:
@@ -175,24 +190,34 @@ def _write(path: Path, data: dict) -> dict:
 def save(path: Path, data: dict) -> dict:
     """Merge ``data`` into the file and write it atomically; returns what was written.
 
-    Under the lock the file is re-read, records are merged by key (``data`` wins, and
-    ``data["_dropped"]`` keys are removed) and other keys kept.
+    Under the lock the file is re-read and ``data`` folded in (``_fold``: the newer record
+    per key wins), so a long run holding records it loaded at its start never replaces
+    what another run redid meanwhile; ``data["_dropped"]`` keys (``--redo``) lose their
+    records on disk.
     """
     with _locked(path):
-        disk = load(path)
-        mine = {key(r) for r in data["records"]}
-        dropped = data.get("_dropped", set())
-        merged = {**disk, **data}
-        merged.pop("_dropped", None)
-        merged["records"] = [r for r in disk["records"] if key(r) not in mine and key(r) not in dropped] \
-            + data["records"]
-        return _write(path, merged)
+        return _write(path, _fold(load(path), data, data.get("_dropped", set())))
 
 
 def _newer(new: dict, old: dict) -> bool:
     """Whether ``new`` replaces ``old``: a later ``finished`` time wins; a record without one
     (written before records carried it) is older than any with one; a tie goes to ``new``."""
     return new.get("finished", float("-inf")) >= old.get("finished", float("-inf"))
+
+
+def _fold(into: dict, data: dict, dropped=frozenset()) -> dict:
+    """``into`` with ``data``'s records and entries (``chip_128``) merged in, the newer per key."""
+    by_key = {key(r): r for r in into["records"] if key(r) not in dropped}
+    for r in data["records"]:
+        if key(r) not in by_key or _newer(r, by_key[key(r)]):
+            by_key[key(r)] = r
+    for name, value in data.items():
+        if name in ("records", "growth", "summary", "_dropped"):
+            continue
+        if not (isinstance(value, dict) and isinstance(into.get(name), dict) and not _newer(value, into[name])):
+            into[name] = value
+    into["records"] = list(by_key.values())
+    return into
 
 
 def merge_parts(path: Path, parts: list[Path]) -> dict:
@@ -203,21 +228,11 @@ def merge_parts(path: Path, parts: list[Path]) -> dict:
     """
     with _locked(path):
         merged = load(path)
-        by_key = {key(r): r for r in merged["records"]}
         for part in parts:
             data = json.loads(Path(part).read_text())
             if not isinstance(data, dict) or not isinstance(data.get("records"), list):
                 raise ValueError(f"{part} is not a factorize_frontier results file (no records list)")
-            for r in data["records"]:
-                k_ = key(r)
-                if k_ not in by_key or _newer(r, by_key[k_]):
-                    by_key[k_] = r
-            for name, value in data.items():
-                if name in ("records", "growth", "summary") or not isinstance(value, dict):
-                    continue
-                if name not in merged or _newer(value, merged[name]):
-                    merged[name] = value
-        merged["records"] = list(by_key.values())
+            merged = _fold(merged, data)
         return _write(path, merged)
 
 
@@ -282,7 +297,7 @@ def chip_128(seed: int) -> dict:
             a = f.attrs  # "scale" is one value per tile: read only the scalar figures
             rec = {"r2": float(a["r2"]), "devices": int(a["devices"]), "one_minus_cos": float(a["one_minus_cos"]),
                    "one_minus_cos_readback": float(a["one_minus_cos_readback"]), "pulses": int(a["pulses"]),
-                   "tiles": int(a["tiles"])}
+                   "tiles": int(a["tiles"]), "layout": [str(v) for v in a.get("layout", ["contiguous"] * 2)]}
     command = ["hil", "program-matrix", "re_dft128.npy", "--bench", "hil/benches/factorization.yaml"] + cmd[7:11]
     return {**rec, "finished": time.time(), "wall_s": time.time() - t0, "cpu_s": cpu,
             "command": " ".join(command), "stdout": proc.stdout.strip()}

@@ -149,6 +149,7 @@ class AddressingBoard(Instrument):
         kwargs.setdefault("read_termination", "\n")
         kwargs.setdefault("write_termination", "\n")
         super().__init__(adapter, name, includeSCPI=False, **kwargs)
+        self.forget()
 
     def read(self, **kwargs) -> str:
         """One reply line; an ``ERR`` reply raises :class:`BoardError`, silence :class:`TimeoutError`."""
@@ -242,8 +243,6 @@ class AddressingBoard(Instrument):
               word_line_voltage: float | None = None, route: str | None = None) -> None:
         """Queue settings for the next :meth:`commit`, :meth:`measure_staged` or :meth:`sequence`;
         settings equal to what the board already holds are not sent again."""
-        if not hasattr(self, "_known"):
-            self.forget()
         wanted = {"row": None if row is None else int(row),
                   "columns": None if columns is None else tuple(sorted({int(c) for c in columns})),
                   "word_line_voltage": None if word_line_voltage is None else float(word_line_voltage),
@@ -257,8 +256,6 @@ class AddressingBoard(Instrument):
                 self._staged[key] = value
 
     def _take_staged(self) -> dict:
-        if not hasattr(self, "_known"):
-            self.forget()
         staged, self._staged = self._staged, {}
         return staged
 

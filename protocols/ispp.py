@@ -56,7 +56,8 @@ def calibrate_levels(bench: Bench, row: int, cols: Sequence[int], p: ISPPParams,
 
     SET: top-rung RESET first, then SET rungs 0, stride, 2*stride, ... with a read after
     each; RESET the same way from a top-rung SET. Cells that never move (stuck) are left
-    out of the medians.
+    out of the medians. A bench that sweeps rows on the instrument (:meth:`Bench.sweep_row`)
+    runs each polarity's pulses and reads as one call.
     """
     cols = [int(c) for c in cols]
     out = {}
@@ -232,10 +233,15 @@ class ISPPPage(Page):
         """One verify read of the ``which`` cells (flat region mask), NaN elsewhere."""
         sm, p, n_c = self.sm, self.p, run.shape[1]
         g = np.full(sm.target.size, np.nan)
+        # an instrument that sweeps rows itself reads a row's cells in one call (a sweep of no pulses)
+        on_instrument = self._tunes_on_instrument(run) and run.bench.can_sweep([], p.v_read, p.read_gate)
         for ri in range(run.shape[0]):
             cells = ri * n_c + np.arange(n_c)
             sel = which[cells]
-            if sel.any():
+            if sel.any() and on_instrument:
+                g[cells[sel]] = run.bench.sweep_row(int(run.rows[ri]), run.cols[sel], [], p.v_read, p.read_gate,
+                                                    p.n_read)[:, 0]
+            elif sel.any():
                 g[cells[sel]] = read_cells(run.bench, int(run.rows[ri]), run.cols[sel], p.v_read, p.read_gate,
                                            p.n_read, sm.g_last[cells[sel]])[0]
         return g
@@ -375,9 +381,9 @@ def program(bench: Bench, targets: ArrayLike, params: ISPPParams | None = None, 
 
     ``on_instrument``: None (default) runs each row's loop on the instrument when the bench
     can (:meth:`~hil.bench.Bench.can_tune`: a 2600B + 707B bench whose SMU times the ladders'
-    widths), True insists, False keeps every step on the host. Both run the same rule
-    (:meth:`ISPPParams.tune_rule`); calibration, resume confirmation and later passes' verify
-    reads stay on the host.
+    widths), True insists, False runs the row loop from the host. Both run the same rule
+    (:meth:`ISPPParams.tune_rule`). On such a bench the calibration sequence and the verify
+    reads of resume and later passes are row calls on the instrument too (``sweep_row``).
     """
     p = params or preset_for(bench)
     page = ISPPPage(targets, p, calibration, keep_log, out_of_window, on_instrument)

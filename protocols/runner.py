@@ -403,6 +403,7 @@ class Page(abc.ABC):
 
     name = "protocol"
     label = "run"
+    unit = "cell"  #: what the progress bar counts (one per region cell)
     fields: Mapping[str, tuple[Any, Any]] = {}
 
     def params(self, run_rows: NDArray, run_cols: NDArray) -> dict[str, Any]:
@@ -472,7 +473,7 @@ def execute(bench: Bench, page: Page, rows: Sequence[int] | None = None, cols: S
     run: Run | None = None
     failure: BaseException | None = None
     result = None
-    bar = Progress(0, page.label, enabled=progress)
+    bar = Progress(0, page.label, enabled=progress, unit=page.unit)
     # signals stop the run from here on, the run file's set-up included: a file is never left
     # half set up or marked running by a SIGTERM
     with _signals_stop_the_run():

@@ -90,3 +90,16 @@ def test_the_trigger_cable_is_declared_by_the_bench_file(tmp_path):
     bad.write_text(yaml.safe_dump(matrix))
     with pytest.raises(BenchFileError, match="wiring.pulse_trigger: matrix cannot sequence pulses"):
         hil.open_bench(bad)
+
+
+def test_a_pulse_after_the_state_was_forgotten_still_fires():
+    """After an error the bench forgets what its instruments hold: a generator left armed on its
+    trigger input is put back on manual arming before a plain pulse, never left silent."""
+    with hil.open_bench(chip=CHIP) as bench:
+        arr = bench.sim.arrays["A"]
+        bench.pulse_groups(0, [([0], 2.0, 1e-6, 1.5)])  # the 81160A is now armed on EXT
+        bench.station.forget_state()
+        before = arr.state.copy()
+        bench.pulse_row(2, [3], 2.0, 1e-6, 1.5)
+        assert arr.state[2, 3] != before[2, 3]
+        assert bench.sim.emulators["pulser"].channels[1].arm == "MAN"

@@ -7,7 +7,7 @@ from scipy.optimize import nnls
 
 from hil.factorization import SolverParams, factorize, random_fault_codes
 from hil.factorization.pqn import MODE_LS, MODE_SIN2, _objective, minimize_bilinear
-from hil.factorization.solver import _Problem, _worth_probing, inner_subset, on_course
+from hil.factorization.solver import _Problem, _worth_probing, balance_lines, inner_subset, on_course
 
 
 def re_dft(n):
@@ -199,3 +199,26 @@ def test_crawling_attempt_is_not_extended():
 def test_negative_converging_iter_is_refused():
     with pytest.raises(ValueError, match="converging_iter"):
         SolverParams(converging_iter=-1)
+
+
+def test_balance_lines_keeps_the_product_and_equalises_free_lines():
+    rng = np.random.default_rng(4)
+    m, k, n = 6, 5, 7
+    free_a, free_b = rng.random((m, k)) > 0.3, rng.random((k, n)) > 0.3
+    a0 = np.zeros((m, k))
+    a0[0, 2] = 1.0                      # line 2 carries a constant (stuck-ON) entry
+    prob = _Problem(a0, np.zeros((k, n)), free_a & (a0 == 0), free_b,
+                    rng.choice([-1.0, 1.0], m), rng.choice([-1.0, 1.0], k))
+    x = rng.uniform(0.1, 1.0, prob.na + prob.ib.size)
+    x[:prob.na] *= 50.0                 # A's halves far larger than B's
+    up = np.full(x.size, np.inf)
+    y = balance_lines(prob, x, up)
+    a, b = prob.matrices(x)
+    a2, b2 = prob.matrices(y)
+    assert np.allclose(a2 @ b2, a @ b, rtol=1e-12, atol=0)
+    free_lines = [l for l in range(k) if l != 2 and a[:, l].any() and b[l].any()]
+    assert np.allclose(np.linalg.norm(a2[:, free_lines], axis=0),
+                       np.linalg.norm(b2[free_lines], axis=1))
+    assert np.array_equal(a2[:, 2], a[:, 2]) and np.array_equal(b2[2], b[2])
+    # with the conductance box the scale is real: nothing moves
+    assert np.array_equal(balance_lines(prob, x, np.ones_like(x)), x)

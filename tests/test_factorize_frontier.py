@@ -67,3 +67,17 @@ def test_a_tiled_dft128_at_a_low_fault_rate_is_as_exact_as_one_joint_fit():
     ca, cb = random_blocked_codes(128, 128, 128, (64, 64), 0.05, 0.0, rng)
     joint = factorize(m_, ca, cb, rng, params=params)
     assert joint.one_minus_cos <= 1e-10
+
+
+def test_a_run_saving_stale_records_keeps_what_another_run_redid(tmp_path):
+    out = tmp_path / "part.json"
+    stale = _rec(64, 0, 8.0, finished=100.0)
+    ff.save(out, {"records": [_rec(64, 0, 3.0, finished=200.0)]})  # another run's redo
+    # a long run loaded the file before that redo and saves its own new record beside it
+    written = ff.save(out, {"records": [stale, _rec(128, 0, 30.0, finished=300.0)],
+                            "chip_128": {"r2": 0.99, "devices": 32768, "finished": 300.0}})
+    assert {r["n"]: r["cpu_s"] for r in written["records"]} == {64: 3.0, 128: 30.0}
+    assert written["chip_128"]["r2"] == 0.99
+    # --redo drops the keys it recomputes even when the file's record is newer
+    redone = ff.save(out, {"records": [stale], "_dropped": {ff.key(stale)}})
+    assert {r["n"]: r["cpu_s"] for r in redone["records"]} == {64: 8.0, 128: 30.0}

@@ -79,7 +79,8 @@ def test_service_runs_through_the_bench_and_replays(tmp_path):
     # every pulse the loop sent went through the bench and was recorded (write-ahead) and delivered
     scan_pulses = sum(e["pulses"] for e in events if e["event"] == "scan_array")
     assert pulses.size >= scan_pulses + next(e["pulses"] for e in events if e["event"] == "program") > 0
-    assert pulses["delivered"].all() and set(pulses["phase"]) <= {b"setup", b"serve"}
+    assert pulses["delivered"].all() and {b"setup:scan", b"setup:write"} <= set(pulses["phase"]) <= {
+        b"setup:scan", b"setup:write", b"serve:scan", b"serve:write"}
     assert set(ident["instruments"]) == {"smu", "pulser", "board"} and ident["chip_id"] == "SIM-AGING-16"
     # the ground truth and the host's read-back estimate agree (the bench engine's units are right)
     assert np.all(np.abs(rows["fidelity"] - rows["fidelity_reference"]) < 0.5 * rows["fidelity"])
@@ -167,7 +168,7 @@ def test_sigterm_then_resume_gives_the_uninterrupted_run(tmp_path):
     with h5py.File(out, "r") as f:
         sessions = f["sessions"][()]
         phases = set(f["tables/pulses"]["phase"])
-    assert [s["status"] for s in sessions] == [b"interrupted", b"complete"] and b"replay" in phases
+    assert [s["status"] for s in sessions] == [b"interrupted", b"complete"] and b"replay:write" in phases
     ref = tmp_path / "ref.h5"
     assert run("service", wf, "--out", ref, "--no-progress").exit_code == 0
     rows_ref, events_ref, _ = timeline(ref)
@@ -191,12 +192,10 @@ def test_service_pulses_are_recorded_before_they_are_sent(tmp_path, monkeypatch)
         return stores[-1]
 
     def pulse_row(self, row, cols, amplitude, width, v_gate):
-        # the runner records a row's pulse groups together before sending the first: this group's cells are
-        # among the records not yet delivered at the end of the table
-        tab = stores[-1]._f["tables/pulses"]
-        recent = tab[max(0, tab.shape[0] - 4096):]
-        waiting = recent[~recent["delivered"]]
-        seen.append(bool(np.isin(np.atleast_1d(cols), waiting["col"][waiting["row"] == row]).all()))
+        # a pulse sent within a batch (Bench.pulse_groups) is recorded with the whole batch before it
+        table = stores[-1]._f["tables/pulses"][()]
+        waiting = table[~table["delivered"] & (table["row"] == row) & np.isclose(table["amplitude"], abs(amplitude))]
+        seen.append(bool(np.isin(np.atleast_1d(cols), waiting["col"]).all()))
         return real_pulse(self, row, cols, amplitude, width, v_gate)
 
     monkeypatch.setattr(RunStore, "open", classmethod(open_))

@@ -25,7 +25,7 @@ class GeneratorPulser(Pulser):
     def _forget(self) -> None:
         self._ready = False
         self._high = self._width = self._period = None
-        self._external = False
+        self._external: bool | None = None  # armed on EXT (True), MAN (False) or not known
 
     def check(self, amplitudes, widths) -> None:
         low = amplitudes[(amplitudes > 0) & (amplitudes < AMPLITUDE_MIN)]
@@ -38,7 +38,7 @@ class GeneratorPulser(Pulser):
             raise ValueError(f"pulse amplitude {amplitude:g} V is below the 81160A's {AMPLITUDE_MIN * 1e3:g} mV minimum")
         with self.station.guard(self.name, f"firing a {amplitude:g} V, {width:g} s pulse"):
             self._setup()
-            if self._external:
+            if self._external is not False:
                 self.gen.arm_manual(self.channel_no)
                 self._external = False
             self.gen.fire(self.channel_no, **self._changes(amplitude, width))
@@ -55,8 +55,8 @@ class GeneratorPulser(Pulser):
         with self.station.guard(self.name, f"arming a {amplitude:g} V, {width:g} s pulse on external triggers"):
             self._setup()
             changes = self._changes(amplitude, width)
-            if not self._external or any(v is not None for k, v in changes.items() if k != "period_first"):
-                self.gen.arm_external(self.channel_no, arm=not self._external, **changes)
+            if self._external is not True or any(v is not None for k, v in changes.items() if k != "period_first"):
+                self.gen.arm_external(self.channel_no, arm=self._external is not True, **changes)
                 self._external = True
             self._commit(amplitude, width)
 
@@ -65,7 +65,7 @@ class GeneratorPulser(Pulser):
             self.gen.configure_single_pulse(self.channel_no)
             self.ch.output = True
             self.gen.raise_errors()
-            self._ready = True
+            self._ready, self._external = True, False  # configured for manual arming
 
     def _changes(self, amplitude: float, width: float) -> dict:
         period = max(2.0 * width, width + 100e-9)

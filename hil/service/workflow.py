@@ -18,7 +18,11 @@ Example::
       vectors_per_hour: 200
       hours: 24
       maintain_every_hours: 1   # re-read the references (reads only)
+    service: {n_calibrate: 256} # optional: hil.service.ServiceParams numbers and flags
+    bench_io: {n_vmm: 4}        # optional: the bench's VMM / read averaging and voltages
+                                # (protocols.matrix.MatrixParams: v_in, v_gate, n_read, n_vmm, g_prog_min)
 
+``hours`` below 1 serve one step of that length (a real bench waits for real time).
 ``chip:`` instead of ``bench:`` describes a conductance-level simulated chip
 (:mod:`simulated_bench.window_array`): the studies' fast backend (``benchmarks/reprogram.py``,
 :func:`hil.service.loop.window_engine`), not what ``hil service`` runs.
