@@ -16,7 +16,8 @@ mostly the write-and-verify error of every pair (the uncorrected circuit keeps ~
 the float network's 99.7 % on the digits, the corrected one ~99 %). In service it is
 **kept** while it holds: after each maintenance the host runs the held validation images
 through the chip (:func:`check_corrector`) and re-trains only if their corrected accuracy
-fell more than ``retrain_drop`` below its value at training. Why kept: the repairs restore
+fell more than ``retrain_drop`` below its value at training, or their cross-entropy rose
+more than ``retrain_loss`` above it. Why kept: the repairs restore
 each layer's [W; b] (pair compensation targets the same matrix), so the circuit the
 corrector learned is what the loop maintains; new faults and drift move a few weights,
 which a corrector trained on the whole circuit's distortion tolerates. Re-training costs
@@ -56,6 +57,8 @@ class Calibration:
     y_val: NDArray[np.int64]
     spec: CorrectorSpec = CORRECTOR
     retrain_drop: float = 0.01  #: re-train once the validation accuracy fell by more than this (fraction)
+    retrain_loss: float = 0.25  #: or its mean cross-entropy rose by more than this fraction (200 images move
+    #: the accuracy in 0.5-point steps; the loss sees a circuit change before the count of errors does)
     seed: int = 0
 
 
@@ -69,6 +72,7 @@ class ServedNetwork:
     corrector: MLP | None = None
     calibration: Calibration | None = None
     val_accuracy: float = float("nan")  #: corrected accuracy on the validation images when it was trained
+    val_loss: float = float("nan")  #: and its mean cross-entropy there
     log: list[dict] = field(default_factory=list)
 
     def forward(self, x: FloatArray, handle_alarms: bool = True) -> FloatArray:
@@ -105,25 +109,36 @@ def fit_corrector(sn: ServedNetwork, cal: Calibration, why: str = "programmed") 
     sn.corrector = cal.spec.fit(v_fit, cal.y_fit, seed, v_val, cal.y_val)
     sn.calibration = cal
     sn.val_accuracy = float(np.mean(sn.corrector.predict(v_val) == cal.y_val))
+    sn.val_loss = cross_entropy(sn.corrector, v_val, cal.y_val)
     return sn.record("corrector_trained", why=why, spec=cal.spec.name, params=int(sn.corrector.n_params),
-                     images=int(len(cal.y_fit)), val_accuracy=sn.val_accuracy,
+                     images=int(len(cal.y_fit)), val_accuracy=sn.val_accuracy, val_loss=sn.val_loss,
                      val_accuracy_uncorrected=float(np.mean(np.argmax(v_val, axis=1) == cal.y_val)))
 
 
 def check_corrector(sn: ServedNetwork) -> dict:
     """Validation images through the chip (reads only): keep the corrector, or re-train it if its accuracy
-    fell more than ``retrain_drop`` below its value at training."""
+    fell more than ``retrain_drop`` below its value at training or their cross-entropy rose ``retrain_loss``."""
     cal = sn.calibration
     if cal is None or sn.corrector is None:
         raise RuntimeError("fit_corrector() before check_corrector()")
     v_val = sn.forward(cal.x_val, handle_alarms=False)
     acc = float(np.mean(sn.corrector.predict(v_val) == cal.y_val))
-    if acc < sn.val_accuracy - cal.retrain_drop:
-        before = sn.val_accuracy
-        rec = fit_corrector(sn, cal, why=f"validation accuracy {acc:.4f} < {before:.4f} - {cal.retrain_drop}")
+    loss = cross_entropy(sn.corrector, v_val, cal.y_val)
+    before, loss_before = sn.val_accuracy, sn.val_loss
+    if acc < before - cal.retrain_drop or loss > (1.0 + cal.retrain_loss) * loss_before:
+        rec = fit_corrector(sn, cal, why=f"validation accuracy {acc:.4f} (trained {before:.4f}), "
+                                         f"loss {loss:.4f} (trained {loss_before:.4f})")
         return sn.record("corrector_check", decision="re-trained", val_accuracy=acc, trained_at=before,
-                         val_accuracy_after=rec["val_accuracy"])
-    return sn.record("corrector_check", decision="kept", val_accuracy=acc, trained_at=sn.val_accuracy)
+                         val_loss=loss, loss_trained_at=loss_before, val_accuracy_after=rec["val_accuracy"])
+    return sn.record("corrector_check", decision="kept", val_accuracy=acc, trained_at=before, val_loss=loss,
+                     loss_trained_at=loss_before)
+
+
+def cross_entropy(model: MLP, v: FloatArray, y: NDArray[np.int64]) -> float:
+    """Mean softmax cross-entropy (nats) of the corrector on circuit outputs v for labels y."""
+    z = model.logits(v)
+    z = z - z.max(axis=1, keepdims=True)
+    return float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(y)), y]))
 
 
 def layer_matrix(net: DigitsNetwork, layer: int) -> FloatArray:

@@ -46,12 +46,12 @@ class RefitParams:
 
     band: float = 15e-6  #: S, write-and-verify band: smaller moves are not written (seed 003: +-15 uS)
     write_sigma: float = 5e-6  #: S, sd of where a verified write lands in its band (window_array: band / 3)
-    slack: float = 1.0  #: the touched lines' residuals (root of the sum of squares, write error included) are
-    #: brought back to this factor of their pre-fault value
+    slack: float = 1.0  #: the product's residual (write error included) is brought back to this factor of its
+    #: pre-fault value
     max_support: int = 48  #: most devices moved per line
     min_gain: float = 0.002  #: stop growing a line's path once a device cuts its residual by less than this
     min_cut: float = 0.1  #: a device is written only if it cuts its line's squared residual by this fraction
-    #: of the line's pre-fault value (net of its own write error)
+    #: of the line's pre-fault value (net of its own write error); for pairs, of the column's output error
     spare_support: int = 3  #: moves per untouched line offered to the shared budget (0: only touched lines)
     pair_support: int = 6  #: most pairs of a column that take up a weight error its own pair cannot
     floor: float = 0.6  #: a line's path stops once its residual is this fraction of its pre-fault one
