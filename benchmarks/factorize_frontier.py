@@ -16,6 +16,15 @@ records already in the file (``--redo`` recomputes the selected cases).
     nice -n 10 python3 -m benchmarks.factorize_frontier --cases growth --rates 0.39 --sizes 32,64,128
     nice -n 10 python3 -m benchmarks.factorize_frontier --chip          # hil program-matrix, n = 128
     python3 -m benchmarks.factorize_frontier --list
+
+Runs split by case write part files (``--out benchmarks/results/frontier_<part>.json``);
+``--merge`` folds them into the main file, the newer record per key (case, matrix, m, n,
+k, fault, rate, seed; by its ``finished`` time) winning, and recomputes growth and summary:
+
+    python3 -m benchmarks.factorize_frontier --merge benchmarks/results/frontier_i17*.json
+
+Tiled cases (n > 64, k = 64 per tile) map each tile in the layout ``map_tiled`` chooses
+(``layout`` in the record: strided groups for Re(DFT), see hil/factorization/tiling.py).
 """
 from __future__ import annotations
 
@@ -27,10 +36,12 @@ for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402
 import fcntl  # noqa: E402
 import json  # noqa: E402
+import resource  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
 from concurrent.futures import ProcessPoolExecutor, as_completed  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -58,6 +69,12 @@ CASES: dict[str, dict] = {
                                               ("rect_dense", 64, 40, 40, "off", 0.30)]},
     "low_rank_30": {"bound": 1e-8, "specs": [("low_rank", 64, 64, 32, "off", 0.30),
                                              ("low_rank", 32, 32, 16, "off", 0.30)]},
+    # the remedy ``hil map`` names when k = rank(M) is proved short (row cone) or the count
+    # is below 1: more inner lines (low rank: feasibility.k_for_margin at 70 % working)
+    "rect_more_k_30": {"bound": BOUND, "specs": [("rect_dense", 48, 64, 56, "off", 0.30),
+                                                 ("rect_dense", 64, 40, 48, "off", 0.30)]},
+    "low_rank_more_k_30": {"bound": 1e-8, "specs": [("low_rank", 64, 64, 55, "off", 0.30),
+                                                    ("low_rank", 32, 32, 28, "off", 0.30)]},
     "growth": {"bound": BOUND, "specs": [("re_dft", n, n, min(n, TILE), "off", r)
                                          for r in (0.18, 0.39) for n in (32, 64, 128, 256)]},
     # the same arrays, one joint fit with k = n cut into 64 x 64 array blocks (n > 64 only:
@@ -84,7 +101,8 @@ def make_matrix(name: str, m: int, n: int, seed: int) -> np.ndarray:
 
 
 def key(rec: dict) -> tuple:
-    return (rec["matrix"], rec["m"], rec["n"], rec["k"], rec["fault"], rec["rate"], rec["seed"])
+    """A record's identity: a rerun or a part file's record with the same key replaces it."""
+    return (rec["case"], rec["matrix"], rec["m"], rec["n"], rec["k"], rec["fault"], rec["rate"], rec["seed"])
 
 
 def warm_up() -> None:
@@ -121,9 +139,8 @@ def solve(task: dict) -> dict:
         t0 = time.process_time()
         res = map_tiled(m_, k, (TILE, TILE), codes, seed, params=params, workers=1)
         cpu, omc = time.process_time() - t0, res.one_minus_cos(m_)
-        pairs = [(m_[res.row_edges[i]:res.row_edges[i + 1], res.col_edges[j]:res.col_edges[j + 1]],
-                  *codes[(i, j)]) for (i, j) in codes]
-        extra = {"mapping": "tiles", "arrays": 2 * len(codes), "tiles": len(codes), "tile_worst_one_minus_cos": max(f.one_minus_cos for f in res.tiles.values())}
+        pairs = [(res.block(m_, ix), *codes[ix]) for ix in codes]
+        extra = {"mapping": "tiles", "layout": list(res.layout), "arrays": 2 * len(codes), "tiles": len(codes), "tile_worst_one_minus_cos": max(f.one_minus_cos for f in res.tiles.values())}
     cert = None
     for blk, ca, cb in pairs:
         cert = exact_fit_obstruction(blk, ca, cb)
@@ -131,7 +148,7 @@ def solve(task: dict) -> dict:
             break
     exact = True if omc <= task["bound"] else (False if cert is not None else None)
     rec = {k_: task[k_] for k_ in ("case", "matrix", "m", "n", "k", "fault", "rate", "seed")}
-    rec.update(one_minus_cos=omc, cpu_s=cpu, exact_possible=exact, bound=task["bound"],
+    rec.update(finished=time.time(), one_minus_cos=omc, cpu_s=cpu, exact_possible=exact, bound=task["bound"],
                certificate=None if cert is None else {"kind": cert.kind, "reason": cert.reason,
                                                        "omc_lower_bound": cert.omc_lower_bound},
                **extra)
@@ -148,28 +165,75 @@ def load(path: Path) -> dict:
     return {"records": []}
 
 
-def save(path: Path, data: dict) -> dict:
-    """Merge ``data`` into the file and write it atomically; returns what was written.
-
-    Runs may overlap (e.g. ``--chip`` beside a solver run): under a lock the file is
-    re-read, records are merged by key (``data`` wins) and other keys kept, then it is
-    replaced in one step, so a kill mid-write leaves the previous file, never half a file.
-    """
+@contextmanager
+def _locked(path: Path):
+    """Hold the results file's lock: runs and merges may overlap (e.g. ``--chip`` beside a
+    solver run, helpers merging part files)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(Path(tempfile.gettempdir()) / f"{path.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        disk = load(path)
-        mine = {key(r) for r in data["records"]}
-        merged = {**disk, **data}
-        merged["records"] = sorted([r for r in disk["records"] if key(r) not in mine and key(r) not in
-                                    data.get("_dropped", set())] + data["records"], key=key)
-        merged.pop("_dropped", None)
-        merged["growth"], merged["summary"] = growth(merged["records"]), summary(merged["records"])
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as f:
-            json.dump(merged, f, indent=1)
-            tmp = f.name
-        os.replace(tmp, path)
-    return merged
+        yield
+
+
+def _write(path: Path, data: dict) -> dict:
+    """Recompute growth and summary, then replace the file in one step (a kill mid-write
+    leaves the previous file, never half a file)."""
+    data["records"] = sorted(data["records"], key=key)
+    data["growth"], data["summary"] = growth(data["records"]), summary(data["records"])
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as f:
+        json.dump(data, f, indent=1)
+        tmp = f.name
+    os.replace(tmp, path)
+    return data
+
+
+def save(path: Path, data: dict) -> dict:
+    """Merge ``data`` into the file and write it atomically; returns what was written.
+
+    Under the lock the file is re-read and ``data`` folded in (``_fold``: the newer record
+    per key wins), so a long run holding records it loaded at its start never replaces
+    what another run redid meanwhile; ``data["_dropped"]`` keys (``--redo``) lose their
+    records on disk.
+    """
+    with _locked(path):
+        return _write(path, _fold(load(path), data, data.get("_dropped", set())))
+
+
+def _newer(new: dict, old: dict) -> bool:
+    """Whether ``new`` replaces ``old``: a later ``finished`` time wins; a record without one
+    (written before records carried it) is older than any with one; a tie goes to ``new``."""
+    return new.get("finished", float("-inf")) >= old.get("finished", float("-inf"))
+
+
+def _fold(into: dict, data: dict, dropped=frozenset()) -> dict:
+    """``into`` with ``data``'s records and entries (``chip_128``) merged in, the newer per key."""
+    by_key = {key(r): r for r in into["records"] if key(r) not in dropped}
+    for r in data["records"]:
+        if key(r) not in by_key or _newer(r, by_key[key(r)]):
+            by_key[key(r)] = r
+    for name, value in data.items():
+        if name in ("records", "growth", "summary", "_dropped"):
+            continue
+        if not (isinstance(value, dict) and isinstance(into.get(name), dict) and not _newer(value, into[name])):
+            into[name] = value
+    into["records"] = list(by_key.values())
+    return into
+
+
+def merge_parts(path: Path, parts: list[Path]) -> dict:
+    """Merge part files (``--out`` of runs by case) into ``path``; the newer record per key wins.
+
+    Other entries with a ``finished`` time (``chip_128``) go the same way; growth and
+    summary are recomputed from the merged records.
+    """
+    with _locked(path):
+        merged = load(path)
+        for part in parts:
+            data = json.loads(Path(part).read_text())
+            if not isinstance(data, dict) or not isinstance(data.get("records"), list):
+                raise ValueError(f"{part} is not a factorize_frontier results file (no records list)")
+            merged = _fold(merged, data)
+        return _write(path, merged)
 
 
 def growth(records: list[dict]) -> dict:
@@ -224,18 +288,25 @@ def chip_128(seed: int) -> dict:
         out = Path(tmp) / "r.h5"
         cmd = [sys.executable, "-m", "hil", "program-matrix", str(Path(tmp) / "m.npy"), "--bench", str(bench),
                "--k", "64", "--seed", str(seed), "--out", str(out)]
-        t0 = time.time()
+        t0, cpu0 = time.time(), _children_cpu()
         proc = subprocess.run(cmd, capture_output=True, text=True)
+        cpu = _children_cpu() - cpu0
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
         with h5py.File(out) as f:
             a = f.attrs  # "scale" is one value per tile: read only the scalar figures
             rec = {"r2": float(a["r2"]), "devices": int(a["devices"]), "one_minus_cos": float(a["one_minus_cos"]),
                    "one_minus_cos_readback": float(a["one_minus_cos_readback"]), "pulses": int(a["pulses"]),
-                   "tiles": int(a["tiles"])}
-    return {**rec,
-            "wall_s": time.time() - t0, "command": " ".join(["hil"] + cmd[3:5] + ["--bench", "factorization.yaml"]
-                                                            + cmd[7:11]), "stdout": proc.stdout.strip()}
+                   "tiles": int(a["tiles"]), "layout": [str(v) for v in a.get("layout", ["contiguous"] * 2)]}
+    command = ["hil", "program-matrix", "re_dft128.npy", "--bench", "hil/benches/factorization.yaml"] + cmd[7:11]
+    return {**rec, "finished": time.time(), "wall_s": time.time() - t0, "cpu_s": cpu,
+            "command": " ".join(command), "stdout": proc.stdout.strip()}
+
+
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of finished child processes."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def main(argv=None) -> None:
@@ -247,12 +318,21 @@ def main(argv=None) -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--redo", action="store_true", help="recompute selected records already in the file")
     ap.add_argument("--chip", action="store_true", help="also run hil program-matrix at n = 128")
-    ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--out", type=Path, default=OUT, help="results file (a part file when several runs share the work)")
+    ap.add_argument("--merge", type=Path, nargs="+", metavar="PART.json", default=None,
+                    help="merge these part files' records into --out (the newer record per key wins), "
+                         "recompute growth and summary, and run nothing")
     ap.add_argument("--list", action="store_true")
     args = ap.parse_args(argv)
     if args.list:
         for name, c in CASES.items():
             print(name, c["bound"], c["specs"])
+        return
+    if args.merge:
+        missing = [str(p) for p in args.merge if not p.is_file()]
+        if missing:
+            ap.error(f"no such part file: {', '.join(missing)}")
+        report(merge_parts(args.out, args.merge))
         return
     names = [c for c in args.cases.split(",") if c]
     unknown = set(names) - set(CASES)
@@ -291,7 +371,11 @@ def main(argv=None) -> None:
                       flush=True)
     if args.chip:
         data["chip_128"] = chip_128(seed=0)
-    data = save(args.out, data)
+    report(save(args.out, data))
+
+
+def report(data: dict) -> None:
+    """Print the summary per case spec, the growth fit and the chip figures."""
     for name, s in data["summary"].items():
         print(f"{name:40s} {s['meet_bound']:2d}/{s['trials']} <= {s['bound']:.0e}  "
               f"certified-impossible {s['certified_impossible']}  median {s['median_one_minus_cos']:.1e}  "

@@ -22,7 +22,12 @@ gets exactly one reply line: the value for a query, ``OK`` for a setting,
                        row SL grounded (SET); ``SL`` row SL driven from PULSE, selected
                        BLs grounded, other BLs on PULSE (inhibit) (RESET); ``VMM``
                        SLs on their DACs, all WLs on, BLs at virtual ground
-``MEAS?``              currents (A) of the selected bit lines in column order (READ)
+``MEAS? [n]``          currents (A) of the selected bit lines in column order (READ),
+                       each the mean of ``n`` conversions (1..256)
+``SEQ <step>;...``     pulse sequence on the selected row (up to 256 steps): each step
+                       ``<route>:<WL V>:<col spec>`` (route BL or SL; ``<WL V>:<col spec>``
+                       keeps the previous step's route) routes, sends a TRIG OUT edge to
+                       the pulser's trigger input and waits for its pulse
 ``VMM? v0,...``        one source-line voltage per row; every bit line's current (VMM)
 =====================  ================================================================
 
@@ -44,6 +49,10 @@ BAUD_RATE = 115200
 ROUTES = ("OFF", "READ", "BL", "SL", "VMM")
 WL_RANGE = [0.0, 5.0]  # V
 VMM_RANGE = (-3.0, 3.0)  # V, source-line DACs
+MAX_LINE = 4096  # characters the board takes in one command line
+MAX_AVERAGE = 256  # conversions one MEAS? averages
+MAX_SEQ_STEPS = 256  # steps one SEQ line holds
+SEQ_ROUTES = ("BL", "SL")
 
 
 class BoardError(InstrumentError):
@@ -140,6 +149,7 @@ class AddressingBoard(Instrument):
         kwargs.setdefault("read_termination", "\n")
         kwargs.setdefault("write_termination", "\n")
         super().__init__(adapter, name, includeSCPI=False, **kwargs)
+        self.forget()
 
     def read(self, **kwargs) -> str:
         """One reply line; an ``ERR`` reply raises :class:`BoardError`, silence :class:`TimeoutError`."""
@@ -192,10 +202,11 @@ class AddressingBoard(Instrument):
 
     def batch(self, row: int | None = None, columns: Sequence[int] | None = None,
               word_line_voltage: float | None = None, route: str | None = None,
-              measure: bool = False) -> list[float] | None:
-        """Set any of row, columns, word-line voltage and route, and optionally measure, in one
-        transfer: the lines go out in one write and their replies are read back together
-        (one serial round trip instead of one per command). Returns the currents when measuring.
+              measure: bool = False, n_average: int = 1, extra: Sequence[str] = ()) -> list[float] | None:
+        """Set any of row, columns, word-line voltage and route, send the ``extra`` command lines
+        (each answered by OK), and optionally measure (``MEAS? n_average``), in one transfer: the
+        lines go out in one write and their replies are read back together (one serial round trip
+        instead of one per command). Returns the currents when measuring.
         """
         lines = []
         if row is not None:
@@ -206,8 +217,10 @@ class AddressingBoard(Instrument):
             lines.append(f"WL {strict_range(word_line_voltage, WL_RANGE):.4f}")
         if route is not None:
             lines.append(f"ROUTE {strict_discrete_set(route, ROUTES)}")
+        lines.extend(extra)
         if measure:
-            lines.append("MEAS?")
+            n = int(strict_range(n_average, [1, MAX_AVERAGE]))
+            lines.append("MEAS?" if n == 1 else f"MEAS? {n}")
         if not lines:
             return None
         self.write("\n".join(lines))
@@ -219,6 +232,87 @@ class AddressingBoard(Instrument):
         if bad:
             raise BoardError(self.name, f"expected OK, got {bad[0]!r}")
         return [float(x) for x in replies[-1].split(",")] if measure else None
+
+    # settings cache: staged settings go out with the next transfer, unchanged ones never ------------
+    def forget(self) -> None:
+        """Drop the settings cache (after an error or a reconnect the board's state is unknown)."""
+        self._known: dict = {}
+        self._staged: dict = {}
+
+    def stage(self, row: int | None = None, columns: Sequence[int] | None = None,
+              word_line_voltage: float | None = None, route: str | None = None) -> None:
+        """Queue settings for the next :meth:`commit`, :meth:`measure_staged` or :meth:`sequence`;
+        settings equal to what the board already holds are not sent again."""
+        wanted = {"row": None if row is None else int(row),
+                  "columns": None if columns is None else tuple(sorted({int(c) for c in columns})),
+                  "word_line_voltage": None if word_line_voltage is None else float(word_line_voltage),
+                  "route": route}
+        for key, value in wanted.items():
+            if value is None:
+                continue
+            if self._known.get(key) == value:
+                self._staged.pop(key, None)
+            else:
+                self._staged[key] = value
+
+    def _take_staged(self) -> dict:
+        staged, self._staged = self._staged, {}
+        return staged
+
+    def _sent(self, settings: dict) -> None:
+        self._known.update(settings)
+
+    def commit(self) -> None:
+        """Send the staged settings (one transfer; nothing when none changed)."""
+        staged = self._take_staged()
+        if staged:
+            try:
+                self.batch(**staged)
+            except Exception:
+                self.forget()
+                raise
+            self._sent(staged)
+
+    def measure_staged(self, n_average: int = 1) -> list[float]:
+        """The staged settings and ``MEAS? n_average`` in one transfer: currents (A) of the selected
+        bit lines, each the board's mean of ``n_average`` conversions."""
+        staged = self._take_staged()
+        try:
+            out = self.batch(**staged, measure=True, n_average=n_average)
+        except Exception:
+            self.forget()
+            raise
+        self._sent(staged)
+        return out
+
+    def sequence(self, steps: Sequence[tuple[str, float, Sequence[int]]]) -> None:
+        """Pulse sequence on the selected row: per step ``(route, word-line V, columns)`` the board
+        routes, triggers the pulser (TRIG OUT) and waits for its pulse. The staged settings and
+        every ``SEQ`` line go out in one transfer (a line holds at most 256 steps and 4096
+        characters). The last step's settings stay on the board."""
+        if not steps:
+            return
+        lines, cur, size, last = [], [], 0, None
+        for route, wl, cols in steps:
+            route = strict_discrete_set(str(route).upper(), SEQ_ROUTES)
+            body = f"{strict_range(float(wl), WL_RANGE):.4f}:{format_columns(cols)}"
+            step = body if route == last else f"{route}:{body}"  # the route carries over within a line
+            if cur and (len(cur) >= MAX_SEQ_STEPS or len("SEQ ") + size + len(step) + 16 > MAX_LINE):
+                lines.append("SEQ " + ";".join(cur))
+                cur, size, step = [], 0, f"{route}:{body}"
+            cur.append(step)
+            size += len(step) + 1
+            last = route
+        lines.append("SEQ " + ";".join(cur))
+        staged = self._take_staged()
+        try:
+            self.batch(**staged, extra=lines)
+        except Exception:
+            self.forget()
+            raise
+        route, wl, cols = steps[-1]
+        self._sent({**staged, "route": str(route).upper(), "word_line_voltage": float(wl),
+                    "columns": tuple(sorted({int(c) for c in cols}))})
 
     def read_reply(self) -> str | BoardError:
         """One reply line; an ``ERR`` reply is returned as a :class:`BoardError` (not raised)."""

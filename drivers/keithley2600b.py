@@ -51,6 +51,8 @@ TUNE_RULE_KEYS = ("tol_rel", "tol_abs", "accept_fraction", "n_read", "v_read", "
                   "response_rel", "read_noise_rel", "confirm_z", "max_verify_reads")
 #: pulses one device may be given in one tuning call (the instrument's script refuses more)
 MAX_TUNE_PULSES = 10_000
+#: s, allowance per source change + reading and per relay switch when a script's reply is awaited
+STEP_ALLOWANCE_S, ROUTE_ALLOWANCE_S = 5e-3, 20e-3
 #: runs on the instrument: closed-loop write-and-verify of devices one after another, each
 #: routed by a switch matrix over TSP-Link (``node[mx].channel.exclusiveclose(route)``; mx =
 #: 0: no matrix). ``src`` reads the current (mean of ``n_read`` readings at ``v_read``, gate
@@ -428,9 +430,14 @@ class Keithley2600B(TspInstrument):
         table = "{" + ",".join(f"{k}={float(rule[k])!r}" for k in TUNE_RULE_KEYS) + "}"
         exact = lambda xs: "{" + ",".join(repr(float(x)) for x in xs) + "}"  # noqa: E731
         ints = lambda xs: "{" + ",".join(str(int(x)) for x in xs) + "}"  # noqa: E731
-        reply = self.ask(f"hilTuneRun(smu{source}, smu{gate}, {int(matrix_node)}, {_lua_strings(routes)}, "
-                         f"{exact(targets)}, {ints(budgets)}, {ints(start_up)}, {ints(start_down)}, "
-                         f"{exact(a for a, _ in spread)}, {exact(b for _, b in spread)}, {table})")
+        # the reply comes when the last device is done: wait for the worst case of the budgets
+        per_read = float(rule["n_read"]) * STEP_ALLOWANCE_S
+        worst = sum(budgets) * (max(float(rule["width_up"]), float(rule["width_down"])) + STEP_ALLOWANCE_S + per_read) \
+            + n * (ROUTE_ALLOWANCE_S + float(rule["max_verify_reads"]) * per_read)
+        with self.reply_within(2.0 + worst):
+            reply = self.ask(f"hilTuneRun(smu{source}, smu{gate}, {int(matrix_node)}, {_lua_strings(routes)}, "
+                             f"{exact(targets)}, {ints(budgets)}, {ints(start_up)}, {ints(start_down)}, "
+                             f"{exact(a for a, _ in spread)}, {exact(b for _, b in spread)}, {table})")
         try:
             devices = [TunedDevice.parse(part) for part in reply.strip().split("/")]
         except (ValueError, IndexError):
@@ -462,8 +469,11 @@ class Keithley2600B(TspInstrument):
         if not 1 <= int(n_read) <= 100:
             raise ValueError("n_read must lie in 1 to 100")
         table = "{" + ",".join("{" + ",".join(f"{float(x):.6g}" for x in step) + "}" for step in steps) + "}"
-        values = self.values(f"hilSweepRun(smu{source}, smu{gate}, {int(matrix_node)}, {_lua_strings(routes)}, "
-                             f"{table}, {v_read:.6g}, {read_gate:.6g}, {width:.6g}, {int(n_read)})")
+        per_device = ROUTE_ALLOWANCE_S + (len(steps) + 1) * int(n_read) * STEP_ALLOWANCE_S + sum(
+            STEP_ALLOWANCE_S + float(step[2] if len(step) == 3 else width) for step in steps)
+        with self.reply_within(2.0 + len(routes) * per_device):
+            values = self.values(f"hilSweepRun(smu{source}, smu{gate}, {int(matrix_node)}, {_lua_strings(routes)}, "
+                                 f"{table}, {v_read:.6g}, {read_gate:.6g}, {width:.6g}, {int(n_read)})")
         per = len(steps) + 1
         if len(values) != per * len(routes):
             self.raise_errors()

@@ -50,6 +50,20 @@ class Keysight81160A(_PymeasureKeysight81160A):
         ``period_first``: send the period before the width (when the period grows) or
         after it (when it shrinks), so the width never exceeds the period in between.
         """
+        self._program(channel, high, width, period, period_first, ["*TRG"])
+
+    def arm_external(self, channel: int = 1, high: float | None = None, width: float | None = None,
+                     period: float | None = None, period_first: bool = True, arm: bool = True) -> None:
+        """Arm ``channel`` to fire one pulse per edge on its trigger input (``:ARM:SOUR EXT``),
+        first updating whichever of high level, width and period are given: one round trip
+        ending in ``*OPC?;:SYST:ERR?``. ``arm=False`` when the channel is armed on EXT already."""
+        self._program(channel, high, width, period, period_first, [f":ARM:SOUR{int(channel)} EXT"] if arm else [])
+
+    def arm_manual(self, channel: int = 1) -> None:
+        """Back to manual arming: a pulse per ``*TRG`` (:meth:`fire`)."""
+        self._program(channel, None, None, None, True, [f":ARM:SOUR{int(channel)} MAN"])
+
+    def _program(self, channel, high, width, period, period_first, tail: list[str]) -> None:
         parts = []
         if high is not None:
             parts.append(f":VOLT{channel}:HIGH {strict_range(high, VOLTAGE_HIGH_RANGE):f}")
@@ -60,7 +74,7 @@ class Keysight81160A(_PymeasureKeysight81160A):
             timing.append(f":PULS:WIDT{channel} {strict_range(width, PULSE_WIDTH_RANGE):e}")
         if not period_first:
             timing.reverse()
-        reply = self.ask(";".join(parts + timing + ["*TRG", "*OPC?", ":SYST:ERR?"]))
+        reply = self.ask(";".join(parts + timing + tail + ["*OPC?", ":SYST:ERR?"]))
         done, _, error = reply.strip().partition(";")
         code, _, text = error.partition(",")
         if done != "1" or not code.lstrip("+-").isdigit():

@@ -226,6 +226,25 @@ class KeysightB2900Channel(Channel):
                                                     f"{len(levels)} pulses")
         return readings
 
+    def arm_pulses(self, levels: Sequence[float], width: float, base: float = 0.0, trigger: str = "EXT1") -> None:
+        """Arm a pulsed list on ``trigger`` (a digital I/O pin wired to the addressing board's TRIG
+        OUT): each edge pulses from ``base`` to the next of ``levels`` for ``width`` s. One round
+        trip, confirmed by the error query (``*OPC?`` would wait for the edges)."""
+        levels = [float(strict_range(x, VOLTAGE_RANGE)) for x in levels]
+        if not 1 <= len(levels) <= LIST_MAX_POINTS:
+            raise ValueError(f"an armed list holds 1 to {LIST_MAX_POINTS} pulses, got {len(levels)}")
+        trigger = strict_discrete_set(trigger, [t for t in TRIGGER_SOURCES if t.startswith("EXT")])
+        reply = self.ask(f":SOUR{{ch}}:FUNC:SHAP PULS;:SOUR{{ch}}:VOLT {strict_range(base, VOLTAGE_RANGE):.6g};"
+                         f":SOUR{{ch}}:VOLT:MODE LIST;:SOUR{{ch}}:LIST:VOLT {','.join(f'{x:.6g}' for x in levels)};"
+                         f":SOUR{{ch}}:PULS:DEL 0;:SOUR{{ch}}:PULS:WIDT {strict_range(width, PULSE_WIDTH_RANGE):.6g};"
+                         f":TRIG{{ch}}:SOUR {trigger};:TRIG{{ch}}:COUN {len(levels)};:TRIG{{ch}}:TRAN:DEL 0;"
+                         f":TRIG{{ch}}:ACQ:DEL 0;:INIT (@{{ch}});:SYST:ERR?")
+        code, _, text = reply.strip().partition(",")
+        if not code.lstrip("+-").isdigit():
+            raise InstrumentError(self.parent.name, f"unexpected reply {reply!r} to :SYST:ERR?")
+        if int(code) != 0:
+            raise InstrumentError(self.parent.name, [(int(code), text.strip('"'))])
+
     def configure_pulse(self, width: float, base: float = 0.0) -> None:
         """Single pulses from ``base`` V, ``width`` s wide, one per :meth:`fire_pulse` (one message)."""
         self.write(f":SOUR{{ch}}:FUNC:SHAP PULS;:SOUR{{ch}}:VOLT:MODE FIX;"

@@ -5,7 +5,8 @@ Errors are read from ``errorqueue`` (code, message, severity, node, tab separate
 """
 from __future__ import annotations
 
-from typing import Sequence
+import contextlib
+from typing import Iterator, Sequence
 
 from pymeasure.instruments import Instrument
 
@@ -55,6 +56,21 @@ class TspInstrument(Instrument):
         errors = self.check_errors()
         if errors:
             raise InstrumentError(self.name, errors)
+
+    @contextlib.contextmanager
+    def reply_within(self, seconds: float) -> Iterator[None]:
+        """Wait up to ``seconds`` for the replies inside the block (a script that runs long on the
+        instrument), at least the adapter's own timeout; adapters without one are left alone."""
+        conn = getattr(self.adapter, "connection", None)
+        if conn is None or not isinstance(getattr(conn, "timeout", None), (int, float)):
+            yield
+            return
+        old = conn.timeout
+        conn.timeout = max(old, 1000.0 * seconds)  # PyVISA counts milliseconds
+        try:
+            yield
+        finally:
+            conn.timeout = old
 
     def load_script(self, name: str, lines: Sequence[str], run: bool = True) -> None:
         """Send a named script (``loadscript`` ... ``endscript``) and optionally run it once."""

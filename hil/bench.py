@@ -75,7 +75,7 @@ class Bench:
                  limits: Limits, rows: int, cols: int, vmm: VectorMultiplier | None = None,
                  name: str = "bench", metadata: dict | None = None, closers: Sequence = (),
                  arrays: dict[str, tuple[int, int]] | None = None, station: Station | None = None,
-                 read_source: VoltageSource | None = None):
+                 read_source: VoltageSource | None = None, pulse_trigger: bool = False):
         self.selector, self.gate, self.reader, self.pulser = selector, gate, reader, pulser
         self.vector = vmm
         self.limits = limits
@@ -89,6 +89,8 @@ class Bench:
         self.sim = self.metadata.get("sim")
         self.station = station
         self.read_source = read_source
+        #: the bench file's ``wiring.pulse_trigger``: the addresser's trigger output reaches the pulser
+        self.pulse_trigger = bool(pulse_trigger)
         self.unclean_previous: UncleanSession | None = None
         self._closers = list(closers)
         self._closed = False
@@ -137,6 +139,8 @@ class Bench:
         row, cols = self._row(row), self._cols(cols)
         self.gate.set_gate(v_gate)
         self.selector.select(row, cols, "read")
+        if self.reader.averages:  # the instrument averages: one transfer
+            return self.reader.read(v_read, len(cols), n_avg=n_avg) / v_read
         total = np.zeros(len(cols))
         for _ in range(n_avg):
             total += self.reader.read(v_read, len(cols))
@@ -163,6 +167,45 @@ class Bench:
         self.gate.set_gate(v_gate)
         self.selector.select(row, cols, "bl" if amplitude > 0 else "sl")
         self.pulser.pulse(abs(amplitude), width)
+
+    @property
+    def can_sequence(self) -> bool:
+        """True when the addresser runs a row's pulses from one command, triggering the pulser
+        itself (the AB64 board's ``SEQ`` with an 81160A or a B2900 channel armed on its trigger
+        input, the cable declared by ``wiring.pulse_trigger``): see :meth:`pulse_groups`."""
+        return self.pulse_trigger and _can_sequence(self.selector, self.gate, self.pulser)
+
+    def pulse_groups(self, row: int, groups: Sequence[tuple[Sequence[int], float, float, float]]) -> None:
+        """Pulse groups on one row, in order: per group ``(cols, amplitude V, width s, gate V)`` one
+        pulse on those cells (amplitude > 0 SETs, < 0 RESETs), as :meth:`pulse_row` each.
+
+        Every group is checked against the limits before anything is sent. On a bench that
+        :attr:`can_sequence`, consecutive groups sharing a pulse (|amplitude|, width) cost one
+        arming of the pulser and one addresser command (it routes and triggers per group);
+        elsewhere each group is one :meth:`pulse_row`.
+        """
+        checked = []
+        for cols, amplitude, width, v_gate in groups:
+            self.limits.check_line(amplitude, "pulse amplitude")
+            self.limits.check_width(width)
+            self.limits.check_gate(v_gate)
+            checked.append((self._cols(cols), float(amplitude), float(width), float(v_gate)))
+        row = self._row(row)
+        if not self.can_sequence:
+            for cols, amplitude, width, v_gate in checked:
+                self.pulse_row(row, cols, amplitude, width, v_gate)
+            return
+        k = 0
+        while k < len(checked):
+            # one arming per run of groups the pulser can serve from it: the same width, and the
+            # same amplitude unless it steps through a list
+            first, run = checked[k], []
+            while (k < len(checked) and len(run) < self.pulser.max_armed and checked[k][2] == first[2]
+                   and (self.pulser.level_per_trigger or abs(checked[k][1]) == abs(first[1]))):
+                run.append(checked[k])
+                k += 1
+            self.pulser.arm([abs(a) for _, a, _, _ in run], first[2])
+            self.selector.sequence(row, [(cols, "bl" if a > 0 else "sl", v_gate) for cols, a, _, v_gate in run])
 
     @property
     def can_pulse_read(self) -> bool:
@@ -282,6 +325,9 @@ class Bench:
         if not np.all(np.isfinite(budgets) & (budgets >= 0) & (budgets == np.round(budgets))):
             raise ValueError("max_pulses must be whole numbers >= 0")
         self._check_on_instrument(*rule.pulse_plan(), rule.v_read, rule.read_gate)
+        if budgets.max() > self.read_source.max_tune_pulses:
+            raise LimitError(f"max_pulses {budgets.max():g} is more than the read SMU runs in one call "
+                             f"({self.read_source.max_tune_pulses} per cell)")
         starts = []
         for given, n_rungs in ((start_set, len(rule.set_amps)), (start_reset, len(rule.reset_amps))):
             k = np.zeros(n) if given is None else np.broadcast_to(np.asarray(given, dtype=float), (n,))
@@ -392,6 +438,12 @@ class Bench:
             self.close()
         except Exception as off_exc:
             log.error("%s", off_exc)
+
+
+def _can_sequence(selector: Selector, gate: GateSupply, pulser: Pulser) -> bool:
+    """The addresser sequences pulses, sets the word lines itself, and the pulser takes its triggers."""
+    drives_gate = getattr(selector, "drives_gate", None)
+    return bool(pulser.can_trigger and drives_gate is not None and drives_gate(gate))
 
 
 def simulated_bench_file() -> Path:
@@ -531,10 +583,15 @@ def _compose(spec: BenchSpec, station: Station, sim) -> Bench:
     metadata = {"bench_file": spec.to_yaml(), "bench_file_sha256": spec.sha256, "bench_name": spec.name,
                 "simulated": spec.simulated, "instruments": instruments, "device": spec.device.as_dict(),
                 "chip_id": spec.device.chip_id, "device_model": spec.device.model, "sim": sim}
+    if w.get("pulse_trigger") and not _can_sequence(selector, gate, pulser):
+        raise BenchFileError(f"bench file {spec.source or spec.name}: wiring.pulse_trigger: {addresser} cannot "
+                             f"sequence pulses on {w['pulse']} (an AB64 board, its own word-line supply and an "
+                             f"81160A or B2900 pulser can)")
     first = next(iter(arrays))
     rows, cols = arrays[first]
     bench = Bench(selector, gate, reader, pulser, spec.limits, rows, cols, vmm=vmm, name=spec.name,
-                  metadata=metadata, arrays=arrays, station=station, read_source=read)
+                  metadata=metadata, arrays=arrays, station=station, read_source=read,
+                  pulse_trigger=bool(w.get("pulse_trigger")))
     bench.use_array(first)
     return bench
 

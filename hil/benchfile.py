@@ -261,6 +261,9 @@ class Wiring(Section):
     pulse: Text
     gate: Optional[Text] = None
     sense: Optional[Text] = None
+    # the addresser's trigger output is cabled to the pulser's trigger input (AB64 TRIG OUT ->
+    # 81160A TRIG IN, or a B2900's digital I/O pin 1): a row's pulses then run as one board sequence
+    pulse_trigger: bool = False
     # an addresser's own sub-sections (validated by its plug-in's wiring_schema)
     matrix: Optional[dict[str, Any]] = None
 
@@ -600,6 +603,7 @@ class _Checks:
         out["gate"] = self.endpoint(gate, "wiring.gate", instruments, "gate")
         sense = w.sense if w.sense is not None else (out["addresser"] if "sense" in addresser.roles else "read")
         out["sense"] = sense if sense == "read" else self.endpoint(sense, "wiring.sense", instruments, "sense")
+        out["pulse_trigger"] = bool(w.pulse_trigger)
         section = addresser.wiring_section
         for key in ("matrix",):
             given = getattr(w, key)

@@ -9,10 +9,10 @@ from tqdm.auto import tqdm
 class Progress:
     """A tqdm bar counted in cells, with the pulses spent shown alongside; a no-op when disabled."""
 
-    def __init__(self, total_cells: int, desc: str, enabled: bool = True, initial: int = 0):
+    def __init__(self, total_cells: int, desc: str, enabled: bool = True, initial: int = 0, unit: str = "cell"):
         self.pulses = 0
         self.reads = 0
-        self._bar = tqdm(total=int(total_cells), initial=int(initial), desc=desc, unit="cell",
+        self._bar = tqdm(total=int(total_cells), initial=int(initial), desc=desc, unit=unit,
                          disable=not enabled, file=sys.stderr, dynamic_ncols=True, leave=True)
 
     def reset(self, total_cells: int, initial: int = 0) -> None:

@@ -95,6 +95,9 @@ class GateSupply(abc.ABC):
 
 
 class Reader(abc.ABC):
+    #: True when :meth:`read` takes ``n_avg`` and averages on the instrument (one transfer)
+    averages: bool = False
+
     @abc.abstractmethod
     def read(self, v_read: float, n_cols: int) -> NDArray[np.float64]:
         """Apply ``v_read`` to the selected bit lines and return their currents (A)."""
@@ -105,9 +108,22 @@ class Reader(abc.ABC):
 
 
 class Pulser(abc.ABC):
+    #: True when :meth:`arm` readies the pulser for pulses triggered by the addresser (its TRIG OUT)
+    can_trigger: bool = False
+    #: True when an armed pulser steps through a list, one level per trigger; False when every
+    #: trigger of one arming gives the same pulse
+    level_per_trigger: bool = False
+    #: most triggers one arming serves (a list's length)
+    max_armed: int = 1 << 30
+
     @abc.abstractmethod
     def pulse(self, amplitude: float, width: float) -> None:
         """One rectangular pulse of ``amplitude`` (V, >= 0) and ``width`` (s) on the routed lines."""
+
+    def arm(self, amplitudes: Sequence[float], width: float) -> None:
+        """Ready one pulse per trigger from the addresser: ``amplitudes[k]`` (V, >= 0) for the k-th,
+        all ``width`` s (without :attr:`level_per_trigger` every amplitude must be the same)."""
+        raise NotImplementedError(f"{type(self).__name__} takes no external triggers")
 
     def check(self, amplitudes: NDArray[np.float64], widths: NDArray[np.float64]) -> None:
         """Raise :class:`LimitError` for any pulse (|amplitude| V, width s) the instrument cannot make."""

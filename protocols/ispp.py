@@ -56,28 +56,40 @@ def calibrate_levels(bench: Bench, row: int, cols: Sequence[int], p: ISPPParams,
 
     SET: top-rung RESET first, then SET rungs 0, stride, 2*stride, ... with a read after
     each; RESET the same way from a top-rung SET. Cells that never move (stuck) are left
-    out of the medians.
+    out of the medians. A bench that sweeps rows on the instrument (:meth:`Bench.sweep_row`)
+    runs each polarity's pulses and reads as one call.
     """
     cols = [int(c) for c in cols]
     out = {}
     for pol, far in ((SET, RESET), (RESET, SET)):
         lad, far_lad = p.ladder(pol), p.ladder(far)
         amp, gate = far_lad.drive(far_lad.n_rungs - 1)
-        bench.pulse_row(row, cols, far * float(amp), far_lad.width, float(gate))
         rungs = np.arange(0, lad.n_rungs + stride - 1, stride, dtype=float)
         rungs = np.minimum(rungs, lad.n_rungs - 1)
-        reads = []
-        for k in rungs:
-            a, gt = lad.drive(k)
-            bench.pulse_row(row, cols, pol * float(a), lad.width, float(gt))
-            reads.append(read_cells(bench, row, cols, p.v_read, p.read_gate, p.n_read,
-                                    reads[-1] if reads else None)[0])
-        g = np.array(reads)  # (rungs, cells)
+        a, gt = lad.drive(rungs)
+        steps = [(far * float(amp), float(gate), far_lad.width)] + [(pol * float(x), float(y), lad.width)
+                                                                   for x, y in zip(a, gt)]
+        if bench.can_sweep(steps, p.v_read, p.read_gate):
+            # the instrument runs the whole sequence cell by cell: the reads after each rung, in one call
+            g = bench.sweep_row(row, cols, steps, p.v_read, p.read_gate, p.n_read)[:, 2:].T
+        else:
+            bench.pulse_row(row, cols, *_pulse_args(steps[0]))
+            reads = []
+            for step in steps[1:]:
+                bench.pulse_row(row, cols, *_pulse_args(step))
+                reads.append(read_cells(bench, row, cols, p.v_read, p.read_gate, p.n_read,
+                                        reads[-1] if reads else None)[0])
+            g = np.array(reads)  # (rungs, cells)
         moved = g.max(axis=0) / np.maximum(g.min(axis=0), 1e-15) > 1 + p.response_rel
         use = g[:, moved] if moved.any() else g
         out[pol] = (rungs, np.median(use, axis=1))
     return LevelCalibration(out[SET][0], out[SET][1], out[RESET][0], out[RESET][1])
 
+
+
+def _pulse_args(step: tuple[float, float, float]) -> tuple[float, float, float]:
+    """(signed amplitude, gate, width) -> ``pulse_row``'s (amplitude, width, gate)."""
+    return step[0], step[2], step[1]
 
 
 @dataclass
@@ -221,10 +233,15 @@ class ISPPPage(Page):
         """One verify read of the ``which`` cells (flat region mask), NaN elsewhere."""
         sm, p, n_c = self.sm, self.p, run.shape[1]
         g = np.full(sm.target.size, np.nan)
+        # an instrument that sweeps rows itself reads a row's cells in one call (a sweep of no pulses)
+        on_instrument = self._tunes_on_instrument(run) and run.bench.can_sweep([], p.v_read, p.read_gate)
         for ri in range(run.shape[0]):
             cells = ri * n_c + np.arange(n_c)
             sel = which[cells]
-            if sel.any():
+            if sel.any() and on_instrument:
+                g[cells[sel]] = run.bench.sweep_row(int(run.rows[ri]), run.cols[sel], [], p.v_read, p.read_gate,
+                                                    p.n_read)[:, 0]
+            elif sel.any():
                 g[cells[sel]] = read_cells(run.bench, int(run.rows[ri]), run.cols[sel], p.v_read, p.read_gate,
                                            p.n_read, sm.g_last[cells[sel]])[0]
         return g
@@ -264,19 +281,7 @@ class ISPPPage(Page):
             rec["pass"], rec["iteration"], rec["row"], rec["col"], rec["g"] = run.pass_no, it, row, cols_idx[act], g_row
             self._log(run, "reads", rec)
             need, pol, amp, gate = sm.decide(g)
-            n_pulsed = 0
-            for s, a, gt, idx in group_pulses(need, pol, amp, gate):
-                local = idx - cells[0]
-                lad = p.ladder(s)
-                run.bench.pulse_row(row, cols_idx[local], s * a, lad.width, gt, iteration=it, g_before=g[idx])
-                if self.keep_log:
-                    prec = np.zeros(idx.size, PULSE_DTYPE)
-                    prec["session"], prec["phase"], prec["pass"], prec["iteration"] = run.session, b"program", run.pass_no, it
-                    prec["row"], prec["col"], prec["polarity"] = row, cols_idx[local], s
-                    prec["amplitude"], prec["gate"], prec["width"], prec["g_before"] = a, gt, lad.width, g[idx]
-                    prec["delivered"] = True
-                    self.logs_p.append(prec)
-                n_pulsed += idx.size
+            n_pulsed = self._pulse(run, row, cells[0], group_pulses(need, pol, amp, gate), g, it)
             run.bar.update(pulses=n_pulsed, reads=n_reads)
             it += 1
         self._save_row(run, ri, cells)
@@ -308,6 +313,22 @@ class ISPPPage(Page):
         run.save_row(ri, done=sm.status[cells] != PENDING, status=sm.status[cells], pulses=sm.pulses[cells],
                      g_final=sm.g_last[cells], reversals=sm.reversals[cells],
                      **{"pass": np.full(cells.size, run.pass_no)})
+
+    def _pulse(self, run: Run, row: int, first_cell: int, groups: list, g: NDArray, it: int) -> int:
+        """Send one iteration's pulse groups of a row (one sequence where the bench runs them);
+        returns the number of cells pulsed."""
+        p, cols_idx = self.p, run.cols
+        sends = [(cols_idx[idx - first_cell], s * a, p.ladder(s).width, gt) for s, a, gt, idx in groups]
+        run.bench.pulse_groups(row, sends, iteration=it, g_before=[g[idx] for *_, idx in groups])
+        if self.keep_log:
+            for (s, a, gt, idx), (cols, _, width, _) in zip(groups, sends):
+                prec = np.zeros(idx.size, PULSE_DTYPE)
+                prec["session"], prec["phase"], prec["pass"], prec["iteration"] = run.session, b"program", run.pass_no, it
+                prec["row"], prec["col"], prec["polarity"] = row, cols, s
+                prec["amplitude"], prec["gate"], prec["width"], prec["g_before"] = a, gt, width, g[idx]
+                prec["delivered"] = True
+                self.logs_p.append(prec)
+        return sum(idx.size for *_, idx in groups)
 
     def _log(self, run: Run, table: str, rec: NDArray) -> None:
         if self.keep_log:
@@ -360,9 +381,9 @@ def program(bench: Bench, targets: ArrayLike, params: ISPPParams | None = None, 
 
     ``on_instrument``: None (default) runs each row's loop on the instrument when the bench
     can (:meth:`~hil.bench.Bench.can_tune`: a 2600B + 707B bench whose SMU times the ladders'
-    widths), True insists, False keeps every step on the host. Both run the same rule
-    (:meth:`ISPPParams.tune_rule`); calibration, resume confirmation and later passes' verify
-    reads stay on the host.
+    widths), True insists, False runs the row loop from the host. Both run the same rule
+    (:meth:`ISPPParams.tune_rule`). On such a bench the calibration sequence and the verify
+    reads of resume and later passes are row calls on the instrument too (``sweep_row``).
     """
     p = params or preset_for(bench)
     page = ISPPPage(targets, p, calibration, keep_log, out_of_window, on_instrument)

@@ -155,7 +155,17 @@ class ISPPParams:
 
     def tune_rule(self) -> TuneRule:
         """These settings as the rule an instrument runs (:meth:`hil.bench.Bench.tune_row`): the same
-        per-cell decisions as :class:`CellProgrammer`, one cell at a time."""
+        per-cell decisions as :class:`CellProgrammer` (``drivers.keithley2600b.TUNE_LINES`` is that
+        rule in TSP; ``tests/test_on_instrument_tuning.py`` checks both reach the same outcome).
+
+        What cannot be the same: the instrument tunes a row's cells one after another, each
+        pulse from the read SMU through the read route (a cell's pulses are not shared with
+        its row, and the SMU times widths from 100 us, with its current compliance); a RESET
+        drives the bit line to -amplitude with the word line at gate - amplitude, the cell
+        voltages of the host's source-line pulse (the access transistor's body sees another
+        bias on a real chip); it decides on full-precision readings where the host sees the
+        printed ones (7 digits); and a record's ``iteration`` counts the cell's own reads.
+        """
         s, r = self.set_ladder, self.reset_ladder
         return TuneRule(s.amps, s.gates, s.width, r.amps, r.gates, r.width, self.v_read, self.read_gate, self.tol_rel,
                         self.tol_abs, self.accept_fraction, self.n_read, self.step_growth, self.max_step_rungs,

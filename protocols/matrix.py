@@ -37,8 +37,8 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from hil.factorization import (CompensationParams, DeviceWindow, SolverParams, compensate, direct_map,
-                               one_minus_cos, tile_edges)
+from hil.factorization import (CompensationParams, DeviceWindow, SolverParams, choose_layout, compensate,
+                               direct_map, one_minus_cos, tile_groups)
 from hil.faultmap import NOT_SCANNED, STUCK_OFF, STUCK_ON, UNRELIABLE, FaultMap
 from hil.bench import Bench
 
@@ -289,13 +289,13 @@ def program_factorized(bench: Bench, matrix: ArrayLike, k: int, faultmaps: Mappi
 class TiledChipMatrix:
     """A matrix larger than one array: block (i, j) of M is its own factorized ChipMatrix.
 
-    ``blocks[(i, j)] = (rows, cols, cm)`` with ``rows``/``cols`` the slices of M it covers;
+    ``blocks[(i, j)] = (rows, cols, cm)`` with ``rows``/``cols`` the line indices of M it covers;
     its inputs are ``u[rows]`` and its outputs add into ``y[cols]`` (digitally, as the
     periphery sums the tiles' outputs), each block in its own scale.
     """
 
     shape: tuple[int, int]
-    blocks: dict[tuple[int, int], tuple[slice, slice, ChipMatrix]]
+    blocks: dict[tuple[int, int], tuple[NDArray[np.intp], NDArray[np.intp], ChipMatrix]]
     kind: str = "factorized-tiled"
     meta: dict = field(default_factory=dict)
 
@@ -310,7 +310,7 @@ class TiledChipMatrix:
     def readback_matrix(self) -> NDArray[np.float64]:
         out = np.zeros(self.shape)
         for rows, cols, cm in self.blocks.values():
-            out[rows, cols] = cm.readback_matrix()
+            out[np.ix_(rows, cols)] = cm.readback_matrix()
         return out
 
 
@@ -320,23 +320,26 @@ def program_tiled_factorized(bench: Bench, matrix: ArrayLike, k: int, faultmaps:
                              solver: SolverParams = SolverParams(tol=1e-10)) -> TiledChipMatrix:
     """Factorized mapping of a matrix too large for one array: one (A, B) array pair per tile.
 
-    M is cut into near-equal blocks of at most ``tile`` (rows, cols) (``tile_edges``), taken
-    row-major; block t goes to ``pairs[t]`` as MA (block rows x k) and MB (k x block cols),
-    each fitted to its own faults by the full solver (no compensation layers).
+    M's rows and columns are cut into near-equal groups of at most ``tile`` (rows, cols), in
+    the layout whose blocks are easiest to fit (``choose_layout``: contiguous or strided per
+    axis), taken row-major; block t goes to ``pairs[t]`` as MA (block rows x k) and MB
+    (k x block cols), each fitted to its own faults by the full solver (no compensation layers).
     """
     m_ = np.asarray(matrix, dtype=float)
-    re, ce = tile_edges(m_.shape[0], tile[0]), tile_edges(m_.shape[1], tile[1])
-    index = [(i, j) for i in range(len(re) - 1) for j in range(len(ce) - 1)]
+    layout = choose_layout(m_, tile, solver.tol)
+    rg, cg = tile_groups(m_.shape[0], tile[0], layout[0]), tile_groups(m_.shape[1], tile[1], layout[1])
+    index = [(i, j) for i in range(len(rg)) for j in range(len(cg))]
     if len(pairs) < len(index):
         raise ValueError(f"{len(index)} tiles of {tile[0]} x {tile[1]} need {len(index)} array pairs, "
                          f"got {len(pairs)}")
     seeds = np.random.default_rng(rng).integers(0, 2**63, size=len(index))
     blocks = {}
     for (i, j), (a, b), seed in zip(index, pairs, seeds):
-        rows, cols = slice(re[i], re[i + 1]), slice(ce[j], ce[j + 1])
-        blocks[(i, j)] = (rows, cols, program_factorized(bench, m_[rows, cols], k, faultmaps, [Placement(a)],
+        rows, cols = rg[i], cg[j]
+        blocks[(i, j)] = (rows, cols, program_factorized(bench, m_[np.ix_(rows, cols)], k, faultmaps, [Placement(a)],
                                                          [Placement(b)], params, rng=int(seed), solver=solver))
-    return TiledChipMatrix(m_.shape, blocks, meta={"k": k, "tiles": len(index), "tile": list(tile)})
+    return TiledChipMatrix(m_.shape, blocks, meta={"k": k, "tiles": len(index), "tile": list(tile),
+                                                   "layout": list(layout)})
 
 
 # --- computing with it ----------------------------------------------------------------------------------

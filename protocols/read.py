@@ -2,9 +2,13 @@
 
 A row read drives every selected bit line from one source whose current compliance is
 a bench limit. When the selected cells together would draw more than that, the source
-limits and every reading comes out low. :func:`read_cells` therefore checks the total
-current of each read and re-reads an over-limit group in halves, so a row of
-high-conductance cells is read correctly in a few smaller groups.
+limits and every reading comes out low. :func:`read_cells` therefore reads the cells in
+groups sensed in parallel, each expected (from the last reads) to stay under the limit,
+and asks the instrument itself whether it was in compliance (its trip status) only when
+a group's measured total comes near the limit: a source in compliance supplies its limit,
+so a group well below it cannot have tripped and costs no extra query. A tripped group
+is re-read in halves, so a row of high-conductance cells is read correctly in a few
+smaller groups.
 """
 from __future__ import annotations
 
@@ -18,8 +22,11 @@ from hil.bench import Bench
 
 from .runner import Drive, Page, Run, execute
 
-#: fraction of the compliance a group's total read current may reach before it counts as limited
-COMPLIANCE_MARGIN = 0.7
+#: fraction of the compliance the expected total current of a group may reach when groups are formed
+GROUP_FRACTION = 0.8
+#: a group whose measured total reaches this fraction of the compliance has the instrument's trip
+#: status read (below it the source cannot have been limiting: in compliance it supplies the limit)
+TRIP_QUERY_FRACTION = 0.9
 
 
 def _group_by_budget(cols: NDArray, g_hint: NDArray, budget_s: float) -> list[NDArray]:
@@ -42,14 +49,26 @@ def read_cells(bench: Bench, row: int, cols: ArrayLike, v_read: float, v_gate: f
     """Conductances (S) of ``cols`` of ``row``, kept under the bench's read-current compliance.
 
     ``g_hint`` (expected conductances, e.g. the last read) lets the first grouping avoid
-    the limit; any group that still reaches it is re-read in halves. Returns the
-    conductances and the number of row reads spent.
+    the limit; a group whose total comes near it has the read source's trip status read
+    (:meth:`~hil.bench.Bench.read_tripped`), and a tripped group is re-read in halves
+    (a single tripped cell keeps its capped reading). Returns the conductances and the
+    number of row reads spent.
     """
     cols = np.asarray(cols, dtype=np.intp)
     out = np.empty(cols.size)
     if cols.size == 0:
         return out, 0
-    budget = COMPLIANCE_MARGIN * bench.limits.i_compliance / abs(v_read)
+    if bench.can_sweep((), v_read, v_gate):
+        # the instrument reads each cell alone, the whole row in one call; a cell reading near the
+        # compliance is read again from here, where its trip status can be asked
+        out = bench.sweep_row(row, cols, (), v_read, v_gate, n_avg)[:, 0]
+        near = np.abs(out) * abs(v_read) >= TRIP_QUERY_FRACTION * bench.limits.i_compliance
+        if not near.any():
+            return out, 1
+        out[near], n = read_cells(_HostReads(bench), row, cols[near], v_read, v_gate, n_avg, out[near])
+        return out, 1 + n
+    budget = GROUP_FRACTION * bench.limits.i_compliance / abs(v_read)  # S
+    near = TRIP_QUERY_FRACTION * bench.limits.i_compliance / abs(v_read)
     hint = np.zeros(cols.size) if g_hint is None else np.asarray(g_hint, dtype=float)
     pos = {int(c): k for k, c in enumerate(cols)}
     todo = _group_by_budget(cols, hint, budget)
@@ -58,12 +77,25 @@ def read_cells(bench: Bench, row: int, cols: ArrayLike, v_read: float, v_gate: f
         grp = todo.pop()
         g = bench.read_row(row, grp, v_read, v_gate, n_avg)
         n_reads += 1
-        if g.sum() >= budget and grp.size > 1:
+        if grp.size > 1 and g.sum() >= near and bench.read_tripped():
             half = grp.size // 2
             todo += [grp[:half], grp[half:]]
             continue
         out[[pos[int(c)] for c in grp]] = g
     return out, n_reads
+
+
+class _HostReads:
+    """The bench with its on-instrument reads switched off (each cell read from the host)."""
+
+    def __init__(self, bench: Bench):
+        self._bench = bench
+
+    def __getattr__(self, name: str):
+        return getattr(self._bench, name)
+
+    def can_sweep(self, *args) -> bool:
+        return False
 
 
 @dataclass(frozen=True)

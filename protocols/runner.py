@@ -241,6 +241,20 @@ class RunBench:
         self._run.ops += 1
         self._run.sent(span)
 
+    def pulse_groups(self, row, groups, *, iteration: int = 0, g_before: Sequence[ArrayLike] | None = None):
+        """:meth:`Bench.pulse_groups` with every group recorded (one flush) before any is sent."""
+        checkpoint()
+        groups = list(groups)
+        spans = [self._run.intend(row, cols, amplitude, width, gate, iteration,
+                                  np.nan if g_before is None else g_before[k], flush=False)
+                 for k, (cols, amplitude, width, gate) in enumerate(groups)]
+        if self._run.store is not None:
+            self._run.store.flush()
+        self._bench.pulse_groups(row, groups)
+        self._run.ops += len(groups)
+        if spans and spans[0] is not None:
+            self._run.sent((spans[0][0], spans[-1][1]))  # the groups' records are consecutive
+
 
     def tune_row(self, row, cols, g_target, rule, max_pulses, start_set=None, start_reset=None, g_spread=None):
         """:meth:`Bench.tune_row` with its write-ahead: the call's intent per cell before, the pulses
@@ -318,7 +332,8 @@ class Run:
         return total
 
     # write-ahead pulse records ------------------------------------------------------------
-    def intend(self, row, cols, amplitude, width, gate, iteration, g_before) -> tuple[int, int] | None:
+    def intend(self, row, cols, amplitude, width, gate, iteration, g_before,
+               flush: bool = True) -> tuple[int, int] | None:
         if self.store is None:
             return None
         cols = np.arange(self.raw_bench.cols) if cols is None else np.atleast_1d(np.asarray(cols, dtype=np.int64))
@@ -328,7 +343,8 @@ class Run:
         rec["polarity"] = 1 if amplitude > 0 else -1
         rec["amplitude"], rec["gate"], rec["width"], rec["g_before"] = abs(amplitude), gate, width, g_before
         start = self.store.append("pulses", rec)
-        self.store.flush()
+        if flush:
+            self.store.flush()
         return start, start + rec.size
 
     def sent(self, span: tuple[int, int] | None) -> None:
@@ -387,6 +403,7 @@ class Page(abc.ABC):
 
     name = "protocol"
     label = "run"
+    unit = "cell"  #: what the progress bar counts (one per region cell)
     fields: Mapping[str, tuple[Any, Any]] = {}
 
     def params(self, run_rows: NDArray, run_cols: NDArray) -> dict[str, Any]:
@@ -456,7 +473,7 @@ def execute(bench: Bench, page: Page, rows: Sequence[int] | None = None, cols: S
     run: Run | None = None
     failure: BaseException | None = None
     result = None
-    bar = Progress(0, page.label, enabled=progress)
+    bar = Progress(0, page.label, enabled=progress, unit=page.unit)
     # signals stop the run from here on, the run file's set-up included: a file is never left
     # half set up or marked running by a SIGTERM
     with _signals_stop_the_run():

@@ -35,7 +35,8 @@ RUN.h5`` shows it live)::
                            maintain, drift_compensation, hour, resume): chip_time_h, vmm, event,
                            record (the decision as JSON)
     /tables/alarms, /tables/repairs   the alarms and repairs again as plain columns (for plots)
-    /tables/pulses         every pulse, written before it is sent (the runner's PULSE_DTYPE)
+    /tables/pulses         every pulse, written before it is sent (the runner's PULSE_DTYPE; phase
+                           setup: / serve: / replay: + scan or write)
 
 and the fault-map versions in ``<run>.faults.h5`` (:mod:`hil.faultmap_versions`).
 
@@ -46,7 +47,8 @@ decisions. A real bench cannot be replayed (its chip has moved on): a resume rec
 ``resume`` event, scans, maps, programs and verifies again (the state of cells a killed
 repair left half-written is unknown), and serves the hours not yet done. ``replay=True``
 replays a finished run on a fresh simulated bench and reports the first decision that
-differs, if any.
+differs, if any. The bench clock of a resumed run counts every session, the replayed operations
+included (they were sent again).
 """
 from __future__ import annotations
 
@@ -61,7 +63,7 @@ import numpy as np
 from hil.bench import Bench
 from hil.faultmap_versions import FaultMapVersions
 from hil.runstore import RunStore
-from hil.service.loop import ServiceLoop, block_shapes
+from hil.service.loop import ServiceLoop, block_shapes, check_stream
 from hil.service.session import ServiceParams
 from hil.service.workflow import Workflow
 
@@ -127,14 +129,14 @@ class ServiceRecords:
 class ServicePage(Page):
     """The service loop as a runner page: set-up in :meth:`start`, one row per hour of the stream."""
 
-    name, label = PROTOCOL, "service"
+    name, label, unit = PROTOCOL, "service", "h"
 
     def __init__(self, wf: Workflow, workflow_text: str, bench: Bench, versions_path: str | None = None,
                  recorded: list[dict] | None = None, echo: Callable[[str], None] | None = None,
                  params: MatrixParams | None = None):
         self.wf, self.text = wf, workflow_text
         self.shapes = block_shapes(wf)
-        self.mp = params or MatrixParams()
+        self.mp = params or bench_io_params(wf)
         self.ispp = self.mp.ispp or preset_for(bench)
         self.scan_params = SCAN_PRESETS.get(device_model(bench), STANFORD_SCAN)
         self.versions_path = versions_path
@@ -151,9 +153,6 @@ class ServicePage(Page):
 
     def params(self, rows, cols):
         return {"workflow": self.text}
-
-    def check(self, rows, cols) -> None:
-        pass
 
     def plan(self) -> list[Drive]:
         sp, mp = self.scan_params, self.mp
@@ -195,16 +194,17 @@ class ServicePage(Page):
         if replay and self.versions_path and os.path.exists(self.versions_path):
             os.remove(self.versions_path)  # the replayed decisions commit the same versions again
         versions = FaultMapVersions(self.versions_path)
-        engine = BenchEngine(run.bench, self.shapes, ServiceParams().refit.g_max, self.mp)
+        self.step = "replay" if replay else "setup"
+        engine = BenchEngine(run.bench, self.shapes, ServiceParams().refit.g_max, self.mp,
+                             on_op=lambda op: setattr(run, "phase", f"{self.step}:{op}"))
         self.loop = ServiceLoop(self.wf, engine, self.on_event, versions)
-        run.phase = "replay" if replay else "setup"
         self.loop.setup()
         if replay:  # the hours served before the interruption: same chip, same decisions (checked)
             for h in np.flatnonzero(run.done[:, 0]):
                 self.loop.serve_hour(int(h))
 
     def row(self, run: Run, ri: int) -> None:
-        run.phase = "replay" if self.position < len(self.recorded) else "serve"
+        self.step = "replay" if self.position < len(self.recorded) else "serve"
         row = self.loop.serve_hour(ri)
         if self.records is not None:
             self.records.hour(row)
@@ -218,12 +218,29 @@ class ServicePage(Page):
         return {**self.loop.summary(), "replayed_decisions": self.position}
 
 
+def bench_io_params(wf: Workflow) -> MatrixParams:
+    """The bench's read and VMM settings with the workflow's ``bench_io`` overrides (a typo is named)."""
+    allowed = ("v_in", "v_gate", "n_read", "n_vmm", "g_prog_min")
+    bad = [k for k in wf.bench_io if k not in allowed]
+    if bad:
+        raise ValueError(f"bench_io: unknown setting {bad[0]!r}; known: {', '.join(allowed)}")
+    for k, v in wf.bench_io.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v <= 0:
+            raise ValueError(f"bench_io.{k} must be a positive number, got {v!r}")
+        if k.startswith("n_") and v != int(v):
+            raise ValueError(f"bench_io.{k} must be a whole number, got {v!r}")
+    return dataclasses.replace(MatrixParams(), **{k: (int(v) if k.startswith("n_") else float(v))
+                                                  for k, v in wf.bench_io.items()})
+
+
 def run_service(bench: Bench, wf: Workflow, workflow_text: str, out: str | None, *, replay: bool = False,
                 progress: bool = False, echo: Callable[[str], None] | None = print) -> dict[str, Any]:
     """Run (or resume) a service workflow on ``bench``, streaming to the run file ``out``; with ``replay``,
     replay the finished run ``out`` on ``bench`` (a fresh simulated bench) and check every decision.
     Returns the loop's summary (plus the bench clock of the run, when the bench has one)."""
     check_arrays(bench, block_shapes(wf))
+    bench_io_params(wf)
+    check_stream(wf)
     if replay:
         if bench.sim is None:
             raise ValueError("a replay needs the simulated bench the run was made on: a real chip cannot be "

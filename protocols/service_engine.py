@@ -27,7 +27,7 @@ Time: on the simulated bench the chip's clock (``bench.sim``), fast-forwarded by
 from __future__ import annotations
 
 import time
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 from numpy.typing import NDArray
@@ -67,7 +67,7 @@ class BenchEngine:
     """Blocks at the top-left of the bench's named arrays, behind the service-engine interface."""
 
     def __init__(self, bench: Bench, shapes: Mapping[str, tuple[int, int]], g_max: float,
-                 params: MatrixParams | None = None):
+                 params: MatrixParams | None = None, on_op: Callable[[str], None] | None = None):
         check_arrays(bench, shapes)
         self.bench = bench
         self.shapes = {k: (int(r), int(c)) for k, (r, c) in shapes.items()}
@@ -81,15 +81,16 @@ class BenchEngine:
         self.calibration = None  # ISPP rung levels, measured by the first write and reused
         self.pulses = 0
         self.sim = getattr(bench, "sim", None)
+        self.on_op = on_op or (lambda op: None)  # told "scan" / "write" before each (the run's pulse phase)
         self._t0 = time.monotonic()
-        self._real_s = 0.0  # real bench: the chip time the loop has asked for
+        self._real_s = 0.0  # real bench: the time the loop has asked to reach (s since the engine started)
 
     # time ----------------------------------------------------------------------------------
     @property
     def time_s(self) -> float:
         if self.sim is not None:
             return max(a.time_s for a in self.sim.arrays.values())
-        return self._real_s
+        return time.monotonic() - self._t0
 
     def advance(self, hours: float) -> None:
         """Simulated bench: fast-forward the chip. Real bench: wait until that much real time has passed
@@ -136,6 +137,7 @@ class BenchEngine:
         todo = np.isfinite(tgt)
         if not todo.any():
             return 0
+        self.on_op("write")
         floor = self._floor(array)[:, None]
         absolute = floor + np.maximum(np.where(todo, tgt, 0.0), 0.0)
         low = todo & (absolute < self.p.g_prog_min)
@@ -184,6 +186,7 @@ class BenchEngine:
         to ``restore`` (S above the floor). Returns the codes (0 working, 1 stuck-OFF, 2 stuck-ON), pulses."""
         rows, cols = np.asarray(rows, np.intp), np.asarray(cols, np.intp)
         self.bench.use_array(array)
+        self.on_op("scan")
         fm = scan(self.bench, self.scan_params, restore=False, rows=rows, cols=cols).faultmap
         codes = fm.codes[np.ix_(rows, cols)]
         codes = np.where(codes == UNRELIABLE, STUCK_OFF, codes).astype(np.int8)

@@ -42,12 +42,17 @@ def emulator_for(driver_cls):
     """A fresh emulator of the driver's model; a 2600B gets a 707B as TSP-Link node 2 (its scripts route through it)."""
     model = MODEL_OF[driver_cls]
     arrays = {name: SimulatedArray(r, c, seed=0, variation=NO_VARIATION) for name, (r, c) in CHIP.items()}
-    instruments, options = {"dut": model}, {}
+    instruments, options, inputs = {"dut": model}, {}, {}
     if model == "keithley2600b":
         instruments["mx"] = "keithley707b"
         options = {"dut": {"tsplink_node": 1}, "mx": {"tsplink_node": 2}}
+    if model == "rram-hil-ab64":  # the board's TRIG OUT fires an 81160A armed on its trigger input (SEQ)
+        instruments["gen"], inputs = "keysight81160a", {"pulse": "gen.1"}
     classes = {name: emulator_of(m) for name, m in instruments.items()}  # the plug-ins name their emulators
-    return SimulatedInstruments(arrays, classes, {}, options=options).emulators["dut"]
+    sim = SimulatedInstruments(arrays, classes, inputs, options=options)
+    if "gen" in sim.emulators:
+        sim.emulators["gen"].feed(b":FUNC1 PULS;:OUTP1:LOAD INF;:VOLT1:LOW 0;:VOLT1:HIGH 1;:ARM:SOUR1 EXT;:OUTP1 ON\n")
+    return sim.emulators["dut"]
 
 
 def queued_errors(emu) -> list:
@@ -59,7 +64,8 @@ def queued_errors(emu) -> list:
 def replay(driver_cls, comm_pairs, allow_errors: tuple[int, ...] = ()) -> None:
     """Feed the transcript's commands to a fresh emulator; assert it understood every one."""
     emu = emulator_for(driver_cls)
-    for command, expected in comm_pairs:
+    pairs = list(comm_pairs)
+    for k, (command, expected) in enumerate(pairs):
         if command is None:
             continue
         text = command.decode() if isinstance(command, bytes) else command
@@ -68,9 +74,16 @@ def replay(driver_cls, comm_pairs, allow_errors: tuple[int, ...] = ()) -> None:
             assert got == "", f"{driver_cls.__name__}: emulator answered the setting {text!r} with {got!r}"
         else:
             assert got.endswith("\n"), f"{driver_cls.__name__}: emulator left the query {text!r} unanswered"
-            exp = expected.decode() if isinstance(expected, bytes) else expected
-            if got.startswith("ERR") and not exp.startswith("ERR"):
-                raise AssertionError(f"{driver_cls.__name__}: emulator refused {text!r}: {got.strip()}")
+            # a batched write is answered by one reply per line: this pair's and the (None, reply) pairs after it
+            expected_replies = [expected]
+            for more, reply in pairs[k + 1:]:
+                if more is not None:
+                    break
+                expected_replies.append(reply)
+            for line, exp in zip(got.splitlines(), expected_replies):
+                exp = exp.decode() if isinstance(exp, bytes) else str(exp)
+                if line.startswith("ERR") and not exp.startswith("ERR"):
+                    raise AssertionError(f"{driver_cls.__name__}: emulator refused {text!r}: {line.strip()}")
         errors = queued_errors(emu)
         codes = [int(str(e[0] if isinstance(e, tuple) else e).split(",")[0]) for e in errors]
         unexpected = [e for e, c in zip(errors, codes) if c not in allow_errors]

@@ -144,6 +144,7 @@ def test_smu_timed_pulses_on_the_board_bench(tmp_path):
     data = yaml.safe_load(hil.bench.simulated_bench_file().read_text())
     data["instruments"]["pulser"] = {"model": "keithley2600b", "address": "sim://pulser"}
     data["wiring"]["pulse"] = "pulser.b"
+    data["wiring"].pop("pulse_trigger", None)  # the board's TRIG OUT cable goes to a pulse generator, not here
     data["limits"]["pulse_width_min"] = 1e-4
     data["chip"].update(arrays=[{"name": "A", "rows": 4, "cols": 4}], variation={"read_noise_scale": 0.0,
                                                                                   "c2c_rate_sigma": 0.0})

@@ -86,10 +86,11 @@ def test_hung_instrument_one_error_naming_it_and_one_off_attempt_each(served):
             bench.read_row(1, None, 0.2, 3.0)
     text = str(err.value)
     assert text.startswith(f"board (rram-hil-ab64 at socket://127.0.0.1:") and "(timeout 0.3 s)" in text
-    assert "did not answer while setting the word lines to 3 V" in text
+    # the read's settings and its MEAS? go out in one transfer: the read is what hung
+    assert "did not answer while sensing 4 bit lines" in text
     assert "outputs switched off on smu, pulser" in text and "could not reach board" in text
     # exactly the command it hung on and ONE safe-state attempt; closing the bench sent nothing more
-    assert board.transcript == ["WL 3.0000", "ROUTE OFF"]
+    assert board.transcript == ["ROW 1", "COL 0-3", "WL 3.0000", "ROUTE READ", "MEAS?", "ROUTE OFF"]
     e = sim.emulators
     assert not e["smu"].output and not e["pulser"].channels[1].output
     del board.handle_line

@@ -23,6 +23,16 @@ def test_board_routes_and_ranges():
     assert tuple(board_driver.ROUTES) == tuple(board_emu.ROUTES)
     assert tuple(board_driver.WL_RANGE) == tuple(board_emu.WL_RANGE)
     assert tuple(board_driver.VMM_RANGE) == tuple(board_emu.VMM_RANGE)
+    # the pulse sequences and averaged reads the driver sends must fit what the board takes
+    assert tuple(board_driver.SEQ_ROUTES) == tuple(board_emu.SEQ_ROUTES)
+    assert board_driver.MAX_SEQ_STEPS == board_emu.MAX_SEQ_STEPS
+    assert board_driver.MAX_AVERAGE == board_emu.MAX_AVERAGE
+    assert board_driver.MAX_LINE == board_emu.MAX_LINE
+
+
+def test_b2900_takes_the_boards_trigger_on_the_pins_the_driver_arms():
+    external = [t for t in b2900_driver.TRIGGER_SOURCES if t.startswith("EXT")]
+    assert external and set(external) <= set(b2900_emu.EXTERNAL_TRIGGERS)
 
 
 def test_b2900_ranges():

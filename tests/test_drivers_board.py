@@ -115,3 +115,53 @@ def test_batch_reads_every_reply_before_raising():
                                              (None, "OK")]) as board:
         with pytest.raises(BoardError, match="99 outside"):
             board.batch(row=99, route="READ")
+
+
+def test_settings_cache_sends_only_changes_and_rides_with_the_next_transfer():
+    with expected_protocol(AddressingBoard, [
+        ("ROW 3\nCOL 0-3\nWL 3.0000\nROUTE READ\nMEAS? 4", "OK"), (None, "OK"), (None, "OK"), (None, "OK"),
+        (None, "1e-06,2e-06,3e-06,4e-06"),
+        ("MEAS? 4", "1e-06,2e-06,3e-06,4e-06"),  # nothing changed: the measurement alone
+        ("COL 2\nROUTE BL", "OK"), (None, "OK"),  # commit: the changed settings only
+        ("MEAS?", "ERR 5,MEAS? needs ROUTE READ, route is BL"),
+        ("ROW 3\nCOL 2\nWL 3.0000\nROUTE READ\nMEAS?", "OK"), (None, "OK"), (None, "OK"), (None, "OK"),
+        (None, "1e-06"),  # after an error the cache is dropped: everything is sent again
+    ]) as board:
+        board.stage(row=3, columns=[3, 2, 1, 0], word_line_voltage=3.0, route="READ")
+        assert board.measure_staged(4) == [1e-6, 2e-6, 3e-6, 4e-6]
+        board.stage(row=3, columns=[0, 1, 2, 3], word_line_voltage=3.0, route="READ")
+        assert board.measure_staged(4) == [1e-6, 2e-6, 3e-6, 4e-6]
+        board.stage(row=3, columns=[2], route="BL")
+        board.commit()
+        board.commit()  # nothing staged: nothing sent
+        with pytest.raises(BoardError, match="needs ROUTE READ"):
+            board.measure_staged()
+        board.stage(row=3, columns=[2], word_line_voltage=3.0, route="READ")
+        assert board.measure_staged() == [1e-6]
+        with pytest.raises(ValueError):
+            board.measure_staged(0)
+
+
+def test_sequence_is_one_transfer_and_its_last_step_stays_known():
+    with expected_protocol(AddressingBoard, [
+        ("ROW 1\nSEQ SL:4.0000:5;BL:1.2000:0-1;1.3000:7", "OK"), (None, "OK"),
+        ("WL 3.0000\nROUTE READ\nMEAS?", "OK"), (None, "OK"), (None, "2e-06"),
+    ]) as board:
+        board.stage(row=1)
+        board.sequence([("SL", 4.0, [5]), ("bl", 1.2, [1, 0]), ("BL", 1.3, [7])])
+        board.stage(row=1, columns=[7], word_line_voltage=3.0, route="READ")  # row and columns known
+        assert board.measure_staged() == [2e-6]
+        board.sequence([])  # no steps: nothing sent
+        with pytest.raises(ValueError):
+            board.sequence([("READ", 3.0, [1])])  # a sequence pulses: BL or SL only
+        with pytest.raises(ValueError):
+            board.sequence([("BL", 6.0, [1])])  # beyond the word-line DAC
+
+
+def test_long_sequences_split_into_lines_of_one_transfer():
+    steps = [("BL", 1.0 + k / 1000, [k % 20]) for k in range(300)]
+    body = [f"{1.0 + k / 1000:.4f}:{k % 20}" for k in range(300)]
+    first = "SEQ BL:" + ";".join(body[:256])
+    second = "SEQ BL:" + ";".join(body[256:])  # a new line names its route again
+    with expected_protocol(AddressingBoard, [(first + "\n" + second, "OK"), (None, "OK")]) as board:
+        board.sequence(steps)

@@ -189,3 +189,23 @@ def test_tune_cells_parses_the_log_and_refuses_hostile_arguments_before_sending(
             smu.tune_cells(["1A01"], [20e-6], rule, [MAX_TUNE_PULSES + 1])
         with pytest.raises(ValueError):
             smu.sweep(["1A01"], [(2.0, float("inf"))], 0.05, 3.0, 1e-4)
+
+
+def test_a_long_script_reply_is_awaited_for_its_worst_case_then_the_timeout_is_restored():
+    from types import SimpleNamespace
+
+    with expected_protocol(Keithley2600B, LOAD_TUNE + [
+        ("hilTuneLadder(1, {2,2}, {1,1.2})", None),
+        ("hilTuneLadder(-1, {1,1.1}, {4,4})", None),
+        ("print(errorqueue.count)", "0.00000e+00"),
+        ('hilTuneRun(smua, smub, 0, {"1A01"}, {2e-05}, {1000}, {0}, {0}, {1e+300}, {-1e+300}, ' + RULE + ')',
+         "2.000000000e-05,0,1,0,2.0e-05,2.0e-05|0:2.0e-05;0:2.0e-05"),
+    ]) as smu:
+        smu.load_tuning(([2.0, 2.0], [1.0, 1.2]), ([1.0, 1.1], [4.0, 4.0]))
+        smu.adapter.connection = SimpleNamespace(timeout=2000, close=lambda: None)  # ms, as PyVISA's
+        seen = []
+        ask = smu.ask
+        smu.ask = lambda command: seen.append(smu.adapter.connection.timeout) or ask(command)
+        smu.tune_cells(["1A01"], [20e-6], {**PLAIN_TUNE_RULE, "stall_pulses": 10001}, [1000])
+        assert seen[0] > 1000 * 1000 * (1e-4 + 5e-3)  # 1000 pulses of 0.1 ms, each with its settling and read
+        assert smu.adapter.connection.timeout == 2000

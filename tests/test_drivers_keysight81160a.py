@@ -87,3 +87,15 @@ def test_polarity_inversion():
     with expected_protocol(Keysight81160A, [(":OUTP1:POL INV", None), (":OUTP1:POL NORM", None)]) as gen:
         gen.set_polarity(1, inverted=True)
         gen.set_polarity(1, inverted=False)
+
+
+def test_arming_on_the_trigger_input_and_back_to_manual_are_one_round_trip_each():
+    with expected_protocol(Keysight81160A, [
+        (':VOLT1:HIGH 2.000000;:PULS:PER1 2.000000e-06;:PULS:WIDT1 1.000000e-06;:ARM:SOUR1 EXT;*OPC?;:SYST:ERR?',
+         '1;0,"No error"'),
+        (':VOLT1:HIGH 1.500000;*OPC?;:SYST:ERR?', '1;0,"No error"'),  # armed already: the new level only
+        (':ARM:SOUR1 MAN;*OPC?;:SYST:ERR?', '1;0,"No error"'),
+    ]) as gen:
+        gen.arm_external(1, high=2.0, width=1e-6, period=2e-6)
+        gen.arm_external(1, high=1.5, arm=False)
+        gen.arm_manual(1)

@@ -132,3 +132,16 @@ def test_single_pulses_are_one_round_trip_each():
         smu.ch2.fire_pulse(1.5)
         with pytest.raises(ValueError):
             smu.ch2.configure_pulse(10e-6)
+
+
+def test_a_pulse_list_armed_on_the_boards_trigger_is_one_round_trip():
+    with expected_protocol(KeysightB2900, [
+        (":SOUR2:FUNC:SHAP PULS;:SOUR2:VOLT 0;:SOUR2:VOLT:MODE LIST;:SOUR2:LIST:VOLT 2,1.5,1.504;"
+         ":SOUR2:PULS:DEL 0;:SOUR2:PULS:WIDT 0.0001;:TRIG2:SOUR EXT1;:TRIG2:COUN 3;:TRIG2:TRAN:DEL 0;"
+         ":TRIG2:ACQ:DEL 0;:INIT (@2);:SYST:ERR?", '+0,"No error"'),
+    ]) as smu:
+        smu.ch2.arm_pulses([2.0, 1.5, 1.504], 100e-6)
+        with pytest.raises(ValueError):
+            smu.ch2.arm_pulses([], 100e-6)
+        with pytest.raises(ValueError):
+            smu.ch2.arm_pulses([1.0], 100e-6, trigger="AINT")  # an armed list waits for the board's edges

@@ -124,3 +124,76 @@ def test_read_bus_in_compliance_settles_at_the_limit():
     held = np.array(send(board, "MEAS?")[0].split(","), float)
     assert held.sum() == pytest.approx(limit, rel=1e-6)
     assert float(send(smu, ":READ?")[0]) == pytest.approx(limit, rel=1e-6)
+
+
+def make_pulsed(rows=4, cols=6, arm="EXT"):
+    """A board whose TRIG OUT reaches an 81160A on its PULSE input, armed on ``arm``."""
+    arr = SimulatedArray(rows, cols, variation=NO_VARIATION)
+    sim = SimulatedInstruments({"A": arr}, {"gen": "keysight81160a", "board": "rram-hil-ab64"},
+                               {"pulse": "gen.1", "gate": "board"})
+    send(sim.emulators["gen"], f":FUNC1 PULS;:OUTP1:LOAD INF;:VOLT1:LOW 0;:VOLT1:HIGH 2;:PULS:PER1 2e-6;"
+                               f":PULS:WIDT1 1e-6;:ARM:SOUR1 {arm};:OUTP1 ON")
+    return sim, sim.emulators["board"], arr
+
+
+def test_seq_pulses_each_steps_cells_with_its_gate_and_nothing_else():
+    sim, board, arr = make_pulsed()
+    twin = SimulatedArray(4, 6, variation=NO_VARIATION)
+    assert send(board, "ROW 2", "SEQ BL:1.2:0,3;2.0:5;SL:4:3") == ["OK", "OK"]
+    # the same pulses applied one by one to a twin chip
+    twin.pulse_row(2, [0, 3], 2.0, 1e-6, 1.2)
+    twin.pulse_row(2, [5], 2.0, 1e-6, 2.0)
+    twin.pulse_row(2, [3], -2.0, 1e-6, 4.0)
+    np.testing.assert_allclose(arr.state, twin.state)
+    # the last step's settings stay on the board
+    assert send(board, "ROUTE?", "WL?", "COL?") == ["SL", "4.0000", "3"]
+    w = sim.wiring
+    assert w.sl.tolist() == [GND, GND, PULSE, GND]
+
+
+def test_seq_checks_every_step_before_the_first_runs():
+    sim, board, arr = make_pulsed()
+    before = arr.state.copy()
+    bad = {"SEQ": "ERR 2,missing argument",
+           "SEQ 1.2:0": "ERR 3,a SEQ step is",  # the first step must name its route
+           "SEQ BL:1.2:0;READ:3:1": "ERR 3,a SEQ step routes BL or SL",
+           "SEQ BL:1.2:0;BL:7:1": "ERR 4,7 outside 0..5",
+           "SEQ BL:1.2:0;BL:1.2:9": "ERR 4,column 9 outside 0..5",
+           "SEQ BL:1.2:0;BL:x:1": "ERR 3,expected a number",
+           "SEQ BL:1.2:0;;": "ERR 3,a SEQ step is",
+           "SEQ BL:1.2:0:4": "ERR 3,a SEQ step is",
+           "SEQ BL:" + ";".join(["1.2:0"] * 257): "ERR 4,a SEQ holds at most 256 steps"}
+    for line, reply in bad.items():
+        got = send(board, line)[0]
+        assert got.startswith(reply), (line, got)
+    np.testing.assert_array_equal(arr.state, before)  # no step of a refused SEQ ran
+    assert send(board, "*IDN?")[0].startswith("RRAM-HIL,AB64")
+
+
+def test_seq_without_an_armed_pulser_says_no_pulse_came_back():
+    sim, board, arr = make_pulsed(arm="MAN")
+    before = arr.state.copy()
+    assert send(board, "SEQ BL:2:1")[0].startswith("ERR 5,step 0: no pulse came back")
+    np.testing.assert_array_equal(arr.state, before)
+
+
+def test_meas_averages_n_conversions_in_one_reply():
+    sim, board = make()
+    smu = sim.emulators["smu"]
+    send(smu, ":SOUR:VOLT:ILIM 0.01", ":SOUR:VOLT 0.2", "OUTP ON")
+    send(board, "WL 3", "ROW 1", "COL 0-2", "ROUTE READ")
+    t0 = sim.clock.instruments["board"].busy_s
+    one = np.array(send(board, "MEAS? 8")[0].split(","), float)
+    assert one.size == 3
+    assert sim.clock.instruments["board"].busy_s - t0 >= 8 * 200e-6  # eight conversions' time
+    for arg, reply in (("0", "ERR 4,"), ("257", "ERR 4,"), ("2.5", "ERR 3,"), ("x", "ERR 3,")):
+        assert send(board, f"MEAS? {arg}")[0].startswith(reply)
+
+
+@given(st.text(alphabet=st.sampled_from("BLS:;,-0123456789. x"), max_size=60))
+@settings(deadline=None, max_examples=150)
+def test_seq_parser_answers_any_argument_with_one_reply(arg):
+    sim, board, arr = make_pulsed()
+    got = board.feed(f"SEQ {arg}\n".encode()).decode()
+    assert got.count("\n") == 1 and (got == "OK\n" or got.startswith("ERR "))
+    assert send(board, "ROW?") == ["0"]  # still answering

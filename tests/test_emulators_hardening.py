@@ -205,3 +205,21 @@ def test_reading_counts_beyond_what_the_emulator_runs_are_refused(sim):
     send(smu, ":COUN 300000")
     assert send(smu, ":READ?") == ""
     assert send(smu, "SYST:ERR?").startswith("-221")
+
+
+def test_served_board_answers_hostile_sequences_with_error_replies(sim):
+    """SEQ and MEAS? n over the socket: every malformed or oversized request gets one ERR reply,
+    runs nothing, and the connection stays usable."""
+    board = sim.emulators["board"]
+    srv = InstrumentServer(board)
+    try:
+        s = connect(srv.port)
+        before = sim.arrays["A"].state.copy()
+        for line in ("SEQ BL:1:0;" + "2:1;" * 300, "SEQ " + "BL:" * 50, "SEQ BL:1e309:0", "SEQ BL:nan:0",
+                     "SEQ SL:1:0-99", "MEAS? 1e9", "MEAS? -1", "SEQ BL:1:0\x01"):
+            assert ask(s, line).startswith("ERR "), line
+        assert (sim.arrays["A"].state == before).all()
+        assert ask(s, "SEQ BL:1:" + "0," * 5000).startswith("ERR 3,line too long")  # beyond the board's line length
+        assert ask(s, "*IDN?").startswith("RRAM-HIL,AB64")
+    finally:
+        srv.close()

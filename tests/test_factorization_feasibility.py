@@ -7,7 +7,8 @@ from click.testing import CliRunner
 
 from hil.cli import cli
 from hil.factorization import RankError, SolverParams, factorize, random_fault_codes
-from hil.factorization.feasibility import exact_fit_obstruction, exactness_report, freedom_margin
+from hil.factorization.feasibility import (exact_fit_obstruction, exactness_report, freedom_margin,
+                                          one_sign_in_row_space)
 from hil.factorization.rank import rank_k_floor, tolerance_rank
 
 OFF, ON = 1, 2
@@ -176,3 +177,72 @@ def test_no_fresh_starts_once_an_exact_fit_is_out_of_reach():
     assert freedom_margin(m_, ca, cb) > 1 and exact_fit_obstruction(m_, ca, cb) is None
     res = factorize(m_, ca, cb, rng, params=SolverParams(tol=0.0, max_iter=5, restarts=2, inner="all"))
     assert res.attempts == 3
+
+
+def test_wide_target_at_k_equal_to_its_rank_certified_by_the_row_cone():
+    # row(M) = span{(1, 0, 0), (0, 1, -1)}: its only vectors with a 0 in column 0 are
+    # t (0, 1, -1), never of one sign, so MB row 0 (stuck-OFF at column 0) has no value
+    m_ = np.array([[1.0, 1.0, -1.0], [1.0, 2.0, -2.0]])
+    ca, cb = np.zeros((2, 2), np.int8), np.zeros((2, 3), np.int8)
+    cb[0, 0] = OFF
+    ob = exact_fit_obstruction(m_, ca, cb)
+    assert ob.kind == "row_cone" and "MB row 0" in ob.reason
+    res = factorize(m_, ca, cb, np.random.default_rng(0), params=SolverParams(tol=1e-12))
+    assert res.one_minus_cos > 1e-3 and res.attempts == 1  # proved: no fresh starts
+    # one inner line more than rank(M): MB's rows may leave row(M), and the fit is exact
+    ca3, cb3 = np.zeros((2, 3), np.int8), np.zeros((3, 3), np.int8)
+    cb3[0, 0] = OFF
+    assert exact_fit_obstruction(m_, ca3, cb3) is None
+    assert solve(m_, ca3, cb3).one_minus_cos <= 1e-12
+
+
+def test_random_wide_targets_are_certified_at_k_equal_rank_and_fit_with_more_lines():
+    """12 x 16 Gaussian targets, 30 % stuck-OFF: at k = 12 = rank the row cone proves no
+    exact fit; the same targets on k = 16 inner lines fit to 1e-10."""
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        m_ = rng.standard_normal((12, 16))
+        ca, cb = random_fault_codes(12, 12, 0.3, 0, rng), random_fault_codes(12, 16, 0.3, 0, rng)
+        assert exact_fit_obstruction(m_, ca, cb).kind == "row_cone"
+        ca, cb = random_fault_codes(12, 16, 0.3, 0, rng), random_fault_codes(16, 16, 0.3, 0, rng)
+        assert factorize(m_, ca, cb, rng, params=SolverParams(tol=1e-10)).one_minus_cos <= 1e-10
+
+
+def test_one_sign_row_space_decides_the_rank_sized_probe():
+    # Re(DFT n)'s row space holds the all-ones row; a Gaussian rank-4 one in R^16 holds no
+    # vector of one sign, so a fit through 4 inner lines is impossible whatever the faults
+    assert one_sign_in_row_space(np.linalg.svd(re_dft(16))[2][:9])
+    rng = np.random.default_rng(0)
+    low = rng.standard_normal((16, 4)) @ rng.standard_normal((4, 16))
+    assert not one_sign_in_row_space(np.linalg.svd(low)[2][:4])
+    assert factorize(low, np.zeros((16, 8)), np.zeros((8, 16)), rng,
+                     params=SolverParams(tol=1e-8)).attempts == 1  # no probe, one full fit
+
+
+def test_low_rank_target_fits_with_the_k_the_count_suggests(tmp_path):
+    """Rank 8 of 32 x 32 at 30 % stuck-OFF: k = 16 is short of freedoms (a fit through
+    one sign per row was never found there); ``hil map`` says so and names a k that fits."""
+    rng = np.random.default_rng(3)
+    np.save(tmp_path / "m.npy", rng.standard_normal((32, 8)) @ rng.standard_normal((8, 32)))
+    out = tmp_path / "r.json"
+    args = ["map", str(tmp_path / "m.npy"), "--fault-rate", "0.3", "--tol", "1e-8", "--out", str(out)]
+    res = CliRunner().invoke(cli, args + ["--k", "16"])
+    assert res.exit_code == 0, res.output
+    assert "WARNING" in res.output and "below 1" in res.output
+    k_more = json.loads(out.read_text())["exact_fit"]["k_for_margin_1_2"]
+    assert 16 < k_more < 32 and f"k >= {k_more}" in res.output
+    res = CliRunner().invoke(cli, args + ["--k", str(k_more)])
+    assert res.exit_code == 0 and "fit reaches tol 1e-08" in res.output, res.output
+    assert json.loads(out.read_text())["one_minus_cos"] <= 1e-8
+
+
+def test_hil_map_prints_the_row_cone_verdict(tmp_path):
+    for name, arr in (("m", np.array([[1.0, 1.0, -1.0], [1.0, 2.0, -2.0]])),
+                      ("fa", np.zeros((2, 2), np.int8)), ("fb", np.array([[OFF, 0, 0], [0, 0, 0]], np.int8))):
+        np.save(tmp_path / f"{name}.npy", arr)
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(cli, ["map", str(tmp_path / "m.npy"), "--k", "2", "--faults-a", str(tmp_path / "fa.npy"),
+                                   "--faults-b", str(tmp_path / "fb.npy"), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "EXACT FIT IMPOSSIBLE" in res.output and "row space of M" in res.output
+    assert json.loads(out.read_text())["exact_fit"]["certificate"]["kind"] == "row_cone"

@@ -41,6 +41,38 @@ def test_a_row_beyond_the_read_compliance_is_read_in_groups():
     assert n_reads > 3
 
 
+def _count_trip_queries(bench):
+    asked = []
+    original = bench.read_tripped
+
+    def read_tripped():
+        asked.append(original())
+        return asked[-1]
+    bench.read_tripped = read_tripped
+    return asked
+
+
+def test_trip_status_is_asked_only_near_the_compliance_and_a_tripped_group_is_split():
+    n = 16
+    with hil.open_bench(chip=chip(n, seed=2, initial_state="on", **QUIET), limits={"i_compliance": 1e-3}) as bench:
+        arr = bench.sim.arrays["A"]
+        arr.state[1] = arr.state_hi[1]  # row 1 fully OFF (widest gap): far below the compliance
+        truth = arr.read_all(0.2, 3.0, noisy=False)[:2] / 0.2
+        asked = _count_trip_queries(bench)
+        g_low, n_low = read_cells(bench, 1, np.arange(n), 0.2, 3.0)
+        assert asked == [] and n_low == 1  # one parallel read, no status query: it cannot have tripped
+        g_on, n_on = read_cells(bench, 0, np.arange(n), 0.2, 3.0)  # no hint: the whole row trips first
+        assert asked[0] is True and n_on > 1  # the instrument said so, and the group was split
+        assert len(asked) < n_on  # groups well under the limit were not asked about
+        # with the last reads as hints the groups are formed under the limit: nothing trips
+        asked.clear()
+        g_again, n_again = read_cells(bench, 0, np.arange(n), 0.2, 3.0, g_hint=g_on)
+        assert True not in asked and n_again < n_on
+    np.testing.assert_allclose(g_low, truth[1], rtol=1e-6)
+    np.testing.assert_allclose(g_on, truth[0], rtol=1e-6)
+    np.testing.assert_allclose(g_again, truth[0], rtol=1e-6)
+
+
 def test_averaging_reduces_read_noise():
     with hil.open_bench(chip=chip(4, seed=3)) as bench:
         one = np.array([bench.read_row(0, None, 0.05, 3.0, n_avg=1) for _ in range(40)])

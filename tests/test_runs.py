@@ -114,7 +114,9 @@ class Boom(KeyboardInterrupt):
 
 
 def _interrupt_after(monkeypatch, bench_obj, n_pulses, exc=Boom):
-    real, count = bench_obj.pulse_row, [0]
+    """Raise ``exc`` once the bench has been asked for more than ``n_pulses`` pulses (one per
+    ``pulse_row``, one per group of ``pulse_groups``)."""
+    real, real_groups, count = bench_obj.pulse_row, bench_obj.pulse_groups, [0]
 
     def pulse_row(*a, **k):
         count[0] += 1
@@ -122,8 +124,19 @@ def _interrupt_after(monkeypatch, bench_obj, n_pulses, exc=Boom):
             raise exc()
         return real(*a, **k)
 
+    def pulse_groups(row, groups):
+        count[0] += len(groups)
+        if count[0] > n_pulses:
+            raise exc()
+        return real_groups(row, groups)
+
     monkeypatch.setattr(bench_obj, "pulse_row", pulse_row)
-    return lambda: monkeypatch.setattr(bench_obj, "pulse_row", real)
+    monkeypatch.setattr(bench_obj, "pulse_groups", pulse_groups)
+
+    def undo():
+        monkeypatch.setattr(bench_obj, "pulse_row", real)
+        monkeypatch.setattr(bench_obj, "pulse_groups", real_groups)
+    return undo
 
 
 def test_finished_cells_are_confirmed_by_a_read_before_a_resume_counts_them(tmp_path, monkeypatch):

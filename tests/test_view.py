@@ -293,17 +293,22 @@ def test_service_events_table_in_the_session_log_vocabulary(tmp_path):
 
 def test_service_run_file_of_the_workflow(tmp_path):
     """The service workflow's run file (protocol ``service``: JSON event log, hourly timeline), as it writes it."""
-    from protocols.service import RunFile
+    from protocols.service import PROTOCOL, ServiceRecords
 
     path = tmp_path / "svc.h5"
-    run = RunFile(str(path), "name: w\nstream: {hours: 5}\n", seed=1, hours=5)
-    run.append([{"event": "program", "chip_time_s": 0.0, "pulses": 900}], None)
-    run.append([{"event": "alarm", "chip_time_s": 1800.0, "vmm": 120, "stage": 0, "check": 1, "statistic": 9.5,
-                 "cells": [[1, 2]]},
-                {"event": "repair", "chip_time_s": 1900.0, "vmm": 121, "writes": 6, "pulses": 40},
-                {"event": "hour", "chip_time_s": 3600.0}], (0, 1.0, 0.02, 0.021, 1, 1, 6, 1, 1))
+    store = RunStore.open(str(path), PROTOCOL, {"workflow": "name: w\nstream: {hours: 5}\n"}, (5, 1), seed=1)
+    run = ServiceRecords(store)
+    run.event({"event": "program", "chip_time_s": 0.0, "pulses": 900})
+    for e in ({"event": "alarm", "chip_time_s": 1800.0, "vmm": 120, "stage": 0, "check": 1, "statistic": 9.5,
+               "cells": [[1, 2]]},
+              {"event": "repair", "chip_time_s": 1900.0, "vmm": 121, "writes": 6, "pulses": 40},
+              {"event": "hour", "chip_time_s": 3600.0}):
+        run.event(e)
+    run.hour((0, 1.0, 0.02, 0.021, 1, 1, 6, 1, 1))
+    store.write_cells([0], [0], done=True)
+    store.flush()
     snap = read_snapshot(path)  # while the writer still holds the file open
-    run.finish("interrupted")
+    store.finish("interrupted")
     page = RunPage()
     page.update(snap)
     assert not page.fig_g.visible and page.fig_fidelity.visible and page.fig_events.visible

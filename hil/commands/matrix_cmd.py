@@ -95,21 +95,25 @@ def program_matrix_command(matrix_path, bench_path, mapping, k, layers, arrays_a
             cm = program_direct(bench, matrix, fms, [Placement(n) for n in a_names], p)
         ev = evaluate(bench, cm, matrix, rng=seed, n_random=random_inputs)
     blocks = (cm.blocks.items() if isinstance(cm, TiledChipMatrix)
-              else [((0, 0), (slice(0, matrix.shape[0]), slice(0, matrix.shape[1]), cm))])
+              else [((0, 0), (np.arange(matrix.shape[0]), np.arange(matrix.shape[1]), cm))])
     with h5py.File(out, "w") as f:
         f.attrs.update({"mapping": mapping, "layers": ev["layers"], "tiles": len(blocks),
                         "scale": [c.scale for _, (_, _, c) in blocks] if len(blocks) > 1 else cm.scale,
                         "devices": cm.devices, "pulses": cm.pulses, "one_minus_cos": ev["one_minus_cos"],
                         "one_minus_cos_readback": ev["one_minus_cos_readback"], "r2": ev["r2"],
                         "g_max": g_max, "seed": seed, "k": -1 if k is None else k})
+        if tiled:
+            f.attrs["layout"] = cm.meta["layout"]  # (rows, columns): contiguous or strided
         f["matrix"], f["measured"] = matrix, ev["measured"]
         f["vmm_expected"], f["vmm_measured"] = ev["vmm_expected"], ev["vmm_measured"]
         for (ti, tj), (rows, cols, c) in blocks:
             # one array pair per tile; an untiled matrix keeps its stages at the top level
             top = f if len(blocks) == 1 else f.create_group(f"tiles/{ti}_{tj}")
-            top.attrs.update({"rows": [rows.start, rows.stop], "cols": [cols.start, cols.stop]})
+            # the rows (inputs) and columns (outputs) of M the pair serves: blocks or strided groups
+            top.attrs.update({"rows": rows, "cols": cols})
             _write_stages(top, c)
-    click.echo(f"{mapping}{' tiled' if tiled else ''}: {cm.devices} devices, {cm.pulses} pulses; "
+    layout = f" ({cm.meta['layout'][0]} rows, {cm.meta['layout'][1]} columns)" if tiled else ""
+    click.echo(f"{mapping}{' tiled' if tiled else ''}{layout}: {cm.devices} devices, {cm.pulses} pulses; "
                f"1 - cos {ev['one_minus_cos']:.3e} measured "
                f"({ev['one_minus_cos_readback']:.3e} read-back), r^2 {ev['r2']:.5f}")
     click.echo(f"saved {out}")

@@ -14,14 +14,14 @@ from .params import AdamParams, DeviceWindow, SolverParams
 from .programming import GaussianProgramming, ideal_programming
 from .rank import RankError, check_rank, numerical_rank
 from .solver import Factorization, factorize
-from .tiling import (TiledFactorization, map_tiled, random_blocked_codes, random_tile_codes,
-                     remap_changed, tile_edges)
+from .tiling import (TiledFactorization, choose_layout, map_tiled, random_blocked_codes, random_tile_codes,
+                     remap_changed, tile_edges, tile_groups)
 
 __all__ = [
     "AdamParams", "CompensatedMapping", "CompensationParams", "DeviceWindow", "DirectMapping",
     "Factorization", "GaussianProgramming", "RankError", "STUCK_OFF", "STUCK_ON",
     "SolverParams", "TiledFactorization", "WORKING", "adam_factorize", "check_rank",
     "compensate", "cosine_similarity", "direct_map", "factorize", "ideal_programming",
-    "map_tiled", "no_faults", "numerical_rank", "one_minus_cos", "random_fault_codes",
-    "random_blocked_codes", "random_tile_codes", "remap_changed", "tile_edges", "validate_codes",
+    "choose_layout", "map_tiled", "no_faults", "numerical_rank", "one_minus_cos", "random_fault_codes",
+    "random_blocked_codes", "random_tile_codes", "remap_changed", "tile_edges", "tile_groups", "validate_codes",
 ]

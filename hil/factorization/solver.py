@@ -32,7 +32,7 @@ from scipy.optimize import nnls
 
 from ._threads import single_blas_thread
 from .faults import STUCK_OFF, STUCK_ON, validate_codes
-from .feasibility import exact_fit_obstruction, freedom_margin, sign_ties
+from .feasibility import exact_fit_obstruction, freedom_margin, one_sign_in_row_space, sign_ties
 from .metrics import one_minus_cos
 from .params import DeviceWindow, SolverParams
 from .pqn import MODE_LS, MODE_SIN2, minimize_bilinear
@@ -266,7 +266,8 @@ def factorize(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.ndarray,
     # attempts all ended at 1e-3..1e-2, for four times the CPU of one)
     margin = freedom_margin(m_, ca, cb)
     hopeless = margin < 1.0 or exact_fit_obstruction(m_, ca, cb) is not None
-    if params.inner == "auto" and k > probe_rank and not has_on and not hopeless:
+    if (params.inner == "auto" and k > probe_rank and not has_on and not hopeless
+            and _probe_can_be_exact(m_, probe_rank, rank)):
         keep = inner_subset(ca, cb, probe_rank)
         if _worth_probing(ca[:, keep], cb[keep, :], probe_rank, params.probe_dof_margin):
             # the probe solves the k = rank problem itself (half the work per iteration at
@@ -305,6 +306,22 @@ def factorize(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.ndarray,
                          iterations=total_iter, attempts=attempts,
                          cpu_s=time.process_time() - t0,
                          extra={"trace": trace, "freedom_margin": margin, "one_attempt": hopeless})
+
+
+def _probe_can_be_exact(m_: np.ndarray, probe_rank: int, rank: int) -> bool:
+    """False when a fit through exactly rank(M) inner lines is impossible whatever the faults.
+
+    With as many lines as rank(M), MB's rows lie in M's row space and each has one sign
+    (``feasibility._row_cone``); Re(DFT n)'s row space holds the all-ones row, but a
+    generic low-rank target's (rank 16 in R^64) holds no vector of one sign, so its probe
+    could only fail (it did at every fault rate from 3 %). When the probe uses fewer
+    lines than the numerical rank (blocks of Re(DFT256)) its rows need not lie in the
+    row space and the probe is left to the count in ``_worth_probing``.
+    """
+    if probe_rank != rank:
+        return True
+    row_space = np.linalg.svd(m_, full_matrices=False)[2][:rank]
+    return one_sign_in_row_space(row_space)
 
 
 def _worth_probing(ca_r: np.ndarray, cb_r: np.ndarray, rank: int, margin: float) -> bool:

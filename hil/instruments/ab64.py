@@ -15,7 +15,9 @@ from .base import InstrumentPlugin, NoOptions
 
 
 class BoardSelector(Selector):
-    """ROW / COL / ROUTE, each sent only when it changes."""
+    """ROW / COL / ROUTE through the board driver's settings cache: a setting the board already
+    holds is never sent again, and the settings of a read go out with its ``MEAS?`` when the
+    board senses the bit lines itself (one transfer per row read)."""
 
     ROUTES = {"read": "READ", "bl": "BL", "sl": "SL", "vmm": "VMM"}
 
@@ -24,77 +26,87 @@ class BoardSelector(Selector):
         self.board: AddressingBoard = station.drivers[name]
         self.row: int | None = None
         self.cols: tuple[int, ...] | None = None
+        #: True once the board's own sense reads the bit lines: read routes then travel with MEAS?
+        self.read_by_board = False
+        self.board.selector_commits = True  # the word-line level staged by BoardGate goes out with the route
         station.cached(self._forget)
         self._forget()
 
     def _forget(self) -> None:
-        self._row = self._cols = self._route = None
+        self.board.forget()
 
     def select(self, row: int, cols: Sequence[int], route: Route) -> None:
         with self.station.guard(self.name, f"routing row {row} for {route}"):
             if route != "vmm":
                 cols = tuple(cols)
-                if row != self._row:
-                    self.board.row = row
-                    self._row = row
-                if cols != self._cols:
-                    self.board.columns = cols
-                    self._cols = cols
+                self.board.stage(row=row, columns=cols)
                 self.row, self.cols = row, cols
-            if self.ROUTES[route] != self._route:
-                self.board.route = self.ROUTES[route]
-                self._route = self.ROUTES[route]
+            self.board.stage(route=self.ROUTES[route])
+            if not (route == "read" and self.read_by_board):
+                self.board.commit()
+
+    def drives_gate(self, gate: GateSupply) -> bool:
+        """True when ``gate`` is this board's word-line DAC (a pulse sequence then sets it per step)."""
+        return isinstance(gate, BoardGate) and gate.board is self.board
+
+    def sequence(self, row: int, steps: Sequence[tuple[Sequence[int], Route, float]]) -> None:
+        """Pulse sequence on ``row``: per step ``(cols, route "bl" | "sl", word-line V)`` the board
+        routes and triggers the pulser armed for external triggers; one transfer."""
+        if not steps:
+            return
+        with self.station.guard(self.name, f"running a {len(steps)}-step pulse sequence on row {row}"):
+            self.board.stage(row=row)
+            self.board.sequence([(self.ROUTES[route], gate, cols) for cols, route, gate in steps])
+        self.row, self.cols = row, tuple(steps[-1][0])
 
     def deselect(self) -> None:
         with self.station.guard(self.name, "opening every route"):
-            self.board.route = "OFF"
-            self._route = "OFF"
+            self.board.stage(route="OFF")
+            self.board.commit()
 
     def use_array(self, name: str) -> None:
         with self.station.guard(self.name, f"selecting array {name}"):
+            self.board.forget()
             self.board.array = name
-        self._forget()
-        self._route = "OFF"
 
 
 class BoardGate(GateSupply):
-    """Word lines from the board's DAC."""
+    """Word lines from the board's DAC; the level is staged in the driver's settings cache and goes
+    out with the next routing (or at once on a board that routes nothing of this bench)."""
 
     def __init__(self, station, name: str):
         self.station, self.name = station, name
         self.board: AddressingBoard = station.drivers[name]
-        self._v: float | None = None
-        station.cached(self._forget)
-
-    def _forget(self) -> None:
-        self._v = None
 
     def set_gate(self, v_gate: float) -> None:
-        if v_gate == self._v:
-            return
         with self.station.guard(self.name, f"setting the word lines to {v_gate:g} V"):
-            self.board.word_line_voltage = v_gate
-        self._v = v_gate
+            self.board.stage(word_line_voltage=v_gate)
+            if not getattr(self.board, "selector_commits", False):
+                self.board.commit()
 
 
 class BoardSenseReader(Reader):
     """Read voltage from the SMU on the READ input, one current per bit line from the board's sense.
 
-    The board answers in ascending column order; the currents are returned in the order
-    the columns were selected (repeats included).
+    The routing and ``MEAS? n`` go out in one transfer; the board averages ``n`` conversions
+    per channel. The board answers in ascending column order; the currents are returned in
+    the order the columns were selected (repeats included).
     """
+
+    averages = True
 
     def __init__(self, station, source, board_name: str, selector: BoardSelector):
         self.station, self.source, self.name, self.selector = station, source, board_name, selector
         self.board: AddressingBoard = station.drivers[board_name]
+        selector.read_by_board = True
 
-    def read(self, v_read: float, n_cols: int) -> NDArray[np.float64]:
+    def read(self, v_read: float, n_cols: int, n_avg: int = 1) -> NDArray[np.float64]:
         cols = np.asarray(self.selector.cols if self.selector.cols is not None else (), dtype=int)
         if cols.size != n_cols:
             raise RuntimeError("select the cells before reading them")
         self.source.source(v_read)
         with self.station.guard(self.name, f"sensing {cols.size} bit lines"):
-            currents = np.asarray(self.board.measure(), dtype=float)
+            currents = np.asarray(self.board.measure_staged(n_avg), dtype=float)
         ascending = np.unique(cols)
         if currents.shape != ascending.shape:
             raise InstrumentError(self.station.describe(self.name),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from drivers.keithley2600b import Keithley2600B
+from drivers.keithley2600b import MAX_TUNE_PULSES, Keithley2600B
 
 from ..roles import TUNE_LOG_DTYPE, TuneResult, TuneRule
 from .base import InstrumentPlugin
@@ -33,6 +33,7 @@ class Keithley2600BSource(ChannelSource):
 
     # the row's write-and-verify and scan as one TSP call (drivers.keithley2600b.TUNE_LINES) -------
     can_tune = True
+    max_tune_pulses = MAX_TUNE_PULSES
 
     def _gate_channel(self, gate) -> str:
         if gate.name != self.name or gate.channel_name == self.channel_name:

@@ -10,7 +10,10 @@ AMPLITUDE_MIN = 0.05  # V, the smallest high level the 81160A makes into high im
 
 
 class GeneratorPulser(Pulser):
-    """One channel: levels and width cached, one round trip per pulse."""
+    """One channel: levels and width cached, one round trip per pulse; or armed on its trigger
+    input (``EXT``), one pulse per edge from the addressing board's TRIG OUT."""
+
+    can_trigger = True
 
     def __init__(self, station, name: str, channel: int):
         self.station, self.name, self.channel_no = station, name, channel
@@ -22,6 +25,7 @@ class GeneratorPulser(Pulser):
     def _forget(self) -> None:
         self._ready = False
         self._high = self._width = self._period = None
+        self._external: bool | None = None  # armed on EXT (True), MAN (False) or not known
 
     def check(self, amplitudes, widths) -> None:
         low = amplitudes[(amplitudes > 0) & (amplitudes < AMPLITUDE_MIN)]
@@ -33,21 +37,47 @@ class GeneratorPulser(Pulser):
         if amplitude < AMPLITUDE_MIN:
             raise ValueError(f"pulse amplitude {amplitude:g} V is below the 81160A's {AMPLITUDE_MIN * 1e3:g} mV minimum")
         with self.station.guard(self.name, f"firing a {amplitude:g} V, {width:g} s pulse"):
-            if not self._ready:
-                self.gen.configure_single_pulse(self.channel_no)
-                self.ch.output = True
-                self.gen.raise_errors()
-                self._ready = True
-            period = max(2.0 * width, width + 100e-9)
-            new_width = width != self._width
-            self.gen.fire(self.channel_no,
-                          high=amplitude if amplitude != self._high else None,
-                          width=width if new_width else None,
-                          period=period if new_width else None,
-                          period_first=self._period is None or period > self._period)
-            self._high = amplitude
-            if new_width:
-                self._width, self._period = width, period
+            self._setup()
+            if self._external is not False:
+                self.gen.arm_manual(self.channel_no)
+                self._external = False
+            self.gen.fire(self.channel_no, **self._changes(amplitude, width))
+            self._commit(amplitude, width)
+
+    def arm(self, amplitudes, width: float) -> None:
+        """One pulse of the (single) amplitude in ``amplitudes`` (V), ``width`` s, per trigger edge;
+        nothing is sent when the channel is armed with these settings already."""
+        if len(set(map(float, amplitudes))) != 1:
+            raise ValueError("the 81160A gives every triggered pulse the same level: arm one amplitude at a time")
+        amplitude = float(amplitudes[0])
+        if amplitude < AMPLITUDE_MIN:
+            raise ValueError(f"pulse amplitude {amplitude:g} V is below the 81160A's {AMPLITUDE_MIN * 1e3:g} mV minimum")
+        with self.station.guard(self.name, f"arming a {amplitude:g} V, {width:g} s pulse on external triggers"):
+            self._setup()
+            changes = self._changes(amplitude, width)
+            if self._external is not True or any(v is not None for k, v in changes.items() if k != "period_first"):
+                self.gen.arm_external(self.channel_no, arm=self._external is not True, **changes)
+                self._external = True
+            self._commit(amplitude, width)
+
+    def _setup(self) -> None:
+        if not self._ready:
+            self.gen.configure_single_pulse(self.channel_no)
+            self.ch.output = True
+            self.gen.raise_errors()
+            self._ready, self._external = True, False  # configured for manual arming
+
+    def _changes(self, amplitude: float, width: float) -> dict:
+        period = max(2.0 * width, width + 100e-9)
+        new_width = width != self._width
+        return {"high": amplitude if amplitude != self._high else None, "width": width if new_width else None,
+                "period": period if new_width else None,
+                "period_first": self._period is None or period > self._period}
+
+    def _commit(self, amplitude: float, width: float) -> None:
+        self._high = amplitude
+        if width != self._width:
+            self._width, self._period = width, max(2.0 * width, width + 100e-9)
 
 
 class Plugin(InstrumentPlugin):

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import re
 
-from drivers.keysightb2900 import COMPLIANCE_CURRENT_RANGE, PULSE_WIDTH_RANGE, VOLTAGE_RANGE, KeysightB2900
+from drivers.keysightb2900 import (COMPLIANCE_CURRENT_RANGE, LIST_MAX_POINTS, PULSE_WIDTH_RANGE, VOLTAGE_RANGE,
+                                   KeysightB2900)
 
 from .base import InstrumentPlugin
 from .smu import ChannelSource
@@ -14,6 +15,11 @@ from .smu import ChannelSource
 class KeysightB2900Source(ChannelSource):
     can_pulse_read = True
     pulse_width_range = tuple(PULSE_WIDTH_RANGE)
+    #: the trigger input wired to the addressing board's TRIG OUT (digital I/O pin 1)
+    armed_list_max = LIST_MAX_POINTS
+
+    def _arm(self, levels, width) -> None:
+        self.ch.arm_pulses(levels, width, 0.0, "EXT1")
 
     def _tripped(self) -> bool:
         return bool(self.ch.compliance_tripped)

@@ -28,9 +28,13 @@ class VoltageSource(abc.ABC):
     can_pulse_read: bool = False
     #: s, (shortest, longest) pulse the SMU times; None when it times none
     pulse_width_range: tuple[float, float] | None = None
+    #: most pulses :meth:`arm` takes in one list on the addresser's triggers; 0 when it takes none
+    armed_list_max: int = 0
     #: True when the instrument runs a row's write-and-verify and scan itself, routing each cell
     #: through a selector it reaches over its own link (:meth:`tune_cells`, :meth:`sweep_cells`)
     can_tune: bool = False
+    #: pulses one cell may be given in one on-instrument tuning call
+    max_tune_pulses: int = 0
 
     def __init__(self, station, name: str, channel: str, i_compliance: float):
         self.station, self.name, self.channel_name = station, name, channel
@@ -90,6 +94,16 @@ class VoltageSource(abc.ABC):
         self.source(0.0)
         with self.station.guard(self.name, f"pulsing {level:g} V for {width:g} s"):
             self._pulse(level, width)
+
+    def _arm(self, levels: Sequence[float], width: float) -> None:
+        raise InstrumentError(self.station.describe(self.name), "this SMU takes no external triggers on this bench")
+
+    def arm(self, levels: Sequence[float], width: float) -> None:
+        """A pulsed list armed on the trigger input the addresser drives: per trigger edge one pulse
+        from 0 V to the next of ``levels`` (V) for ``width`` s."""
+        self.source(0.0)
+        with self.station.guard(self.name, f"arming {len(levels)} pulses on external triggers"):
+            self._arm(levels, width)
 
     def _pulse_read(self, levels: Sequence[float], width: float, v_read: float) -> Sequence[float]:
         raise InstrumentError(self.station.describe(self.name), "this SMU has no on-instrument pulse-read train")
@@ -173,6 +187,19 @@ class SmuPulser(Pulser):
 
     def pulse(self, amplitude: float, width: float) -> None:
         self.src.pulse(amplitude, width)
+
+    level_per_trigger = True
+
+    @property
+    def can_trigger(self) -> bool:
+        return self.src.armed_list_max > 0
+
+    @property
+    def max_armed(self) -> int:
+        return self.src.armed_list_max
+
+    def arm(self, amplitudes, width: float) -> None:
+        self.src.arm([float(a) for a in amplitudes], width)
 
 
 class ScanReader(Reader):

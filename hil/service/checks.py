@@ -9,10 +9,13 @@ which is zero up to read noise while the array holds the host's reference ``g_re
 The reference term costs one dot product of length n_in per check per VMM (the vector
 ``g_ref @ t`` is computed once), never the full digital VMM. Two families:
 
-* ``checksum``: the analog checksum outputs (``M @ 1`` and ``M @ w`` mapped onto the
-  array, :mod:`hil.service.mapping`): t = (-weights on the data outputs, +gain on the
-  checksum output). A common conductance change scales data and checksum outputs alike,
-  so these checks are blind to drift and see only a change confined to one line.
+* ``checksum``: the analog checksum outputs (two half sums of the array's rows mapped
+  onto the same array, :mod:`hil.service.mapping`): t = (-weights on the data outputs,
+  +gain on the checksum output). Their syndromes hardly move with a common conductance
+  change (only through the write error the checksum column holds, which the common-gain
+  correction removes) and see a change confined to one line. Their read noise is the
+  checksum output's times its gain: on Re(DFT64) one VMM's syndrome rarely shows a stuck
+  device, a few dozen accumulated (``glr``) usually do.
 * ``groups``: sums over contiguous groups of outputs against their digital reference.
   A common change shows in every group in proportion to its expected value (drift);
   a stuck device shows in one group only (fault).
@@ -22,7 +25,20 @@ check is calibrated from fault-free VMMs right after programming (:meth:`Checks.
 
 The sequential test (:class:`Detector`) keeps a drift estimate per stage (a common gain
 from the weighted median of the group checks' ratios, exponentially forgotten) and one
-CUSUM of z^2 per check on the drift-corrected, normalised syndromes.
+CUSUM of z^2 per check on the drift-corrected, normalised syndromes: a large jump alarms
+within a VMM or two.
+
+A small change, below the read noise of one VMM, is caught by accumulating it coherently
+(``glr``): a stuck device (l, j) adds dG * v_l to every syndrome that weights output j, so
+per check q and input line l the host keeps exponentially forgotten sums
+
+    S_ql = sum_t lam^(T-t) s_tq v_tl / sd_tq^2,    I_ql = sum_t lam^(T-t) v_tl^2 / sd_tq^2
+
+and T_ql = S_ql^2 / I_ql is the generalised likelihood ratio for "line l changed under
+check q" (chi^2_1 while nothing changed). Its signal grows linearly with the VMMs while
+its noise stays chi^2_1, so the analog checksum columns, whose single-VMM syndromes are
+noisy (their gain multiplies their read noise), carry the detection over a few VMMs. It
+costs 2 n_in multiply-adds per check and VMM, beside the n_in of the check's reference.
 """
 from __future__ import annotations
 
@@ -41,19 +57,24 @@ CHECK_KINDS = ("checksum", "groups", "both")
 class CheckParams:
     """Which checks, and the sequential test's settings."""
 
-    kind: str = "groups"  #: "checksum" (analog checksum outputs), "groups" (digital group references) or "both"
+    kind: str = "both"  #: "checksum" (analog checksum outputs), "groups" (digital group references) or "both"
     group_size: int = 8  #: outputs per group check
     cusum_k: float = 5.0  #: reference value subtracted from each z^2 (chi^2_1 mean is 1)
     cusum_h: float = 30.0  #: alarm threshold of a CUSUM
     drift_forget: float = 0.95  #: forgetting factor of the common-gain estimate per VMM
     drift_min: float = 0.002  #: |gain change| (fraction) below which no compensation is recorded
     drift_sigmas: float = 5.0  #: and the change must exceed this many standard errors
+    glr: bool = True  #: accumulate every checksum check's syndromes per input line (see the module docstring)
+    glr_forget: float = 0.93  #: forgetting factor of the per-line sums per VMM (memory ~ 1 / (1 - forget) VMMs)
+    glr_h: float = 36.0  #: alarm threshold of max over (check, line) of S^2 / I (chi^2_1 without a change)
 
     def __post_init__(self) -> None:
         if self.kind not in CHECK_KINDS:
             raise ValueError(f"kind must be one of {CHECK_KINDS}, got {self.kind!r}")
         if self.group_size < 1 or self.cusum_h <= 0 or self.cusum_k <= 1 or not 0 < self.drift_forget < 1:
             raise ValueError("group_size >= 1, cusum_h > 0, cusum_k > 1 and 0 < drift_forget < 1 required")
+        if not 0 < self.glr_forget < 1 or self.glr_h <= 0:
+            raise ValueError("0 < glr_forget < 1 and glr_h > 0 required")
 
 
 def check_matrix(stage: Stage, p: CheckParams) -> tuple[FloatArray, NDArray[np.bool_]]:
@@ -137,6 +158,8 @@ class StageState:
     """Sequential-test state of one stage."""
 
     cusum: FloatArray
+    glr_s: FloatArray | None = None  # (q, n_in) per check and input line: sum of s v / sd^2 (forgotten)
+    glr_i: FloatArray | None = None  # (q, n_in): sum of v^2 / sd^2
     gain_num: float = 0.0
     gain_den: float = 0.0
     gain_applied: float = 0.0
@@ -159,14 +182,17 @@ class Detector:
     def __init__(self, checks: list[StageChecks], params: CheckParams):
         self.checks = checks
         self.p = params
-        self.state = [StageState(np.zeros(c.t.shape[1])) for c in checks]
+        self.state = [StageState(np.zeros(c.t.shape[1]), np.zeros((c.t.shape[1], c.ref.shape[0])),
+                                 np.zeros((c.t.shape[1], c.ref.shape[0]))) for c in checks]
         self.n_vmm = 0
 
     def reset(self, stage: int | None = None) -> None:
-        """Clear the CUSUMs (after a repair); the drift estimate is kept."""
+        """Clear the CUSUMs and line sums (after a repair); the drift estimate is kept."""
         for i, st in enumerate(self.state):
             if stage is None or i == stage:
                 st.cusum[:] = 0.0
+                st.glr_s[:] = 0.0
+                st.glr_i[:] = 0.0
 
     def update(self, stage: int, v: FloatArray, out: FloatArray) -> tuple[list[Alarm], list[DriftEvent], FloatArray]:
         """Feed one batch of a stage's VMMs (in order); returns alarms, drift events, z (B, q)."""
@@ -192,8 +218,9 @@ class Detector:
                 if abs(st.gain - st.gain_applied) > max(p.drift_min, p.drift_sigmas * stderr):
                     st.gain_applied = st.gain
                     drifts.append(DriftEvent(stage, n, st.gain, stderr))
-            # a shift shared by the groups is drift, not a fault: this VMM's common gain comes off first
-            resid = s[b] - np.where(g_cols, g_b * e[b], 0.0)
+            # a shift shared by the groups is drift, not a fault: this VMM's common gain comes off first, from
+            # every check (a checksum check's expected value is not zero: its column holds its own write error)
+            resid = s[b] - g_b * e[b]
             z = resid / sd[b]
             z_all[b] = z
             st.cusum = np.maximum(0.0, st.cusum + z * z - p.cusum_k)
@@ -201,8 +228,21 @@ class Detector:
             if over.size and not alarms:  # one alarm per stage and batch: the rest is the same evidence
                 q = int(over[np.argmax(st.cusum[over])])
                 alarms.append(Alarm(stage, q, n, float(st.cusum[q])))
+            glr_q = np.flatnonzero(~g_cols) if p.glr else np.zeros(0, np.intp)
+            if glr_q.size:
+                w = 1.0 / sd[b, glr_q] ** 2
+                st.glr_s[glr_q] = p.glr_forget * st.glr_s[glr_q] + np.outer(resid[glr_q] * w, v[b])
+                st.glr_i[glr_q] = p.glr_forget * st.glr_i[glr_q] + np.outer(w, v[b] * v[b])
+                t_ql = st.glr_s[glr_q] ** 2 / np.maximum(st.glr_i[glr_q], 1e-300)
+                top = np.unravel_index(int(np.argmax(t_ql)), t_ql.shape)
+                if t_ql[top] > p.glr_h:
+                    if not alarms:
+                        alarms.append(Alarm(stage, int(glr_q[top[0]]), n, float(t_ql[top]), "fault-glr"))
+                    over = np.array([1])
             if over.size:
                 st.cusum[:] = 0.0
+                st.glr_s[:] = 0.0
+                st.glr_i[:] = 0.0
         if stage == len(self.checks) - 1:
             self.n_vmm += s.shape[0]
         return alarms, drifts, z_all

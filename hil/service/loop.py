@@ -13,6 +13,7 @@ The engine interface (both backends): ``shapes`` (array name -> block shape), ``
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable
 
 import numpy as np
@@ -22,9 +23,9 @@ from hil.faultmap_versions import FaultMapVersions
 from .engine import WindowEngine, window_chip
 from .mapping import map_direct, map_factorized
 from .network import ServedNetwork, layer_matrix
-from .session import ServiceParams, ServiceSession
+from .session import ServiceSession
 from .tiles import serve_tiled, tile_shapes
-from .workflow import Workflow, target_matrix, workload
+from .workflow import Workflow, service_params, target_matrix, workload
 
 #: one row of the service timeline per hour (the run file's ``tables/fidelity``)
 TIMELINE_FIELDS = ("hour", "chip_time_h", "fidelity", "fidelity_reference", "alarms", "repairs",
@@ -46,6 +47,21 @@ def block_shapes(wf: Workflow) -> dict[str, tuple[int, int]]:
     return {"A": (m, k + extra), "B": (k, n + extra)}
 
 
+def inputs_per_vector(wf: Workflow) -> int:
+    """Entries of one input vector of the workflow's target."""
+    if wf.mapping.target == "digits":
+        from hil.networks.digits import LAYER_SIZES
+
+        return LAYER_SIZES[0]
+    return target_matrix(wf.mapping).shape[0]
+
+
+def check_stream(wf: Workflow) -> None:
+    """Load and check the stream's input vectors now (a NaN in a vector file is refused before the bench
+    is touched, not an hour into the run); raises :class:`~hil.service.workflow.WorkflowError`."""
+    next(workload(wf.stream, inputs_per_vector(wf), np.random.default_rng(0)))
+
+
 def window_engine(wf: Workflow) -> WindowEngine:
     """The conductance-level simulated chip a workflow's ``chip`` section describes (studies only)."""
     return WindowEngine(window_chip(block_shapes(wf), wf.chip.initial_fault_rate, wf.chip.aging_params(), wf.seed,
@@ -61,8 +77,10 @@ class ServiceLoop:
         self.versions = versions if versions is not None else FaultMapVersions()
         self.sessions: list[ServiceSession] = []
         self.rng = np.random.default_rng([wf.seed, 1])
-        self.params = ServiceParams(compare_full_remap=wf.mapping.target != "digits")
+        self.params = dataclasses.replace(service_params(wf.service),
+                                          compare_full_remap=wf.mapping.target != "digits")
         self.hours = int(np.ceil(wf.stream.hours))
+        self.step_h = wf.stream.hours / self.hours  # chip time per served "hour" (1 h unless hours < 1)
         self.fidelity_now = (float("nan"), float("nan"))
 
     # 1-3: scan, map, program, verify -------------------------------------------------------------
@@ -145,7 +163,8 @@ class ServiceLoop:
 
     # 4: serve ------------------------------------------------------------------------------------------
     def serve_hour(self, h: int) -> tuple:
-        """Serve hour ``h`` of the stream (the chip ages a quarter hour per quarter of the batch), maintain,
+        """Serve hour ``h`` of the stream (the chip ages a quarter of the step, normally an hour, per quarter of
+        the batch), maintain,
         record the ``hour`` event; returns the timeline row (:data:`TIMELINE_FIELDS`)."""
         eng = self.engine
         appeared_before = eng.faults_appeared()
@@ -153,7 +172,7 @@ class ServiceLoop:
         for part in np.array_split(batch, 4):  # the chip ages while the stream runs, not only between hours
             if len(part):
                 self._serve(part)
-            eng.advance(0.25)
+            eng.advance(self.step_h / 4)
         if (h + 1) % max(int(round(self.wf.stream.maintain_every_hours)), 1) == 0:
             for s in self.sessions:
                 s.maintain()
@@ -171,6 +190,7 @@ class ServiceLoop:
         s = self.sessions
         return {"fidelity_end": self.fidelity_now[0], "fidelity_reference_end": self.fidelity_now[1],
                 "alarms": sum(x.count.alarms for x in s), "repairs": sum(x.count.repairs for x in s),
+                "full_remaps": sum(x.count.full_remaps for x in s),
                 "devices_reprogrammed": sum(x.count.devices_reprogrammed for x in s),
                 "faults_found": sum(x.count.faults_found for x in s), "mapped_devices": sum(x.mm.devices for x in s),
                 "fault_map_versions": len(self.versions), "pulses": int(self.engine.pulses)}
@@ -182,4 +202,4 @@ class ServiceLoop:
                 f"repairs {row[5]}, devices re-programmed {row[6]}, faults found {row[7]}")
 
 
-__all__ = ["ServiceLoop", "block_shapes", "window_engine", "TIMELINE_FIELDS"]
+__all__ = ["ServiceLoop", "block_shapes", "window_engine", "check_stream", "inputs_per_vector", "TIMELINE_FIELDS"]

@@ -2,26 +2,32 @@
 
 Warm start from what is programmed (the host's reference conductances of MA and MB) with
 the new fault masks. A stuck device in row i of MA spoils only row i of the product,
-one in column j of MB only column j, so the repair is a set of line problems:
+one in column j of MB only column j, so the repair works on lines:
 
     row i of MA:    min || a @ W_B - sign_i * alpha * M[i, :] ||     0 <= a <= g_max
     column j of MB: min || W_A @ (sign_B * b) - alpha * M[:, j] ||   0 <= b <= g_max
 
-with the stuck entries fixed at their values. Each is solved with a sparse change
-(:func:`sparse_refit`): devices join the moving set one at a time, largest gradient
-first, and the bounded least-squares problem is re-solved on that set, until the line's
-residual is back to its pre-fault value. Then every device whose new target is within the
-write-and-verify band of what it holds is dropped from the set (writing it would land in
-the same band) and the rest re-solved: only cells whose target moves beyond the band are
-re-programmed. The penalty on moving programmed devices is thus an l0 budget grown
-greedily, which keeps the write count to what the fidelity needs.
+with the stuck entries fixed at their values, in two stages:
 
-Rows of MA are repaired first, then columns of MB against the repaired MA. Checksum
+1. support selection (:func:`line_path`): on every line a fault touched, and on the first
+   few moves of every other line, devices join the moving set largest normalised gradient
+   first, with an exact bounded refit on the set at each step; each step's predicted cost
+   is the residual^2 plus the write error (sd ``write_sigma``) of the devices it writes;
+2. a shared budget (:func:`allocate`): supports grow where a write cuts the product's
+   squared residual the most, until it is back to ``slack``^2 x its pre-fault value. This
+   is the penalty on moving programmed devices, as an l0 budget: a write is bought only
+   while it buys fidelity (at least ``min_cut`` of its line's residual^2), wherever it buys
+   the most. Then each chosen support is refitted exactly (:func:`finish_line`, columns of
+   MB against the repaired MA) and devices whose target stays within the write-and-verify
+   band of what they hold are dropped: only cells that move beyond the band are written.
+
+The session writes the plan, reads back, and while the read-back product is still above
+the budget re-plans around what landed (``ServiceParams.polish_rounds``). Checksum
 columns are never re-programmed for a repair: the host's reference absorbs the change.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -39,9 +45,16 @@ class RefitParams:
     """Sparse repair settings."""
 
     band: float = 15e-6  #: S, write-and-verify band: smaller moves are not written (seed 003: +-15 uS)
-    slack: float = 1.05  #: a line is repaired once its residual is within this factor of its pre-fault one
+    write_sigma: float = 5e-6  #: S, sd of where a verified write lands in its band (window_array: band / 3)
+    slack: float = 1.0  #: the touched lines' residuals (root of the sum of squares, write error included) are
+    #: brought back to this factor of their pre-fault value
     max_support: int = 48  #: most devices moved per line
-    min_gain: float = 0.002  #: stop growing a line's moving set once a device cuts its residual by less than this
+    min_gain: float = 0.002  #: stop growing a line's path once a device cuts its residual by less than this
+    min_cut: float = 0.1  #: a device is written only if it cuts its line's squared residual by this fraction
+    #: of the line's pre-fault value (net of its own write error)
+    spare_support: int = 3  #: moves per untouched line offered to the shared budget (0: only touched lines)
+    pair_support: int = 6  #: most pairs of a column that take up a weight error its own pair cannot
+    floor: float = 0.6  #: a line's path stops once its residual is this fraction of its pre-fault one
     g_max: float = 150e-6  #: S, top of the window
 
 
@@ -70,43 +83,113 @@ class RepairPlan:
         return [np.isfinite(t) for t in self.targets]
 
 
-def sparse_refit(a_mat: FloatArray, y: FloatArray, x0: FloatArray, free: NDArray[np.bool_], upper: float,
-                 target_res: float, p: RefitParams) -> tuple[FloatArray, NDArray[np.intp]]:
-    """min ||a_mat @ x - y|| over a sparse set of moved free entries (0 <= x <= upper); returns (x, moved)."""
+@dataclass
+class LinePath:
+    """The greedy (OMP) path of one line: support order, solution and predicted post-write cost per support size.
+
+    ``cost[s]`` = ||a_mat @ x_s - y||^2 + sum over the first s devices of (write_sigma * ||a_mat[:, l]||)^2:
+    the residual a write of those s devices is expected to leave, each landing within the band.
+    """
+
+    stage: int
+    line: int
+    a_mat: FloatArray
+    y: FloatArray
+    x0: FloatArray
+    free: NDArray[np.bool_]
+    r_pre: float
+    order: list[int]
+    xs: list[FloatArray]
+    cost: FloatArray
+
+
+def line_path(stage: int, line: int, a_mat: FloatArray, y: FloatArray, x0: FloatArray, free: NDArray[np.bool_],
+              r_pre: float, p: RefitParams) -> LinePath:
+    """Support selection of one line: devices join largest normalised gradient first, bounded refit each step.
+
+    Stops at ``max_support`` devices, when the residual is at ``floor`` x the pre-fault one (the
+    allocation never needs more), or when a device cuts the residual by less than ``min_gain``.
+    """
+    col_sq = np.sum(a_mat * a_mat, axis=0)
+    col_norm = np.sqrt(col_sq) + 1e-300
+    noise = (p.write_sigma ** 2) * col_sq
     x = x0.copy()
-    support: list[int] = []
+    order: list[int] = []
+    xs = [x0.copy()]
+    res = float(np.linalg.norm(a_mat @ x - y))
+    cost = [res ** 2]
     cand = free.copy()
-
-    def solve(sup: list[int]) -> FloatArray:
-        xs = x0.copy()
-        if sup:
-            idx = np.array(sup)
-            rhs = y - a_mat @ xs + a_mat[:, idx] @ xs[idx]
-            res = lsq_linear(a_mat[:, idx], rhs, bounds=(0.0, upper), method="bvls")
-            xs[idx] = res.x
-        return xs
-
-    res = np.linalg.norm(a_mat @ x - y)
-    col_norm = np.linalg.norm(a_mat, axis=0) + 1e-300
-    while res > target_res and len(support) < p.max_support and cand.any():
+    while len(order) < p.max_support and cand.any() and res > p.floor * r_pre:
         grad = a_mat.T @ (a_mat @ x - y)
-        # a device can only move into the window: at 0 it cannot go down, at upper not up
-        room = np.where(grad > 0, x > 0, x < upper)
+        room = np.where(grad > 0, x > 0, x < p.g_max)  # at 0 a device cannot go down, at g_max not up
         score = np.where(cand & room, np.abs(grad) / col_norm, -1.0)
         best = int(np.argmax(score))
         if score[best] <= 0:
             break
-        support.append(best)
         cand[best] = False
-        x_new = solve(support)
-        res_new = np.linalg.norm(a_mat @ x_new - y)
+        x_new = _solve_on(a_mat, y, x0, order + [best], p.g_max)
+        res_new = float(np.linalg.norm(a_mat @ x_new - y))
         if res_new > (1.0 - p.min_gain) * res:  # this device barely helps: the line is as good as it gets
-            support.pop()
             break
+        order.append(best)
         x, res = x_new, res_new
-    moved = [i for i in support if abs(x[i] - x0[i]) > p.band]
-    if len(moved) < len(support):
-        x = solve(moved)
+        xs.append(x)
+        # a device that moves less than the band is not written (finish_line drops it): no write error
+        big = np.abs(x[order] - x0[order]) > p.band
+        cost.append(res ** 2 + float(noise[order][big].sum()))
+    return LinePath(stage, line, a_mat, y, x0, free, r_pre, order, xs, np.array(cost))
+
+
+def _solve_on(a_mat: FloatArray, y: FloatArray, x0: FloatArray, sup: list[int], upper: float) -> FloatArray:
+    """Exact bounded least squares on the support ``sup``, every other entry held at x0."""
+    xs = x0.copy()
+    if sup:
+        idx = np.array(sup)
+        rhs = y - a_mat @ xs + a_mat[:, idx] @ xs[idx]
+        xs[idx] = lsq_linear(a_mat[:, idx], rhs, bounds=(0.0, upper), method="bvls").x
+    return xs
+
+
+def allocate(paths: list[LinePath], p: RefitParams, total: float, budget: float) -> list[int]:
+    """How many devices each line moves: the fewest writes that bring the squared residual of the product,
+    ``total`` now (write error included), within ``budget`` (a shared budget: a line that cannot get back
+    is paid for by lines that can go below theirs). Greedy by cut per device, looking ahead along each path
+    (paths are not convex: a pair of devices can do what one cannot). A row of MA and a column of MB cut
+    the same product's residual, each its own line of it."""
+    k = [0] * len(paths)
+    while total > budget:
+        best, best_rate, best_to = -1, 0.0, 0
+        for n, pa in enumerate(paths):
+            c = pa.cost
+            if k[n] + 1 >= len(c):
+                continue
+            cut = (c[k[n]] - c[k[n] + 1:]) / np.arange(1, len(c) - k[n])
+            j = int(np.argmax(cut))
+            # a device must pay for itself: cut at least min_cut of its line's pre-fault residual^2
+            if cut[j] > best_rate and cut[j] > p.min_cut * pa.r_pre ** 2:
+                best, best_rate, best_to = n, float(cut[j]), k[n] + 1 + j
+        if best < 0:
+            break
+        total -= paths[best].cost[k[best]] - paths[best].cost[best_to]
+        k[best] = best_to
+    return k
+
+
+def residual_sq(mm: MappedMatrix, gs: list[FloatArray] | None = None) -> float:
+    """||product - scale * M||^2 of the data part (S^4), from ``gs`` or the references."""
+    return float(np.sum((mm.product(gs) - mm.scale * mm.target) ** 2))
+
+
+def finish_line(pa: LinePath, size: int, p: RefitParams, a_mat: FloatArray | None = None
+                ) -> tuple[FloatArray, NDArray[np.intp]]:
+    """The chosen support's exact refit (against ``a_mat`` if the other stage was repaired meanwhile),
+    then devices whose move stays within the write-and-verify band are dropped and the rest re-solved."""
+    a = pa.a_mat if a_mat is None else a_mat
+    sup = pa.order[:size]
+    x = _solve_on(a, pa.y, pa.x0, sup, p.g_max)
+    moved = [i for i in sup if abs(x[i] - pa.x0[i]) > p.band]
+    if len(moved) < len(sup):
+        x = _solve_on(a, pa.y, pa.x0, moved, p.g_max)
     return x, np.array(sorted(moved), dtype=np.intp)
 
 
@@ -114,6 +197,10 @@ def plan_repair(mm: MappedMatrix, new_codes: list[NDArray[np.int8]], p: RefitPar
                 before: list[FloatArray] | None = None,
                 lines: tuple[list[int], list[int]] | None = None) -> RepairPlan:
     """Targets to write after the host learned ``new_codes`` (per stage), from the stages' references.
+
+    Two stages: every touched line's support is selected greedily (:func:`line_path`), the
+    supports are sized together against a shared budget (:func:`allocate`), then each chosen
+    support is refitted exactly (:func:`finish_line`; columns of MB against the repaired MA).
 
     ``before`` are the references as they were before the fault (for each line's pre-fault
     residual); default: the present references with the new stuck devices not yet applied.
@@ -135,46 +222,98 @@ def plan_repair(mm: MappedMatrix, new_codes: list[NDArray[np.int8]], p: RefitPar
     plan = RepairPlan(targets)
     k, n = sa.n_data, sb.n_data
     changed = [(codes != 0) & (st.codes == 0) for st, codes in zip(mm.stages, new_codes)]
-    # rows of MA holding a new fault (data part only; checksum columns need no writes)
-    wb = sb.sign[:, None] * g_now[1][:, :n]
-    wb_pre = sb.sign[:, None] * g_pre[1][:, :n]
     rows_a = set(np.flatnonzero(changed[0][:, :k].any(axis=1)).tolist()) | set(lines[0] if lines else [])
     cols_b = set(np.flatnonzero(changed[1][:, :n].any(axis=0)).tolist()) | set(lines[1] if lines else [])
-    for i in sorted(rows_a):
-        y = sa.sign[i] * target[i]
-        free = new_codes[0][i, :k] == 0
-        r_pre = np.linalg.norm(g_pre[0][i, :k] @ wb_pre - y)
-        r_fault = np.linalg.norm(g_now[0][i, :k] @ wb - y)
-        x, moved = sparse_refit(wb.T, y, g_now[0][i, :k], free, p.g_max, p.slack * r_pre, p)
-        g_now[0][i, :k] = x
-        targets[0][i, moved] = x[moved]
-        plan.lines.append(LineRepair(0, int(i), moved, float(r_pre), float(r_fault),
-                                     float(np.linalg.norm(x @ wb - y))))
+    # data part only; checksum columns need no writes (the host's reference absorbs the change)
+    wb = sb.sign[:, None] * g_now[1][:, :n]
+    wb_pre = sb.sign[:, None] * g_pre[1][:, :n]
     wa = sa.sign[:, None] * g_now[0][:, :k]
     wa_pre = sa.sign[:, None] * g_pre[0][:, :k]
+    paths = []
+    for i in sorted(rows_a):
+        y = sa.sign[i] * target[i]
+        r_pre = float(np.linalg.norm(g_pre[0][i, :k] @ wb_pre - y))
+        paths.append(line_path(0, i, wb.T, y, g_now[0][i, :k], new_codes[0][i, :k] == 0, r_pre, p))
+    a_mat = wa * sb.sign[None, :]
     for j in sorted(cols_b):
         y = target[:, j]
-        a_mat = wa * sb.sign[None, :]
-        free = new_codes[1][:, j] == 0
-        r_pre = np.linalg.norm(wa_pre @ (sb.sign * g_pre[1][:, j]) - y)
-        r_fault = np.linalg.norm(a_mat @ g_now[1][:, j] - y)
-        x, moved = sparse_refit(a_mat, y, g_now[1][:, j], free, p.g_max, p.slack * r_pre, p)
-        g_now[1][:, j] = x
-        targets[1][moved, j] = x[moved]
-        plan.lines.append(LineRepair(1, int(j), moved, float(r_pre), float(r_fault),
-                                     float(np.linalg.norm(a_mat @ x - y))))
+        r_pre = float(np.linalg.norm(wa_pre @ (sb.sign * g_pre[1][:, j]) - y))
+        paths.append(line_path(1, j, a_mat, y, g_now[1][:, j], new_codes[1][:, j] == 0, r_pre, p))
+    if p.spare_support:
+        # lines no fault touched compete for the same budget with their first few moves: a write that
+        # cuts more error elsewhere is worth more than a late one on a touched line
+        for i in sorted(set(range(sa.shape[0])) - rows_a):
+            y = sa.sign[i] * target[i]
+            r_pre = float(np.linalg.norm(g_pre[0][i, :k] @ wb_pre - y))
+            paths.append(line_path(0, i, wb.T, y, g_now[0][i, :k], new_codes[0][i, :k] == 0, r_pre,
+                                   replace(p, max_support=p.spare_support)))
+        for j in sorted(set(range(n)) - cols_b):
+            y = target[:, j]
+            r_pre = float(np.linalg.norm(wa_pre @ (sb.sign * g_pre[1][:, j]) - y))
+            paths.append(line_path(1, j, a_mat, y, g_now[1][:, j], new_codes[1][:, j] == 0, r_pre,
+                                   replace(p, max_support=p.spare_support)))
+    total = residual_sq(mm, g_now)
+    sizes = allocate(paths, p, total, p.slack ** 2 * residual_sq(mm, g_pre))
+    for pa, size in zip(paths, sizes):
+        if pa.stage == 0:
+            x, moved = finish_line(pa, size, p)
+            g_now[0][pa.line, :k] = x
+            targets[0][pa.line, moved] = x[moved]
+            res_fault = pa.cost[0] ** 0.5
+            res_after = float(np.linalg.norm(x @ pa.a_mat - pa.y))
+        else:
+            a_rep = (sa.sign[:, None] * g_now[0][:, :k]) * sb.sign[None, :]  # against the repaired MA
+            x, moved = finish_line(pa, size, p, a_rep)
+            g_now[1][:, pa.line] = x
+            targets[1][moved, pa.line] = x[moved]
+            res_fault = pa.cost[0] ** 0.5
+            res_after = float(np.linalg.norm(a_rep @ x - pa.y))
+        if moved.size or pa.line in (rows_a if pa.stage == 0 else cols_b):
+            plan.lines.append(LineRepair(pa.stage, pa.line, moved, pa.r_pre, float(res_fault), res_after))
     return plan
 
 
 def _plan_pairs(mm: MappedMatrix, codes: NDArray[np.int8], p: RefitParams) -> RepairPlan:
-    """Differential pairs: the partner of a newly stuck device takes the value that restores G+ - G-."""
+    """Differential pairs: the partner of a newly stuck device takes the value that restores G+ - G-.
+
+    Where the window does not allow it (a stuck-OFF G+ under a positive weight, a stuck-ON
+    G+ under a weight below g_max - G-...), the weight error left on input i of column j is
+    taken up by other pairs of the column that see correlated inputs: with C the second
+    moment of the served inputs (``mm.input_moment``, the bias input included) and e the
+    column's weight errors, output j's mean squared error is e^T C e, and a few pairs l
+    (greedy, largest C-weighted gradient first, exact least squares on the chosen ones)
+    take dw_l so (e - dw)^T C (e - dw) is smallest. Each such pair moves one device (the
+    one that stays in the window), or both when neither alone can.
+    """
     st = mm.stages[0]
     g_now = np.where(codes == 1, 0.0, np.where(codes == 2, p.g_max, st.g_ref))
     w_target = mm.scale * mm.target
     g_new = compensate_pairs(g_now, codes, w_target, p.g_max)
     new = (codes != 0) & (st.codes == 0)
     pair_hit = new[0::2] | new[1::2]
-    touched = np.repeat(pair_hit, 2, axis=0) & (codes == 0) & (np.abs(g_new - st.g_ref) > p.band)
+    lines = []
+    if mm.input_moment is not None and mm.input_count > 0:
+        c_in = mm.input_moment / mm.input_count
+        both_work = (codes[0::2] == 0) & (codes[1::2] == 0)
+        for j in np.flatnonzero(pair_hit.any(axis=0)):
+            # the whole column's error (its pairs' write error too): the output sees their sum
+            err = w_target[:, j] - (g_new[0::2, j] - g_new[1::2, j])
+            if np.abs(err[pair_hit[:, j]]).max() <= p.band:
+                continue
+            free = both_work[:, j] & ~pair_hit[:, j]
+            dw = _spread(c_in, err, free, p)
+            for i in np.flatnonzero(dw):
+                plus, minus = g_new[2 * i, j] + dw[i], g_new[2 * i + 1, j] - dw[i]
+                if 0.0 <= plus <= p.g_max:
+                    g_new[2 * i, j] = plus
+                elif 0.0 <= minus <= p.g_max:
+                    g_new[2 * i + 1, j] = minus
+                else:  # neither device alone reaches it: the pair takes (w, 0) or (0, -w)
+                    w_new = float(np.clip(plus - g_new[2 * i + 1, j], -p.g_max, p.g_max))
+                    g_new[2 * i, j], g_new[2 * i + 1, j] = max(w_new, 0.0), max(-w_new, 0.0)
+            lines.append(j)
+    touched = (codes == 0) & (np.abs(g_new - st.g_ref) > p.band) & (
+        np.repeat(pair_hit, 2, axis=0) | (np.abs(g_new - st.g_ref) > 0) & np.isin(np.arange(st.shape[1]), lines))
     targets = [np.where(touched, g_new, np.nan)]
     plan = RepairPlan(targets)
     for i, j in np.argwhere(pair_hit):
@@ -184,6 +323,43 @@ def _plan_pairs(mm: MappedMatrix, codes: NDArray[np.int8], p: RefitParams) -> Re
                                      float(abs(g_now[2 * i, j] - g_now[2 * i + 1, j] - w_target[i, j])),
                                      float(abs(g_new[2 * i, j] - g_new[2 * i + 1, j] - w_target[i, j]))))
     return plan
+
+
+def _spread(c_in: FloatArray, err: FloatArray, free: NDArray[np.bool_], p: RefitParams) -> FloatArray:
+    """dw on a few ``free`` entries minimising (err - dw)^T C (err - dw): greedy support, exact refit each step;
+    a pair joins only if it cuts the weighted error by ``min_cut`` of its starting value."""
+    dw = np.zeros_like(err)
+    start = float(err @ c_in @ err)
+    if start <= 0:
+        return dw
+    cost, sup = start, []
+    diag = np.sqrt(np.maximum(np.diag(c_in), 1e-300))
+    cand = free.copy()
+    for _ in range(p.pair_support):
+        grad = c_in @ (dw - err)
+        score = np.where(cand, np.abs(grad) / diag, -1.0)
+        best = int(np.argmax(score))
+        if score[best] <= 0:
+            break
+        trial = sup + [best]
+        idx = np.array(trial)
+        x = np.linalg.lstsq(c_in[np.ix_(idx, idx)], c_in[idx] @ err, rcond=None)[0]
+        x = np.clip(x, -p.g_max, p.g_max)
+        d = np.zeros_like(err)
+        d[idx] = x
+        new_cost = float((err - d) @ c_in @ (err - d))
+        cand[best] = False
+        if cost - new_cost < p.min_cut * start:
+            break
+        sup, dw, cost = trial, d, new_cost
+    keep = np.flatnonzero(np.abs(dw) > p.band)  # a move within the band is not written: refit without it
+    dw = np.zeros_like(err)
+    if keep.size:
+        dw[keep] = np.clip(np.linalg.lstsq(c_in[np.ix_(keep, keep)], c_in[keep] @ err, rcond=None)[0],
+                           -p.g_max, p.g_max)
+        if float((err - dw) @ c_in @ (err - dw)) >= start:
+            dw[:] = 0.0
+    return dw
 
 
 def plan_full_remap(mm: MappedMatrix, new_codes: list[NDArray[np.int8]], k: int, rng: np.random.Generator | int,
@@ -201,4 +377,5 @@ def plan_full_remap(mm: MappedMatrix, new_codes: list[NDArray[np.int8]], k: int,
     return fresh, RepairPlan(targets)
 
 
-__all__ = ["RefitParams", "RepairPlan", "LineRepair", "sparse_refit", "plan_repair", "plan_full_remap"]
+__all__ = ["RefitParams", "RepairPlan", "LineRepair", "LinePath", "line_path", "allocate",
+           "finish_line", "residual_sq", "plan_repair", "plan_full_remap"]

@@ -30,7 +30,7 @@ from hil.faultmap_versions import FaultMapVersions
 from .checks import Alarm, CheckParams, Detector, StageChecks
 from .localise import Localisation, localise, localise_all
 from .mapping import MappedMatrix
-from .refit import RefitParams, RepairPlan, plan_full_remap, plan_repair
+from .refit import RefitParams, RepairPlan, plan_full_remap, plan_repair, residual_sq
 
 FloatArray = NDArray[np.float64]
 
@@ -49,7 +49,8 @@ class ServiceParams:
     #: (one repair with all of them known: on a 1 % burst 10.7 % of devices written, 1 - cos 1.26x; line by
     #: line as alarms come: 8.1 %, 1.31x, Re(DFT64) two trials)
     compare_full_remap: bool = False  #: also solve a full re-map of the same arrays per repair and log its writes
-    polish: bool = True  #: after a repair's writes, re-fit once the lines the write error left above target
+    polish_rounds: int = 3  #: after a repair's writes, re-fit (at most this many times) the lines the write error
+    #: left above target
     suspect_step: float = 0.1  #: a read-back change beyond this fraction of g_max makes a cell a scan suspect
     settle_s: float = 600.0  #: s between programming and reading the reference (fast relaxation)
     min_explained: float = 0.5  #: a localisation is trusted if one device explains this much
@@ -342,35 +343,25 @@ class ServiceSession:
             st.codes = codes
             st.g_ref = np.where(codes == 1, 0.0, np.where(codes == 2, self.p.refit.g_max, st.g_ref))
         pulses = self.apply_plan(plan)
-        if self.p.polish and len(self.mm.stages) == 2:
-            # the writes landed within the band, not on target: lines still above their pre-fault residual
-            # by the slack are fitted once more around what was read back
-            again = self._lines_above(plan, before)
-            if again[0] or again[1]:
-                plan2 = plan_repair(self.mm, [s.codes for s in self.mm.stages], self.p.refit, before, again)
-                pulses += self.apply_plan(plan2)
-                plan.lines += plan2.lines
-                plan.targets = [np.where(np.isfinite(b), b, a) for a, b in zip(plan.targets, plan2.targets)]
+        for _ in range(self.p.polish_rounds if len(self.mm.stages) == 2 else 0):
+            # the writes landed within the band, not on target: while the read-back product is above its
+            # pre-fault residual by the slack, the repaired lines are fitted again around what was read back
+            # (a few steep moves per round undo most of the write error a long support left)
+            if residual_sq(self.mm) <= self.p.refit.slack ** 2 * residual_sq(self.mm, before):
+                break
+            again = ([l.line for l in plan.lines if l.stage == 0], [l.line for l in plan.lines if l.stage == 1])
+            last = plan_repair(self.mm, [s.codes for s in self.mm.stages], self.p.refit, before, again)
+            if not last.writes:
+                break
+            pulses += self.apply_plan(last)
+            plan.lines += last.lines
+            plan.targets = [np.where(np.isfinite(b), b, a) for a, b in zip(plan.targets, last.targets)]
         self.count.repairs += 1
         return self.record("repair", writes=plan.writes, pulses=pulses, full_remap_writes=full_writes,
                            lines=[{"stage": l.stage, "line": l.line, "moved": l.moved.tolist(),
                                    "residual_before": l.residual_before, "residual_fault": l.residual_fault,
                                    "residual_after": l.residual_after} for l in plan.lines],
                            one_minus_cos_reference=self.mm.one_minus_cos())
-
-    def _lines_above(self, plan: RepairPlan, before) -> tuple[list[int], list[int]]:
-        """Repaired lines whose residual, from the read-back, is still above slack x their pre-fault one."""
-        sa, sb = self.mm.stages
-        k, n = sa.n_data, sb.n_data
-        target = self.mm.scale * self.mm.target
-        wa, wb = sa.signed()[:, :k], sb.signed()[:, :n]
-        res = wa @ wb - target
-        out: tuple[list[int], list[int]] = ([], [])
-        for line in plan.lines:
-            r_now = np.linalg.norm(res[line.line] if line.stage == 0 else res[:, line.line])
-            if r_now > self.p.refit.slack * line.residual_before:
-                out[line.stage].append(line.line)
-        return out
 
     def apply_plan(self, plan: RepairPlan, depth: int = 0) -> int:
         """Write the plan's targets, read back; a device that did not follow its write is scanned and, if

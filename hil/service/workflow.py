@@ -18,7 +18,11 @@ Example::
       vectors_per_hour: 200
       hours: 24
       maintain_every_hours: 1   # re-read the references (reads only)
+    service: {n_calibrate: 256} # optional: hil.service.ServiceParams numbers and flags
+    bench_io: {n_vmm: 4}        # optional: the bench's VMM / read averaging and voltages
+                                # (protocols.matrix.MatrixParams: v_in, v_gate, n_read, n_vmm, g_prog_min)
 
+``hours`` below 1 serve one step of that length (a real bench waits for real time).
 ``chip:`` instead of ``bench:`` describes a conductance-level simulated chip
 (:mod:`simulated_bench.window_array`): the studies' fast backend (``benchmarks/reprogram.py``,
 :func:`hil.service.loop.window_engine`), not what ``hil service`` runs.
@@ -91,6 +95,17 @@ class Workflow(_Strict):
     seed: int = Field(0, ge=0)
     bench: Optional[str] = None  #: bench file (relative to the workflow file)
     chip: ChipSpec = ChipSpec()
+    #: overrides of the loop's settings (:class:`hil.service.ServiceParams`, plain numbers and flags)
+    service: dict[str, Any] = {}
+    #: overrides of the bench's read and VMM settings (:class:`protocols.matrix.MatrixParams`: v_in, v_gate,
+    #: n_read, n_vmm, g_prog_min), checked when the run opens its bench
+    bench_io: dict[str, Any] = {}
+
+    @field_validator("service")
+    @classmethod
+    def _service(cls, v):
+        service_params(v)  # names the unknown key or the bad value
+        return v
     mapping: MappingSpec = MappingSpec()
     stream: StreamSpec = StreamSpec()
 
@@ -102,6 +117,26 @@ class Workflow(_Strict):
         if (self.mapping.target == "digits") != (self.stream.workload == "digits"):
             raise ValueError("the digits workload and the digits mapping go together")
         return self
+
+
+def service_params(overrides: Mapping[str, Any]):
+    """:class:`hil.service.ServiceParams` with ``overrides`` of its plain (number / flag) fields."""
+    import dataclasses
+
+    from .session import ServiceParams
+
+    plain = {f.name: f.type for f in dataclasses.fields(ServiceParams) if f.type in ("int", "float", "bool")}
+    for key, value in overrides.items():
+        if key not in plain:
+            raise ValueError(f"unknown setting {key!r}; known: {', '.join(plain)}")
+        if isinstance(value, bool) != (plain[key] == "bool") or not isinstance(value, (int, float)):
+            raise ValueError(f"{key} must be {'an' if plain[key] == 'int' else 'a'} {plain[key]}, got {value!r}")
+        if not np.isfinite(value) or value < 0:
+            raise ValueError(f"{key} must be a finite number >= 0, got {value!r}")
+    p = ServiceParams(**overrides)
+    if p.n_calibrate < 16 or p.n_probe < 1 or p.buffer < 1:
+        raise ValueError("n_calibrate >= 16, n_probe >= 1 and buffer >= 1 required")
+    return p
 
 
 class WorkflowError(ValueError):
@@ -154,8 +189,13 @@ def workload(spec: StreamSpec, n_in: int, rng: np.random.Generator):
             yield rng.uniform(-1.0, 1.0, (spec.vectors_per_hour, n_in))
     if spec.workload == "file":
         data = np.load(spec.path, allow_pickle=False)
-        if data.ndim != 2 or data.shape[1] != n_in or not np.all(np.isfinite(data)):
-            raise WorkflowError(f"stream.path {spec.path}: need finite vectors of {n_in} entries, got {data.shape}")
+        if data.ndim != 2 or data.shape[1] != n_in:
+            raise WorkflowError(f"stream.path {spec.path}: need vectors of {n_in} entries (one per row), got an "
+                                f"array of shape {data.shape}")
+        bad = np.flatnonzero(~np.all(np.isfinite(data), axis=1))
+        if bad.size:
+            raise WorkflowError(f"stream.path {spec.path}: {bad.size} vector(s) hold NaN or inf (first: row "
+                                f"{bad[0]}); every input must be a finite number")
         pool = data
     elif spec.workload == "dft_image":
         pool = image_vectors(n_in)

@@ -22,7 +22,15 @@ the value for queries, ``OK`` for settings, ``ERR <code>,<text>`` on failure.
                        PULSE, row SL grounded (SET); ``SL`` row SL driven from PULSE,
                        selected BLs grounded, other BLs to PULSE (inhibit) (RESET);
                        ``VMM`` SLs on their DACs, all WLs on, BLs at virtual ground
-``MEAS?``              currents (A) of the selected bit lines in ``COL`` order (READ)
+``MEAS? [n]``          currents (A) of the selected bit lines in ``COL`` order (READ),
+                       each the mean of ``n`` conversions (1..256, default 1)
+``SEQ <step>;...``     pulse sequence on the selected row, up to 256 steps: each step
+                       ``<route>:<WL V>:<col spec>`` (route ``BL`` or ``SL``; left out,
+                       ``<WL V>:<col spec>``, it is the previous step's) sets the
+                       columns, word lines and route, then sends one edge on TRIG OUT
+                       (wired to the pulser's trigger input) and waits for its pulse;
+                       the last step's settings stay. Every step is checked before the
+                       first one runs
 ``VMM? v0,...``        one voltage per row in, every bit line's current out (VMM)
 =====================  =========================================================
 
@@ -43,6 +51,9 @@ WL_RANGE = (0.0, 5.0)  # V, word-line DAC
 VMM_RANGE = (-3.0, 3.0)  # V, source-line DACs
 ROUTES = ("OFF", "READ", "BL", "SL", "VMM")
 MAX_LINE = 4096  # characters; longer lines are refused
+MAX_AVERAGE = 256  # conversions one MEAS? may average
+MAX_SEQ_STEPS = 256  # steps one SEQ may hold
+SEQ_ROUTES = ("BL", "SL")
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,7 @@ class BoardTiming:
     command_s: float = 20e-6  # parse and act on one line
     switch_settle_s: float = 10e-6  # analog switches and the WL DAC after a route, row, column or level change
     sense_s: float = 200e-6  # one MEAS? / VMM?: every sense channel integrates and converts in parallel
+    trigger_s: float = 1e-6  # TRIG OUT edge to the pulser, and its end-of-pulse strobe back
 
 
 class BoardError(Exception):
@@ -120,6 +132,7 @@ class AddressingBoardEmulator(Emulator):
             "WL": self._set_wl, "WL?": lambda arg: f"{self.wl:.4f}",
             "ROUTE": self._set_route, "ROUTE?": lambda arg: self.route,
             "MEAS?": self._measure,
+            "SEQ": self._sequence,
             "VMM?": self._vmm,
         }
 
@@ -228,11 +241,42 @@ class AddressingBoardEmulator(Emulator):
         self._apply_route()
 
     def _measure(self, arg):
+        n = 1
+        if arg:
+            n = self._number(arg, 1, MAX_AVERAGE)
+            if n != int(n):
+                raise BoardError(3, f"conversions must be a whole number, got {arg!r}")
+            n = int(n)
         if self.route != "READ":
             raise BoardError(5, f"MEAS? needs ROUTE READ, route is {self.route}")
-        self.busy(self.timing.sense_s)
-        i = self.wiring.sense()[self.cols]
+        self.busy(n * self.timing.sense_s)
+        i = np.mean([self.wiring.sense()[self.cols] for _ in range(n)], axis=0)
         return ",".join(f"{x:.6e}" for x in i)
+
+    def _sequence(self, arg):
+        steps = []
+        route = None
+        for part in self._need(arg).split(";"):
+            fields = part.split(":")
+            if len(fields) == 3:
+                route = fields.pop(0).strip().upper()
+                if route not in SEQ_ROUTES:
+                    raise BoardError(3, f"a SEQ step routes BL or SL, got {route!r}")
+            elif len(fields) != 2 or route is None:
+                raise BoardError(3, f"a SEQ step is <route>:<WL V>:<columns> (the route may be left out after the "
+                                    f"first step), got {part.strip()!r}")
+            steps.append((route, self._number(self._need(fields[0].strip()), *WL_RANGE),
+                          parse_columns(self._need(fields[1]), self.wiring.array.cols)))
+            if len(steps) > MAX_SEQ_STEPS:
+                raise BoardError(4, f"a SEQ holds at most {MAX_SEQ_STEPS} steps")
+        for k, (route, wl, cols) in enumerate(steps):
+            self.cols, self.wl, self.route = cols, wl, route
+            self._apply_route()
+            took = self.wiring.trigger("pulse")
+            if took is None:
+                raise BoardError(5, f"step {k}: no pulse came back from the PULSE input (arm it for external "
+                                    f"triggers)")
+            self.busy(self.timing.trigger_s + took)
 
     def _vmm(self, arg):
         if self.route != "VMM":

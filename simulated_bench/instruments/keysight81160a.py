@@ -63,6 +63,7 @@ class Keysight81160AEmulator(ScpiEmulator):
         self.reset()
         for ch in (1, 2):
             wiring.attach(f"{name}.{ch}", lambda ch=ch: self.idle_level(ch))
+            wiring.on_trigger(f"{name}.{ch}", lambda ch=ch: self._external_trigger(ch))
         a = self.add
         num = lambda attr: lambda ch: f"{getattr(ch, attr):+.6e}"  # noqa: E731
         a("[:SOURce#]:FUNCtion#[:SHAPe]", self._setting(lambda ch: ch.shape, self._set_shape))
@@ -181,17 +182,36 @@ class Keysight81160AEmulator(ScpiEmulator):
 
     def _trigger(self, s, args):
         for n, ch in self.channels.items():
-            if not (ch.output and ch.arm == "MAN"):
-                continue
-            if ch.shape != "PULS":
-                raise ScpiError(-221, f"channel {n} is not in pulse mode")
-            if ch.width + 0.5 * (ch.lead + ch.trail) >= ch.period:
-                raise ScpiError(-221, f"channel {n}: width and edges exceed the period")
-            # the pulse rises from the low level by (high - low); width is measured at 50 %
-            amplitude = self.delivered(ch, ch.high)
-            self.busy(ch.count * ch.period + self.timing.rearm_s)
-            try:
-                self.wiring.apply(f"{self.name}.{n}", amplitude, ch.width, ch.count)
-            except WiringError as err:
-                raise ScpiError(-221, str(err)) from None
+            if ch.output and ch.arm == "MAN":
+                self.busy(self._burst(n, ch))
         return None
+
+    def _burst(self, n: int, ch: PulseChannel) -> float:
+        """Deliver one armed burst of channel ``n``; the time it takes (s)."""
+        if ch.shape != "PULS":
+            raise ScpiError(-221, f"channel {n} is not in pulse mode")
+        if ch.width + 0.5 * (ch.lead + ch.trail) >= ch.period:
+            raise ScpiError(-221, f"channel {n}: width and edges exceed the period")
+        # the pulse rises from the low level by (high - low); width is measured at 50 %
+        amplitude = self.delivered(ch, ch.high)
+        try:
+            self.wiring.apply(f"{self.name}.{n}", amplitude, ch.width, ch.count)
+        except WiringError as err:
+            raise ScpiError(-221, str(err)) from None
+        return ch.count * ch.period + self.timing.rearm_s
+
+    def _external_trigger(self, n: int) -> float | None:
+        """A TRIG IN edge (the addressing board's TRIG OUT): a channel armed on EXT fires its burst.
+
+        The time is the caller's (the board waits for the burst before its next step); a
+        channel not armed for external triggers, off or not in a valid pulse set-up ignores
+        the edge (None), and the error lands in this instrument's error queue.
+        """
+        ch = self.channels[n]
+        if not (ch.output and ch.arm == "EXT"):
+            return None
+        try:
+            return self._burst(n, ch)
+        except ScpiError as err:
+            self.push_error(err)
+            return None

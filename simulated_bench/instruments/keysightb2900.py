@@ -48,6 +48,9 @@ LIST_MAX = 2500
 TRIGGER_SOURCES = {"AINT": "AINT", "BUS": "BUS", "TIM": "TIM", "TIMER": "TIM", "INT1": "INT1", "INT2": "INT2",
                    "LAN": "LAN", **{f"EXT{k}": f"EXT{k}" for k in range(1, 15)}}
 EMULATED_TRIGGERS = ("AINT", "TIM")
+#: trigger inputs wired to the addressing board's TRIG OUT (the digital I/O pins): an INIT with
+#: one of them arms the channel, and each edge from the board runs its next step
+EXTERNAL_TRIGGERS = tuple(f"EXT{k}" for k in range(1, 15))
 ELEMENTS = ("VOLT", "CURR", "RES", "TIME", "STAT", "SOUR")
 MODELS = {"B2901A": 1, "B2902A": 2, "B2911A": 1, "B2912A": 2}
 STATUS_COMPLIANCE = 1 << 1  # bit of the STAT element: the reading was taken in compliance
@@ -83,6 +86,7 @@ class B2900Channel:
     v_now: float = 0.0  # what the output drives this instant (V)
     tripped: bool = False
     readings: list = field(default_factory=list)  # (v, i, t, status, source) per measurement
+    armed: int = 0  # steps still waiting for an external trigger edge
 
 
 class KeysightB2900Emulator(ScpiEmulator):
@@ -106,6 +110,7 @@ class KeysightB2900Emulator(ScpiEmulator):
         self.reset()
         for n in range(1, self.n_channels + 1):
             wiring.attach(f"{name}.{n}", lambda n=n: self.drive_level(n), lambda n=n: self.channels[n].prot["CURR"])
+            wiring.on_trigger(f"{name}.{n}", lambda n=n: self._external_trigger(n))
         wiring.attach(name, lambda: self.drive_level(1), lambda: self.channels[1].prot["CURR"])
         self._declare()
 
@@ -483,8 +488,8 @@ class KeysightB2900Emulator(ScpiEmulator):
     def _initiate(self, args) -> None:
         for n in self._channels_of(args):
             ch = self.channels[n]
-            if ch.trig_source not in EMULATED_TRIGGERS:
-                raise ScpiError(-221, f"trigger source {ch.trig_source} is not emulated; use AINT or TIM")
+            if ch.trig_source not in EMULATED_TRIGGERS + EXTERNAL_TRIGGERS:
+                raise ScpiError(-221, f"trigger source {ch.trig_source} is not emulated; use AINT, TIM or EXTn")
             if ch.output and ch.func != "VOLT":
                 raise ScpiError(-221, "the simulated chip is driven in voltage only")
             steps = ch.count * ch.arm_count
@@ -493,11 +498,29 @@ class KeysightB2900Emulator(ScpiEmulator):
                 raise ScpiError(-221, f"{steps} trigger steps of this length are beyond what the emulator runs "
                                       "in one command")
             ch.readings = []
+            if ch.trig_source in EXTERNAL_TRIGGERS:
+                ch.armed = steps  # the steps run on the board's trigger edges
+                continue
+            ch.armed = 0
             for k in range(steps):
                 ch.readings.append(self._step(n, ch, k))
             if ch.shape == "DC" and ch.mode["VOLT"] == "FIX":
                 ch.level["VOLT"] = ch.trig["VOLT"]  # a fixed-mode trigger moves the immediate level
             ch.v_now = ch.level["VOLT"] if ch.output else 0.0
+
+    def _external_trigger(self, n: int) -> float | None:
+        """An edge on the channel's trigger input: its next armed step (the time is charged here,
+        so the board adds none); None when the channel waits for no edge."""
+        ch = self.channels.get(n)
+        if ch is None or ch.armed <= 0:
+            return None
+        k = ch.count * ch.arm_count - ch.armed
+        ch.armed -= 1
+        ch.readings.append(self._step(n, ch, k))
+        if ch.armed == 0 and ch.shape == "DC" and ch.mode["VOLT"] == "FIX":
+            ch.level["VOLT"] = ch.trig["VOLT"]
+        ch.v_now = ch.level["VOLT"] if ch.output else 0.0
+        return 0.0
 
     def _step(self, n: int, ch: B2900Channel, k: int):
         level = self._step_level(ch, k)

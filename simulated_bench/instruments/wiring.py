@@ -60,6 +60,7 @@ class Wiring:
         self._input_of = {endpoint: INPUT_CODE[name] for name, endpoint in self.inputs.items()}
         self._levels: dict[str, Callable[[], float]] = {}
         self._compliance: dict[str, Callable[[], float]] = {}
+        self._triggers: dict[str, Callable[[], float | None]] = {}
         # one lock for the whole chip: socket servers run each instrument in its own thread
         self.lock = threading.RLock()
         self.select_array(next(iter(self.arrays)))
@@ -71,6 +72,18 @@ class Wiring:
         self._levels[endpoint] = level
         if compliance is not None:
             self._compliance[endpoint] = compliance
+
+    def on_trigger(self, endpoint: str, fire: Callable[[], float | None]) -> None:
+        """Register what an endpoint does on a trigger from the addresser's TRIG OUT line: ``fire()``
+        delivers its armed pulse and returns how long it took (s), or None when it is not armed
+        for external triggers."""
+        self._triggers[endpoint] = fire
+
+    def trigger(self, input_name: str) -> float | None:
+        """One trigger edge to the instrument feeding ``input_name``; the time its pulse took (s),
+        None when nothing there answers external triggers."""
+        fire = self._triggers.get(self.inputs.get(input_name, ""))
+        return fire() if fire is not None else None
 
     def input_of(self, endpoint: str) -> int | None:
         return self._input_of.get(endpoint)
