@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import h5py
@@ -144,27 +143,29 @@ def test_service_refuses_another_workflow_a_missing_array_and_no_bench(tmp_path)
 
 
 def test_sigterm_then_resume_gives_the_uninterrupted_run(tmp_path):
-    wf = small(tmp_path, 2)
+    hours = 4
+    wf = small(tmp_path, hours)
     out = tmp_path / "run.h5"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "hil", "service", str(wf), "--out", str(out), "--no-progress"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for line in proc.stdout:
         if line.startswith("hour    1:"):
-            time.sleep(0.3)  # into the second hour's VMMs
+            # at once: an hour can take less than any fixed wait, so the signal lands in a later
+            # hour, whichever, but well before the last
             proc.send_signal(signal.SIGTERM)
             break
     output = proc.communicate(timeout=300)[0]
     assert proc.returncode != 0 and "interrupted by SIGTERM" in output
     rows, _, attrs = timeline(out)
-    assert attrs["status"] == "interrupted" and len(rows) == 1
+    assert attrs["status"] == "interrupted" and 1 <= len(rows) < hours
     with h5py.File(out, "r") as f:  # an rram-hil run: hours are its rows, for hil view
         assert f.attrs["protocol"] == "service" and f["cells/done"][()].sum() == len(rows)
         assert f["tables/pulses"].shape[0] > 0
     res = run("service", wf, "--out", out, "--no-progress")
     assert res.exit_code == 0, res.output
     rows, events, attrs = timeline(out)
-    assert attrs["status"] == "complete" and list(rows["hour"]) == list(range(2))
+    assert attrs["status"] == "complete" and list(rows["hour"]) == list(range(hours))
     with h5py.File(out, "r") as f:
         sessions = f["sessions"][()]
         phases = set(f["tables/pulses"]["phase"])
