@@ -226,12 +226,14 @@ class RunBench:
         checkpoint()
         g = self._bench.read_row(row, cols, v_read, v_gate, n_avg)
         self._run.ops += 1
+        self._run.reads += np.size(g)
         return g
 
     def vmm(self, v_in, v_gate):
         checkpoint()
         i_out = self._bench.vmm(v_in, v_gate)
         self._run.ops += 1
+        self._run.reads += 1
         return i_out
 
     def pulse_row(self, row, cols, amplitude, width, v_gate, *, iteration: int = 0, g_before: ArrayLike = np.nan):
@@ -239,6 +241,7 @@ class RunBench:
         span = self._run.intend(row, cols, amplitude, width, v_gate, iteration, g_before)
         self._bench.pulse_row(row, cols, amplitude, width, v_gate)
         self._run.ops += 1
+        self._run.pulses += np.size(cols)
         self._run.sent(span)
 
     def pulse_groups(self, row, groups, *, iteration: int = 0, g_before: Sequence[ArrayLike] | None = None):
@@ -252,6 +255,7 @@ class RunBench:
             self._run.store.flush()
         self._bench.pulse_groups(row, groups)
         self._run.ops += len(groups)
+        self._run.pulses += sum(np.size(cols) for cols, *_ in groups)
         if spans and spans[0] is not None:
             self._run.sent((spans[0][0], spans[-1][1]))  # the groups' records are consecutive
 
@@ -264,7 +268,10 @@ class RunBench:
         span = self._run.intend_tune(row, cols, np.broadcast_to(max_pulses, cols.shape))
         res = self._bench.tune_row(row, cols, g_target, rule, max_pulses, start_set, start_reset, g_spread)
         self._run.ops += 1
-        self._run.tuned(span, tune_pulse_records(self._run, row, cols, res))
+        records = tune_pulse_records(self._run, row, cols, res)
+        self._run.pulses += records.size
+        self._run.reads += int(sum(np.size(log) for log in res.log))
+        self._run.tuned(span, records)
         return res
 
     def sweep_row(self, row, cols, steps, v_read, read_gate, n_read=1):
@@ -275,6 +282,8 @@ class RunBench:
         spans = [self._run.intend(row, cols, a, w, g, k, np.nan) for k, (a, g, w) in enumerate(steps)]
         g = self._bench.sweep_row(row, cols, steps, v_read, read_gate, n_read)
         self._run.ops += 1
+        self._run.pulses += cols.size * len(steps)
+        self._run.reads += np.size(g)
         for span in spans:
             self._run.sent(span)
         return g
@@ -316,6 +325,8 @@ class Run:
         self.phase = ""
         self.pass_no = 1
         self.ops = 0  # bench operations (row reads, row pulses) of this session
+        self.pulses = 0  # cell pulses sent in this session (the progress bar shows them)
+        self.reads = 0  # cell reads (a VMM counts one) in this session
         self.session = store.session if store is not None else 0
 
     def record_clock(self) -> dict | None:
@@ -503,7 +514,9 @@ def execute(bench: Bench, page: Page, rows: Sequence[int] | None = None, cols: S
                     if page.row_needed(run, ri):
                         before = int(run.done[ri].sum())
                         page.row(run, ri)
-                        bar.update(cells=int(run.done[ri].sum()) - before)
+                        # the session's totals so far, calibration and confirmation included
+                        bar.update(cells=int(run.done[ri].sum()) - before, pulses=run.pulses - bar.pulses,
+                                   reads=run.reads - bar.reads)
                 if not page.next_pass(run):
                     break
             result = page.finish(run)

@@ -3,8 +3,10 @@ honest resume (identity, confirmation reads, statistics), write-ahead records, s
 import dataclasses
 import json
 import os
+import re
 import signal
 
+import h5py
 import numpy as np
 import pytest
 
@@ -73,6 +75,17 @@ def test_run_file_records_round_trips_and_bench_time_over_every_session(tmp_path
     again = read_run(out)
     assert again["round_trips"] >= first["round_trips"]
     assert again["bench_time_s"] >= first["bench_time_s"]
+
+
+def test_progress_bar_counts_the_pulses_and_reads_the_run_sends(tmp_path, capsys):
+    """The bar's pulses and reads are the run's own: the pulse table's length and at least a read per cell."""
+    out = tmp_path / "p.h5"
+    with bench() as b:
+        program(b, np.full((2, 4), 100e-6), rows=[0, 1], cols=range(4), out=str(out), progress=True)
+    pulses, reads = (int(v) for v in re.findall(r"pulses=(\d+), reads=(\d+)", capsys.readouterr().err)[-1])
+    with h5py.File(out, "r") as f:
+        assert pulses == f["tables/pulses"].shape[0] > 0
+    assert reads >= 8
 
 
 @pytest.mark.parametrize("rows,cols,msg", [([1, 1], None, "row 1 is given 2 times"),
