@@ -64,7 +64,8 @@ def service_command(workflow: str, out: str, bench_path: str | None, transport: 
     service_figure(rows["chip_time_h"], fid, events, png, fidelity_label=label, title=wf.name,
                    log_scale=wf.mapping.target != "digits")
     click.echo(f"complete: {summary['alarms']} alarms, {summary['repairs']} repairs, "
-               f"{summary['devices_reprogrammed']} of {summary['mapped_devices']} devices re-programmed, "
+               # a device can be written more than once in a run: these are writes, not distinct devices
+               f"{summary['devices_reprogrammed']} device writes on {summary['mapped_devices']} mapped devices, "
                f"{summary['faults_found']} new stuck devices found, {summary['fault_map_versions']} fault-map "
                f"versions; figure {png}")
     if "round_trips" in summary and not progress:  # with progress the runner has printed it

@@ -199,7 +199,7 @@ class ServiceLoop:
         what = "accuracy" if self.wf.mapping.target == "digits" else "1 - cos"
         truth = f"{what} {row[2]:.4g} " if np.isfinite(row[2]) else ""
         return (f"hour {row[0] + 1:4d}: {truth}(host's read-back 1 - cos {row[3]:.4g}), alarms {row[4]}, "
-                f"repairs {row[5]}, devices re-programmed {row[6]}, faults found {row[7]}")
+                f"repairs {row[5]}, device writes {row[6]}, faults found {row[7]}")
 
 
 __all__ = ["ServiceLoop", "block_shapes", "window_engine", "check_stream", "inputs_per_vector", "TIMELINE_FIELDS"]
