@@ -14,6 +14,7 @@ reprogram_service.png / reprogram_service_network.png (figures of the week).
 from __future__ import annotations
 
 import argparse
+import json
 import copy
 import sys
 import time
@@ -397,6 +398,9 @@ def service_bench(hours: int) -> dict:
     return res
 
 
+PARTS = ("detection", "drift", "repair", "week-matrix", "week-network", "bench")
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small counts (a smoke run; same schema)")
@@ -405,53 +409,68 @@ def main(argv=None) -> dict:
     ap.add_argument("--trials", type=int, default=10)
     ap.add_argument("--days", type=float, default=7.0)
     ap.add_argument("--bench-hours", type=int, default=12, help="hours of the through-the-bench service run")
-    ap.add_argument("--bench-only", action="store_true",
-                    help="run only the through-the-bench service run and update its entry in the results file")
+    ap.add_argument("--bench-only", action="store_true", help="the same as --only bench")
+    ap.add_argument("--only", default="",
+                    help="comma-separated parts to run (" + ", ".join(PARTS) + "); the others keep their "
+                         "entries in the results file")
     a = ap.parse_args(argv)
+    parts = [p for p in a.only.split(",") if p] or list(PARTS)
     if a.bench_only:
-        import json
-
-        path = RESULTS / "reprogram.json"
-        out = json.loads(path.read_text()) if path.exists() else {}
-        out["service_bench"] = service_bench(a.bench_hours)
-        path = write_results("reprogram", {k: v for k, v in out.items() if k != "machine"})
-        log(f"  {out['service_bench']}\nwrote {path}")
-        return out
+        parts = ["bench"]
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        ap.error(f"unknown part(s) {unknown}; choose from {list(PARTS)}")
     if a.quick:
-        a.injections, a.fault_free, a.trials, a.days = 20, 5000, 2, 0.5
+        a.injections, a.fault_free, a.trials, a.days, a.bench_hours = 20, 5000, 2, 0.5, 2
     t0 = time.time()
-    log("mapping Re(DFT64), k = 64, 10 % stuck-OFF, checksum columns on both arrays")
-    m_ = dft_parts(64)[0]
-    mm0 = map_factorized(m_, K, random_fault_codes(64, K + 2, RATE, rng=1), random_fault_codes(K, 66, RATE, rng=2),
-                         rng=0)
-    log(f"  mapped in {time.time() - t0:.0f} s, solver 1 - cos {mm0.one_minus_cos():.3g}")
-    out = {}
-    log("detection")
-    out["detection"] = detection(mm0, a.injections, a.fault_free, "both")
-    out["detection"]["analog_checksum_only"] = detection(mm0, a.injections, a.fault_free, "checksum")
-    log(f"  {out['detection']}")
-    log("drift")
-    out["drift"] = drift(mm0)
-    log(f"  {out['drift']}")
-    log("repair")
-    n1 = int(round(0.01 * mm0.devices))
-    out["repair"] = {"one_fault": repair_trials(mm0, 1, a.trials, min(a.trials, 5), 70),
-                     "one_percent": repair_trials(mm0, n1, max(a.trials // 2, 1), 1, 90)}
-    out["repair"]["one_percent"]["faults"] = n1
-    log(f"  {out['repair']}")
-    log("service week")
-    out["service"] = week_matrix(mm0, a.days, 200)
-    out["service"]["network"] = week_network(a.days, 100)
-    net = out["service"]["network"]
-    out["service"]["network_acc_min"] = net["network_acc_min"]
-    out["service"]["network_acc_pre_fault"] = net["network_acc_pre_fault"]
-    log("service through the bench (served instruments)")
-    out["service_bench"] = service_bench(2 if a.quick else a.bench_hours)
-    log(f"  {out['service_bench']}")
+    path = RESULTS / "reprogram.json"
+    out = json.loads(path.read_text()) if path.exists() and len(parts) < len(PARTS) else {}
+    out.pop("machine", None)
+    mm0 = None
+    if set(parts) & {"detection", "drift", "repair", "week-matrix"}:
+        log("mapping Re(DFT64), k = 64, 10 % stuck-OFF, checksum columns on both arrays")
+        m_ = dft_parts(64)[0]
+        mm0 = map_factorized(m_, K, random_fault_codes(64, K + 2, RATE, rng=1),
+                             random_fault_codes(K, 66, RATE, rng=2), rng=0)
+        log(f"  mapped in {time.time() - t0:.0f} s, solver 1 - cos {mm0.one_minus_cos():.3g}")
+    if "detection" in parts:
+        log("detection")
+        out["detection"] = detection(mm0, a.injections, a.fault_free, "both")
+        out["detection"]["analog_checksum_only"] = detection(mm0, a.injections, a.fault_free, "checksum")
+        log(f"  {out['detection']}")
+    if "drift" in parts:
+        log("drift")
+        out["drift"] = drift(mm0)
+        log(f"  {out['drift']}")
+    if "repair" in parts:
+        log("repair")
+        n1 = int(round(0.01 * mm0.devices))
+        out["repair"] = {"one_fault": repair_trials(mm0, 1, a.trials, min(a.trials, 5), 70),
+                         "one_percent": repair_trials(mm0, n1, max(a.trials // 2, 1), 1, 90)}
+        out["repair"]["one_percent"]["faults"] = n1
+        log(f"  {out['repair']}")
+    if "week-matrix" in parts:
+        log("service week, matrix")
+        network = out.get("service", {}).get("network")
+        out["service"] = week_matrix(mm0, a.days, 200)
+        if network is not None:
+            out["service"]["network"] = network
+    if "week-network" in parts:
+        log("service week, network")
+        service = out.setdefault("service", {})
+        service["network"] = week_network(a.days, 100)
+    if "service" in out and "network" in out["service"]:
+        net = out["service"]["network"]
+        out["service"]["network_acc_min"] = net["network_acc_min"]
+        out["service"]["network_acc_pre_fault"] = net["network_acc_pre_fault"]
+    if "bench" in parts:
+        log("service through the bench (served instruments)")
+        out["service_bench"] = service_bench(a.bench_hours)
+        log(f"  {out['service_bench']}")
     out["setup"] = {"matrix": "Re(DFT64)", "k": K, "initial_faults": "10 % stuck-OFF per array",
                     "chip": "simulated_bench.window_array (write-and-verify +-15 uS, Stanford read noise, aging)",
                     "n_vmm_reads_averaged": EngineParams().n_vmm, "quick": a.quick,
-                    "wall_s": time.time() - t0}
+                    "parts_run_last": parts, "wall_s": time.time() - t0}
     path = write_results("reprogram", out)
     log(f"wrote {path} in {time.time() - t0:.0f} s")
     return out
