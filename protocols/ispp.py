@@ -7,7 +7,10 @@ polarity, and return to the start of the ladder after a polarity reversal. A cel
 counts as done only when a second read confirms it in the band. The decisions are the
 bench-free state machine of :mod:`protocols.ispp_machine`; this page runs it: one row
 read per iteration, one ``pulse_row`` per distinct pulse, array-level passes that
-re-read every programmed cell and re-program those that drifted or failed.
+re-read the programmed cells and re-program those that drifted or failed. Where the
+instrument runs a row's loop itself (:meth:`hil.bench.Bench.tune_row`), a cell it
+confirmed in band during the pass is not read again by that pass's verify
+(``ISPPParams.reread_instrument_confirmed``): its last read already shows it in band.
 
 On resume, cells the file calls converged are read again and re-opened when they are
 no longer in the band: a run file never claims a cell it cannot confirm.
@@ -191,6 +194,8 @@ class ISPPPage(Page):
             st.flush()
         self.cal = cal
         self.sm = sm = CellProgrammer(tgt, p, cal)
+        # cells the instrument confirmed in band during the present pass (ISPPParams.reread_instrument_confirmed)
+        self.confirmed_here = np.zeros(sm.target.size, bool)
         run.phase = "program"
         if run.resumed:
             run.pass_no = self._restore(run)
@@ -291,6 +296,9 @@ class ISPPPage(Page):
             res = run.bench.tune_row(row, cols, sm.target[sel], self.rule, sm.budget_left(sel), sm.start[SET][sel],
                                      sm.start[RESET][sel], sm.spread(sel))
             sm.absorb(sel, res)
+            # the instrument's word is checked against its own last read: converged and that read in the band
+            self.confirmed_here[sel] = (sm.status[sel] == CONVERGED) & (sm.g_last[sel] >= sm.lo[sel]) & (
+                sm.g_last[sel] <= sm.hi[sel])
             n_reads = np.array([log.size for log in res.log])
             rec = np.zeros(int(n_reads.sum()), READ_DTYPE)
             rec["pass"], rec["row"] = run.pass_no, row
@@ -332,12 +340,18 @@ class ISPPPage(Page):
             run.store.append(table, rec)  # flushed with the next pulse record or row
 
     def next_pass(self, run: Run) -> bool:
-        """Verify every finished cell; re-open drifted or failed ones for another pass."""
+        """Verify the finished cells; re-open drifted or failed ones for another pass. Cells the instrument
+        confirmed in band during the pass stand on that confirmation unless
+        ``ISPPParams.reread_instrument_confirmed``."""
         if run.pass_no >= self.p.passes:
             return False
         sm = self.sm
         run.pass_no += 1
-        g = self._read_cells(run, (sm.status == CONVERGED) | (sm.status == EXHAUSTED))
+        verify = (sm.status == CONVERGED) | (sm.status == EXHAUSTED)
+        if not self.p.reread_instrument_confirmed:
+            verify &= ~self.confirmed_here  # their last read, after their last pulse, is in the band
+        self.confirmed_here[:] = False
+        g = self._read_cells(run, verify)
         reopen = sm.new_pass(g)
         run.reopen(reopen.reshape(run.shape))
         if run.store is not None:

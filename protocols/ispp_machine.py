@@ -115,6 +115,13 @@ class ISPPParams:
     read_noise_rel: float = 0.0
     confirm_z: float = 2.0
     max_verify_reads: int = 6  # verify reads of one state before an undecided cell is pulsed
+    #: the verify between passes re-reads every finished cell, also those an instrument confirmed in band
+    #: during the pass itself (:meth:`hil.bench.Bench.tune_row`: two or more reads of one state, the last
+    #: of them in the band, after the cell's last pulse). False: those cells stand on that confirmation,
+    #: which saves a read and, on a switch matrix, a relay switch per cell; a check for drift or disturb
+    #: after the confirmation is then left to a later read (a resumed run re-reads them too). Cells the
+    #: host's row loop confirmed are always re-read.
+    reread_instrument_confirmed: bool = False
     #: S, (low, high) read conductance the ladders can reach reliably; targets outside are refused
     #: (or clipped on request); None: no check
     g_window: tuple[float, float] | None = None
