@@ -202,7 +202,7 @@ class ISPPPage(Page):
             self._confirm(run)
         skipped = ~np.isfinite(tgt)
         run.done |= skipped
-        run.bar.update(cells=int(skipped.sum()))
+        run.bar.set_done(int(run.done.sum()))  # resumed: the file's finished cells, less those re-opened
 
     def _restore(self, run: Run) -> int:
         """Per-cell progress of the interrupted run; returns the pass to continue."""

@@ -512,12 +512,13 @@ def execute(bench: Bench, page: Page, rows: Sequence[int] | None = None, cols: S
             while True:
                 for ri in range(run.shape[0]):
                     if page.row_needed(run, ri):
-                        before = int(run.done[ri].sum())
                         page.row(run, ri)
                         # the session's totals so far, calibration and confirmation included
-                        bar.update(cells=int(run.done[ri].sum()) - before, pulses=run.pulses - bar.pulses,
-                                   reads=run.reads - bar.reads)
-                if not page.next_pass(run):
+                        bar.update(pulses=run.pulses - bar.pulses, reads=run.reads - bar.reads)
+                        bar.set_done(int(run.done.sum()))
+                more = page.next_pass(run)
+                bar.set_done(int(run.done.sum()))  # a verify pass re-opens cells: they are counted once more
+                if not more:
                     break
             result = page.finish(run)
         except BaseException as exc:  # noqa: BLE001 - re-raised below after the outputs are off

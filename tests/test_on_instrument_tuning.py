@@ -245,3 +245,131 @@ def test_a_bench_file_naming_a_missing_tsplink_node_gets_a_clear_error_before_an
         with pytest.raises(InstrumentError, match="TSP-Link node 7"):
             bench.tune_row(0, [0], [50e-6], CUTE_ISPP.tune_rule(), 10)
         np.testing.assert_array_equal(bench.sim.arrays["A"].state, state)
+
+
+def _record_tunes_and_reads(bench, monkeypatch, lie_about=None):
+    """Events ("tune" | "read", row, cols) of the bench's row calls in order; ``lie_about`` = (row, col):
+    the instrument reports that cell converged with a final read 20 % above its target."""
+    events, tune, sweep = [], bench.tune_row, bench.sweep_row
+
+    def tune_row(row, cols, g_target, *args, **kw):
+        res = tune(row, cols, g_target, *args, **kw)
+        events.append(("tune", row, tuple(int(c) for c in cols)))
+        if lie_about is not None and lie_about[0] == row and lie_about[1] in cols:
+            k = list(cols).index(lie_about[1])
+            res.status[k], res.g_final[k] = TUNE_CONVERGED, 1.2 * np.asarray(g_target)[k]
+        return res
+
+    def sweep_row(row, cols, steps, *args, **kw):
+        if not steps:
+            events.append(("read", row, tuple(int(c) for c in cols)))
+        return sweep(row, cols, steps, *args, **kw)
+    monkeypatch.setattr(bench, "tune_row", tune_row)
+    monkeypatch.setattr(bench, "sweep_row", sweep_row)
+    return events
+
+
+def _read_after_last_tune(events):
+    last = max(i for i, e in enumerate(events) if e[0] == "tune")
+    return {(r, c) for kind, r, cols in events[last + 1:] if kind == "read" for c in cols}
+
+
+def test_the_verify_pass_rereads_only_what_the_instrument_did_not_confirm_in_band(tmp_path, monkeypatch):
+    """Cells the instrument confirmed in band during the pass are not read again; a cell reported converged
+    whose final read is outside the band is read again (and re-opened when the read shows it out); with
+    ``reread_instrument_confirmed`` every finished cell is read again. Every converged cell's last
+    recorded read lies in the band."""
+    t = targets((2, 6), seed=5)
+    p = CUTE_ISPP
+    for reread in (False, True):
+        with matrix_bench() as bench:
+            events = _record_tunes_and_reads(bench, monkeypatch)
+            out = tmp_path / f"r{reread}.h5"
+            res = program(bench, t, dataclasses.replace(p, reread_instrument_confirmed=reread), rows=[0, 1],
+                          cols=range(6), out=str(out))
+        conv = {(r, c) for r, c in zip(*np.nonzero(res.status == TUNE_CONVERGED))}
+        assert len(conv) == 12
+        assert _read_after_last_tune(events) == (conv if reread else set())
+        reads = read_run(out)["tables"]["reads"]
+        lo, hi = p.band(t, p.accept_fraction)
+        for r, c in conv:  # the last read on record is the converging one, inside the acceptance band
+            g = reads["g"][(reads["row"] == r) & (reads["col"] == c)][-1]
+            assert lo[r, c] <= g <= hi[r, c] and g == res.g_final[r, c]
+    with matrix_bench() as bench:
+        events = _record_tunes_and_reads(bench, monkeypatch, lie_about=(1, 2))
+        res = program(bench, t, p, rows=[0, 1], cols=range(6))
+    assert ("read", 1, (2,)) in events[events.index(("tune", 1, tuple(range(6)))) + 1:]  # not taken on its word
+    assert res.status[1, 2] == TUNE_CONVERGED and res.in_band()[1, 2]  # the chip's real state, read again
+
+
+def test_sigterm_mid_run_then_resume_rereads_the_cells_of_the_earlier_session(tmp_path, monkeypatch):
+    """A real SIGTERM during the second row's tuning: the run stops before the third, resumes, confirms the
+    file's converged cells by a read, and its verify reads those again (they were not confirmed in this
+    session's pass) but not the cells this session's instrument run just confirmed."""
+    import os
+    import signal
+
+    out, t = str(tmp_path / "p.h5"), targets((3, 5), seed=6)
+    with matrix_bench() as bench:
+        tune = bench.tune_row
+
+        def tune_then_signal(row, *args, **kw):
+            res = tune(row, *args, **kw)
+            if row == 1:
+                os.kill(os.getpid(), signal.SIGTERM)  # the runner notes it; the next row's checkpoint stops
+            return res
+        monkeypatch.setattr(bench, "tune_row", tune_then_signal)
+        with pytest.raises(Interrupted):
+            program(bench, t, rows=[0, 1, 2], cols=range(5), out=out)
+        mid = read_run(out)
+        assert mid["status"] == "interrupted" and mid["cells"]["done"].all(axis=1).tolist() == [True, True, False]
+        monkeypatch.setattr(bench, "tune_row", tune)
+        events = _record_tunes_and_reads(bench, monkeypatch)
+        res = program(bench, t, rows=[0, 1, 2], cols=range(5), out=out)
+        truth = bench.sim.arrays["A"].read_all(CUTE_ISPP.v_read, CUTE_ISPP.read_gate, noisy=False)[:3, :5]
+    final = read_run(out)
+    assert final["status"] == "complete" and [s.decode() for s in final["sessions"]["status"]] == \
+        ["interrupted", "complete"]
+    assert [e[:2] for e in events] == [("read", 0), ("read", 1), ("tune", 2), ("read", 0), ("read", 1)]
+    assert (res.status == TUNE_CONVERGED).all()
+    np.testing.assert_array_less(np.abs(truth / CUTE_ISPP.v_read / t - 1), CUTE_ISPP.tol_rel)
+
+
+def test_progress_counts_each_cell_once_when_a_verify_pass_reopens_cells(tmp_path, monkeypatch):
+    """Cells re-opened by the verify pass (budget spent) and finished again, and cells left alone (NaN
+    targets) of a resumed run, are counted once: the bar never passes its total and ends on it."""
+    import protocols.runner as runner
+    from hil.progress import Progress
+
+    seen = []
+
+    class Recording(Progress):
+        def update(self, cells=0, pulses=0, reads=0):
+            super().update(cells, pulses, reads)
+            seen.append((self.done, self.total))
+    monkeypatch.setattr(runner, "Progress", Recording)
+    t = targets((2, 6), seed=7)
+    t[0, :2] = np.nan
+    out = str(tmp_path / "p.h5")
+    tight = dataclasses.replace(CUTE_ISPP, max_pulses=2)  # cells spend their budget in pass 1
+    with matrix_bench() as bench:
+        program(bench, t, tight, rows=[0, 1], cols=range(6), out=str(tmp_path / "whole.h5"))
+        first = list(seen)
+        seen.clear()
+        tune = bench.tune_row
+
+        def stop_after_row_0(row, *args, **kw):
+            res = tune(row, *args, **kw)
+            if row == 0:
+                raise Interrupted("SIGTERM")
+            return res
+        monkeypatch.setattr(bench, "tune_row", stop_after_row_0)
+        with pytest.raises(Interrupted):
+            program(bench, t, tight, rows=[0, 1], cols=range(6), out=out)
+        monkeypatch.setattr(bench, "tune_row", tune)
+        seen.clear()
+        program(bench, t, tight, rows=[0, 1], cols=range(6), out=out)  # resumed: row 0 and its NaN cells done
+    for log in (first, seen):
+        assert all(0 <= done <= total == 12 for done, total in log) and log[-1] == (12, 12)
+    dips = [b[0] < a[0] for a, b in zip(first, first[1:])]
+    assert any(dips)  # the verify pass did re-open cells, and the bar showed it
