@@ -40,6 +40,12 @@ class Keithley2450(_PymeasureKeithley2450):
     buffer_count = Instrument.measurement(
         ":TRAC:ACT?", """Get (int) the number of readings in the default buffer.""", cast=int)
 
+    def current_and_trip(self) -> tuple[float, bool]:
+        """One current reading (A) and whether the source is held at its current limit
+        (``:SOUR:VOLT:ILIM:TRIP?``), both in one transfer."""
+        reading, _, trip = self.ask(":READ?;:SOUR:VOLT:ILIM:TRIP?").strip().partition(";")
+        return float(reading), bool(int(float(trip)))
+
     def clear_readings(self) -> None:
         """Empty the default reading buffer."""
         self.write(":TRAC:CLE")

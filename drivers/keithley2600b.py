@@ -183,7 +183,7 @@ TUNE_LINES = (
     "  gate.source.levelv = 0",
     "  print(table.concat(out, '/'))",
     "end",
-    "function hilSweepRun(src, gate, mx, routes, steps, vread, rgate, width, nread)",
+    "function hilSweepRun(src, gate, mx, routes, steps, vread, rgate, width, nread, trips)",
     "  nread = nread or 1",
     "  local out = {}",
     "  for c = 1, #routes do",
@@ -202,6 +202,7 @@ TUNE_LINES = (
     "      local sum = 0",
     "      for _ = 1, nread do sum = sum + src.measure.i() end",
     "      out[#out + 1] = string.format('%.9e', sum / nread)",
+    "      if trips then out[#out + 1] = src.source.compliance and '1' or '0' end",
     "    end",
     "  end",
     "  src.source.levelv = 0",
@@ -305,6 +306,12 @@ class Keithley2600BChannel(Channel):
     buffer_count = Channel.measurement(
         "print(smu{ch}.nvbuffer1.n)", """Get (int) the number of readings in nvbuffer1.""",
         cast=lambda v: int(float(v)))
+
+    def current_and_trip(self) -> tuple[float, bool]:
+        """One current reading (A) and whether the source is in compliance (``source.compliance``),
+        both in one transfer."""
+        reading, _, status = self.ask("print(smu{ch}.measure.i(), smu{ch}.source.compliance)").strip().partition("\t")
+        return float(reading), status.strip() == "true"
 
     def reset(self) -> None:
         """This channel to its power-on state (output off, 0 V)."""
@@ -453,12 +460,14 @@ class Keithley2600B(TspInstrument):
 
     def sweep(self, routes: Sequence[str], steps: Sequence[Sequence[float]], v_read: float, read_gate: float,
               width: float, source: str = "a", gate: str = "b", matrix_node: int = 0,
-              n_read: int = 1) -> list[list[float]]:
+              n_read: int = 1, trips: bool = False) -> list[list[float]] | tuple[list[list[float]], list[list[bool]]]:
         """Per device (routed as in :meth:`tune_cells`): read, then for each (amplitude V, gate V[,
         width s]) step a pulse and a read; one message for all devices. A negative step drives
         the bit line to the amplitude with the word line at gate + amplitude (the cell sees a
         source-line pulse of |amplitude| at gate). Reads are means of ``n_read`` readings.
-        Returns the reads (A), len(steps) + 1 per device; both channels rest at 0 V afterwards."""
+        Returns the reads (A), len(steps) + 1 per device; both channels rest at 0 V afterwards.
+        With ``trips`` the script also reads ``source.compliance`` after each read and the call
+        returns (reads, in compliance per read): the status comes in the same transfer."""
         if TUNE_SCRIPT not in self._scripts:
             self.load_script(TUNE_SCRIPT, TUNE_LINES)
         if not routes:
@@ -477,12 +486,16 @@ class Keithley2600B(TspInstrument):
             STEP_ALLOWANCE_S + float(step[2] if len(step) == 3 else width) for step in steps)
         with self.reply_within(2.0 + len(routes) * per_device):
             values = self.values(f"hilSweepRun(smu{source}, smu{gate}, {int(matrix_node)}, {_lua_strings(routes)}, "
-                                 f"{table}, {v_read:.6g}, {read_gate:.6g}, {width:.6g}, {int(n_read)})")
-        per = len(steps) + 1
+                                 f"{table}, {v_read:.6g}, {read_gate:.6g}, {width:.6g}, {int(n_read)}"
+                                 + (", true)" if trips else ")"))
+        per = (len(steps) + 1) * (2 if trips else 1)
         if len(values) != per * len(routes):
             self.raise_errors()
-            raise InstrumentError(self.name, f"sweep returned {len(values)} reads for {len(routes)} devices")
-        return [values[k * per:(k + 1) * per] for k in range(len(routes))]
+            raise InstrumentError(self.name, f"sweep returned {len(values)} values for {len(routes)} devices")
+        per_device = [values[k * per:(k + 1) * per] for k in range(len(routes))]
+        if not trips:
+            return per_device
+        return [v[0::2] for v in per_device], [[flag == 1 for flag in v[1::2]] for v in per_device]
 
     def pulse_read(self, levels: Sequence[float], width: float, v_read: float, pulse_channel: str = "a",
                    read_channel: str | None = None, rest: float = 0.0) -> list[float]:

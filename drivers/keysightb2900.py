@@ -162,6 +162,12 @@ class KeysightB2900Channel(Channel):
     current = Channel.measurement(
         ":MEAS:CURR? (@{ch})", """Measure (float) one current in A (spot measurement).""")
 
+    def current_and_trip(self) -> tuple[float, bool]:
+        """One current (A, spot measurement) and whether the output is held at its current
+        compliance (``:SENS:CURR:PROT:TRIP?``), both in one transfer."""
+        reading, _, trip = self.ask(":MEAS:CURR? (@{ch});:SENS{ch}:CURR:PROT:TRIP?").strip().partition(";")
+        return float(reading), _bool(trip)
+
     voltage = Channel.measurement(
         ":MEAS:VOLT? (@{ch})", """Measure (float) one voltage in V (spot measurement).""")
 

@@ -77,6 +77,9 @@ class Bench:
                  arrays: dict[str, tuple[int, int]] | None = None, station: Station | None = None,
                  read_source: VoltageSource | None = None, pulse_trigger: bool = False):
         self.selector, self.gate, self.reader, self.pulser = selector, gate, reader, pulser
+        #: per read of the last :meth:`sweep_row`, whether the SMU was in compliance (its own status,
+        #: read by the same script); None after a host read (:meth:`read_row`)
+        self.last_sweep_tripped: NDArray[np.bool_] | None = None
         self.vector = vmm
         self.limits = limits
         self.rows, self.cols = int(rows), int(cols)
@@ -139,6 +142,7 @@ class Bench:
         row, cols = self._row(row), self._cols(cols)
         self.gate.set_gate(v_gate)
         self.selector.select(row, cols, "read")
+        self.last_sweep_tripped = None
         if self.reader.averages:  # the instrument averages: one transfer
             return self.reader.read(v_read, len(cols), n_avg=n_avg) / v_read
         total = np.zeros(len(cols))
@@ -148,7 +152,10 @@ class Bench:
 
     def read_tripped(self) -> bool:
         """True when the read source was in current compliance during the last read, as the
-        instrument reports it (its trip status): that read's currents are capped, not measured."""
+        instrument reports it (its trip status): that read's currents are capped, not measured.
+        After a :meth:`sweep_row`: whether any of its reads was."""
+        if self.last_sweep_tripped is not None:
+            return bool(self.last_sweep_tripped.any())
         return self.reader.tripped()
 
     def read_array(self, v_read: float, v_gate: float, n_avg: int = 1,
@@ -349,7 +356,8 @@ class Bench:
                   read_gate: float, n_read: int = 1) -> NDArray[np.float64]:
         """Per cell of one row, run by the instrument: a read, then per (signed amplitude V, gate V,
         width s) step one pulse and a read (> 0 SET, < 0 RESET). Conductances (S), shape
-        (len(cols), len(steps) + 1); one call for the row (:attr:`can_tune_on_instrument`)."""
+        (len(cols), len(steps) + 1); one call for the row (:attr:`can_tune_on_instrument`). The
+        SMU's compliance status at each read comes in the same transfer (:attr:`last_sweep_tripped`)."""
         row, cols = self._row(row), self._cols(cols)
         steps = [tuple(float(x) for x in s) for s in steps]
         if any(len(s) != 3 for s in steps):
@@ -362,10 +370,13 @@ class Bench:
         src.source(0.0)
         gate.source(read_gate)
         routes = self.selector.cell_routes(row, cols)
+        self.last_sweep_tripped = None
         try:
-            return src.sweep_cells(gate, routes, self.selector.link_node, steps, v_read, read_gate, int(n_read)) / v_read
+            reads, self.last_sweep_tripped = src.sweep_cells(gate, routes, self.selector.link_node, steps, v_read,
+                                                             read_gate, int(n_read))
         finally:
             self.selector.forget()
+        return reads / v_read
 
     def check_plan(self, *, pulse_amplitudes: ArrayLike = (), pulse_widths: ArrayLike = (),
                    gate_voltages: ArrayLike = (), read_voltages: ArrayLike = ()) -> None:

@@ -59,14 +59,10 @@ def read_cells(bench: Bench, row: int, cols: ArrayLike, v_read: float, v_gate: f
     if cols.size == 0:
         return out, 0
     if bench.can_sweep((), v_read, v_gate):
-        # the instrument reads each cell alone, the whole row in one call; a cell reading near the
-        # compliance is read again from here, where its trip status can be asked
-        out = bench.sweep_row(row, cols, (), v_read, v_gate, n_avg)[:, 0]
-        near = np.abs(out) * abs(v_read) >= TRIP_QUERY_FRACTION * bench.limits.i_compliance
-        if not near.any():
-            return out, 1
-        out[near], n = read_cells(_HostReads(bench), row, cols[near], v_read, v_gate, n_avg, out[near])
-        return out, 1 + n
+        # the instrument reads each cell alone, the whole row in one call, and returns its compliance
+        # status with each reading (bench.read_tripped()); a cell alone in compliance keeps its capped
+        # reading, as a tripped single cell does below
+        return bench.sweep_row(row, cols, (), v_read, v_gate, n_avg)[:, 0], 1
     budget = GROUP_FRACTION * bench.limits.i_compliance / abs(v_read)  # S
     near = TRIP_QUERY_FRACTION * bench.limits.i_compliance / abs(v_read)
     hint = np.zeros(cols.size) if g_hint is None else np.asarray(g_hint, dtype=float)
@@ -83,19 +79,6 @@ def read_cells(bench: Bench, row: int, cols: ArrayLike, v_read: float, v_gate: f
             continue
         out[[pos[int(c)] for c in grp]] = g
     return out, n_reads
-
-
-class _HostReads:
-    """The bench with its on-instrument reads switched off (each cell read from the host)."""
-
-    def __init__(self, bench: Bench):
-        self._bench = bench
-
-    def __getattr__(self, name: str):
-        return getattr(self._bench, name)
-
-    def can_sweep(self, *args) -> bool:
-        return False
 
 
 @dataclass(frozen=True)

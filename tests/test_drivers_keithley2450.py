@@ -43,6 +43,15 @@ def test_source_level_output_and_reading():
         assert smu.complete == "1"
 
 
+def test_a_reading_and_the_current_limit_status_in_one_transfer():
+    with expected_protocol(Keithley2450, [
+        (":READ?;:SOUR:VOLT:ILIM:TRIP?", "1.000000e-04;1"),
+        (":READ?;:SOUR:VOLT:ILIM:TRIP?", "2.500000e-05;0"),
+    ]) as smu:
+        assert smu.current_and_trip() == (pytest.approx(1e-4), True)
+        assert smu.current_and_trip() == (pytest.approx(2.5e-5), False)
+
+
 def test_reading_count_and_buffer():
     with expected_protocol(Keithley2450, [
         (":COUN 3", None),

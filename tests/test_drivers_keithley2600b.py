@@ -33,6 +33,15 @@ def test_channel_properties():
         smu.smub.reset()
 
 
+def test_a_reading_and_the_compliance_status_in_one_transfer():
+    with expected_protocol(Keithley2600B, [
+        ("print(smua.measure.i(), smua.source.compliance)", "1.00000e-04\ttrue"),
+        ("print(smub.measure.i(), smub.source.compliance)", "2.50000e-05\tfalse"),
+    ]) as smu:
+        assert smu.smua.current_and_trip() == (pytest.approx(1e-4), True)
+        assert smu.smub.current_and_trip() == (pytest.approx(2.5e-5), False)
+
+
 def test_apply_voltage_sequence():
     with expected_protocol(Keithley2600B, [
         ("smua.source.func = 1", None),
@@ -156,11 +165,16 @@ def test_tuning_is_loaded_once_and_a_row_is_one_query():
          "5.000000000e-05,60,2,1,4.5e-05,5.2e-05|-2:5.2e-05;0:5.0e-05"),
         ('hilSweepRun(smua, smub, 0, {"1A01"}, {{2,2},{-1.8,4}}, 0.05, 3, 0.0001, 1)',
          "1.000000e-06,3.000000e-05,2.000000e-06"),
+        ('hilSweepRun(smua, smub, 0, {"1A01","1A02"}, {}, 0.2, 3, 0.0001, 2, true)',
+         "1.000000e-04,1,2.000000e-05,0"),
     ]) as smu:
         smu.load_tuning(([2.0, 2.0], [1.0, 1.2]), ([1.0, 1.1], [4.0, 4.0]))
         assert smu.tune(["1A01,1C09", "1A02,1C09"], [20e-6, 40e-6], 0.03, 0.2, 3.0, 100e-6, 60, matrix_node=2) \
             == [(2e-5, 1, True), (5e-5, 60, False)]
         assert smu.sweep(["1A01"], [(2.0, 2.0), (-1.8, 4.0)], 0.05, 3.0, 100e-6) == [[1e-6, 3e-5, 2e-6]]
+        # the compliance status read by the same script, with each reading
+        assert smu.sweep(["1A01", "1A02"], [], 0.2, 3.0, 100e-6, n_read=2, trips=True) == \
+            ([[1e-4], [2e-5]], [[True], [False]])
         with pytest.raises(ValueError):
             smu.tune(["1A01); os.exit("], [1e-5], 0.03, 0.2, 3.0, 1e-4, 60)  # routes are channel lists only
         with pytest.raises(ValueError):

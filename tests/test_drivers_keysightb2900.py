@@ -56,6 +56,15 @@ def test_output_measurements_and_compliance_trip():
         assert smu.line_frequency == 60
 
 
+def test_a_current_and_its_compliance_status_in_one_transfer():
+    with expected_protocol(KeysightB2900, [
+        (":MEAS:CURR? (@2);:SENS2:CURR:PROT:TRIP?", "+1.000000E-04;1"),
+        (":MEAS:CURR? (@1);:SENS1:CURR:PROT:TRIP?", "+2.500000E-05;0"),
+    ]) as smu:
+        assert smu.ch2.current_and_trip() == (pytest.approx(1e-4), True)
+        assert smu.ch1.current_and_trip() == (pytest.approx(2.5e-5), False)
+
+
 def test_apply_voltage_is_one_message():
     with expected_protocol(KeysightB2900, [
         (':SOUR2:FUNC:MODE VOLT;:SOUR2:FUNC:SHAP DC;:SOUR2:VOLT:MODE FIX;:SOUR2:VOLT:RANG:AUTO 1;'

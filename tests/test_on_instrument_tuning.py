@@ -200,7 +200,7 @@ def test_the_simulated_bench_finds_emulators_through_the_plugin_registry():
         set_model_resolver(registry.emulator_of)
 
 
-def test_row_reads_on_the_instrument_and_a_cell_near_the_compliance_is_reread_with_its_trip_status():
+def test_row_reads_on_the_instrument_bring_each_cells_trip_status_in_the_same_call():
     from protocols.read import read_cells
 
     with matrix_bench(link=True) as bench:
@@ -219,9 +219,15 @@ def test_row_reads_on_the_instrument_and_a_cell_near_the_compliance_is_reread_wi
         smu = bench.sim.emulators["smu"]
         with smu.recording() as sent:
             g, n = read_cells(bench, 0, np.arange(4), 0.2, 3.0)
-        assert n == 2 and sum("source.compliance" in line for line in sent) == 1  # one cell read again, asked
-        assert bench.read_tripped()  # ... and the SMU said it was in compliance
+        calls = [k for k, line in enumerate(sent) if line.startswith("hilSweepRun(")]
+        assert n == 1 and calls == [len(sent) - 1]  # the row in one call, and no status query after it
+        assert bench.read_tripped() and bench.last_sweep_tripped[:, 0].tolist() == [False, True, False, False]
         assert g[1] == pytest.approx(1e-5 / 0.2, rel=1e-3)  # capped: the run knows it from the trip status
+        bench.read_row(0, [0], 0.2, 3.0)  # a host read of a cell well inside the limit: its own status
+        assert not bench.read_tripped()
+        with smu.recording() as sent:
+            bench.read_row(0, [1], 0.2, 3.0)
+        assert sent == ["print(smua.measure.i(), smua.source.compliance)"] and bench.read_tripped()
 
 
 def test_served_matrix_bench_tunes_a_row_over_real_visa_sockets():

@@ -26,6 +26,9 @@ class Keithley2450Source(VoltageSource):
     def _tripped(self) -> bool:
         return bool(int(float(self.driver.ask(":SOUR:VOLT:ILIM:TRIP?"))))
 
+    def _measure_current_and_trip(self) -> tuple[float, bool]:
+        return self.driver.current_and_trip()
+
 
 class Plugin(InstrumentPlugin):
     model = "keithley2450"

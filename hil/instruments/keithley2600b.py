@@ -101,13 +101,15 @@ class Keithley2600BSource(ChannelSource):
         self._check_link(link_node)
         with self.station.guard(self.name, f"sweeping {len(routes)} cells on the instrument"):
             try:
-                reads = self.driver.sweep(list(routes), [tuple(s) for s in steps], v_read, read_gate,
-                                          float(steps[0][2]) if steps else 1e-3, source=self.channel_name,
-                                          gate=self._gate_channel(gate), matrix_node=int(link_node), n_read=n_read)
+                reads, trips = self.driver.sweep(list(routes), [tuple(s) for s in steps], v_read, read_gate,
+                                                 float(steps[0][2]) if steps else 1e-3, source=self.channel_name,
+                                                 gate=self._gate_channel(gate), matrix_node=int(link_node),
+                                                 n_read=n_read, trips=True)
             finally:
                 self.assume_level(0.0)
                 gate.assume_level(0.0)
-        return np.asarray(reads, dtype=float).reshape(len(routes), len(steps) + 1)
+        shape = (len(routes), len(steps) + 1)
+        return np.asarray(reads, dtype=float).reshape(shape), np.asarray(trips, dtype=bool).reshape(shape)
 
 
 class Plugin(InstrumentPlugin):

@@ -64,6 +64,11 @@ class VoltageSource(abc.ABC):
     def _tripped(self) -> bool:
         """The instrument's compliance (trip) status for the last measurement."""
 
+    def _measure_current_and_trip(self) -> tuple[float, bool | None]:
+        """One current reading (A) and, where the command set returns it in the same transfer, the
+        compliance status with it (None: not that way)."""
+        return self._measure_current(), None
+
     def _pulse(self, level: float, width: float) -> None:
         raise InstrumentError(self.station.describe(self.name), "this SMU cannot time pulses on this bench")
 
@@ -83,6 +88,13 @@ class VoltageSource(abc.ABC):
     def current(self) -> float:
         with self.station.guard(self.name, "measuring current"):
             return float(self._measure_current())
+
+    def current_and_trip(self) -> tuple[float, bool | None]:
+        """One current reading (A) and the compliance status that came in the same transfer (None
+        where the instrument's command set does not return it so: ask :meth:`tripped`)."""
+        with self.station.guard(self.name, "measuring current"):
+            i, trip = self._measure_current_and_trip()
+        return float(i), None if trip is None else bool(trip)
 
     def tripped(self) -> bool:
         """True when the output is in current compliance, as the instrument reports it."""
@@ -132,7 +144,8 @@ class VoltageSource(abc.ABC):
                     steps: Sequence[tuple[float, float, float]], v_read: float, read_gate: float,
                     n_read: int) -> NDArray[np.float64]:
         """Per cell: a read, then per (signed amplitude V, gate V, width s) step a pulse and a read,
-        run on the instrument; reads in A, shape (cells, len(steps) + 1)."""
+        run on the instrument; returns the reads in A and whether the source was in compliance at
+        each (read by the same script), both of shape (cells, len(steps) + 1)."""
         raise InstrumentError(self.station.describe(self.name), "this SMU cannot run pulse sweeps itself")
 
     def assume_level(self, v: float) -> None:
@@ -161,6 +174,9 @@ class ChannelSource(VoltageSource):
 
     def _measure_current(self) -> float:
         return self.ch.current
+
+    def _measure_current_and_trip(self) -> tuple[float, bool]:
+        return self.ch.current_and_trip()
 
 
 class SourceGate(GateSupply):
@@ -219,10 +235,12 @@ class ScanReader(Reader):
         near = TRIP_CHECK_FRACTION * self.source.i_compliance
         for k, col in enumerate(cols):
             self.selector.select(row, [col], "read")
-            out[k] = self.source.current()
-            # a source in compliance reads (about) its limit: ask the instrument only then
-            if abs(out[k]) >= near:
-                tripped = self.source.tripped() or tripped
+            out[k], trip = self.source.current_and_trip()
+            # the status came with the reading where the command set allows; else a source in
+            # compliance reads (about) its limit: ask the instrument only then
+            if trip is None and abs(out[k]) >= near:
+                trip = self.source.tripped()
+            tripped = bool(trip) or tripped
         self._tripped = tripped
         self.selector.select(row, cols, "read")
         return out
