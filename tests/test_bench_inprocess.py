@@ -126,7 +126,9 @@ def test_bench_without_per_line_sense_reads_column_by_column(tmp_path):
         with emu.recording() as sent:
             g = bench.read_row(1, [0, 2, 4], V_READ, V_GATE)
         np.testing.assert_allclose(g, truth_map(bench.sim.arrays["A"])[1, [0, 2, 4]], rtol=1e-6)
-        assert sent.count(":READ?") == 3
+        # one message per column: the reading and the current-limit status in the same transfer
+        assert sent.count(":READ?;:SOUR:VOLT:ILIM:TRIP?") == 3 and not any(line == ":READ?" for line in sent)
+        assert not bench.read_tripped()
 
 
 def test_read_row_returns_columns_in_the_order_asked():
