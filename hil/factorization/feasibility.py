@@ -23,9 +23,9 @@ that P = alpha M is unreachable; when none applies the answer is "unknown" (None
   independent, so MB's usable rows are MA^+ P and lie in the row space of M. Each such
   row is non-zero, of one sign, and 0 at its stuck-OFF devices. For a line l let G span
   {v in row(M): v = 0 at l's stuck-OFF columns}, restricted to the other columns S_l.
-  If some y > 0 on S_l has y^T v = 0 for every such v (Gordan's alternative, found by a
-  linear program and checked after projecting onto G's orthogonal complement), no row
-  of one sign exists for line l. Wide targets (n > k = rank) are where this bites: a
+  If some y > 0 on S_l has y^T v = 0 for every such v (Gordan's alternative: y in the
+  null space of M, found by a linear program and re-verified in exact integer arithmetic
+  on the stored matrix, see ``exact``), no row of one sign exists for line l. Wide targets (n > k = rank) are where this bites: a
   48 x 64 Gaussian target at k = 48 and 30 % stuck-OFF leaves each row a 29-dimensional
   subspace of 45 columns, and for about one line in forty it holds no vector of one sign.
 
@@ -45,6 +45,7 @@ import numpy as np
 from scipy.linalg import null_space
 from scipy.optimize import linprog
 
+from .exact import exact_null_space, verify_gordan
 from .faults import STUCK_OFF, STUCK_ON
 
 #: |M_ij| at or below this share of max|M| counts as an exact zero (cos/sin tables leave
@@ -214,21 +215,45 @@ def one_sign_in_row_space(row_space: np.ndarray) -> bool:
     return not _one_sign_impossible(np.asarray(row_space, dtype=np.float64).T)
 
 
+def gordan_vector(basis: np.ndarray, signs: np.ndarray) -> np.ndarray | None:
+    """Coordinates w (in ``basis``' rows) of y = basis^T w with signs_j y_j > 0 wherever
+    signs_j != 0, or None: the LP maximises min_j signs_j y_j with sum_j signs_j y_j = 1.
+
+    Floating point; ``exact.verify_gordan`` decides whether the w found is a proof.
+    """
+    need = np.flatnonzero(signs != 0)
+    k = basis.shape[0]
+    if k == 0 or need.size == 0:
+        return None
+    g = (basis[:, need] * signs[need]).T  # rows: signs_j * y_j as a function of w
+    # variables w (free), t: maximise t subject to g w >= t, sum(g w) = 1
+    res = linprog(np.r_[np.zeros(k), -1.0], A_ub=np.c_[-g, np.ones(need.size)], b_ub=np.zeros(need.size),
+                  A_eq=np.r_[g.sum(axis=0), 0.0][None, :], b_eq=[1.0],
+                  bounds=[(None, None)] * k + [(None, 1.0)], method="highs")
+    if res.status != 0 or -res.fun <= 0:
+        return None
+    return res.x[:k]
+
+
 def _row_cone(m_, ca, cb):
     usable = _usable(ca, cb)
-    _, s, vt = np.linalg.svd(m_, full_matrices=False)
+    s = np.linalg.svd(m_, compute_uv=False)
     rank = int((s > max(m_.shape) * np.finfo(float).eps * s[0]).sum())
     if int(usable.sum()) != rank or rank >= m_.shape[1]:
         return None  # more lines than rank(M) (MB's rows may leave row(M)) or row(M) = R^n
-    row_space = vt[:rank].T  # n x r orthonormal
+    ns = exact_null_space(m_)
+    if ns.rank != rank:
+        return None  # the stored matrix's exact rank differs from its numerical one: no proof
     for line in np.flatnonzero(usable):
         off = cb[line] == STUCK_OFF
-        basis = null_space(row_space[off]) if off.any() else np.eye(rank)
-        if _one_sign_impossible(row_space[~off] @ basis):
+        signs = np.where(off, 0, 1)
+        w = gordan_vector(ns.basis_float, signs)
+        if w is not None and verify_gordan(ns, w, signs):
             return Obstruction("row_cone", f"the {rank} usable inner lines equal rank(M), so every row of MB "
                                f"lies in the row space of M, and no non-zero vector of that space is of one "
                                f"sign and 0 at the {int(off.sum())} stuck-OFF devices of MB row {line} (an inner "
-                               f"dimension k above rank(M) lifts this restriction)")
+                               f"dimension k above rank(M) lifts this restriction; checked exactly: a vector "
+                               f"y with M y = 0, y > 0 on that row's other columns)")
     return None
 
 
