@@ -229,7 +229,7 @@ def test_low_rank_target_fits_with_the_k_the_count_suggests(tmp_path):
     res = CliRunner().invoke(cli, args + ["--k", "16"])
     assert res.exit_code == 0, res.output
     assert "WARNING" in res.output and "below 1" in res.output
-    k_more = json.loads(out.read_text())["exact_fit"]["k_for_margin_1_2"]
+    k_more = json.loads(out.read_text())["exact_fit"]["k_suggested"]
     assert 16 < k_more < 32 and f"k >= {k_more}" in res.output
     res = CliRunner().invoke(cli, args + ["--k", str(k_more)])
     assert res.exit_code == 0 and "fit reaches tol 1e-08" in res.output, res.output

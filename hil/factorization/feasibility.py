@@ -324,34 +324,50 @@ def k_for_margin(m: int, n: int, working_share: float, margin: float = 1.2,
     return None
 
 
+#: the free devices per needed one ``hil map`` names a k for. Gaussian rectangular targets
+#: at 30 % stuck-OFF (3 seeds per k, tol 1e-10) fitted from 1.23 (64 x 40 at k = 44,
+#: 48 x 64 at k = 49) and at none of 1.21 (64 x 40 at k = 43, 48 x 64 and 64 x 48 at k = 48);
+#: low-rank targets fit at 1.2 (benchmarks/factorize_frontier.py, ``rect_*``, ``low_rank_*``)
+HINT_MARGIN = 1.25
+
+
+def k_suggestion(codes_a: np.ndarray, codes_b: np.ndarray, margin: float) -> tuple[int | None, float]:
+    """A k above the one in use that reaches ``HINT_MARGIN`` at this share of working
+    devices (``k_for_margin``), or None; and that share. None with stuck-ON devices (the
+    count assumes none) or when the margin is already reached.
+    """
+    ca, cb = np.asarray(codes_a), np.asarray(codes_b)
+    share = float(((ca == 0).sum() + (cb == 0).sum()) / max(ca.size + cb.size, 1))
+    if margin >= HINT_MARGIN or (ca == STUCK_ON).any() or (cb == STUCK_ON).any():
+        return None, share
+    k_more = k_for_margin(ca.shape[0], cb.shape[1], share, HINT_MARGIN)
+    return (k_more if k_more is not None and k_more > ca.shape[1] else None), share
+
+
 def exactness_report(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.ndarray,
                      one_minus_cos: float, tol: float) -> tuple[dict, str]:
     """What a user should know about a fit: reached tol, proved impossible, or unresolved.
 
-    Returns a JSON-ready dict ({"exact_possible": True | False | None, ...}) and one line
-    for the terminal.
+    Returns a JSON-ready dict ({"exact_possible": True | False | None, "k_suggested": k or
+    None, ...}) and one line for the terminal. A fit that misses tol always names the k
+    that gives ``HINT_MARGIN`` free devices per needed one when that k is larger.
     """
     margin = freedom_margin(matrix, codes_a, codes_b)
     if one_minus_cos <= tol:
         return ({"exact_possible": True, "freedom_margin": margin},
                 f"fit reaches tol {tol:.0e}")
+    k_more, share = k_suggestion(codes_a, codes_b, margin)
+    more = ("" if k_more is None else f"; with this share of working devices ({share:.0%}) about "
+            f"k >= {k_more} inner lines give {HINT_MARGIN} free devices per needed one")
     ob = exact_fit_obstruction(matrix, codes_a, codes_b)
     if ob is not None:
         bound = f" (any fit has 1-cos >= {ob.omc_lower_bound:.3e})" if ob.omc_lower_bound > 0 else ""
-        return ({"exact_possible": False, "freedom_margin": margin,
+        return ({"exact_possible": False, "freedom_margin": margin, "k_suggested": k_more,
                  "certificate": {"kind": ob.kind, "reason": ob.reason,
                                  "omc_lower_bound": float(ob.omc_lower_bound)}},
-                f"EXACT FIT IMPOSSIBLE on these crossbars: {ob.reason}{bound}")
+                f"EXACT FIT IMPOSSIBLE on these crossbars: {ob.reason}{bound}{more}")
     hint = ("below 1, so an exact fit is unlikely" if margin < 1 else
             "an exact fit may exist but was not found")
-    ca, cb = np.asarray(codes_a), np.asarray(codes_b)
-    k_more = None
-    if margin < 1.2 and not (ca == STUCK_ON).any() and not (cb == STUCK_ON).any():
-        share = float(((ca == 0).sum() + (cb == 0).sum()) / (ca.size + cb.size))
-        k_more = k_for_margin(ca.shape[0], cb.shape[1], share)
-        if k_more is not None and k_more > ca.shape[1]:
-            hint += (f"; with this share of working devices ({share:.0%}) about k >= {k_more} "
-                     f"inner lines give 1.2 free devices per needed one")
-    return ({"exact_possible": None, "freedom_margin": margin, "k_for_margin_1_2": k_more},
+    return ({"exact_possible": None, "freedom_margin": margin, "k_suggested": k_more},
             f"WARNING: 1-cos {one_minus_cos:.3e} misses tol {tol:.0e}; no proof that an exact fit "
-            f"is impossible; free devices / needed = {margin:.2f}, {hint}")
+            f"is impossible; free devices / needed = {margin:.2f}, {hint}{more}")
