@@ -237,15 +237,21 @@ def gordan_vector(basis: np.ndarray, signs: np.ndarray) -> np.ndarray | None:
 
 def _row_cone(m_, ca, cb):
     usable = _usable(ca, cb)
-    s = np.linalg.svd(m_, compute_uv=False)
+    _, s, vt = np.linalg.svd(m_, full_matrices=False)
     rank = int((s > max(m_.shape) * np.finfo(float).eps * s[0]).sum())
     if int(usable.sum()) != rank or rank >= m_.shape[1]:
         return None  # more lines than rank(M) (MB's rows may leave row(M)) or row(M) = R^n
-    ns = exact_null_space(m_)
-    if ns.rank != rank:
-        return None  # the stored matrix's exact rank differs from its numerical one: no proof
+    row_space = vt[:rank].T  # n x r orthonormal
+    ns = None
     for line in np.flatnonzero(usable):
         off = cb[line] == STUCK_OFF
+        basis = null_space(row_space[off]) if off.any() else np.eye(rank)
+        if not _one_sign_impossible(row_space[~off] @ basis):
+            continue  # floating point finds a one-sign row: no proof to check
+        if ns is None:
+            ns = exact_null_space(m_)  # fraction-free reduction, once per matrix
+            if ns.rank != rank:
+                return None  # the stored matrix's exact rank is not its numerical one: no proof
         signs = np.where(off, 0, 1)
         w = gordan_vector(ns.basis_float, signs)
         if w is not None and verify_gordan(ns, w, signs):
