@@ -31,6 +31,18 @@ that P = alpha M is unreachable; when none applies the answer is "unknown" (None
 
 The last two are exact contradictions (no bound on 1 - cos is claimed for them).
 
+What none of these reach on rectangular Gaussian targets at 30 % stuck-OFF, k = min(m, n)
+(freedom margin 1.12 for 64 x 40 and 40 x 64, 1.21 for 48 x 64 and 64 x 48): the row cone
+proves 6 of 10 48 x 64 trials; the rest stall at 1 - cos ~ 2e-4 (2e-3 for 64 x 40), like
+the proved ones, and fit from k = 49 (64 x 40: k = 44). For a tall target (k = n < m) the
+columns of MA lie in M's column space, zero at their stuck-OFF rows, all in the one
+orthant the shared row signs of MA set; a column's subspace meets an orthant for about a
+third of them, so a proof must search the 2^63 sign choices. Branch and bound on those
+signs, pruning a partial choice when some column's cone is {0} (an LP per column), would
+visit about 2^35 nodes on 64 x 40 seed 0 (Knuth's estimator, 3 random probes; paths die
+only at depth 37-44 of 64) -- out of reach, and that relaxation drops MB's constraints, so
+it may not even be infeasible. No certificate is claimed for these trials.
+
 What none of these can reach: Re(DFT64), k = 64, at 44-46 % stuck-OFF (fits crawl at
 1e-6..1e-4). With the row signs dropped (each working device any real value) the same
 masks fit to 1 - cos ~ 1e-13 in ~3k iterations (45 %, seeds 0 and 3), so an argument that
