@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from hil.cli import cli
 from hil.factorization import RankError, SolverParams, factorize, random_fault_codes
-from hil.factorization.feasibility import (exact_fit_obstruction, exactness_report, freedom_margin,
+from hil.factorization.feasibility import (HINT_MARGIN, exact_fit_obstruction, exactness_report, freedom_margin,
                                           one_sign_in_row_space)
 from hil.factorization.rank import rank_k_floor, tolerance_rank
 
@@ -287,3 +287,19 @@ def test_hil_map_of_a_one_by_two_target_uses_its_line(tmp_path):
         rec = json.loads(out.read_text())
         assert rec["inner_lines_used"] == 1 and abs(rec["one_minus_cos"] - (1 - 2 ** -0.5)) < 1e-9
         assert "EXACT FIT IMPOSSIBLE" in res.output
+
+
+def test_a_proved_miss_also_names_a_larger_k():
+    """A row-cone proof at k = rank(M) comes with the k that gives HINT_MARGIN free devices
+    per needed one (the cure is more inner lines); an unresolved miss names it too."""
+    rng = np.random.default_rng(0)
+    m_ = rng.standard_normal((12, 16))
+    ca, cb = random_fault_codes(12, 12, 0.3, 0, rng), random_fault_codes(12, 16, 0.3, 0, rng)
+    info, line = exactness_report(m_, ca, cb, 1e-3, 1e-10)
+    assert info["exact_possible"] is False and info["certificate"]["kind"] == "row_cone"
+    assert info["k_suggested"] > 12 and f"k >= {info['k_suggested']}" in line
+    assert freedom_margin(m_, ca, cb) < HINT_MARGIN
+    # at or above the margin nothing is suggested
+    ok = np.zeros((12, 16), np.int8)
+    info, line = exactness_report(m_, ok[:, :16], np.zeros((16, 16), np.int8), 1e-3, 1e-10)
+    assert info["k_suggested"] is None and "k >=" not in line
