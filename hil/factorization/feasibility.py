@@ -385,7 +385,8 @@ def exactness_report(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.ndarra
                                  "omc_lower_bound": float(ob.omc_lower_bound)}},
                 f"EXACT FIT IMPOSSIBLE on these crossbars: {ob.reason}{bound}{more}")
     hint = ("below 1, so an exact fit is unlikely" if margin < 1 else
-            "an exact fit may exist but was not found")
+            f"below {HINT_MARGIN} (measured rectangular fits begin near 1.23), so an exact fit "
+            f"may exist but is unlikely" if k_more is not None else "an exact fit may exist but was not found")
     return ({"exact_possible": None, "freedom_margin": margin, "k_suggested": k_more},
             f"WARNING: 1-cos {one_minus_cos:.3e} misses tol {tol:.0e}; no proof that an exact fit "
             f"is impossible; free devices / needed = {margin:.2f}, {hint}{more}")
