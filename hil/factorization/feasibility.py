@@ -33,8 +33,9 @@ The last two are exact contradictions (no bound on 1 - cos is claimed for them).
 
 What none of these reach on rectangular Gaussian targets at 30 % stuck-OFF, k = min(m, n)
 (freedom margin 1.12 for 64 x 40 and 40 x 64, 1.21 for 48 x 64 and 64 x 48): the row cone
-proves 6 of 10 48 x 64 trials; the rest stall at 1 - cos ~ 2e-4 (2e-3 for 64 x 40), like
-the proved ones, and fit from k = 49 (64 x 40: k = 44). For a tall target (k = n < m) the
+proves 6 of 10 48 x 64 trials and 10 of 10 40 x 64 ones; the rest stall at 1 - cos ~ 2e-4
+(2e-3 for 64 x 40), like the proved ones, and fit with a few more lines (``HINT_MARGIN``).
+For a tall target (k = n < m) the
 columns of MA lie in M's column space, zero at their stuck-OFF rows, all in the one
 orthant the shared row signs of MA set; a column's subspace meets an orthant for about a
 third of them, so a proof must search the 2^63 sign choices. Branch and bound on those
@@ -343,9 +344,10 @@ def k_for_margin(m: int, n: int, working_share: float, margin: float = 1.2,
 
 
 #: the free devices per needed one ``hil map`` names a k for. Gaussian rectangular targets
-#: at 30 % stuck-OFF (3 seeds per k, tol 1e-10) fitted from 1.23 (64 x 40 at k = 44,
-#: 48 x 64 at k = 49) and at none of 1.21 (64 x 40 at k = 43, 48 x 64 and 64 x 48 at k = 48);
-#: low-rank targets fit at 1.2 (benchmarks/factorize_frontier.py, ``rect_*``, ``low_rank_*``)
+#: at 30 % stuck-OFF, 10 seeds, tol 1e-10 (benchmarks/factorize_frontier.py, ``rect_*``):
+#: at 1.21 (48 x 64 and 64 x 48, k = 48) none fit; at 1.23-1.24 (k = 44 for 64 x 40 and
+#: 40 x 64, k = 49 for the others) 10, 10, 8 and 9 of 10; at the k this margin names (45, 50)
+#: all 40. 64 x 40 at k = 43 (1.21) missed in 3 of 3. Low-rank targets fit at 1.2.
 HINT_MARGIN = 1.25
 
 
