@@ -73,6 +73,20 @@ CASES: dict[str, dict] = {
     # is below 1: more inner lines (low rank: feasibility.k_for_margin at 70 % working)
     "rect_more_k_30": {"bound": BOUND, "specs": [("rect_dense", 48, 64, 56, "off", 0.30),
                                                  ("rect_dense", 64, 40, 48, "off", 0.30)]},
+    # the other orientation of each rectangular case, at k = min(m, n)
+    "rect_other_30": {"bound": BOUND, "specs": [("rect_dense", 64, 48, 48, "off", 0.30),
+                                                ("rect_dense", 40, 64, 40, "off", 0.30)]},
+    # the k ``hil map`` names (feasibility.k_suggestion: HINT_MARGIN free devices per needed
+    # one at 70 % working) for the four rectangular shapes
+    "rect_hint_k_30": {"bound": BOUND, "specs": [("rect_dense", 48, 64, 50, "off", 0.30),
+                                                 ("rect_dense", 64, 40, 45, "off", 0.30),
+                                                 ("rect_dense", 64, 48, 50, "off", 0.30),
+                                                 ("rect_dense", 40, 64, 45, "off", 0.30)]},
+    # one line fewer than that: where the measured onset of fits lies (HINT_MARGIN's basis)
+    "rect_onset_k_30": {"bound": BOUND, "specs": [("rect_dense", 48, 64, 49, "off", 0.30),
+                                                  ("rect_dense", 64, 40, 44, "off", 0.30),
+                                                  ("rect_dense", 64, 48, 49, "off", 0.30),
+                                                  ("rect_dense", 40, 64, 44, "off", 0.30)]},
     "low_rank_more_k_30": {"bound": 1e-8, "specs": [("low_rank", 64, 64, 55, "off", 0.30),
                                                     ("low_rank", 32, 32, 28, "off", 0.30)]},
     "growth": {"bound": BOUND, "specs": [("re_dft", n, n, min(n, TILE), "off", r)

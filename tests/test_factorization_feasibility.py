@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from hil.cli import cli
 from hil.factorization import RankError, SolverParams, factorize, random_fault_codes
-from hil.factorization.feasibility import (exact_fit_obstruction, exactness_report, freedom_margin,
+from hil.factorization.feasibility import (HINT_MARGIN, exact_fit_obstruction, exactness_report, freedom_margin,
                                           one_sign_in_row_space)
 from hil.factorization.rank import rank_k_floor, tolerance_rank
 
@@ -229,7 +229,7 @@ def test_low_rank_target_fits_with_the_k_the_count_suggests(tmp_path):
     res = CliRunner().invoke(cli, args + ["--k", "16"])
     assert res.exit_code == 0, res.output
     assert "WARNING" in res.output and "below 1" in res.output
-    k_more = json.loads(out.read_text())["exact_fit"]["k_for_margin_1_2"]
+    k_more = json.loads(out.read_text())["exact_fit"]["k_suggested"]
     assert 16 < k_more < 32 and f"k >= {k_more}" in res.output
     res = CliRunner().invoke(cli, args + ["--k", str(k_more)])
     assert res.exit_code == 0 and "fit reaches tol 1e-08" in res.output, res.output
@@ -246,3 +246,60 @@ def test_hil_map_prints_the_row_cone_verdict(tmp_path):
     assert res.exit_code == 0, res.output
     assert "EXACT FIT IMPOSSIBLE" in res.output and "row space of M" in res.output
     assert json.loads(out.read_text())["exact_fit"]["certificate"]["kind"] == "row_cone"
+
+
+def _best_1x2(ca, cb, m_):
+    """Best 1 - cos of P = s |a| (|b0|, |b1|) by enumeration: a is 0 (OFF) or positive, each
+    |b_j| is 0 (OFF), 1 (ON, in Gmax units) or in [0, 1], and cos is extremal at 0 or 1."""
+    if ca == OFF:
+        return 1.0
+    best = 1.0
+    for s in (1.0, -1.0):
+        for b0 in ({OFF: [0.0], ON: [1.0]}.get(cb[0], [0.0, 1.0])):
+            for b1 in ({OFF: [0.0], ON: [1.0]}.get(cb[1], [0.0, 1.0])):
+                p = s * np.array([b0, b1])
+                if p.any():
+                    best = min(best, 1.0 - float(p @ m_[0]) / (np.linalg.norm(p) * np.linalg.norm(m_)))
+    return best
+
+
+def test_one_by_two_target_reaches_its_best_partial_fit_on_every_fault_pattern():
+    """M = [[1, -1]], k = 1: the two entries tie sa * sb to both signs (no exact fit), yet
+    1 - cos = 1 - 1/sqrt(2) is reachable whenever a path and a free sign remain. With a
+    stuck-ON device the scale-free sin^2 objective once led the product to -M (1 - cos ~ 1.5)."""
+    m_ = np.array([[1.0, -1.0]])
+    for ca in (0, OFF, ON):
+        for cb0 in (0, OFF, ON):
+            for cb1 in (0, OFF, ON):
+                res = factorize(m_, np.array([[ca]]), np.array([[cb0, cb1]]), np.random.default_rng(0),
+                                params=SolverParams(tol=1e-12, max_iter=500))
+                assert res.one_minus_cos <= _best_1x2(ca, (cb0, cb1), m_) + 1e-9, (ca, cb0, cb1)
+                assert res.one_minus_cos <= 1.0 + 1e-12
+
+
+def test_hil_map_of_a_one_by_two_target_uses_its_line(tmp_path):
+    np.save(tmp_path / "m.npy", np.array([[1.0, -1.0]]))
+    out = tmp_path / "r.json"
+    for seed in ("0", "1"):
+        res = CliRunner().invoke(cli, ["map", str(tmp_path / "m.npy"), "--k", "1", "--seed", seed,
+                                       "--out", str(out)])
+        assert res.exit_code == 0, res.output
+        rec = json.loads(out.read_text())
+        assert rec["inner_lines_used"] == 1 and abs(rec["one_minus_cos"] - (1 - 2 ** -0.5)) < 1e-9
+        assert "EXACT FIT IMPOSSIBLE" in res.output
+
+
+def test_a_proved_miss_also_names_a_larger_k():
+    """A row-cone proof at k = rank(M) comes with the k that gives HINT_MARGIN free devices
+    per needed one (the cure is more inner lines); an unresolved miss names it too."""
+    rng = np.random.default_rng(0)
+    m_ = rng.standard_normal((12, 16))
+    ca, cb = random_fault_codes(12, 12, 0.3, 0, rng), random_fault_codes(12, 16, 0.3, 0, rng)
+    info, line = exactness_report(m_, ca, cb, 1e-3, 1e-10)
+    assert info["exact_possible"] is False and info["certificate"]["kind"] == "row_cone"
+    assert info["k_suggested"] > 12 and f"k >= {info['k_suggested']}" in line
+    assert freedom_margin(m_, ca, cb) < HINT_MARGIN
+    # at or above the margin nothing is suggested
+    ok = np.zeros((12, 16), np.int8)
+    info, line = exactness_report(m_, ok[:, :16], np.zeros((16, 16), np.int8), 1e-3, 1e-10)
+    assert info["k_suggested"] is None and "k >=" not in line

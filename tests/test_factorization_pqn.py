@@ -222,3 +222,18 @@ def test_balance_lines_keeps_the_product_and_equalises_free_lines():
     assert np.array_equal(a2[:, 2], a[:, 2]) and np.array_equal(b2[2], b[2])
     # with the conductance box the scale is real: nothing moves
     assert np.array_equal(balance_lines(prob, x, np.ones_like(x)), x)
+
+
+def test_box_objective_is_one_minus_cos_times_abs_cos_so_its_minimum_points_along_the_target():
+    """sin^2 alone is even in P: a fit with stuck-ON devices could settle on -M. The box
+    objective is 1 - cos |cos| (sin^2 where cos >= 0), so M and -M give values summing to 2."""
+    rng = np.random.default_rng(4)
+    prob = random_problem(rng)
+    target = rng.standard_normal((7, 6))
+    for _ in range(5):
+        x = rng.uniform(0.1, 1.0, prob.na + prob.ib.size)
+        f_pos, omc, _ = evaluate(prob, x, target, MODE_SIN2)
+        f_neg, _, _ = evaluate(prob, x, -target, MODE_SIN2)
+        cos = 1.0 - omc
+        assert f_pos == pytest.approx(1.0 - cos * abs(cos), abs=1e-12)
+        assert f_pos + f_neg == pytest.approx(2.0, abs=1e-12)

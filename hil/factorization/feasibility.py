@@ -23,13 +23,26 @@ that P = alpha M is unreachable; when none applies the answer is "unknown" (None
   independent, so MB's usable rows are MA^+ P and lie in the row space of M. Each such
   row is non-zero, of one sign, and 0 at its stuck-OFF devices. For a line l let G span
   {v in row(M): v = 0 at l's stuck-OFF columns}, restricted to the other columns S_l.
-  If some y > 0 on S_l has y^T v = 0 for every such v (Gordan's alternative, found by a
-  linear program and checked after projecting onto G's orthogonal complement), no row
-  of one sign exists for line l. Wide targets (n > k = rank) are where this bites: a
+  If some y > 0 on S_l has y^T v = 0 for every such v (Gordan's alternative: y in the
+  null space of M, found by a linear program and re-verified in exact integer arithmetic
+  on the stored matrix, see ``exact``), no row of one sign exists for line l. Wide targets (n > k = rank) are where this bites: a
   48 x 64 Gaussian target at k = 48 and 30 % stuck-OFF leaves each row a 29-dimensional
   subspace of 45 columns, and for about one line in forty it holds no vector of one sign.
 
 The last two are exact contradictions (no bound on 1 - cos is claimed for them).
+
+What none of these reach on rectangular Gaussian targets at 30 % stuck-OFF, k = min(m, n)
+(freedom margin 1.12 for 64 x 40 and 40 x 64, 1.21 for 48 x 64 and 64 x 48): the row cone
+proves 6 of 10 48 x 64 trials and 10 of 10 40 x 64 ones; the rest stall at 1 - cos ~ 2e-4
+(2e-3 for 64 x 40), like the proved ones, and fit with a few more lines (``HINT_MARGIN``).
+For a tall target (k = n < m) the
+columns of MA lie in M's column space, zero at their stuck-OFF rows, all in the one
+orthant the shared row signs of MA set; a column's subspace meets an orthant for about a
+third of them, so a proof must search the 2^63 sign choices. Branch and bound on those
+signs, pruning a partial choice when some column's cone is {0} (an LP per column), would
+visit about 2^35 nodes on 64 x 40 seed 0 (Knuth's estimator, 3 random probes; paths die
+only at depth 37-44 of 64) -- out of reach, and that relaxation drops MB's constraints, so
+it may not even be infeasible. No certificate is claimed for these trials.
 
 What none of these can reach: Re(DFT64), k = 64, at 44-46 % stuck-OFF (fits crawl at
 1e-6..1e-4). With the row signs dropped (each working device any real value) the same
@@ -45,6 +58,7 @@ import numpy as np
 from scipy.linalg import null_space
 from scipy.optimize import linprog
 
+from .exact import exact_null_space, verify_gordan
 from .faults import STUCK_OFF, STUCK_ON
 
 #: |M_ij| at or below this share of max|M| counts as an exact zero (cos/sin tables leave
@@ -214,6 +228,26 @@ def one_sign_in_row_space(row_space: np.ndarray) -> bool:
     return not _one_sign_impossible(np.asarray(row_space, dtype=np.float64).T)
 
 
+def gordan_vector(basis: np.ndarray, signs: np.ndarray) -> np.ndarray | None:
+    """Coordinates w (in ``basis``' rows) of y = basis^T w with signs_j y_j > 0 wherever
+    signs_j != 0, or None: the LP maximises min_j signs_j y_j with sum_j signs_j y_j = 1.
+
+    Floating point; ``exact.verify_gordan`` decides whether the w found is a proof.
+    """
+    need = np.flatnonzero(signs != 0)
+    k = basis.shape[0]
+    if k == 0 or need.size == 0:
+        return None
+    g = (basis[:, need] * signs[need]).T  # rows: signs_j * y_j as a function of w
+    # variables w (free), t: maximise t subject to g w >= t, sum(g w) = 1
+    res = linprog(np.r_[np.zeros(k), -1.0], A_ub=np.c_[-g, np.ones(need.size)], b_ub=np.zeros(need.size),
+                  A_eq=np.r_[g.sum(axis=0), 0.0][None, :], b_eq=[1.0],
+                  bounds=[(None, None)] * k + [(None, 1.0)], method="highs")
+    if res.status != 0 or -res.fun <= 0:
+        return None
+    return res.x[:k]
+
+
 def _row_cone(m_, ca, cb):
     usable = _usable(ca, cb)
     _, s, vt = np.linalg.svd(m_, full_matrices=False)
@@ -221,14 +255,24 @@ def _row_cone(m_, ca, cb):
     if int(usable.sum()) != rank or rank >= m_.shape[1]:
         return None  # more lines than rank(M) (MB's rows may leave row(M)) or row(M) = R^n
     row_space = vt[:rank].T  # n x r orthonormal
+    ns = None
     for line in np.flatnonzero(usable):
         off = cb[line] == STUCK_OFF
         basis = null_space(row_space[off]) if off.any() else np.eye(rank)
-        if _one_sign_impossible(row_space[~off] @ basis):
+        if not _one_sign_impossible(row_space[~off] @ basis):
+            continue  # floating point finds a one-sign row: no proof to check
+        if ns is None:
+            ns = exact_null_space(m_)  # fraction-free reduction, once per matrix
+            if ns.rank != rank:
+                return None  # the stored matrix's exact rank is not its numerical one: no proof
+        signs = np.where(off, 0, 1)
+        w = gordan_vector(ns.basis_float, signs)
+        if w is not None and verify_gordan(ns, w, signs):
             return Obstruction("row_cone", f"the {rank} usable inner lines equal rank(M), so every row of MB "
                                f"lies in the row space of M, and no non-zero vector of that space is of one "
                                f"sign and 0 at the {int(off.sum())} stuck-OFF devices of MB row {line} (an inner "
-                               f"dimension k above rank(M) lifts this restriction)")
+                               f"dimension k above rank(M) lifts this restriction; checked exactly: a vector "
+                               f"y with M y = 0, y > 0 on that row's other columns)")
     return None
 
 
@@ -299,34 +343,52 @@ def k_for_margin(m: int, n: int, working_share: float, margin: float = 1.2,
     return None
 
 
+#: the free devices per needed one ``hil map`` names a k for. Gaussian rectangular targets
+#: at 30 % stuck-OFF, 10 seeds, tol 1e-10 (benchmarks/factorize_frontier.py, ``rect_*``):
+#: at 1.21 (48 x 64 and 64 x 48, k = 48) none fit; at 1.23-1.24 (k = 44 for 64 x 40 and
+#: 40 x 64, k = 49 for the others) 10, 10, 8 and 9 of 10; at the k this margin names (45, 50)
+#: all 40. 64 x 40 at k = 43 (1.21) missed in 3 of 3. Low-rank targets fit at 1.2.
+HINT_MARGIN = 1.25
+
+
+def k_suggestion(codes_a: np.ndarray, codes_b: np.ndarray, margin: float) -> tuple[int | None, float]:
+    """A k above the one in use that reaches ``HINT_MARGIN`` at this share of working
+    devices (``k_for_margin``), or None; and that share. None with stuck-ON devices (the
+    count assumes none) or when the margin is already reached.
+    """
+    ca, cb = np.asarray(codes_a), np.asarray(codes_b)
+    share = float(((ca == 0).sum() + (cb == 0).sum()) / max(ca.size + cb.size, 1))
+    if margin >= HINT_MARGIN or (ca == STUCK_ON).any() or (cb == STUCK_ON).any():
+        return None, share
+    k_more = k_for_margin(ca.shape[0], cb.shape[1], share, HINT_MARGIN)
+    return (k_more if k_more is not None and k_more > ca.shape[1] else None), share
+
+
 def exactness_report(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.ndarray,
                      one_minus_cos: float, tol: float) -> tuple[dict, str]:
     """What a user should know about a fit: reached tol, proved impossible, or unresolved.
 
-    Returns a JSON-ready dict ({"exact_possible": True | False | None, ...}) and one line
-    for the terminal.
+    Returns a JSON-ready dict ({"exact_possible": True | False | None, "k_suggested": k or
+    None, ...}) and one line for the terminal. A fit that misses tol always names the k
+    that gives ``HINT_MARGIN`` free devices per needed one when that k is larger.
     """
     margin = freedom_margin(matrix, codes_a, codes_b)
     if one_minus_cos <= tol:
         return ({"exact_possible": True, "freedom_margin": margin},
                 f"fit reaches tol {tol:.0e}")
+    k_more, share = k_suggestion(codes_a, codes_b, margin)
+    more = ("" if k_more is None else f"; with this share of working devices ({share:.0%}) about "
+            f"k >= {k_more} inner lines give {HINT_MARGIN} free devices per needed one")
     ob = exact_fit_obstruction(matrix, codes_a, codes_b)
     if ob is not None:
         bound = f" (any fit has 1-cos >= {ob.omc_lower_bound:.3e})" if ob.omc_lower_bound > 0 else ""
-        return ({"exact_possible": False, "freedom_margin": margin,
+        return ({"exact_possible": False, "freedom_margin": margin, "k_suggested": k_more,
                  "certificate": {"kind": ob.kind, "reason": ob.reason,
                                  "omc_lower_bound": float(ob.omc_lower_bound)}},
-                f"EXACT FIT IMPOSSIBLE on these crossbars: {ob.reason}{bound}")
+                f"EXACT FIT IMPOSSIBLE on these crossbars: {ob.reason}{bound}{more}")
     hint = ("below 1, so an exact fit is unlikely" if margin < 1 else
-            "an exact fit may exist but was not found")
-    ca, cb = np.asarray(codes_a), np.asarray(codes_b)
-    k_more = None
-    if margin < 1.2 and not (ca == STUCK_ON).any() and not (cb == STUCK_ON).any():
-        share = float(((ca == 0).sum() + (cb == 0).sum()) / (ca.size + cb.size))
-        k_more = k_for_margin(ca.shape[0], cb.shape[1], share)
-        if k_more is not None and k_more > ca.shape[1]:
-            hint += (f"; with this share of working devices ({share:.0%}) about k >= {k_more} "
-                     f"inner lines give 1.2 free devices per needed one")
-    return ({"exact_possible": None, "freedom_margin": margin, "k_for_margin_1_2": k_more},
+            f"below {HINT_MARGIN} (measured rectangular fits begin near 1.23), so an exact fit "
+            f"may exist but is unlikely" if k_more is not None else "an exact fit may exist but was not found")
+    return ({"exact_possible": None, "freedom_margin": margin, "k_suggested": k_more},
             f"WARNING: 1-cos {one_minus_cos:.3e} misses tol {tol:.0e}; no proof that an exact fit "
-            f"is impossible; free devices / needed = {margin:.2f}, {hint}")
+            f"is impossible; free devices / needed = {margin:.2f}, {hint}{more}")

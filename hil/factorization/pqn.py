@@ -4,7 +4,8 @@ The problem is P = A @ B with A = A0 + scatter(ea * x_a), B = B0 + scatter(eb * 
 free device magnitudes x (in Gmax units) enter with their row's sign and layer gain, the
 stuck devices and earlier compensation layers are the constants A0, B0. Bounds are
 0 <= x <= upper. Two objectives: ``MODE_LS`` is ||P - T||^2, ``MODE_SIN2`` is
-sin^2(P, T) = 1 - cos^2 (scale-free, used when a conductance box makes the scale real).
+sin^2(P, T) = 1 - cos^2 (scale-free, used when a conductance box makes the scale real;
+1 + cos^2 where P points against T, so the minimum is P along T).
 
 Why not scipy's L-BFGS-B: on this problem (5,000 free magnitudes, a 64^3 product per
 evaluation) its bookkeeping cost ~160 us per call, twice per iteration, against ~45 us
@@ -69,10 +70,17 @@ def _objective(x, a0, b0, ia, ib, ea, eb, target, t_unit, mode, a, b, grad):
                 f += r * r
                 res[i, j] = 2.0 * r
     elif q > 0.0:
+        # sin^2 where P points along T; 2 - sin^2 = 1 + cos^2 where it points against T.
+        # sin^2 alone is even in P and led fits with a stuck-ON box to -T (1 - cos ~ 2,
+        # while flipping MA's signs is barred by sign ties); the two halves meet with
+        # equal value and slope at cos = 0, and the minimum stays where P is along T
         f = perp2 / q
+        s = 1.0 if c >= 0.0 else -1.0
         for i in range(m):
             for j in range(n):
-                res[i, j] = 2.0 * ((prod[i, j] - c * t_unit[i, j]) - f * prod[i, j]) / q
+                res[i, j] = 2.0 * s * ((prod[i, j] - c * t_unit[i, j]) - f * prod[i, j]) / q
+        if c < 0.0:
+            f = 2.0 - f
     else:  # P = 0: the angle is undefined; report the worst value and no direction
         f = 1.0
         res[:, :] = 0.0

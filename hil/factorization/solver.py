@@ -355,7 +355,9 @@ def _attempts(m_, ca, cb, rng, params: SolverParams, trace, t0_thread, probe: bo
     # single-path entries tie signs together (seed 003's masks rarely have any; dead rows
     # or clustered faults do, and a start against a tie can never reach an exact fit)
     ties = sign_ties(m_, ca, cb)
-    tied = bool((ties[0] != np.arange(ties[0].size)).any())
+    # consistent ties bar the flip of MA's signs below; conflicting ones already rule out an
+    # exact fit, and the flip may then be what turns the product towards M (M = [[1, -1]], k = 1)
+    tied = bool((ties[0] != np.arange(ties[0].size)).any()) and ties[2] is None
     best = None
     total_iter = 0
     attempts = 0
@@ -428,6 +430,9 @@ def _attempts(m_, ca, cb, rng, params: SolverParams, trace, t0_thread, probe: bo
                     x = np.concatenate([xa, x[xa.size:]])
                     sa = new_sa
         total_iter += iters
+        if omc > 1.0:
+            # P points against M: -MA (stuck-ON devices follow their row's sign) gives -P
+            sa, a, omc = -sa, -a, one_minus_cos(-(a @ b), target)
         if best is None or omc < best[0]:
             best = (omc, sa.copy(), sb.copy(), np.abs(a), np.abs(b))
         if best[0] <= params.tol:
