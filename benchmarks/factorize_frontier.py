@@ -15,6 +15,7 @@ records already in the file (``--redo`` recomputes the selected cases).
     nice -n 10 python3 -m benchmarks.factorize_frontier --cases dft_off_high --seeds 3
     nice -n 10 python3 -m benchmarks.factorize_frontier --cases growth --rates 0.39 --sizes 32,64,128
     nice -n 10 python3 -m benchmarks.factorize_frontier --chip          # hil program-matrix, n = 128
+    nice -n 10 python3 -m benchmarks.factorize_frontier --low-rank-signs --seeds 3  # see low_rank_signs.py
     python3 -m benchmarks.factorize_frontier --list
 
 Runs split by case write part files (``--out benchmarks/results/frontier_<part>.json``);
@@ -330,6 +331,9 @@ def main(argv=None) -> None:
     ap.add_argument("--merge", type=Path, nargs="+", metavar="PART.json", default=None,
                     help="merge these part files' records into --out (the newer record per key wins), "
                          "recompute growth and summary, and run nothing")
+    ap.add_argument("--low-rank-signs", action="store_true",
+                    help="run only benchmarks/low_rank_signs.py (free-signed, one-sign and planted fits on the "
+                         "low-rank masks) and store it as low_rank_signs in --out")
     ap.add_argument("--list", action="store_true")
     args = ap.parse_args(argv)
     if args.list:
@@ -341,6 +345,10 @@ def main(argv=None) -> None:
         if missing:
             ap.error(f"no such part file: {', '.join(missing)}")
         report(merge_parts(args.out, args.merge))
+        return
+    if args.low_rank_signs:
+        from benchmarks import low_rank_signs
+        report(save(args.out, {"records": [], "low_rank_signs": low_rank_signs.run(make_matrix, seeds=args.seeds)}))
         return
     names = [c for c in args.cases.split(",") if c]
     unknown = set(names) - set(CASES)
