@@ -166,8 +166,8 @@ def on_course(history, span: int, tol: float, left: int) -> bool:
     Linear convergence is assumed: the decades still to go over the decades per
     iteration measured over ``span``.
     """
-    if len(history) < 3 or history[-1] <= 0.0 or history[0] <= history[-1]:
-        return False
+    if len(history) < 3 or history[-1] <= 0.0 or history[0] <= history[-1] or tol <= 0.0:
+        return False  # tol 0 is never reached at a linear rate (and log(x / 0) is undefined)
     per_iter = np.log(history[0] / history[-1]) / span
     return np.log(history[-1] / tol) / per_iter <= left
 
