@@ -282,7 +282,8 @@ def freedom_margin(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.ndarray)
     (benchmarks/low_rank_signs.py); below 1 the row signs (2^(m + k - 1) patterns) decide,
     and no search tried finds them (up to 20 data or random sign starts, per-row NNLS sign
     choice, alternating NNLS / HALS sign choice, continuous sign variables, a sign-penalty
-    homotopy from the exact free-signed fit, variable projection with NNLS for MB). The bare rank-r manifold dimension r (m + n - r)
+    homotopy from the exact free-signed fit, variable projection with NNLS for MB, and
+    penalising extra lines of an exact fit through k + 6 lines down to 0). The bare rank-r manifold dimension r (m + n - r)
     (margin 1.58 there) ignores the fibre and predicts nothing.
     """
     m_ = np.asarray(matrix)
