@@ -15,6 +15,7 @@ records already in the file (``--redo`` recomputes the selected cases).
     nice -n 10 python3 -m benchmarks.factorize_frontier --cases dft_off_high --seeds 3
     nice -n 10 python3 -m benchmarks.factorize_frontier --cases growth --rates 0.39 --sizes 32,64,128
     nice -n 10 python3 -m benchmarks.factorize_frontier --chip          # hil program-matrix, n = 128
+    nice -n 10 python3 -m benchmarks.factorize_frontier --low-rank-signs --seeds 3  # see low_rank_signs.py
     python3 -m benchmarks.factorize_frontier --list
 
 Runs split by case write part files (``--out benchmarks/results/frontier_<part>.json``);
@@ -89,6 +90,14 @@ CASES: dict[str, dict] = {
                                                   ("rect_dense", 40, 64, 44, "off", 0.30)]},
     "low_rank_more_k_30": {"bound": 1e-8, "specs": [("low_rank", 64, 64, 55, "off", 0.30),
                                                     ("low_rank", 32, 32, 28, "off", 0.30)]},
+    # where fits with one sign per row stop: the same low-rank targets at k = n/2 and lower
+    # fault rates, and at 30 % with k between n/2 and the k of low_rank_more_k_30 (the
+    # freedom count ``feasibility.freedom_margin`` crosses 1 near 24 % at k = n/2 and
+    # between k = 39 and 40 / 20 and 21 at 30 %)
+    "low_rank_rates": {"bound": 1e-8, "specs": [("low_rank", n, n, n // 2, "off", r)
+                                                for n in (64, 32) for r in (0.20, 0.24, 0.27)]},
+    "low_rank_k_30": {"bound": 1e-8, "specs": [("low_rank", 64, 64, k, "off", 0.30) for k in (36, 38, 39, 40, 44, 48)]
+                      + [("low_rank", 32, 32, k, "off", 0.30) for k in (18, 20, 21, 22, 24)]},
     "growth": {"bound": BOUND, "specs": [("re_dft", n, n, min(n, TILE), "off", r)
                                          for r in (0.18, 0.39) for n in (32, 64, 128, 256)]},
     # the same arrays, one joint fit with k = n cut into 64 x 64 array blocks (n > 64 only:
@@ -336,6 +345,9 @@ def main(argv=None) -> None:
     ap.add_argument("--merge", type=Path, nargs="+", metavar="PART.json", default=None,
                     help="merge these part files' records into --out (the newer record per key wins), "
                          "recompute growth and summary, and run nothing")
+    ap.add_argument("--low-rank-signs", action="store_true",
+                    help="run only benchmarks/low_rank_signs.py (free-signed, one-sign and planted fits on the "
+                         "low-rank masks) and store it as low_rank_signs in --out")
     ap.add_argument("--list", action="store_true")
     args = ap.parse_args(argv)
     if args.list:
@@ -347,6 +359,10 @@ def main(argv=None) -> None:
         if missing:
             ap.error(f"no such part file: {', '.join(missing)}")
         report(merge_parts(args.out, args.merge))
+        return
+    if args.low_rank_signs:
+        from benchmarks import low_rank_signs
+        report(save(args.out, {"records": [], "low_rank_signs": low_rank_signs.run(make_matrix, seeds=args.seeds)}))
         return
     names = [c for c in args.cases.split(",") if c]
     unknown = set(names) - set(CASES)

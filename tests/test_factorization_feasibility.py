@@ -1,5 +1,6 @@
 """Certificates that no exact fit exists, the tolerance-aware rank check, and ``hil map``'s verdict."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -231,6 +232,9 @@ def test_low_rank_target_fits_with_the_k_the_count_suggests(tmp_path):
     assert "WARNING" in res.output and "below 1" in res.output
     k_more = json.loads(out.read_text())["exact_fit"]["k_suggested"]
     assert 16 < k_more < 32 and f"k >= {k_more}" in res.output
+    # and the k where the count reaches 1, near which such fits begin (freedom_margin's notes)
+    k_one = re.search(r"k >= (\d+) reach 1", res.output)
+    assert k_one and 16 < int(k_one.group(1)) < k_more, res.output
     res = CliRunner().invoke(cli, args + ["--k", str(k_more)])
     assert res.exit_code == 0 and "fit reaches tol 1e-08" in res.output, res.output
     assert json.loads(out.read_text())["one_minus_cos"] <= 1e-8

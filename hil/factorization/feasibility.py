@@ -310,10 +310,25 @@ def freedom_margin(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.ndarray)
     max over a of (a - r)(m - a) + a k + n (k - a) (a = rank MA), so the products impose
     only k (m + n) minus that, and free-signed fits of a 32 x 32 rank-8 target at k = 16,
     30 % stuck-OFF, reach 1e-25 at a count of 0.91 here (1.12 by that measure). With one
-    sign per row the solver's fits follow this count instead: 64 x 64, rank 16, k = 32
-    fits at 1.06 and 1.00 (20 %, 24 % stuck-OFF), not at 0.92 (30 %, 16 random sign
-    starts), and k = 48 at 30 % (1.11) fits in 0.04 s. The bare rank-r manifold
-    dimension r (m + n - r) (margin 1.58 there) ignores the fibre and predicts nothing.
+    sign per row the solver's fits follow this count instead. In the low-rank cases of
+    benchmarks/factorize_frontier.py (rank n/4, n = 32 and 64, k from n/2 to 0.86 n,
+    20-30 % stuck-OFF, 10 seeds each) fits to 1e-8 begin near a count of 1: 32 x 32 fits
+    0/10 at 0.995, 9/10 at 1.020 and 10/10 from 1.043 on; 64 x 64 fits 0/10 at 0.963,
+    8/10 at 0.984 (one attempt each: below 1 the solver makes one), 10/10 from 0.996 on.
+    Every one of the 60 trials at 0.914-0.964 misses, among them k = n/2 at 30 %
+    (0.91 / 0.92). That is a measured boundary, not a proof (nor a bound: 0.984 fits):
+    free-signed fits of the same masks are exact at 30 %, and they, like the one-sign
+    fits at 20 %, sit in a rank-deficient stratum (rank MA + rank MB = k + r: 12 + 12 at
+    32 x 32; 24 + 24, once 23 + 25, at 64 x 64) where the fibre is large, so no argument
+    from ranks or counts separates the two. Nor is a miss evidence:
+    targets planted on the same masks (MA_0 @ MB_0 with random row signs, count 0.91) are
+    fitted in ~250 iterations given their row signs and missed with the solver's own
+    (benchmarks/low_rank_signs.py); below 1 the row signs (2^(m + k - 1) patterns) decide,
+    and no search tried finds them (up to 20 data or random sign starts, per-row NNLS sign
+    choice, alternating NNLS / HALS sign choice, continuous sign variables, a sign-penalty
+    homotopy from the exact free-signed fit, variable projection with NNLS for MB, and
+    penalising extra lines of an exact fit through k + 6 lines down to 0). The bare rank-r manifold dimension r (m + n - r)
+    (margin 1.58 there) ignores the fibre and predicts nothing.
     """
     m_ = np.asarray(matrix)
     ca, cb = np.asarray(codes_a), np.asarray(codes_b)
@@ -377,8 +392,10 @@ def exactness_report(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.ndarra
         return ({"exact_possible": True, "freedom_margin": margin},
                 f"fit reaches tol {tol:.0e}")
     k_more, share = k_suggestion(codes_a, codes_b, margin)
+    k_one = None if k_more is None else k_for_margin(np.shape(codes_a)[0], np.shape(codes_b)[1], share, margin=1.0)
+    reach = f"k >= {k_one} reach 1 and " if k_one is not None and np.shape(codes_a)[1] < k_one < k_more else ""
     more = ("" if k_more is None else f"; with this share of working devices ({share:.0%}) about "
-            f"k >= {k_more} inner lines give {HINT_MARGIN} free devices per needed one")
+            f"{reach}k >= {k_more} inner lines give {HINT_MARGIN} free devices per needed one")
     ob = exact_fit_obstruction(matrix, codes_a, codes_b)
     if ob is not None:
         bound = f" (any fit has 1-cos >= {ob.omc_lower_bound:.3e})" if ob.omc_lower_bound > 0 else ""

@@ -17,7 +17,9 @@ class SolverParams:
 
     tol: float = 1e-12         #: stop once 1 - cos <= tol
     max_iter: int = 20000      #: projected L-BFGS iterations per attempt (~70 us each at 64x64)
-    restarts: int = 3          #: fresh random starts tried when an attempt misses tol
+    restarts: int = 3          #: fresh random starts tried when an attempt misses tol;
+    #: more while all attempts together stay below (restarts + 1) * max_iter iterations
+    #: (attempts that stall early; see solver._fresh_start_due); 0: one attempt only
     memory: int = 8            #: L-BFGS correction pairs (8 measured faster than 4 or 20)
     sign_init: str = "data"    #: MA's starting row signs: "data" (signs of M @ a fresh random
     #: vector per attempt) or "random" (coin flips, like the paper's predetermined signs)

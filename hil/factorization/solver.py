@@ -166,8 +166,8 @@ def on_course(history, span: int, tol: float, left: int) -> bool:
     Linear convergence is assumed: the decades still to go over the decades per
     iteration measured over ``span``.
     """
-    if len(history) < 3 or history[-1] <= 0.0 or history[0] <= history[-1]:
-        return False
+    if len(history) < 3 or history[-1] <= 0.0 or history[0] <= history[-1] or tol <= 0.0:
+        return False  # tol 0 is never reached at a linear rate (and log(x / 0) is undefined)
     per_iter = np.log(history[0] / history[-1]) / span
     return np.log(history[-1] / tol) / per_iter <= left
 
@@ -338,8 +338,35 @@ def _worth_probing(ca_r: np.ndarray, cb_r: np.ndarray, rank: int, margin: float)
     return free >= margin * (rank * (m + n) - rank * rank)
 
 
+#: at most this many times (restarts + 1) attempts, however short they are
+MAX_ATTEMPTS_FACTOR = 4
+
+
+def _fresh_start_due(done: int, iterations: int, params: SolverParams, probe: bool) -> bool:
+    """Whether another fresh start follows ``done`` attempts that missed tol, ``iterations``
+    in all.
+
+    ``params.restarts`` fresh starts always (none when probing); beyond them, more while
+    the attempts so far used less than the budget those would have had,
+    (restarts + 1) * max_iter iterations, and at most ``MAX_ATTEMPTS_FACTOR`` (restarts + 1)
+    attempts. Attempts that stall early (``fit_until_stall``) leave that budget to fresh
+    starts instead of ending the search: near the freedom count's threshold, 32 x 32
+    rank-8 targets at 30 % stuck-OFF (k = 22, 24) needed up to 11 starts of ~7,500
+    iterations each, where 4 starts missed in 4 of 20 trials. A search whose attempts run
+    long (converging or crawling fits) gets no more starts than before, and no search
+    exceeds the old worst case (restarts + 1 attempts of up to converging_iter each).
+    """
+    if probe:
+        return done == 0
+    if done <= params.restarts:
+        return True
+    return (params.restarts > 0 and done < MAX_ATTEMPTS_FACTOR * (params.restarts + 1)
+            and iterations < (params.restarts + 1) * params.max_iter)
+
+
 def _attempts(m_, ca, cb, rng, params: SolverParams, trace, t0_thread, probe: bool):
-    """Fresh random starts until one reaches ``params.tol`` (one only when probing).
+    """Fresh random starts until one reaches ``params.tol`` (one only when probing; how
+    many otherwise: ``_fresh_start_due``).
 
     Returns ((1 - cos, sa, sb, |A|, |B|) of the best attempt, iterations, attempts); a
     probe gives up after ``params.probe_iter`` iterations above ``params.probe_omc``, or
@@ -361,7 +388,8 @@ def _attempts(m_, ca, cb, rng, params: SolverParams, trace, t0_thread, probe: bo
     best = None
     total_iter = 0
     attempts = 0
-    for attempts in range(1, (1 if probe else params.restarts + 1) + 1):
+    while attempts == 0 or _fresh_start_due(attempts, total_iter, params, probe):
+        attempts += 1
         # MA's row signs start as the signs of M's rows projected on a random direction:
         # equal rows of M get equal signs and opposite rows opposite ones, which an exact
         # fit needs when k is close to rank(M) (equal rows of M then force equal rows of MA)
