@@ -447,9 +447,10 @@ class EpisodeMeter:
         self.events = events  # the loop's decisions, appended as they are taken
         self.cells = dict(cells or {})
         self.results: dict[str, dict] = {}
-        self.hour_cost: dict[int, tuple[float, int]] = {}  # hour -> (bench time s, round trips)
+        self.hour_cost: dict[int, tuple] = {}  # hour -> (bench time s, round trips, 1 - cos at start, at end)
         self._hour_start: tuple | None = None
         self.handling: list[tuple] = []  # (clock before, clock after) of every alarm the sessions handled
+        self.after_repairs: list[float] = []  # 1 - cos of the true chip as each repair finished
         self._open: tuple | None = None
         for s in loop.sessions:  # time spent handling alarms (probe, localise, re-scan, repair, read back)
             s.handle_alarm = self._metered(s.handle_alarm)
@@ -467,6 +468,11 @@ class EpisodeMeter:
         c = [s.count for s in self.loop.sessions]
         return {k: sum(getattr(x, k) for x in c) for k in ("vmms", "alarms", "repairs", "faults_found",
                                                              "devices_reprogrammed", "probe_vmms")}
+
+    def on_event(self, e: dict) -> None:
+        """The loop's decisions as they are taken: the true chip's 1 - cos is taken as each repair ends."""
+        if e["event"] == "repair":
+            self.after_repairs.append(self.loop.fidelity()[0])
 
     def step_at(self, hour: int) -> str:
         return next((e.step for e in self.episodes if e.hour <= hour < e.hour + e.hours), "serve")
@@ -488,7 +494,7 @@ class EpisodeMeter:
         return out
 
     def before_hour(self, hour: int) -> None:
-        self._hour_start = self.clock()
+        self._hour_start = (*self.clock(), self.loop.fidelity()[0])
         ep = next((e for e in self.episodes if e.hour == hour), None)
         if ep is None:
             return
@@ -501,14 +507,15 @@ class EpisodeMeter:
         for _, array, r, c, code in cells:
             self.stick(array, r, c, code)
         self._open = (ep, before, self.loop.fidelity(), self._counts(), self.clock(), self.loop.engine.pulses,
-                      len(self.handling), len(self.events))
+                      len(self.handling), len(self.events), len(self.after_repairs))
 
     def after_hour(self, hour: int) -> None:
         clk = self.clock()
-        self.hour_cost[hour] = (clk[1] - self._hour_start[1], clk[0] - self._hour_start[0])
+        self.hour_cost[hour] = (clk[1] - self._hour_start[1], clk[0] - self._hour_start[0], self._hour_start[2],
+                                self.loop.fidelity()[0])
         if self._open is None or hour != self._open[0].hour + self._open[0].hours - 1:
             return
-        ep, before, fault, c0, clk0, pulses0, n_handled, n_events = self._open
+        ep, before, fault, c0, clk0, pulses0, n_handled, n_events, n_after = self._open
         self._open = None
         after, c1, clk1 = self.loop.fidelity(), self._counts(), clk
         devices = sum(s.mm.devices for s in self.loop.sessions)
@@ -531,6 +538,8 @@ class EpisodeMeter:
                                              else None),
             "one_minus_cos_before": before[0], "one_minus_cos_after_fault": fault[0],
             "one_minus_cos_after_repair": after[0], "after_repair_over_before": after[0] / before[0],
+            "one_minus_cos_as_last_repair_ended": (self.after_repairs[-1] if len(self.after_repairs) > n_after
+                                                   else None),
             "one_minus_cos_reference_before": before[1], "one_minus_cos_reference_after_repair": after[1],
             "repair_log": [{"vmm": e["vmm"], "writes": e["writes"], "pulses": e["pulses"], "lines": len(e["lines"]),
                             "full_remap_writes": e.get("full_remap_writes"),
@@ -568,6 +577,8 @@ class RepairBenchPage(ServicePage):
     def on_event(self, e: dict) -> None:
         super().on_event(e)
         self.events.append(e)
+        if self.meter is not None:
+            self.meter.on_event(e)
 
     def serve_step(self, ri: int) -> str:
         return self.meter.step_at(ri)
@@ -647,6 +658,7 @@ def repair_bench(one_percent: bool = True, vectors_per_hour: int = 40, seed: int
                      "round_trips": int(page.setup_clock["round_trips"]),
                      "bench_time_s": float(page.setup_clock["bench_time_s"])},
            "fault_free_hour": {"bench_time_s": meter.hour_cost[0][0], "round_trips": meter.hour_cost[0][1],
+                               "one_minus_cos_start": meter.hour_cost[0][2], "one_minus_cos_end": meter.hour_cost[0][3],
                                "what": "hour 0, served before any injection: the stream's VMMs and the hourly "
                                        "maintenance read, the cost an episode's hours carry besides the repair"},
            **{name: {**r, "pulses_run_file": int(np.count_nonzero(sent & (phase == ep.step))),
@@ -666,7 +678,14 @@ def repair_bench(one_percent: bool = True, vectors_per_hour: int = 40, seed: int
     engine = WindowEngine({name: WindowArray(*true_codes[name].shape, fault_codes=true_codes[name], aging=aging,
                                              seed=[seed, i]) for i, name in enumerate(("A", "B"))}, EngineParams())
     events: list[dict] = []
-    wloop = ServiceLoop(parse_workflow(text.replace(f"bench: {bench_file}\n", "")), engine, events.append)
+    wmeter = None
+
+    def sink(e: dict) -> None:
+        events.append(e)
+        if wmeter is not None:
+            wmeter.on_event(e)
+
+    wloop = ServiceLoop(parse_workflow(text.replace(f"bench: {bench_file}\n", "")), engine, sink)
     wloop.setup()
     wmeter = EpisodeMeter(wloop, lambda: (0, engine.bench_time_s), lambda a, r, c, code: engine.arrays[a].stick(
         r, c, code), episodes, events, cells=meter.cells)
@@ -682,7 +701,9 @@ def repair_bench(one_percent: bool = True, vectors_per_hour: int = 40, seed: int
                                        "estimated from EngineParams (pulse 4 ms, row read 2.6 ms, VMM read 2.6 ms)",
                             "same_mapping": bool(same), "one_minus_cos_verify": wverify["fidelity"],
                             "write_error_after_programming": werr,
-                            "fault_free_hour_bench_time_s": wmeter.hour_cost[0][0],
+                            "fault_free_hour": {"bench_time_s": wmeter.hour_cost[0][0],
+                                                "one_minus_cos_start": wmeter.hour_cost[0][2],
+                                                "one_minus_cos_end": wmeter.hour_cost[0][3]},
                             **{name: {k: v for k, v in r.items() if k != "cells"} for name, r in wmeter.results.items()},
                             "wall_s": time.time() - t1}
     return res

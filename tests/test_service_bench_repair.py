@@ -43,6 +43,8 @@ def test_repair_figures_come_from_the_run_file_and_the_bench_clock(result):
     assert 0 < one["alarm_handling_bench_time_s"] < one["bench_time_s"] < run["bench_time_s"]
     assert 0 < one["alarm_handling_round_trips"] < one["round_trips"] < run["round_trips"]
     assert result["fault_free_hour"]["bench_time_s"] > 0
+    # the true chip's 1 - cos was taken as the repair ended: the repair brought it down from the fault's
+    assert one["one_minus_cos_as_last_repair_ended"] < one["one_minus_cos_after_fault"]
 
 
 def test_the_same_case_on_the_conductance_level_chip(result):
