@@ -7,6 +7,15 @@ network, each layer factorized and served the same way.
 
     nice -n 10 python3 benchmarks/reprogram.py            # full figures (~30 min on one core)
     python3 benchmarks/reprogram.py --quick               # smaller counts, same schema
+    nice -n 10 python3 benchmarks/reprogram.py --only repair-bench   # repairs through the bench (~8-20 min)
+
+``repair-bench`` (key ``repair_bench``) measures the repairs through the bench rather than on the
+window-level arrays: Re(DFT64), k = 64, on examples/service/dft64_bench.yaml (the same 10 %
+stuck-OFF maps), ``hil service``'s page, the protocols and the drivers of the embedded simulated
+bench (in-process emulators: the same commands as the served sockets, without the TCP stack, so
+that it fits in host time); one injected stuck device, then 1 % of the mapped devices; devices
+written, pulses (the run file's ``tables/pulses``), bench time (the bench clock) and the true chip's
+1 - cos, beside the same loop, fault maps and injected cells on the window-level chip.
 
 Writes benchmarks/results/reprogram.json (the issue's schema plus context fields) and
 reprogram_service.png / reprogram_service_network.png (figures of the week).
