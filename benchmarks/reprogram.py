@@ -7,6 +7,15 @@ network, each layer factorized and served the same way.
 
     nice -n 10 python3 benchmarks/reprogram.py            # full figures (~30 min on one core)
     python3 benchmarks/reprogram.py --quick               # smaller counts, same schema
+    nice -n 10 python3 benchmarks/reprogram.py --only repair-bench   # repairs through the bench (~8-20 min)
+
+``repair-bench`` (key ``repair_bench``) measures the repairs through the bench rather than on the
+window-level arrays: Re(DFT64), k = 64, on examples/service/dft64_bench.yaml (the same 10 %
+stuck-OFF maps), ``hil service``'s page, the protocols and the drivers of the embedded simulated
+bench (in-process emulators: the same commands as the served sockets, without the TCP stack, so
+that it fits in host time); one injected stuck device, then 1 % of the mapped devices; devices
+written, pulses (the run file's ``tables/pulses``), bench time (the bench clock) and the true chip's
+1 - cos, beside the same loop, fault maps and injected cells on the window-level chip.
 
 Writes benchmarks/results/reprogram.json (the issue's schema plus context fields) and
 reprogram_service.png / reprogram_service_network.png (figures of the week).
@@ -14,10 +23,12 @@ reprogram_service.png / reprogram_service_network.png (figures of the week).
 from __future__ import annotations
 
 import argparse
-import json
 import copy
+import dataclasses
+import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +43,7 @@ from hil.service import (CheckParams, EngineParams, ServiceParams, ServiceSessio
 from hil.service.network import Calibration, check_corrector, fit_corrector, serve_network  # noqa: E402
 from hil.service.report import service_figure  # noqa: E402
 from protocols.matrix import dft_parts  # noqa: E402
+from protocols.service import ServicePage  # noqa: E402
 from simulated_bench.aging import AgingParams, DriftParams, StuckParams  # noqa: E402
 from simulated_bench.window_array import WindowArray  # noqa: E402
 
@@ -371,6 +383,7 @@ def service_bench(hours: int) -> dict:
                       "127.0.0.1 and driven over pyvisa-py / pyserial sockets), protocols scan / ISPP / read / "
                       "Bench.vmm inside the runner",
            "matrix": "Re(DFT16)", "k": 16, "hours": hours, "vectors_per_hour": wf.stream.vectors_per_hour,
+           "refit_overrides": refit or {},
            "mapped_devices": summary["mapped_devices"], "faults_appeared": int(rows["faults_appeared"].sum()),
            "faults_found": summary["faults_found"], "alarms": summary["alarms"], "repairs": summary["repairs"],
            "full_remaps": summary["full_remaps"],
@@ -398,7 +411,314 @@ def service_bench(hours: int) -> dict:
     return res
 
 
-PARTS = ("detection", "drift", "repair", "week-matrix", "week-network", "bench")
+# --- repairs through the bench ------------------------------------------------------------------------
+REPAIR_BENCH_FILE = ROOT / "examples" / "service" / "dft64_bench.yaml"
+REPAIR_BENCH_WORKFLOW = """name: Re(DFT{n}) repairs on the bench
+seed: 0
+bench: {bench}
+mapping: {{target: dft_real, n: {n}, k: {k}, checksums: true}}
+stream: {{workload: random, vectors_per_hour: {vectors}, hours: {hours}}}
+"""
+
+
+@dataclass(frozen=True)
+class Episode:
+    """New stuck devices injected at the start of ``hour``, then ``hours`` of service to find and repair them.
+    ``step`` names the episode's pulses in the run file (``tables/pulses`` phase ``<step>:scan|write``)."""
+
+    name: str
+    step: str
+    hour: int
+    hours: int
+    faults: int | None  # None: 1 % of the mapped devices
+
+
+def repair_episodes(one_percent: bool) -> list[Episode]:
+    eps = [Episode("one_fault", "one", 1, 2, 1)]  # hour 0 is served fault-free (its cost is the baseline)
+    if one_percent:
+        eps.append(Episode("one_percent", "pct", 3, 3, None))
+    return eps
+
+
+class EpisodeMeter:
+    """Inject each episode's faults into a running :class:`~hil.service.loop.ServiceLoop` (either engine) and
+    measure what finding and repairing them cost: devices written, pulses, bench time, 1 - cos of the true chip.
+
+    ``clock()`` -> (round trips, bench time in s) of the engine's bench so far; ``stick(array, row, col, code)``
+    makes a device of the simulated chip stuck. The cells are drawn (``rng``) as the window study draws them
+    (:func:`pick_fault`: a working data cell of a random stage, stuck-OFF or stuck-ON, whichever moves it by
+    >= 20 % of the window, judged on the true chip), or given (``cells``: the same faults on another engine).
+    """
+
+    def __init__(self, loop, clock, stick, episodes: list[Episode], events: list[dict], rng=None,
+                 cells: dict | None = None):
+        self.loop, self.clock, self.stick, self.episodes, self.rng = loop, clock, stick, episodes, rng
+        self.events = events  # the loop's decisions, appended as they are taken
+        self.cells = dict(cells or {})
+        self.results: dict[str, dict] = {}
+        self.hour_cost: dict[int, tuple] = {}  # hour -> (bench time s, round trips, 1 - cos at start, at end)
+        self._hour_start: tuple | None = None
+        self.handling: list[tuple] = []  # (clock before, clock after) of every alarm the sessions handled
+        self.after_repairs: list[float] = []  # 1 - cos of the true chip as each repair finished
+        self._open: tuple | None = None
+        for s in loop.sessions:  # time spent handling alarms (probe, localise, re-scan, repair, read back)
+            s.handle_alarm = self._metered(s.handle_alarm)
+
+    def _metered(self, handle):
+        def handle_alarm(alarm):
+            t0 = self.clock()
+            try:
+                return handle(alarm)
+            finally:
+                self.handling.append((t0, self.clock()))
+        return handle_alarm
+
+    def _counts(self) -> dict:
+        c = [s.count for s in self.loop.sessions]
+        return {k: sum(getattr(x, k) for x in c) for k in ("vmms", "alarms", "repairs", "faults_found",
+                                                             "devices_reprogrammed", "probe_vmms")}
+
+    def on_event(self, e: dict) -> None:
+        """The loop's decisions as they are taken: the true chip's 1 - cos is taken as each repair ends."""
+        if e["event"] == "repair":
+            self.after_repairs.append(self.loop.fidelity()[0])
+
+    def step_at(self, hour: int) -> str:
+        return next((e.step for e in self.episodes if e.hour <= hour < e.hour + e.hours), "serve")
+
+    def _pick(self, n: int) -> list[tuple[int, str, int, int, int]]:
+        eng, stages = self.loop.engine, self.loop.sessions[0].mm.stages
+        g_max = self.loop.params.refit.g_max
+        truth = {name: eng.true_conductance(name) for name in eng.shapes}
+        taken, out = set(), []
+        while len(out) < n:
+            i = int(self.rng.integers(len(stages)))
+            st = stages[i]
+            r, c = int(self.rng.integers(st.shape[0])), int(self.rng.integers(st.n_data))
+            code = int(self.rng.integers(1, 3))
+            g = truth[st.array][r, c]
+            if st.codes[r, c] == 0 and (i, r, c) not in taken and abs(g - (0.0 if code == 1 else g_max)) >= 0.2 * g_max:
+                taken.add((i, r, c))
+                out.append((i, st.array, r, c, code))
+        return out
+
+    def before_hour(self, hour: int) -> None:
+        self._hour_start = (*self.clock(), self.loop.fidelity()[0])
+        ep = next((e for e in self.episodes if e.hour == hour), None)
+        if ep is None:
+            return
+        devices = sum(s.mm.devices for s in self.loop.sessions)
+        n = ep.faults if ep.faults is not None else int(round(0.01 * devices))
+        before = self.loop.fidelity()
+        if ep.name not in self.cells:
+            self.cells[ep.name] = self._pick(n)
+        cells = self.cells[ep.name]
+        for _, array, r, c, code in cells:
+            self.stick(array, r, c, code)
+        self._open = (ep, before, self.loop.fidelity(), self._counts(), self.clock(), self.loop.engine.pulses,
+                      len(self.handling), len(self.events), len(self.after_repairs))
+
+    def after_hour(self, hour: int) -> None:
+        clk = self.clock()
+        self.hour_cost[hour] = (clk[1] - self._hour_start[1], clk[0] - self._hour_start[0], self._hour_start[2],
+                                self.loop.fidelity()[0])
+        if self._open is None or hour != self._open[0].hour + self._open[0].hours - 1:
+            return
+        ep, before, fault, c0, clk0, pulses0, n_handled, n_events, n_after = self._open
+        self._open = None
+        after, c1, clk1 = self.loop.fidelity(), self._counts(), clk
+        devices = sum(s.mm.devices for s in self.loop.sessions)
+        stages = self.loop.sessions[0].mm.stages
+        injected = self.cells[ep.name]
+        found = sum(int(stages[i].codes[r, c] == code) for i, _, r, c, code in injected)
+        handled = self.handling[n_handled:]
+        repairs = [e for e in self.events[n_events:] if e["event"] == "repair"]
+        self.results[ep.name] = {
+            "faults": len(injected), "faults_found": found, "new_stuck_found": c1["faults_found"] - c0["faults_found"],
+            "reprogrammed_frac": (c1["devices_reprogrammed"] - c0["devices_reprogrammed"]) / devices,
+            "device_writes": c1["devices_reprogrammed"] - c0["devices_reprogrammed"],
+            "repair_writes": int(sum(e["writes"] for e in repairs)), "mapped_devices": devices,
+            "pulses": int(self.loop.engine.pulses - pulses0),
+            "bench_time_s": clk1[1] - clk0[1], "round_trips": clk1[0] - clk0[0],
+            "alarm_handling_bench_time_s": float(sum(b[1] - a[1] for a, b in handled)),
+            "alarm_handling_round_trips": int(sum(b[0] - a[0] for a, b in handled)),
+            "full_remap_reprogrammed_frac": (repairs[-1]["full_remap_writes"] / devices
+                                             if repairs and repairs[-1].get("full_remap_writes") is not None
+                                             else None),
+            "one_minus_cos_before": before[0], "one_minus_cos_after_fault": fault[0],
+            "one_minus_cos_after_repair": after[0], "after_repair_over_before": after[0] / before[0],
+            "one_minus_cos_as_last_repair_ended": (self.after_repairs[-1] if len(self.after_repairs) > n_after
+                                                   else None),
+            "one_minus_cos_reference_before": before[1], "one_minus_cos_reference_after_repair": after[1],
+            "repair_log": [{"vmm": e["vmm"], "writes": e["writes"], "pulses": e["pulses"], "lines": len(e["lines"]),
+                            "full_remap_writes": e.get("full_remap_writes"),
+                            "one_minus_cos_reference": e["one_minus_cos_reference"]} for e in repairs],
+            "alarms": c1["alarms"] - c0["alarms"], "repairs": c1["repairs"] - c0["repairs"],
+            "alarms_handled": len(handled), "vmms_served": c1["vmms"] - c0["vmms"],
+            "probe_vmms": c1["probe_vmms"] - c0["probe_vmms"], "hours": ep.hours,
+            "cells": [list(x) for x in injected]}
+
+
+def write_error(loop) -> dict:
+    """How far the programmed working cells landed from their targets, on the true chip (uS): RMS and the RMS
+    relative to the target, over every mapped working cell."""
+    eng = loop.engine
+    err, rel = [], []
+    for st in loop.sessions[0].mm.stages:
+        g = eng.true_conductance(st.array)[:st.shape[0], :st.shape[1]]
+        work = st.codes == 0
+        err.append((g - st.g_target)[work])
+        rel.append(((g - st.g_target) / np.maximum(st.g_target, 1e-6))[work & (st.g_target > 5e-6)])
+    err, rel = np.concatenate(err), np.concatenate(rel)
+    return {"rms_uS": float(np.sqrt(np.mean(err ** 2)) * 1e6), "median_abs_uS": float(np.median(np.abs(err)) * 1e6),
+            "rms_relative_above_5uS": float(np.sqrt(np.mean(rel ** 2)))}
+
+
+class RepairBenchPage(ServicePage):
+    """``hil service``'s page with the episodes' faults injected into the simulated chip between hours."""
+
+    def __init__(self, wf, text: str, bench, versions_path: str, episodes: list[Episode], seed: int, echo,
+                 refit: dict | None = None):
+        super().__init__(wf, text, bench, versions_path, None, echo)
+        self.episodes, self.seed, self.events, self.refit = episodes, seed, [], refit
+        self.meter: EpisodeMeter | None = None
+
+    def on_event(self, e: dict) -> None:
+        super().on_event(e)
+        self.events.append(e)
+        if self.meter is not None:
+            self.meter.on_event(e)
+
+    def serve_step(self, ri: int) -> str:
+        return self.meter.step_at(ri)
+
+    def start(self, run) -> None:
+        super().start(run)
+        sim = run.raw_bench.sim
+        snap = sim.clock.snapshot
+        self.meter = EpisodeMeter(self.loop, lambda: (snap()["round_trips"], snap()["bench_time_s"]),
+                                  lambda a, r, c, code: sim.arrays[a].stick(r, c, code), self.episodes, self.events,
+                                  np.random.default_rng([self.seed, 14]))
+        self.setup_clock = snap()
+        self.write_error = write_error(self.loop)
+        self.mapped = copy.deepcopy(self.loop.sessions[0].mm)  # as scanned, mapped and programmed
+        if self.refit:  # the repairs' write model (RefitParams), from the first repair on
+            for s in self.loop.sessions:
+                s.p = dataclasses.replace(s.p, refit=dataclasses.replace(s.p.refit, **self.refit))
+
+    def row(self, run, ri: int) -> None:
+        self.meter.before_hour(ri)
+        super().row(run, ri)
+        self.meter.after_hour(ri)
+
+
+def repair_bench(one_percent: bool = True, vectors_per_hour: int = 40, seed: int = 0,
+                 bench_file: Path = REPAIR_BENCH_FILE, n: int = 64, k: int = K, workflow_extra: str = "",
+                 refit: dict | None = None) -> dict:
+    """Repairs through the bench: Re(DFT64), k = 64, checksum columns, on examples/service/dft64_bench.yaml
+    (two 64 x 66 arrays of the Stanford-gap chip, 10 % stuck-OFF: the window study's fault maps, drift and read
+    disturb on, no stuck devices of its own), the embedded emulators driven in-process through the drivers.
+    ``hil service``'s page scans, maps, programs and verifies, serves an hour fault-free, then one new stuck
+    device is injected (and later 1 % of the mapped devices): the loop detects, localises, re-scans locally
+    and repairs through the protocols. The same workflow, loop and injected cells then run on the
+    conductance-level chip with the same fault maps (the studies' engine) for comparison."""
+    import tempfile
+
+    import h5py
+
+    import hil
+    from hil.service.loop import ServiceLoop
+    from hil.service.workflow import parse_workflow
+    from protocols.runner import execute
+
+    episodes = repair_episodes(one_percent)
+    hours = max(e.hour + e.hours for e in episodes)
+    text = REPAIR_BENCH_WORKFLOW.format(bench=bench_file, n=n, k=k, vectors=vectors_per_hour, hours=hours) + workflow_extra
+    wf = parse_workflow(text)
+    t0 = time.time()
+    with tempfile.TemporaryDirectory() as tmp, hil.open_bench(bench_file) as bench:
+        out = str(Path(tmp) / "repair.h5")
+        page = RepairBenchPage(wf, text, bench, out + ".faults.h5", episodes, seed,
+                               lambda m: log(f"  [bench {time.time() - t0:.0f} s] {m}"), refit)
+        true_codes = {name: bench.sim.arrays[name].true_fault_codes[:r, :c] for name, (r, c) in page.shapes.items()}
+        summary = execute(bench, page, out=out, seed=wf.seed)
+        with h5py.File(out, "r", locking=False) as f:
+            pulses = f["tables/pulses"][()]
+            run_clock = {"round_trips": int(f.attrs["round_trips"]), "bench_time_s": float(f.attrs["bench_time_s"])}
+        loop, meter = page.loop, page.meter
+        verify = next(e for e in page.events if e["event"] == "verify")
+        scanned = {e["array"]: e["stuck"] for e in page.events if e["event"] == "scan_array"}
+        mm_bench = page.mapped
+    phase = np.char.partition(pulses["phase"].astype(str), ":")[:, 0]
+    sent = pulses["delivered"]
+    res = {"backend": "bench: examples/service/dft64_bench.yaml (2450 + 81160A + AB64 board emulators, embedded: "
+                      "driven in-process through the drivers, the same bytes as the served sockets without the TCP "
+                      "stack), hil service's page (protocols.service) in the runner: scan, ISPP program, read_all, "
+                      "Bench.vmm",
+           "matrix": f"Re(DFT{n})", "k": k, "checksums": True,
+           "initial_faults": "10 % stuck-OFF per array (random_fault_codes seeds 1 and 2: the window study's maps)",
+           "initial_stuck_scanned": scanned,
+           "scan_matches_chip": bool(all(np.array_equal(st.codes != 0, true_codes[st.array] != 0)
+                                         for st in mm_bench.stages)),
+           "refit_overrides": refit or {},
+           "mapped_devices": summary["mapped_devices"], "vectors_per_hour": vectors_per_hour, "hours": hours,
+           "one_minus_cos_verify": verify["fidelity"], "write_error_after_programming": page.write_error,
+           "setup": {"pulses_run_file": int(np.count_nonzero(sent & (phase == "setup"))),
+                     "round_trips": int(page.setup_clock["round_trips"]),
+                     "bench_time_s": float(page.setup_clock["bench_time_s"])},
+           "fault_free_hour": {"bench_time_s": meter.hour_cost[0][0], "round_trips": meter.hour_cost[0][1],
+                               "one_minus_cos_start": meter.hour_cost[0][2], "one_minus_cos_end": meter.hour_cost[0][3],
+                               "what": "hour 0, served before any injection: the stream's VMMs and the hourly "
+                                       "maintenance read, the cost an episode's hours carry besides the repair"},
+           **{name: {**r, "pulses_run_file": int(np.count_nonzero(sent & (phase == ep.step))),
+                     "pulses_estimated": r["pulses"]}
+              for ep in episodes for name, r in meter.results.items() if name == ep.name},
+           "run_file": {**run_clock, "pulses": int(np.count_nonzero(sent)),
+                        "pulses_by_phase": {str(p): int(np.count_nonzero(sent & (phase == p))) for p in np.unique(phase)},
+                        "alarms": summary["alarms"], "repairs": summary["repairs"],
+                        "faults_found": summary["faults_found"], "full_remaps": summary["full_remaps"]},
+           "wall_s": time.time() - t0}
+    for ep in episodes:  # the run file's pulses are the figure; the engine's count estimates the scans'
+        res[ep.name]["pulses"] = res[ep.name]["pulses_run_file"]
+    log(f"  bench part done in {time.time() - t0:.0f} s; the same case on the conductance-level chip")
+    # the same workflow, loop and injected cells on window-level arrays with the same fault maps
+    t1 = time.time()
+    aging = AgingParams(stuck=None)  # drift and read disturb, as the bench file's chip
+    engine = WindowEngine({name: WindowArray(*true_codes[name].shape, fault_codes=true_codes[name], aging=aging,
+                                             seed=[seed, i]) for i, name in enumerate(("A", "B"))}, EngineParams())
+    events: list[dict] = []
+    wmeter = None
+
+    def sink(e: dict) -> None:
+        events.append(e)
+        if wmeter is not None:
+            wmeter.on_event(e)
+
+    wloop = ServiceLoop(parse_workflow(text.replace(f"bench: {bench_file}\n", "")), engine, sink)
+    wloop.setup()
+    wmeter = EpisodeMeter(wloop, lambda: (0, engine.bench_time_s), lambda a, r, c, code: engine.arrays[a].stick(
+        r, c, code), episodes, events, cells=meter.cells)
+    wverify = next(e for e in events if e["event"] == "verify")
+    werr = write_error(wloop)
+    same = all(np.allclose(a.g_target, b.g_target) for a, b in zip(mm_bench.stages, wloop.sessions[0].mm.stages))
+    for h in range(hours):
+        wmeter.before_hour(h)
+        wloop.serve_hour(h)
+        wmeter.after_hour(h)
+    res["window_engine"] = {"backend": "conductance level (simulated_bench.window_array, write-and-verify within "
+                                       "+-15 uS), the same workflow, ServiceLoop and injected cells; bench time "
+                                       "estimated from EngineParams (pulse 4 ms, row read 2.6 ms, VMM read 2.6 ms)",
+                            "same_mapping": bool(same), "one_minus_cos_verify": wverify["fidelity"],
+                            "write_error_after_programming": werr,
+                            "fault_free_hour": {"bench_time_s": wmeter.hour_cost[0][0],
+                                                "one_minus_cos_start": wmeter.hour_cost[0][2],
+                                                "one_minus_cos_end": wmeter.hour_cost[0][3]},
+                            **{name: {k: v for k, v in r.items() if k != "cells"} for name, r in wmeter.results.items()},
+                            "wall_s": time.time() - t1}
+    return res
+
+
+PARTS = ("detection", "drift", "repair", "week-matrix", "week-network", "bench", "repair-bench")
 
 
 def main(argv=None) -> dict:
@@ -410,6 +730,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--days", type=float, default=7.0)
     ap.add_argument("--bench-hours", type=int, default=12, help="hours of the through-the-bench service run")
     ap.add_argument("--bench-only", action="store_true", help="the same as --only bench")
+    ap.add_argument("--repair-bench-one-fault-only", action="store_true",
+                    help="repair-bench: the one-fault episode only (no 1 %% burst)")
     ap.add_argument("--only", default="",
                     help="comma-separated parts to run (" + ", ".join(PARTS) + "); the others keep their "
                          "entries in the results file")
@@ -463,6 +785,10 @@ def main(argv=None) -> dict:
         net = out["service"]["network"]
         out["service"]["network_acc_min"] = net["network_acc_min"]
         out["service"]["network_acc_pre_fault"] = net["network_acc_pre_fault"]
+    if "repair-bench" in parts:
+        log("repairs through the bench (Re(DFT64), embedded emulators)")
+        out["repair_bench"] = repair_bench(one_percent=not a.repair_bench_one_fault_only)
+        log(f"  {json.dumps(out['repair_bench'], default=float)}")
     if "bench" in parts:
         log("service through the bench (served instruments)")
         out["service_bench"] = service_bench(a.bench_hours)

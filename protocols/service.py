@@ -203,8 +203,13 @@ class ServicePage(Page):
             for h in np.flatnonzero(run.done[:, 0]):
                 self.loop.serve_hour(int(h))
 
+    def serve_step(self, ri: int) -> str:
+        """The phase hour ``ri``'s pulses are recorded under (``tables/pulses``: ``<step>:scan`` /
+        ``<step>:write``, at most 6 characters); a study names its episodes here."""
+        return "serve"
+
     def row(self, run: Run, ri: int) -> None:
-        self.step = "replay" if self.position < len(self.recorded) else "serve"
+        self.step = "replay" if self.position < len(self.recorded) else self.serve_step(ri)
         row = self.loop.serve_hour(ri)
         if self.records is not None:
             self.records.hour(row)

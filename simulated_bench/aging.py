@@ -253,7 +253,21 @@ class ChipAging:
 
 class AgingClock:
     """Simulated time for an array that ages: ``time_s`` (s) and :meth:`advance`; the array's
-    ``_age`` brings its cells up to the present and returns the faults that appeared."""
+    ``_age`` brings its cells up to the present and returns the faults that appeared, its
+    ``_pin_stuck`` holds the stuck cells of ``fault_codes`` at their rail."""
+
+    def stick(self, row: int, col: int, code: int) -> None:
+        """Make one device stuck now (fault injection for studies, benchmarks and tests); recorded
+        among the aging's events (cause ``injected``) when the array ages."""
+        if code not in (STUCK_OFF, STUCK_ON):
+            raise ValueError(f"code must be {STUCK_OFF} (stuck-OFF) or {STUCK_ON} (stuck-ON), got {code!r}")
+        rows, cols = self.fault_codes.shape
+        if not (0 <= row < rows and 0 <= col < cols):
+            raise IndexError(f"cell ({row}, {col}) is outside the {rows}x{cols} array")
+        self.fault_codes[row, col] = code
+        if self.aging is not None:
+            self.aging.events.append(FaultEvent(self.time_s, int(row), int(col), int(code), "injected"))
+        self._pin_stuck()
 
     def advance(self, hours: float) -> list[FaultEvent]:
         """Let ``hours`` of idle time pass (drift, new stuck devices); returns the faults that appeared."""

@@ -68,7 +68,7 @@ class WindowArray(AgingClock):
         self.pulse_count = 0
         self.read_count = 0
         self.aging = None if aging is None else ChipAging(aging, self.shape, self.rng.bit_generator.seed_seq.spawn(1)[0])
-        self._pin()
+        self._pin_stuck()
 
     # ground truth --------------------------------------------------------------------------
     @property
@@ -79,16 +79,7 @@ class WindowArray(AgingClock):
         self._age()
         return self.g.copy()
 
-    def stick(self, row: int, col: int, code: int) -> None:
-        """Make one device stuck now (fault injection for studies and tests)."""
-        if code not in (STUCK_OFF, STUCK_ON):
-            raise ValueError(f"code must be {STUCK_OFF} (stuck-OFF) or {STUCK_ON} (stuck-ON), got {code!r}")
-        self.fault_codes[row, col] = code
-        if self.aging is not None:
-            self.aging.events.append(FaultEvent(self.time_s, int(row), int(col), int(code), "injected"))
-        self._pin()
-
-    def _pin(self) -> None:
+    def _pin_stuck(self) -> None:
         self.g[self.fault_codes == STUCK_OFF] = 0.0
         self.g[self.fault_codes == STUCK_ON] = self.params.g_max
 
@@ -100,7 +91,7 @@ class WindowArray(AgingClock):
         written, g = self.aging.drifted_conductance(self.time_s)
         live = written & (self.fault_codes == WORKING)
         self.g[live] = np.clip(g[live], 0.0, self.params.g_max)
-        self._pin()
+        self._pin_stuck()
         return events
 
     # operations ------------------------------------------------------------------------------------

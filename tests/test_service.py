@@ -279,6 +279,36 @@ def test_tiled_service_repairs_only_the_touched_tile():
     assert ts.one_minus_cos() < 1.0
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "strided", "auto"])
+def test_tiled_service_uses_the_factorization_tiling(layout):
+    """Service tiles are the tiles of hil.factorization.tiling: each session serves the lines its group names,
+    the assembled output is the represented matrix's, and auto takes choose_layout's pick (strided for Re(DFT))."""
+    from hil.factorization import SolverParams
+    from hil.factorization.tiling import choose_layout, tile_groups
+    from hil.service.tiles import serve_tiled, tile_shapes
+
+    m = dft_parts(N)[0]
+    tile = (N // 2, N // 2)
+    shapes = tile_shapes(m.shape, tile)
+    codes = {name: random_fault_codes(*shape, 0.05, rng=i) for i, (name, shape) in enumerate(sorted(shapes.items()))}
+    arrays = {name: WindowArray(*shape, fault_codes=codes[name], seed=i)
+              for i, (name, shape) in enumerate(sorted(shapes.items()))}
+    ts = serve_tiled(m, tile, codes, WindowEngine(arrays), params=ServiceParams(checks=CheckParams(group_size=4)),
+                     layout=layout)
+    want = choose_layout(m, tile, SolverParams().tol) if layout == "auto" else (layout, layout)
+    assert ts.layout == want and (layout != "auto" or want == ("strided", "strided"))
+    for axis, groups in enumerate((ts.row_groups, ts.col_groups)):
+        ref = tile_groups(N, tile[axis], want[axis])
+        assert all(np.array_equal(a, b) for a, b in zip(groups, ref))
+    # each tile's planned conductances compute its block of M (the solver's fit), the chip's up to the write error
+    planned = {st.array: st.g_target for s in ts.sessions.values() for st in s.mm.stages}
+    assert ts.one_minus_cos(planned) < 1e-3 and ts.one_minus_cos() < 0.25
+    x = np.random.default_rng(1).uniform(-1, 1, (64, N))
+    y = ts.serve(x, handle_alarms=False)
+    exact = x @ ts.represented()
+    assert np.linalg.norm(y - exact) < 0.05 * np.linalg.norm(exact)
+
+
 def test_pair_repair_spreads_an_uncompensable_weight_over_correlated_inputs():
     """A stuck-OFF G+ under a positive weight cannot be compensated in its pair; with the served inputs'
     second moment known, a few other pairs of the column take up most of the output's error."""

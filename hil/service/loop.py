@@ -100,7 +100,7 @@ class ServiceLoop:
         elif wf.mapping.tile is not None:
             m_ = target_matrix(wf.mapping)
             self.tiled = serve_tiled(m_, wf.mapping.tile, scanned, eng, wf.mapping.k, self.params, wf.seed,
-                                     wf.mapping.checksums, self.versions, self.on_event)
+                                     wf.mapping.checksums, self.versions, self.on_event, wf.mapping.layout)
             self.sessions.extend(self.tiled.sessions.values())
             self.n_in = m_.shape[0]
             self._serve = self.tiled.serve

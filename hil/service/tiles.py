@@ -1,8 +1,10 @@
 """Tiled mappings in service: each tile its own factorized pair of arrays, checks and session.
 
-A matrix larger than one crossbar pair is split into tiles (:func:`hil.factorization.tile_edges`);
-tile (i, j) maps block M[rows_i, cols_j] with its own checksum columns onto arrays
-``T{i}{j}A`` / ``T{i}{j}B``. Every tile is served by its own
+A matrix larger than one crossbar pair is split into tiles by the one tiling of
+:mod:`hil.factorization.tiling` (:func:`~hil.factorization.tiling.tile_groups`: contiguous or
+strided lines per axis, ``layout="auto"`` choosing whichever needs the fewest singular
+directions); tile (i, j) maps block M[row_groups[i], col_groups[j]] with its own checksum
+columns onto arrays ``T{i}{j}A`` / ``T{i}{j}B`` (the same sizes in either layout). Every tile is served by its own
 :class:`~hil.service.session.ServiceSession` on the shared engine (one chip, one clock), and
 the output of a column block is the sum of its tiles' outputs in M's units. A new fault
 lives on one tile's arrays, raises that tile's alarm and is repaired by that tile's session
@@ -15,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from hil.factorization import one_minus_cos, tile_edges
+from hil.factorization import SolverParams, one_minus_cos, tile_edges
+from hil.factorization.tiling import LAYOUTS, choose_layout, tile_groups
 
 from .mapping import map_factorized
 from .session import ServiceParams, ServiceSession
@@ -25,12 +28,13 @@ FloatArray = NDArray[np.float64]
 
 @dataclass
 class TiledService:
-    """Sessions per tile, and the edges that place them in M."""
+    """Sessions per tile, and the lines of M each tile takes (``row_groups[i]``, ``col_groups[j]``)."""
 
     target: FloatArray
-    row_edges: NDArray[np.intp]
-    col_edges: NDArray[np.intp]
+    row_groups: list[NDArray[np.intp]]
+    col_groups: list[NDArray[np.intp]]
     sessions: dict[tuple[int, int], ServiceSession]
+    layout: tuple[str, str] = ("contiguous", "contiguous")
 
     def tile_names(self, index: tuple[int, int]) -> tuple[str, str]:
         return tile_arrays(index)
@@ -42,9 +46,7 @@ class TiledService:
             raise ValueError(f"inputs have {x.shape[1]} entries, M takes {self.target.shape[0]}")
         y = np.zeros((x.shape[0], self.target.shape[1]))
         for (i, j), s in self.sessions.items():
-            r0, r1 = self.row_edges[i], self.row_edges[i + 1]
-            c0, c1 = self.col_edges[j], self.col_edges[j + 1]
-            y[:, c0:c1] += s.serve(x[:, r0:r1], handle_alarms)[0]
+            y[:, self.col_groups[j]] += s.serve(x[:, self.row_groups[i]], handle_alarms)[0]
         return y
 
     def represented(self, gs: dict[str, FloatArray] | None = None) -> FloatArray:
@@ -52,8 +54,7 @@ class TiledService:
         out = np.zeros_like(self.target)
         for (i, j), s in self.sessions.items():
             g = None if gs is None else [gs[st.array] for st in s.mm.stages]
-            out[self.row_edges[i]:self.row_edges[i + 1], self.col_edges[j]:self.col_edges[j + 1]] = (
-                s.mm.product(g) / s.mm.scale)
+            out[np.ix_(self.row_groups[i], self.col_groups[j])] = s.mm.product(g) / s.mm.scale
         return out
 
     def one_minus_cos(self, gs: dict[str, FloatArray] | None = None) -> float:
@@ -84,17 +85,26 @@ def tile_shapes(shape: tuple[int, int], tile: tuple[int, int], k: int | None = N
 
 def serve_tiled(matrix: FloatArray, tile: tuple[int, int], codes: dict[str, NDArray[np.int8]], engine,
                 k: int | None = None, params: ServiceParams | None = None, seed: int = 0, checks: bool = True,
-                versions=None, on_event=None) -> TiledService:
-    """Map every tile around its arrays' ``codes``, program and calibrate it; one session per tile."""
+                versions=None, on_event=None, layout: str | tuple[str, str] = "auto") -> TiledService:
+    """Map every tile around its arrays' ``codes``, program and calibrate it; one session per tile.
+
+    ``layout``: "auto" (:func:`~hil.factorization.tiling.choose_layout` at the solver's tolerance), one of
+    ``contiguous`` / ``strided`` for both axes, or a (rows, columns) pair."""
     m_ = np.asarray(matrix, float)
-    re_, ce = tile_edges(m_.shape[0], tile[0]), tile_edges(m_.shape[1], tile[1])
+    if layout == "auto":
+        layout = choose_layout(m_, tile, SolverParams().tol)
+    elif isinstance(layout, str):
+        layout = (layout, layout)
+    if any(lay not in LAYOUTS for lay in layout):
+        raise ValueError(f"layout must be 'auto', one of {LAYOUTS} or a pair of them, got {layout!r}")
+    rg, cg = tile_groups(m_.shape[0], tile[0], layout[0]), tile_groups(m_.shape[1], tile[1], layout[1])
     if versions is not None and not versions.versions:
-        versions.commit(codes, "map", {"tiles": [len(re_) - 1, len(ce) - 1]}, engine.time_s,
+        versions.commit(codes, "map", {"tiles": [len(rg), len(cg)], "layout": list(layout)}, engine.time_s,
                         "fault map the tiles were solved on")
     sessions = {}
-    for i in range(len(re_) - 1):
-        for j in range(len(ce) - 1):
-            block = m_[re_[i]:re_[i + 1], ce[j]:ce[j + 1]]
+    for i in range(len(rg)):
+        for j in range(len(cg)):
+            block = m_[np.ix_(rg[i], cg[j])]
             a, b = tile_arrays((i, j))
             kk = k or block.shape[0]
             mm = map_factorized(block, kk, codes[a], codes[b], rng=[seed, i, j], checks=checks, arrays=(a, b))
@@ -102,7 +112,7 @@ def serve_tiled(matrix: FloatArray, tile: tuple[int, int], codes: dict[str, NDAr
             s.program()
             s.calibrate([seed, i, j])
             sessions[(i, j)] = s
-    return TiledService(m_, re_, ce, sessions)
+    return TiledService(m_, rg, cg, sessions, tuple(layout))
 
 
 __all__ = ["TiledService", "serve_tiled", "tile_shapes", "tile_arrays"]

@@ -13,6 +13,7 @@ Example::
       k: 64
       checksums: true           # analog checksum columns M.1, M.w on both arrays
       # tile: [32, 32]          # split into tiles, each on its own arrays: a fault re-solves its tile only
+      # layout: auto            # tiles of contiguous or strided (every p-th) lines; auto: fewer directions
     stream:
       workload: random          # random | dft_image | digits | file
       vectors_per_hour: 200
@@ -66,6 +67,8 @@ class MappingSpec(_Strict):
     path: str | None = None
     checksums: bool = True
     tile: tuple[int, int] | None = None  #: (rows, cols) of a tile: each its own pair of arrays and session
+    #: which lines share a tile (hil.factorization.tiling): auto picks contiguous or strided per axis
+    layout: Literal["auto", "contiguous", "strided"] = "auto"
 
     @model_validator(mode="after")
     def _needs_path(self):

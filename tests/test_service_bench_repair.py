@@ -1,0 +1,56 @@
+"""One new stuck device through the bench: ``hil service``'s page finds, re-scans and repairs it, and the
+figures of ``benchmarks/reprogram.py --only repair-bench`` come from the bench clock and the run file.
+
+Re(DFT8), k = 8, checksum columns, on examples/service/dft64_bench.yaml cut to two 8x10 arrays (10 %
+stuck-OFF, drifting, no stuck devices of its own), through the embedded emulators and the drivers.
+"""
+import numpy as np
+import pytest
+
+from benchmarks.reprogram import REPAIR_BENCH_FILE, repair_bench
+
+SMALL = "service: {n_calibrate: 64, n_probe: 8}\nbench_io: {n_vmm: 1, n_read: 2}\n"
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory):
+    bench = tmp_path_factory.mktemp("repair") / "bench.yaml"
+    bench.write_text(REPAIR_BENCH_FILE.read_text().replace("rows: 64, cols: 66", "rows: 8, cols: 10"))
+    return repair_bench(one_percent=False, vectors_per_hour=16, bench_file=bench, n=8, k=8, workflow_extra=SMALL)
+
+
+def test_the_injected_stuck_device_is_found_and_repaired_through_the_bench(result):
+    one = result["one_fault"]
+    assert result["scan_matches_chip"] and result["mapped_devices"] == 160
+    (stage, array, row, col, code), = one["cells"]
+    assert array == "AB"[stage] and code in (1, 2)
+    # the loop put exactly that device, with that code, in its fault map, and repaired around it
+    assert one["faults_found"] == 1 and one["new_stuck_found"] == 1 and one["repairs"] >= 1
+    assert one["alarms"] >= 1 and one["alarms_handled"] >= 1
+    # a stuck device spoils one line of the product: the repair writes a few devices of it, not the array
+    assert 1 <= one["repair_writes"] <= 12 and one["reprogrammed_frac"] < 0.2
+    assert one["one_minus_cos_after_fault"] > one["one_minus_cos_before"]
+    assert one["one_minus_cos_after_repair"] < one["one_minus_cos_after_fault"]
+
+
+def test_repair_figures_come_from_the_run_file_and_the_bench_clock(result):
+    one, run = result["one_fault"], result["run_file"]
+    # the episode's pulses are the run file's, recorded under its own phase; the fault-free hour wrote none
+    assert one["pulses"] == one["pulses_run_file"] == run["pulses_by_phase"]["one"] > 0
+    assert run["pulses_by_phase"].get("serve", 0) == 0
+    assert run["pulses"] == sum(run["pulses_by_phase"].values())
+    # bench time: the episode holds the handling of its alarms, and the whole run holds both
+    assert 0 < one["alarm_handling_bench_time_s"] < one["bench_time_s"] < run["bench_time_s"]
+    assert 0 < one["alarm_handling_round_trips"] < one["round_trips"] < run["round_trips"]
+    assert result["fault_free_hour"]["bench_time_s"] > 0
+    # the true chip's 1 - cos was taken as the repair ended: the repair brought it down from the fault's
+    assert one["one_minus_cos_as_last_repair_ended"] < one["one_minus_cos_after_fault"]
+
+
+def test_the_same_case_on_the_conductance_level_chip(result):
+    w = result["window_engine"]
+    assert w["same_mapping"]  # the same fault maps, scanned, give the same factorization
+    assert w["one_fault"]["faults_found"] == 1 and w["one_fault"]["repairs"] >= 1
+    assert np.isfinite(w["one_fault"]["one_minus_cos_after_repair"])
+    # the window chip's write-and-verify lands within +-15 uS, the bench's ISPP within its 3 % tolerance
+    assert result["write_error_after_programming"]["rms_uS"] < w["write_error_after_programming"]["rms_uS"]
