@@ -30,7 +30,7 @@ from hil.faultmap_versions import FaultMapVersions
 from .checks import Alarm, CheckParams, Detector, StageChecks
 from .localise import Localisation, localise, localise_all
 from .mapping import MappedMatrix
-from .refit import RefitParams, RepairPlan, plan_full_remap, plan_repair, residual_sq
+from .refit import RefitParams, RepairPlan, cos_scale, plan_full_remap, plan_repair, residual_sq
 
 FloatArray = NDArray[np.float64]
 
@@ -347,7 +347,8 @@ class ServiceSession:
             # the writes landed within the band, not on target: while the read-back product is above its
             # pre-fault residual by the slack, the repaired lines are fitted again around what was read back
             # (a few steep moves per round undo most of the write error a long support left)
-            if residual_sq(self.mm) <= self.p.refit.slack ** 2 * residual_sq(self.mm, before):
+            c = cos_scale(self.mm, before)
+            if residual_sq(self.mm, scale=c) <= self.p.refit.slack ** 2 * residual_sq(self.mm, before, c):
                 break
             again = ([l.line for l in plan.lines if l.stage == 0], [l.line for l in plan.lines if l.stage == 1])
             last = plan_repair(self.mm, [s.codes for s in self.mm.stages], self.p.refit, before, again)
