@@ -97,3 +97,18 @@ def test_explicit_map_validation():
         validate_codes([[0, 1], [7, 0]])
     with pytest.raises(ValueError, match="does not match"):
         validate_codes(np.zeros((3, 3)), (2, 2))
+
+
+def test_a_chip_level_fault_seed_gives_each_array_its_own_map():
+    """One ``faults: {seed: s}`` for the chip must not copy one map onto every array: array k
+    draws with seed s + k (array 0 keeps seed s), and a per-array spec is taken as written."""
+    from simulated_bench.instruments.chip import build_arrays
+
+    spec = {"kind": "random", "rate_off": 0.2, "seed": 7}
+    chip = {"faults": spec, "arrays": [{"name": n, "rows": 8, "cols": 8} for n in "ABC"]
+            + [{"name": "D", "rows": 8, "cols": 8, "faults": spec}]}
+    codes = {n: a.fault_codes for n, a in build_arrays(chip).items()}
+    for k, n in enumerate("ABC"):
+        np.testing.assert_array_equal(codes[n], random_fault_codes(8, 8, 0.2, rng=7 + k))
+    assert not np.array_equal(codes["A"], codes["B"]) and not np.array_equal(codes["B"], codes["C"])
+    np.testing.assert_array_equal(codes["D"], codes["A"])

@@ -60,6 +60,9 @@ def build_arrays(chip: Mapping[str, Any], base_dir: Path | None = None) -> dict[
     for k, (entry, child) in enumerate(zip(chip["arrays"], children)):
         rows, cols = int(entry["rows"]), int(entry["cols"])
         faults = entry.get("faults", chip.get("faults"))
+        if "faults" not in entry and faults and "seed" in faults:
+            # a chip-level seed names the chip, not one map: each array draws its own
+            faults = {**faults, "seed": int(faults["seed"]) + k}
         codes = fault_codes_for(faults, rows, cols, seed + k, base_dir)
         arrays[str(entry["name"])] = array_cls(
             rows, cols, model=model, variation=variation, fault_codes=codes, wires=wires, aging=aging,
