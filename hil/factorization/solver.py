@@ -17,6 +17,8 @@ current MB is better. When k exceeds rank(M) a fit through rank(M) inner lines i
 first (see ``factorize``). An attempt that misses ``tol`` is restarted from a fresh random
 start and the best is kept, unless a fit is out of reach: fewer free devices than the
 dimension of the products (``feasibility.freedom_margin`` < 1) or a proved obstruction.
+After a near miss each restart goes on from the best of several short runs
+(``_screen_restart``).
 Each attempt stops when it crawls (``SolverParams.stall_iter``), and goes on past
 ``max_iter`` while it still converges fast enough to reach ``tol`` (``converging_iter``).
 Between chunks the scale-free gauge of each inner line is rebalanced (``balance_lines``).
