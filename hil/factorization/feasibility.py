@@ -45,9 +45,9 @@ Why no such proof is in reach (session 5, measured on the benchmark's masks):
 * Per mask, the row signs are 2^127 patterns (sa, sb up to one global flip). The only
   pattern-wide argument here, single-path parity, needs entries with one path; these
   have ~19. For one fixed pattern the question is whether diag(sa) M = |A| diag(sb) |B|
-  has non-negative solutions on the working devices, which with all signs + and no
-  faults is "is the non-negative rank of M at most k?", NP-hard in general (Vavasis,
-  SIAM J. Optim. 20, 2009). Certificates of infeasibility for such bilinear systems
+  has non-negative solutions on the working devices; with all signs + and no faults
+  that is exact non-negative factorization, and deciding whether the non-negative rank
+  of a matrix equals its rank is NP-hard (Vavasis, SIAM J. Optim. 20, 2009). Certificates of infeasibility for such bilinear systems
   need bounded variables (McCormick/LP relaxations; the stuck-OFF problem is scale-free,
   so only a normalisation bounds them) or sums of squares over the ~4,500 magnitudes (a
   degree-2 moment matrix of ~10^7 rows), and one per surviving pattern.
