@@ -49,6 +49,32 @@ What none of these can reach: Re(DFT64), k = 64, at 44-46 % stuck-OFF (fits craw
 masks fit to 1 - cos ~ 1e-13 in ~3k iterations (45 %, seeds 0 and 3), so an argument that
 ignores the signs (rank, counts, support) cannot prove those misses; a proof would have
 to use the sign constraints on entries with ~19 paths each, and none is known here.
+
+Why no such proof is in reach (session 5, measured on the benchmark's masks):
+
+* Exact fits do exist at 45 % for some masks (seed 2: found by 2 of 6 attempts with
+  per-row NNLS signs, and by a screened restart), so nothing rate-wide can be proved; a
+  certificate has to be per mask.
+* Per mask, the row signs are 2^127 patterns (sa, sb up to one global flip). The only
+  pattern-wide argument here, single-path parity, needs entries with one path; these
+  have ~19. For one fixed pattern the question is whether diag(sa) M = |A| diag(sb) |B|
+  has non-negative solutions on the working devices; with all signs + and no faults
+  that is exact non-negative factorization, and deciding whether the non-negative rank
+  of a matrix equals its rank is NP-hard (Vavasis, SIAM J. Optim. 20, 2009). Certificates of infeasibility for such bilinear systems
+  need bounded variables (McCormick/LP relaxations; the stuck-OFF problem is scale-free,
+  so only a normalisation bounds them) or sums of squares over the ~4,500 magnitudes (a
+  degree-2 moment matrix of ~10^7 rows), and one per surviving pattern.
+* The misses are not slow convergence: at the stalled points (45 % seed 2, 4.9e-6; and
+  stuck-ON 40 % seed 0, 2.7e-9) projected Gauss-Newton steps (LM, conjugate gradients
+  with block-Jacobi preconditioning, the held set fixed) were predicted accurately (gain
+  ratio ~1 at damping 1e-8) yet moved 1 - cos by < 1 % in 25 steps: they are stationary
+  points with a non-zero residual, so longer runs from them do not help; other basins do.
+* A count at found points (not a proof): working devices less those at 0 less the 64
+  gauge scalings, against 3,856, the dimension the rank-33 target imposes at k = 64
+  (k (m + n) less the largest fibre, see ``freedom_margin``): exact fits left 4,685
+  (40 %, seed 0), 4,391-4,412 (42 %, seeds 0-1) and 3,928 (44 %, seed 4); the 45 %
+  seed-2 stall, with 765 devices at 0, leaves 3,677. Fits fail where the sign constraints hold more
+  devices at 0 than the count can spare.
 """
 from __future__ import annotations
 

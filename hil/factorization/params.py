@@ -26,6 +26,10 @@ class SolverParams:
     choose_signs: bool = False  #: re-choose MA's row signs by per-row NNLS after warm_iter
     #: (on Re(DFT64) the data signs did as well at k = 33 and 64 and saved the NNLS time)
     warm_iter: int = 300       #: iterations before the per-row sign choice of MA
+    screen_starts: int = 8     #: after a near miss each restart goes on from the best of
+    screen_iter: int = 3000    #: this many fresh starts after this many iterations each
+    screen_below: float = 1e-3  #: a near miss: the best attempt's 1 - cos below this
+    #: (solver._screen_restart; 0 or screen_starts = 1 turns screening off)
     init_norm: float = 1.0     #: ||MA0 @ MB0|| / ||target|| of the random start (stuck-OFF
     #: only); with the projected L-BFGS a full-scale start reached Adam's fidelity ~1.3x
     #: sooner than the 0.002 start L-BFGS-B preferred, at the same time to 1e-10
@@ -49,6 +53,8 @@ class SolverParams:
             raise ValueError(f"sign_init must be 'data' or 'random', got {self.sign_init!r}")
         if self.stall_iter < 0 or not 0 < self.stall_ratio <= 1:
             raise ValueError("stall_iter >= 0 and 0 < stall_ratio <= 1 required")
+        if self.screen_starts < 1 or self.screen_iter < 1 or not self.screen_below >= 0:
+            raise ValueError("screen_starts >= 1, screen_iter >= 1 and screen_below >= 0 required")
         if self.converging_iter < 0:
             raise ValueError("converging_iter >= 0 required")
         if self.tol < 0 or self.max_iter < 1 or self.restarts < 0 or self.memory < 1:
