@@ -3,7 +3,7 @@
 Re(DFT64) factorized with k = 64 on window-level simulated arrays (simulated_bench.window_array:
 write-and-verify within +-15 uS, the Stanford model's read noise, aging) at 10 % initial
 stuck-OFF devices, with the checksum columns mapped on both arrays; and the seed-000 digits
-network, each layer factorized and served the same way.
+network, each layer on differential pairs and served the same way (the corrector kept or fine-tuned).
 
     nice -n 10 python3 benchmarks/reprogram.py            # full figures (~30 min on one core)
     python3 benchmarks/reprogram.py --quick               # smaller counts, same schema
@@ -311,7 +311,7 @@ def week_network(days: float, images_per_hour: int, seed: int = 60, alpha: float
         if (h + 1) % 6 == 0:
             for s in sn.sessions:
                 s.maintain()
-            check_corrector(sn)  # validation images through the chip: keep or re-train the corrector
+            check_corrector(sn)  # calibration images through the chip: keep or fine-tune the corrector
             series.append(measure())
             hours.append(sn.sessions[0].engine.time_s / 3600)
             log(f"  week (network) hour {h + 1}: accuracy {series[-1]}, corrector {sn.log[-1]['decision']}")

@@ -1,4 +1,4 @@
-"""The seed-000 digits network through the service loop: each layer a factorized matrix with its own checks.
+"""The seed-000 digits network through the service loop: each layer a mapped matrix with its own checks.
 
 Layer l's weights and bias form the (fan_in + 1) x fan_out matrix [W; b] (the bias row is
 driven by a constant input of 1, as in seed 000's circuit). Each layer is mapped as seed
@@ -15,37 +15,31 @@ after programming on the outputs of labelled calibration images run through the 
 mostly the write-and-verify error of every pair (the uncorrected circuit keeps ~94 % of
 the float network's 99.7 % on the digits, the corrected one ~99 %).
 
-In service it is **kept while a paired test says the circuit it learned still holds, and
-fine-tuned when it does not** (:func:`check_corrector`):
+In service it is **kept while a paired test finds the circuit it learned unchanged, and
+fine-tuned when not** (:func:`check_corrector`; reads only, never a write):
 
-1. *test* (reads only, every calibration image: fit and validation): right after
-   training, the host runs the images through the chip ``ref_passes`` more times and keeps
-   each image's mean cross-entropy ``ref_losses`` (fresh passes: the passes the corrector was fitted and
-   selected on are optimistic; later passes of an unchanged circuit are exchangeable with
-   a fresh one, fit images included). At a check, the same images through the chip give
-   losses l_now; the one-sided paired t-test of l_now - l_ref (H0: the mean loss per image
-   is unchanged; ``scipy.stats.ttest_rel``) at level ``alpha`` decides. Why paired: the
-   per-image losses spread over four decades, their differences are read noise plus the
-   circuit's change, so a rise of a few per cent of the mean loss is significant where a
-   threshold on the mean (the previous rule: accuracy -1 point or loss +25 % on the 200
-   validation images) never fired in a week that lost 1.5 points. Why all 1200 images:
-   on the 200 validation images alone the rise stayed at p ~ 0.1 while the held accuracy
-   fell 0.7 points (a week, seed 60); six times the pairs give sqrt(6) times the t. Under
-   H0 the level bounds the false triggers (0.05 x 28 checks a week: ~1.4). The level is a
-   price, not a risk: a false trigger costs reads of the fit images and a fine-tune, never a
-   worse corrector (step 3 guards that), while a late trigger costs accuracy. Weeks of seeds
-   61 / 62: never fine-tuning lost 1.0 / 0.67 points of held accuracy at the worst check,
-   alpha 0.01 0.17 / 0.84 (it fired late), alpha 0.05 0.0 / 0.33.
-2. *fine-tune* (reads only, the fit images): the kept corrector is trained further, warm
-   started (``Calibration.tune``: a few epochs at a small learning rate, no epoch selection),
-   on the fit images' outputs from the chip as it is now (the test's pass). A fresh re-training from another
-   seed was tried first: over seeds it scatters by ~2.5 points on the held images (0.966
-   to 0.993 on the same circuit), more than the faults cost; the warm start moves the
+1. *test*: right after training the host runs every calibration image (fit and
+   validation) through the chip ``ref_passes`` times and keeps each image's mean
+   cross-entropy, ``ref_losses`` (fresh passes: later passes of an unchanged circuit are
+   exchangeable with them, fit images included). A check runs the images again and makes
+   a one-sided paired t-test (``scipy.stats.ttest_rel``, H0: the mean loss per image is
+   unchanged) at level ``alpha``. Paired, because per-image losses spread over decades
+   while their differences are read noise plus the circuit's change; all 1200 images,
+   because on the 200 validation images alone the rise stayed at p ~ 0.1 while the held
+   accuracy fell 0.7 points. The previous rule (re-train if the validation accuracy fell
+   1 point or the loss rose 25 %) never fired in a week that lost 1.5 points.
+2. *fine-tune*: a copy of the corrector is trained further (``Calibration.tune``: warm
+   start, small learning rate, no epoch selection) on the fit images' outputs of the
+   test's pass. Fresh re-training scatters over seeds by ~2.5 points on held images
+   (0.966-0.993 on one circuit), more than the faults cost; a warm start moves the
    corrector only as far as the circuit moved.
-3. *adopt or keep*: the candidate replaces the corrector only if its mean cross-entropy on
-   the validation pass of step 1 is lower than the kept one's. The candidate never saw
-   those images (no epoch selection), so the comparison is unbiased; the reference losses
-   are then taken afresh for the adopted corrector.
+3. *adopt or keep*: the candidate replaces the corrector only if its mean cross-entropy
+   on the validation images (which it never saw) is lower; the reference is then retaken.
+
+``alpha`` is a price, not a risk: a false trigger (0.05 x 28 checks a week ~ 1.4 under H0)
+costs reads and a fine-tune, never a worse corrector (step 3), while a late one costs
+accuracy. Worst held accuracy loss in weeks of seeds 61 / 62: never fine-tuned 1.0 / 0.67
+points, alpha 0.01 0.17 / 0.84 (late), alpha 0.05 0.0 / 0.33.
 
 Images: fit and validation images are labelled images the lab holds; the images the
 benchmark reports accuracy on are neither. Every check and decision is appended to
