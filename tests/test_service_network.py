@@ -76,6 +76,12 @@ def test_calibration_refuses_a_test_it_cannot_run(digits):
     x, y, _, _ = digits
     with pytest.raises(ValueError, match="alpha"):
         Calibration(x[:100], y[:100], x[100:200], y[100:200], alpha=0.0)
+    with pytest.raises(ValueError, match="one label each"):
+        Calibration(x[:100], y[:99], x[100:200], y[100:200])
+    bad = x[100:200].copy()
+    bad[3, 5] = np.nan
+    with pytest.raises(ValueError, match="validation images must be finite"):
+        Calibration(x[:100], y[:100], bad, y[100:200])
     with pytest.raises(ValueError, match="ref_passes"):
         Calibration(x[:100], y[:100], x[100:200], y[100:200], ref_passes=0)
     with pytest.raises(ValueError, match="20 validation images"):

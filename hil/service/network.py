@@ -90,6 +90,10 @@ class Calibration:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        for x, y, what in ((self.x_fit, self.y_fit, "fit"), (self.x_val, self.y_val, "validation")):
+            if np.ndim(x) != 2 or len(x) != len(y) or not np.all(np.isfinite(x)):
+                raise ValueError(f"{what} images must be finite (n, inputs) with one label each, got "
+                                 f"{np.shape(x)} images and {np.shape(y)} labels")
         if not 0 < self.alpha < 0.5:
             raise ValueError(f"alpha must lie in (0, 0.5), got {self.alpha!r}")
         if self.ref_passes < 1:
