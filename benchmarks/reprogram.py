@@ -317,9 +317,13 @@ def week_network(days: float, images_per_hour: int, seed: int = 60, alpha: float
             log(f"  week (network) hour {h + 1}: accuracy {series[-1]}, corrector {sn.log[-1]['decision']}")
     faults = sum(len(a.aging.events) for a in arrays.values()) - events0
     merged = sorted((e for s in sn.sessions for e in s.log), key=lambda e: e["chip_time_s"])
-    service_figure(hours, [m["held"] for m in series], merged, str(RESULTS / "reprogram_service_network.png"),
-                   fidelity_label="accuracy (corrected, held images)", title=f"digits network served {days:g} days",
-                   log_scale=False)
+    tuned = [{"event": "corrector_fine_tune", "chip_time_s": e["chip_time_s"]} for e in sn.log
+             if e.get("decision") == "fine-tuned"]
+    service_figure(hours, [m["held"] for m in series], merged + tuned,
+                   str(RESULTS / "reprogram_service_network.png"), fidelity_label="accuracy (corrected, held images)",
+                   title=f"digits network served {days:g} days", log_scale=False,
+                   aim=(m0["held"] - 0.005, "aim: pre-fault - 0.5 point"),
+                   extra_kinds=[("corrector_fine_tune", "C5", "corrector fine-tunes")])
     c = [s.count for s in sn.sessions]
     sources = loss_sources(sn, arrays, names, g0, codes0, written0, x[held], y[held])
     decisions = [e["decision"] for e in sn.log if e["event"] == "corrector_check"]
