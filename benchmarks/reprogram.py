@@ -382,6 +382,7 @@ def loss_sources(sn, arrays, names, g0, codes0, written0, x, y) -> dict:
             "programmed": acc(g0), "end_of_week": acc(truth),
             "drift_only": acc([np.where(t, a, b) for t, a, b in zip(touched, g0, truth)]),
             "faults_and_repairs_only": acc([np.where(t, b, a) for t, a, b in zip(touched, g0, truth)]),
+            "faults_without_repairs": acc([np.where(n, b, a) for n, a, b in zip(new, g0, truth)]),
             "unfound_faults_restored": acc([np.where(u, a, b) for u, a, b in zip(unfound, g0, truth)]),
             "new_faults": int(sum(n.sum() for n in new)), "unfound_faults": int(sum(u.sum() for u in unfound)),
             "unfound_stuck_off": int(sum(((c == 1) & u).sum() for c, u in zip(codes, unfound))),
