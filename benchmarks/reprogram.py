@@ -3,7 +3,7 @@
 Re(DFT64) factorized with k = 64 on window-level simulated arrays (simulated_bench.window_array:
 write-and-verify within +-15 uS, the Stanford model's read noise, aging) at 10 % initial
 stuck-OFF devices, with the checksum columns mapped on both arrays; and the seed-000 digits
-network, each layer factorized and served the same way.
+network, each layer on differential pairs and served the same way (the corrector kept or fine-tuned).
 
     nice -n 10 python3 benchmarks/reprogram.py            # full figures (~30 min on one core)
     python3 benchmarks/reprogram.py --quick               # smaller counts, same schema
@@ -277,7 +277,7 @@ def week_matrix(mm0, days: float, vmms_per_hour: int, seed: int = 50) -> dict:
             "vmms": s.count.vmms, "mapped_devices": s.mm.devices}
 
 
-def week_network(days: float, images_per_hour: int, seed: int = 60) -> dict:
+def week_network(days: float, images_per_hour: int, seed: int = 60, alpha: float = 0.05) -> dict:
     from hil.networks.digits import load_digits_data, paper_split, train_digits_network
 
     x, y = load_digits_data()
@@ -297,9 +297,14 @@ def week_network(days: float, images_per_hour: int, seed: int = 60) -> dict:
     cal_idx = rng.permutation(tr)
     fit_i, val_i = cal_idx[:1000], cal_idx[1000:1200]
     held = np.setdiff1d(np.arange(len(y)), cal_idx[:1200])
-    cal = Calibration(x[fit_i], y[fit_i], x[val_i], y[val_i], seed=seed)
+    cal = Calibration(x[fit_i], y[fit_i], x[val_i], y[val_i], alpha=alpha, seed=seed)
     acc_unc0 = sn.accuracy(x, y, handle_alarms=False, corrected=False)
     fit_corrector(sn, cal)
+    # ground truth the simulator alone has, for where the accuracy goes (noise-free forwards, see loss_sources)
+    names = [s.mm.stages[0].array for s in sn.sessions]
+    g0 = [arrays[n].true_conductance() for n in names]
+    codes0 = [arrays[n].fault_codes.copy() for n in names]
+    written0 = [arrays[n].aging.t_written.copy() for n in names]
 
     def measure(handle: bool = True) -> dict:
         out = sn.forward(x, handle)
@@ -308,6 +313,8 @@ def week_network(days: float, images_per_hour: int, seed: int = 60) -> dict:
                 "test": float(np.mean(pred[te] == y[te])), "uncorrected_all": float(np.mean(raw == y))}
 
     m0 = measure(False)
+    # the same circuit measured again: how far read noise alone moves the held figure (context, not the aim's value)
+    repeat0 = [measure(False)["held"] for _ in range(4)]
     series = [m0]
     hours = [0.0]
     events0 = sum(len(a.aging.events) for a in arrays.values())
@@ -319,22 +326,32 @@ def week_network(days: float, images_per_hour: int, seed: int = 60) -> dict:
         if (h + 1) % 6 == 0:
             for s in sn.sessions:
                 s.maintain()
-            check_corrector(sn)  # validation images through the chip: keep or re-train the corrector
+            check_corrector(sn)  # calibration images through the chip: keep or fine-tune the corrector
             series.append(measure())
             hours.append(sn.sessions[0].engine.time_s / 3600)
             log(f"  week (network) hour {h + 1}: accuracy {series[-1]}, corrector {sn.log[-1]['decision']}")
     faults = sum(len(a.aging.events) for a in arrays.values()) - events0
     merged = sorted((e for s in sn.sessions for e in s.log), key=lambda e: e["chip_time_s"])
-    service_figure(hours, [m["held"] for m in series], merged, str(RESULTS / "reprogram_service_network.png"),
-                   fidelity_label="accuracy (corrected, held images)", title=f"digits network served {days:g} days",
-                   log_scale=False)
+    tuned = [{"event": "corrector_fine_tune", "chip_time_s": e["chip_time_s"]} for e in sn.log
+             if e.get("decision") == "fine-tuned"]
+    service_figure(hours, [m["held"] for m in series], merged + tuned,
+                   str(RESULTS / "reprogram_service_network.png"), fidelity_label="accuracy (corrected, held images)",
+                   title=f"digits network served {days:g} days", log_scale=False,
+                   aim=(m0["held"] - 0.005, "aim: pre-fault - 0.5 point"),
+                   extra_kinds=[("corrector_fine_tune", "C5", "corrector fine-tunes")])
     c = [s.count for s in sn.sessions]
+    sources = loss_sources(sn, arrays, names, g0, codes0, written0, x[held], y[held])
     decisions = [e["decision"] for e in sn.log if e["event"] == "corrector_check"]
-    return {"days": days, "faults_injected": faults, "alarms": sum(x.alarms for x in c),
+    return {"days": days, "faults_injected": faults, "faults_found": sum(x.faults_found for x in c), "alarms": sum(x.alarms for x in c),
             "repairs": sum(x.repairs for x in c), "full_remaps": sum(x.full_remaps for x in c),
             "devices_reprogrammed": sum(x.devices_reprogrammed for x in c),
             "network_acc_min": float(min(m["held"] for m in series)), "network_acc_pre_fault": m0["held"],
             "network_acc_end": series[-1]["held"], "accuracy_images": int(len(held)),
+            "pre_fault_repeated_passes": repeat0,
+            "held_by_check": {"hours": hours, "accuracy": [m["held"] for m in series]},
+            "pre_fault_note": "network_acc_pre_fault is one pass of the held images through the chip; "
+                              "pre_fault_repeated_passes are four more passes of the same circuit (read noise only)",
+            "loss_sources": sources,
             "accuracy_images_note": "images the corrector never saw (417 of the base network's training split + "
                                     "the 180 test images); the corrector fit 1000 and validated on 200 others",
             "all_images": {"min": float(min(m["all"] for m in series)), "pre_fault": m0["all"], "images": len(y)},
@@ -345,12 +362,49 @@ def week_network(days: float, images_per_hour: int, seed: int = 60) -> dict:
             "mapped_devices": sum(s.mm.devices for s in sn.sessions),
             "initial_faults": f"{NET_RATE:.0%} stuck-OFF per layer array (differential pairs)",
             "corrector": {"spec": cal.spec.name, "params": int(sn.corrector.n_params),
-                          "checks": len(decisions), "kept": decisions.count("kept"),
-                          "retrained": decisions.count("re-trained"),
-                          "decision": "kept while, on 200 held validation images, the corrected accuracy holds "
-                                      "within 1 point and the cross-entropy within 25 % of their values at training; "
-                                      "re-trained otherwise (hil/service/network.py)"},
+                          "checks": len(decisions), "kept": sum(d.startswith("kept") for d in decisions),
+                          "fine_tune_tried": sum(d != "kept" for d in decisions),
+                          "fine_tuned": decisions.count("fine-tuned"),
+                          "decision": "kept while a one-sided paired t-test (alpha 0.05) of the 1200 calibration "
+                                      "images' per-image cross-entropy, now against the mean of 3 fresh passes after training, "
+                                      "finds no rise; else fine-tuned (warm start) on the 1000 fit images through "
+                                      "the chip as it is, and adopted if its validation cross-entropy is lower "
+                                      "(hil/service/network.py)"},
             "corrector_log": sn.log}
+
+
+def loss_sources(sn, arrays, names, g0, codes0, written0, x, y) -> dict:
+    """Where the held accuracy went by the end of the week: the corrected network on the chip's true (noise-free)
+    conductances, with each cause of change alone. Cells touched since programming = new stuck devices and cells
+    written since (repairs); the rest changed by drift only."""
+    truth = [arrays[n].true_conductance() for n in names]
+    codes = [arrays[n].fault_codes for n in names]
+    touched = [(c != c0) | (arrays[n].aging.t_written > w0) for n, c, c0, w0 in zip(names, codes, codes0, written0)]
+    unfound = [(c != 0) & (s.mm.stages[0].codes == 0) for c, s in zip(codes, sn.sessions)]
+
+    def acc(gs) -> float:
+        a = x
+        for i, (s, g) in enumerate(zip(sn.sessions, gs)):
+            st = s.mm.stages[0]
+            z = np.hstack([a, np.ones((len(a), 1))]) @ st.logical(g) / s.mm.scale
+            z = z / (1.0 + s.detector.state[0].gain_applied)
+            a = np.maximum(z, 0.0) if i < len(gs) - 1 else z
+        return float(np.mean(sn.corrector.predict(a) == y))
+
+    new = [(c != 0) & (c0 == 0) for c, c0 in zip(codes, codes0)]
+    return {"note": "noise-free accuracy on the held images with the corrector as it ends the week; each entry "
+                    "keeps one cause of change and takes the programmed conductances elsewhere",
+            "programmed": acc(g0), "end_of_week": acc(truth),
+            "drift_only": acc([np.where(t, a, b) for t, a, b in zip(touched, g0, truth)]),
+            "faults_and_repairs_only": acc([np.where(t, b, a) for t, a, b in zip(touched, g0, truth)]),
+            "faults_without_repairs": acc([np.where(n, b, a) for n, a, b in zip(new, g0, truth)]),
+            "unfound_faults_restored": acc([np.where(u, a, b) for u, a, b in zip(unfound, g0, truth)]),
+            "new_faults": int(sum(n.sum() for n in new)), "unfound_faults": int(sum(u.sum() for u in unfound)),
+            "unfound_stuck_off": int(sum(((c == 1) & u).sum() for c, u in zip(codes, unfound))),
+            # a stuck device the maintenance read-back cannot see moved less than its 15 uS step threshold (the
+            # write-and-verify band): it leaves no more weight error than a write does
+            "unfound_largest_step_uS": float(max([0.0] + [float(np.abs(a - b)[u].max()) * 1e6
+                                                          for u, a, b in zip(unfound, g0, truth) if u.any()]))}
 
 
 SERVICE_BENCH_WORKFLOW = """name: Re(DFT16) on the bench

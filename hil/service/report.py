@@ -8,9 +8,11 @@ import numpy as np
 
 def service_figure(hours: Sequence[float], fidelity: Sequence[float], log: Sequence[dict], path: str,
                    fidelity_label: str = "1 - cos (true conductances)", title: str = "service run",
-                   log_scale: bool = True) -> str:
+                   log_scale: bool = True, aim: tuple[float, str] | None = None,
+                   extra_kinds: Sequence[tuple[str, str, str]] = ()) -> str:
     """Save a three-panel figure: fidelity vs chip time; alarms / drift compensations / repairs as
-    event marks; cumulative devices re-programmed. ``log`` is a session's event log."""
+    event marks; cumulative devices re-programmed. ``log`` is a session's event log; ``aim`` = (value,
+    label) draws a dashed line on the fidelity panel; ``extra_kinds`` = (event, colour, label) adds mark rows."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -21,16 +23,20 @@ def service_figure(hours: Sequence[float], fidelity: Sequence[float], log: Seque
     f = np.asarray(fidelity, float)
     if log_scale and np.all(f > 0) and f.max() > 10 * f.min():
         ax[0].set_yscale("log")
+    if aim is not None:
+        ax[0].axhline(aim[0], ls="--", color="0.4", lw=1)
+        ax[0].annotate(aim[1], (hours[0], aim[0]), textcoords="offset points", xytext=(2, 3), fontsize=8,
+                       color="0.3")
     ax[0].set_ylabel(fidelity_label)
     ax[0].set_title(title)
     kinds = [("alarm", "C3", "alarms"), ("drift_compensation", "C2", "drift compensations (0 writes)"),
-             ("repair", "C1", "repairs"), ("maintain", "C4", "drift refresh checks")]
+             ("repair", "C1", "repairs"), ("maintain", "C4", "drift refresh checks"), *extra_kinds]
     for y, (kind, color, label) in enumerate(kinds):
         t = [e["chip_time_s"] / 3600 for e in log if e["event"] == kind]
         ax[1].plot(t, np.full(len(t), y), "|", color=color, markersize=14, label=f"{label} ({len(t)})")
     ax[1].set_yticks(range(len(kinds)), [k[2].split(" (")[0] for k in kinds])
     ax[1].set_ylim(-0.7, len(kinds) - 0.3)
-    ax[1].legend(loc="upper right", fontsize=8)
+    ax[1].legend(loc="best", fontsize=8)
     writes = [(e["chip_time_s"] / 3600, e.get("writes", 0) + e.get("restored", 0)) for e in log
               if e["event"] in ("repair", "scan", "maintain", "rewrite_cell", "program")]
     writes += [(e["chip_time_s"] / 3600, 1) for e in log if e["event"] == "rewrite_cell"]
