@@ -379,3 +379,15 @@ def test_pair_repair_spreads_an_uncompensable_weight_over_correlated_inputs():
     aware = plan_repair(mm, [codes])
     assert aware.writes <= blind.writes + 6
     assert output_error(aware) < 0.3 * output_error(blind)
+
+
+def test_the_service_figure_counts_each_write_once():
+    """A cell rewrite records its writes; the figure's write panel counted it a second time."""
+    from hil.service.report import writes_over_time
+
+    log = [{"event": "program", "chip_time_s": 0.0, "writes": 500},
+           {"event": "rewrite_cell", "chip_time_s": 3600.0, "writes": 2},
+           {"event": "alarm", "chip_time_s": 5400.0},
+           {"event": "repair", "chip_time_s": 7200.0, "writes": 3, "restored": 1}]
+    t, n = writes_over_time(log)
+    assert list(t) == [1.0, 2.0] and list(n) == [2, 6]

@@ -6,6 +6,19 @@ from typing import Sequence
 import numpy as np
 
 
+WRITING_EVENTS = ("repair", "scan", "maintain", "rewrite_cell", "program")
+
+
+def writes_over_time(log: Sequence[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """Chip time (h) and cumulative device writes after it, from a session's event log: each
+    event's ``writes`` (+ ``restored``) counted once; the initial programming (time 0) is left out."""
+    writes = [(e["chip_time_s"] / 3600, e.get("writes", 0) + e.get("restored", 0)) for e in log
+              if e["event"] in WRITING_EVENTS]
+    writes = sorted(w for w in writes if w[0] > 0 or w[1] == 0) or [(0.0, 0)]
+    t, n = zip(*writes)
+    return np.asarray(t, float), np.cumsum(n)
+
+
 def service_figure(hours: Sequence[float], fidelity: Sequence[float], log: Sequence[dict], path: str,
                    fidelity_label: str = "1 - cos (true conductances)", title: str = "service run",
                    log_scale: bool = True, aim: tuple[float, str] | None = None,
@@ -37,12 +50,8 @@ def service_figure(hours: Sequence[float], fidelity: Sequence[float], log: Seque
     ax[1].set_yticks(range(len(kinds)), [k[2].split(" (")[0] for k in kinds])
     ax[1].set_ylim(-0.7, len(kinds) - 0.3)
     ax[1].legend(loc="best", fontsize=8)
-    writes = [(e["chip_time_s"] / 3600, e.get("writes", 0) + e.get("restored", 0)) for e in log
-              if e["event"] in ("repair", "scan", "maintain", "rewrite_cell", "program")]
-    writes += [(e["chip_time_s"] / 3600, 1) for e in log if e["event"] == "rewrite_cell"]
-    writes = [w for w in writes if w[0] > 0 or w[1] == 0] or [(0.0, 0)]
-    t, n = zip(*sorted(writes))
-    ax[2].step(t, np.cumsum(n), where="post", color="C1")
+    t, n = writes_over_time(log)
+    ax[2].step(t, n, where="post", color="C1")
     ax[2].set_ylabel("devices re-programmed\n(cumulative, after the first write)")
     ax[2].set_xlabel("chip time (h)")
     fig.savefig(path, dpi=120)
