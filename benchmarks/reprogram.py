@@ -440,7 +440,6 @@ def service_bench(hours: int) -> dict:
                       "127.0.0.1 and driven over pyvisa-py / pyserial sockets), protocols scan / ISPP / read / "
                       "Bench.vmm inside the runner",
            "matrix": "Re(DFT16)", "k": 16, "hours": hours, "vectors_per_hour": wf.stream.vectors_per_hour,
-           "refit_overrides": refit or {},
            "mapped_devices": summary["mapped_devices"], "faults_appeared": int(rows["faults_appeared"].sum()),
            "faults_found": summary["faults_found"], "alarms": summary["alarms"], "repairs": summary["repairs"],
            "full_remaps": summary["full_remaps"],
