@@ -24,6 +24,18 @@ def solve(m_, ca, cb, seed=0):
     return factorize(m_, ca, cb, np.random.default_rng(seed), params=SolverParams(tol=1e-12, max_iter=3000))
 
 
+def hil_map(tmp_path, m_, k, fa=None, fb=None, *extra):
+    """``hil map`` on ``m_`` (and fault maps when given) at ``k``: the result and its JSON record."""
+    args = ["map", str(tmp_path / "m.npy"), "--k", str(k), "--out", str(tmp_path / "r.json"), *map(str, extra)]
+    np.save(tmp_path / "m.npy", m_)
+    for name, arr in (("fa", fa), ("fb", fb)):
+        if arr is not None:
+            np.save(tmp_path / f"{name}.npy", arr)
+            args += [f"--faults-{name[1]}", str(tmp_path / f"{name}.npy")]
+    res = CliRunner().invoke(cli, args)
+    return res, (json.loads((tmp_path / "r.json").read_text()) if res.exit_code == 0 else None)
+
+
 def test_dead_inner_lines_bound_every_fit():
     m_ = re_dft(8)  # rank 5
     ca = np.zeros((8, 6), np.int8)
@@ -150,19 +162,14 @@ def test_hil_map_says_when_an_exact_fit_is_impossible(tmp_path):
     fa = np.zeros((8, 8), np.int8)
     fa[3, :] = OFF  # row 3 of M (non-zero) has no device left in A
     fb = np.zeros((8, 8), np.int8)
-    for name, arr in (("m", m_), ("fa", fa), ("fb", fb)):
-        np.save(tmp_path / f"{name}.npy", arr)
-    out = tmp_path / "r.json"
-    res = CliRunner().invoke(cli, ["map", str(tmp_path / "m.npy"), "--k", "8", "--faults-a", str(tmp_path / "fa.npy"),
-                                   "--faults-b", str(tmp_path / "fb.npy"), "--out", str(out)])
+    res, rec = hil_map(tmp_path, m_, 8, fa, fb)
     assert res.exit_code == 0, res.output
     assert "EXACT FIT IMPOSSIBLE" in res.output and "row 3" in res.output
-    rec = json.loads(out.read_text())
     assert rec["exact_fit"]["exact_possible"] is False
     assert rec["one_minus_cos"] >= rec["exact_fit"]["certificate"]["omc_lower_bound"] * (1 - 1e-9)
-    res = CliRunner().invoke(cli, ["map", str(tmp_path / "m.npy"), "--k", "8", "--out", str(out)])
+    res, rec = hil_map(tmp_path, m_, 8)
     assert "fit reaches tol" in res.output
-    assert json.loads(out.read_text())["exact_fit"]["exact_possible"] is True
+    assert rec["exact_fit"]["exact_possible"] is True
 
 
 def test_no_fresh_starts_once_an_exact_fit_is_out_of_reach():
@@ -224,32 +231,27 @@ def test_low_rank_target_fits_with_the_k_the_count_suggests(tmp_path):
     """Rank 8 of 32 x 32 at 30 % stuck-OFF: k = 16 is short of freedoms (a fit through
     one sign per row was never found there); ``hil map`` says so and names a k that fits."""
     rng = np.random.default_rng(3)
-    np.save(tmp_path / "m.npy", rng.standard_normal((32, 8)) @ rng.standard_normal((8, 32)))
-    out = tmp_path / "r.json"
-    args = ["map", str(tmp_path / "m.npy"), "--fault-rate", "0.3", "--tol", "1e-8", "--out", str(out)]
-    res = CliRunner().invoke(cli, args + ["--k", "16"])
+    m_ = rng.standard_normal((32, 8)) @ rng.standard_normal((8, 32))
+    rate = ("--fault-rate", "0.3", "--tol", "1e-8")
+    res, rec = hil_map(tmp_path, m_, 16, None, None, *rate)
     assert res.exit_code == 0, res.output
     assert "WARNING" in res.output and "below 1" in res.output
-    k_more = json.loads(out.read_text())["exact_fit"]["k_suggested"]
+    k_more = rec["exact_fit"]["k_suggested"]
     assert 16 < k_more < 32 and f"k >= {k_more}" in res.output
     # and the k where the count reaches 1, near which such fits begin (freedom_margin's notes)
     k_one = re.search(r"k >= (\d+) reach 1", res.output)
     assert k_one and 16 < int(k_one.group(1)) < k_more, res.output
-    res = CliRunner().invoke(cli, args + ["--k", str(k_more)])
+    res, rec = hil_map(tmp_path, m_, k_more, None, None, *rate)
     assert res.exit_code == 0 and "fit reaches tol 1e-08" in res.output, res.output
-    assert json.loads(out.read_text())["one_minus_cos"] <= 1e-8
+    assert rec["one_minus_cos"] <= 1e-8
 
 
 def test_hil_map_prints_the_row_cone_verdict(tmp_path):
-    for name, arr in (("m", np.array([[1.0, 1.0, -1.0], [1.0, 2.0, -2.0]])),
-                      ("fa", np.zeros((2, 2), np.int8)), ("fb", np.array([[OFF, 0, 0], [0, 0, 0]], np.int8))):
-        np.save(tmp_path / f"{name}.npy", arr)
-    out = tmp_path / "r.json"
-    res = CliRunner().invoke(cli, ["map", str(tmp_path / "m.npy"), "--k", "2", "--faults-a", str(tmp_path / "fa.npy"),
-                                   "--faults-b", str(tmp_path / "fb.npy"), "--out", str(out)])
+    res, rec = hil_map(tmp_path, np.array([[1.0, 1.0, -1.0], [1.0, 2.0, -2.0]]), 2, np.zeros((2, 2), np.int8),
+                       np.array([[OFF, 0, 0], [0, 0, 0]], np.int8))
     assert res.exit_code == 0, res.output
     assert "EXACT FIT IMPOSSIBLE" in res.output and "row space of M" in res.output
-    assert json.loads(out.read_text())["exact_fit"]["certificate"]["kind"] == "row_cone"
+    assert rec["exact_fit"]["certificate"]["kind"] == "row_cone"
 
 
 def _best_1x2(ca, cb, m_):
@@ -282,13 +284,9 @@ def test_one_by_two_target_reaches_its_best_partial_fit_on_every_fault_pattern()
 
 
 def test_hil_map_of_a_one_by_two_target_uses_its_line(tmp_path):
-    np.save(tmp_path / "m.npy", np.array([[1.0, -1.0]]))
-    out = tmp_path / "r.json"
     for seed in ("0", "1"):
-        res = CliRunner().invoke(cli, ["map", str(tmp_path / "m.npy"), "--k", "1", "--seed", seed,
-                                       "--out", str(out)])
+        res, rec = hil_map(tmp_path, np.array([[1.0, -1.0]]), 1, None, None, "--seed", seed)
         assert res.exit_code == 0, res.output
-        rec = json.loads(out.read_text())
         assert rec["inner_lines_used"] == 1 and abs(rec["one_minus_cos"] - (1 - 2 ** -0.5)) < 1e-9
         assert "EXACT FIT IMPOSSIBLE" in res.output
 
