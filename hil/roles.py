@@ -20,6 +20,12 @@ from numpy.typing import ArrayLike, NDArray
 Route = Literal["read", "bl", "sl", "vmm"]
 
 
+class RoleNotServed(TypeError):
+    """A bench asked a model for a role, or a role for a capability, it does not serve (the bench-file
+    schema refuses such wiring on load, from each plug-in's ``roles``; this guards code that builds roles
+    directly)."""
+
+
 class LimitError(ValueError):
     """A request beyond the bench file's hard limits; raised before anything is sent."""
 
@@ -82,7 +88,7 @@ class Selector(abc.ABC):
     def cell_routes(self, row: int, cols: Sequence[int]) -> list[str]:
         """The read route of each cell alone, in the selector's own command language, for a script
         that runs on another instrument (:attr:`link_node`)."""
-        raise NotImplementedError(f"{type(self).__name__} cannot be driven by another instrument's script")
+        raise RoleNotServed(f"{type(self).__name__} cannot be driven by another instrument's script (no link_node)")
 
     def forget(self) -> None:
         """Another instrument changed the routes: the next selection is sent whatever was closed before."""
@@ -123,7 +129,7 @@ class Pulser(abc.ABC):
     def arm(self, amplitudes: Sequence[float], width: float) -> None:
         """Ready one pulse per trigger from the addresser: ``amplitudes[k]`` (V, >= 0) for the k-th,
         all ``width`` s (without :attr:`level_per_trigger` every amplitude must be the same)."""
-        raise NotImplementedError(f"{type(self).__name__} takes no external triggers")
+        raise RoleNotServed(f"{type(self).__name__} takes no external triggers (can_trigger is False)")
 
     def check(self, amplitudes: NDArray[np.float64], widths: NDArray[np.float64]) -> None:
         """Raise :class:`LimitError` for any pulse (|amplitude| V, width s) the instrument cannot make."""

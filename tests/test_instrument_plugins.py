@@ -316,3 +316,18 @@ def test_instrument_silent_at_identification_is_named():
             build_bench(parse_bench(data))
     finally:
         served.close()
+
+
+def test_a_role_asked_for_a_capability_it_lacks_says_which():
+    """The base roles' optional capabilities (a script-driven selector, an externally triggered
+    pulser) refuse with RoleNotServed, the error the plug-ins raise for a role they do not serve."""
+    from hil.instruments.base import RoleNotServed
+    from hil.roles import Pulser, Selector
+
+    def bare(role):
+        return type(f"Bare{role.__name__}", (role,), {m: lambda *a, **k: None for m in role.__abstractmethods__})()
+
+    with pytest.raises(RoleNotServed, match="no link_node"):
+        bare(Selector).cell_routes(0, [1, 2])
+    with pytest.raises(RoleNotServed, match="can_trigger is False"):
+        bare(Pulser).arm([0.5], 1e-6)

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..roles import RoleNotServed  # defined with the roles, which import nothing of ours
+
 if TYPE_CHECKING:  # pragma: no cover
     from ..roles import GateSupply, Pulser, Reader, Selector, VectorMultiplier
     from ..station import Station
@@ -25,9 +27,6 @@ ROLE_NAMES = ("addresser", "read", "pulse", "gate", "sense")
 
 
 
-class RoleNotServed(TypeError):
-    """A bench asked a model for a role its plug-in does not serve (the bench-file schema refuses
-    such wiring on load, from each plug-in's ``roles``; this guards code that builds roles directly)."""
 
 class VisaOptions(BaseModel):
     """``options`` of a VISA instrument's bench-file entry: passed to PyVISA when it opens."""
