@@ -87,6 +87,8 @@ class Calibration:
     tune: TrainParams = TUNE  #: how a kept corrector is fine-tuned once the test fires
     ref_passes: int = 3  #: passes averaged into the reference losses (every later check is paired with the same
     #: reference: averaging keeps one lucky or unlucky pass from biasing all of them)
+    tune_after_writes: bool = True  #: a check after any repair wrote devices fine-tunes without waiting for the test
+    tune_passes: int = 1  #: passes of the fit images a fine-tune trains on (each pass its own read noise)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -116,6 +118,12 @@ class ServedNetwork:
     ref_losses: FloatArray | None = None  #: per-image cross-entropy of a fresh pass of the fit then the validation
     #: images after training (the paired test's reference)
     log: list[dict] = field(default_factory=list)
+    writes_seen: int = 0  #: devices the layers' sessions had re-programmed when the corrector last looked
+
+    @property
+    def writes(self) -> int:
+        """Devices re-programmed by every layer's repairs and maintenance since programming."""
+        return sum(s.count.devices_reprogrammed for s in self.sessions)
 
     def forward(self, x: FloatArray, handle_alarms: bool = True) -> FloatArray:
         """The circuit's 10 outputs (logits in the network's units) for images x (B, 64)."""
@@ -163,6 +171,7 @@ def _reference(sn: ServedNetwork, cal: Calibration) -> None:
                                              cross_entropies(sn.corrector, v_val, cal.y_val)])
                              for v_fit, v_val in (_pass(sn, cal) for _ in range(cal.ref_passes))], axis=0)
     sn.val_loss = float(np.mean(sn.ref_losses[len(cal.y_fit):]))
+    sn.writes_seen = sn.writes
 
 
 def _pass(sn: ServedNetwork, cal: Calibration) -> tuple[FloatArray, FloatArray]:
@@ -186,11 +195,15 @@ def check_corrector(sn: ServedNetwork) -> dict:
     rec = dict(val_accuracy=acc, trained_at=sn.val_accuracy, val_loss=float(np.mean(losses)),
                loss_reference=sn.val_loss, loss_all=float(np.mean(both)),
                loss_all_reference=float(np.mean(sn.ref_losses)), t=float(test.statistic), p_value=p_value,
-               alpha=cal.alpha)
-    if p_value >= cal.alpha:
+               alpha=cal.alpha, writes_since=sn.writes - sn.writes_seen)
+    rewritten = cal.tune_after_writes and rec["writes_since"] > 0
+    sn.writes_seen = sn.writes
+    if p_value >= cal.alpha and not rewritten:
         return sn.record("corrector_check", decision="kept", **rec)
     # the circuit moved: fine-tune a copy on the fit images' outputs from the chip as it is now
-    cand = sn.corrector.copy().fit(v_fit, cal.y_fit, cal.tune, rng=cal.seed + len(sn.log))
+    extra = [sn.forward(cal.x_fit, handle_alarms=False) for _ in range(cal.tune_passes - 1)]
+    cand = sn.corrector.copy().fit(np.vstack([v_fit, *extra]), np.tile(cal.y_fit, cal.tune_passes), cal.tune,
+                                   rng=cal.seed + len(sn.log))
     cand_losses = cross_entropies(cand, v_val, cal.y_val)
     rec.update(candidate_val_loss=float(np.mean(cand_losses)),
                candidate_val_accuracy=float(np.mean(cand.predict(v_val) == cal.y_val)))
