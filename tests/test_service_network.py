@@ -61,6 +61,27 @@ def test_corrector_lifts_accuracy_is_kept_on_an_unchanged_circuit_and_fine_tuned
     assert [e["event"] for e in sn.log] == ["corrector_trained"] + ["corrector_check"] * 3
 
 
+def test_a_check_after_repairs_wrote_devices_fine_tunes_without_waiting_for_the_test(digits):
+    sn, arrays, cal, _ = served(digits, seed=7)
+    fit_corrector(sn, cal)
+    assert check_corrector(sn)["writes_since"] == 0 and sn.writes == 0
+    # devices of the first layer stick ON behind the host's back; the maintenance read-back finds them and the
+    # repair re-writes their partners (write-and-verify error the corrector never learned)
+    arr, st = arrays["L0"], sn.sessions[0].mm.stages[0]
+    low = np.argwhere((arr.fault_codes == 0) & (st.g_ref < 20e-6))
+    for r, c in low[np.random.default_rng(8).choice(len(low), 6, replace=False)]:
+        arr.stick(r, c, 2)
+    for s in sn.sessions:
+        s.maintain()
+    assert sn.writes > 0
+    rec = check_corrector(sn)
+    assert rec["writes_since"] == sn.writes and rec["decision"] in ("fine-tuned", "kept (fine-tune no better)")
+    assert "candidate_val_loss" in rec  # a candidate was trained and judged, whatever the test said
+    # those writes are seen: the next check, with none since, follows the paired test alone
+    rec = check_corrector(sn)
+    assert rec["writes_since"] == 0 and (rec["decision"] == "kept") == (rec["p_value"] >= cal.alpha)
+
+
 def test_paired_test_false_triggers_stay_near_its_level_on_an_unchanged_circuit(digits):
     """Under H0 (no aging, no faults: only read noise differs between passes) the test rarely fires. Every check
     is paired with the same reference, so the p-values of one run are correlated (not 20 independent uniforms)."""

@@ -35,6 +35,12 @@ fine-tuned when not** (:func:`check_corrector`; reads only, never a write):
    corrector only as far as the circuit moved.
 3. *adopt or keep*: the candidate replaces the corrector only if its mean cross-entropy
    on the validation images (which it never saw) is lower; the reference is then retaken.
+4. *after writes* (``tune_after_writes``): a check that follows any repair or maintenance
+   write fine-tunes (2-3) without waiting for the test. A re-written device lands anywhere
+   in its write-and-verify band, an error the corrector never learned; a counterfactual on
+   the chip's true conductances (``benchmarks/reprogram.py``, ``loss_sources``) put the whole
+   week's loss there, while the test, a mean over 1200 images, stayed quiet as a few held
+   images flipped (seed 60: no fine-tune after hour 66, and 4 held images lost by hour 162).
 
 ``alpha`` is a price, not a risk: a false trigger (0.05 x 28 checks a week ~ 1.4 under H0)
 costs reads and a fine-tune, never a worse corrector (step 3), while a late one costs
@@ -88,7 +94,6 @@ class Calibration:
     ref_passes: int = 3  #: passes averaged into the reference losses (every later check is paired with the same
     #: reference: averaging keeps one lucky or unlucky pass from biasing all of them)
     tune_after_writes: bool = True  #: a check after any repair wrote devices fine-tunes without waiting for the test
-    tune_passes: int = 1  #: passes of the fit images a fine-tune trains on (each pass its own read noise)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -201,9 +206,7 @@ def check_corrector(sn: ServedNetwork) -> dict:
     if p_value >= cal.alpha and not rewritten:
         return sn.record("corrector_check", decision="kept", **rec)
     # the circuit moved: fine-tune a copy on the fit images' outputs from the chip as it is now
-    extra = [sn.forward(cal.x_fit, handle_alarms=False) for _ in range(cal.tune_passes - 1)]
-    cand = sn.corrector.copy().fit(np.vstack([v_fit, *extra]), np.tile(cal.y_fit, cal.tune_passes), cal.tune,
-                                   rng=cal.seed + len(sn.log))
+    cand = sn.corrector.copy().fit(v_fit, cal.y_fit, cal.tune, rng=cal.seed + len(sn.log))
     cand_losses = cross_entropies(cand, v_val, cal.y_val)
     rec.update(candidate_val_loss=float(np.mean(cand_losses)),
                candidate_val_accuracy=float(np.mean(cand.predict(v_val) == cal.y_val)))
