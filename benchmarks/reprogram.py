@@ -40,7 +40,7 @@ from benchmarks._common import RESULTS, write_results  # noqa: E402
 from hil.factorization import random_fault_codes  # noqa: E402
 from hil.service import (CheckParams, EngineParams, RefitParams, ServiceParams, ServiceSession,  # noqa: E402
                          WindowEngine, map_factorized, plan_full_remap)
-from hil.service.network import Calibration, check_corrector, fit_corrector, serve_network  # noqa: E402
+from hil.service.network import Calibration, check_corrector, digital_patch, fit_corrector, serve_network  # noqa: E402
 from hil.service.report import service_figure  # noqa: E402
 from protocols.matrix import dft_parts  # noqa: E402
 from protocols.service import ServicePage  # noqa: E402
@@ -277,7 +277,8 @@ def week_matrix(mm0, days: float, vmms_per_hour: int, seed: int = 50) -> dict:
             "vmms": s.count.vmms, "mapped_devices": s.mm.devices}
 
 
-def week_network(days: float, images_per_hour: int, seed: int = 60, alpha: float = 0.05) -> dict:
+def week_network(days: float, images_per_hour: int, seed: int = 60, alpha: float = 0.05,
+                 tune_after_writes: bool = True, figure: bool = True, patch: bool = False) -> dict:
     from hil.networks.digits import load_digits_data, paper_split, train_digits_network
 
     x, y = load_digits_data()
@@ -291,13 +292,15 @@ def week_network(days: float, images_per_hour: int, seed: int = 60, alpha: float
         return arrays[name]
 
     sn = serve_network(net, NET_RATE, make, ServiceParams(), seed=seed)
+    sn.patch = patch
     rng = np.random.default_rng(seed)
     # the corrector's labelled images at the bench: 1000 to fit, 200 to validate (both from the training split);
     # accuracy is reported on the 597 images it never saw (417 training + 180 test) and, as before, on all 1797
     cal_idx = rng.permutation(tr)
     fit_i, val_i = cal_idx[:1000], cal_idx[1000:1200]
     held = np.setdiff1d(np.arange(len(y)), cal_idx[:1200])
-    cal = Calibration(x[fit_i], y[fit_i], x[val_i], y[val_i], alpha=alpha, seed=seed)
+    cal = Calibration(x[fit_i], y[fit_i], x[val_i], y[val_i], alpha=alpha, seed=seed,
+                      tune_after_writes=tune_after_writes)
     acc_unc0 = sn.accuracy(x, y, handle_alarms=False, corrected=False)
     fit_corrector(sn, cal)
     # ground truth the simulator alone has, for where the accuracy goes (noise-free forwards, see loss_sources)
@@ -334,11 +337,13 @@ def week_network(days: float, images_per_hour: int, seed: int = 60, alpha: float
     merged = sorted((e for s in sn.sessions for e in s.log), key=lambda e: e["chip_time_s"])
     tuned = [{"event": "corrector_fine_tune", "chip_time_s": e["chip_time_s"]} for e in sn.log
              if e.get("decision") == "fine-tuned"]
-    service_figure(hours, [m["held"] for m in series], merged + tuned,
-                   str(RESULTS / "reprogram_service_network.png"), fidelity_label="accuracy (corrected, held images)",
-                   title=f"digits network served {days:g} days", log_scale=False,
-                   aim=(m0["held"] - 0.005, "aim: pre-fault - 0.5 point"),
-                   extra_kinds=[("corrector_fine_tune", "C5", "corrector fine-tunes")])
+    if figure:
+        service_figure(hours, [m["held"] for m in series], merged + tuned,
+                       str(RESULTS / "reprogram_service_network.png"),
+                       fidelity_label="accuracy (corrected, held images)",
+                       title=f"digits network served {days:g} days", log_scale=False,
+                       aim=(m0["held"] - 0.005, "aim: pre-fault - 0.5 point"),
+                       extra_kinds=[("corrector_fine_tune", "C5", "corrector fine-tunes")])
     c = [s.count for s in sn.sessions]
     sources = loss_sources(sn, arrays, names, g0, codes0, written0, x[held], y[held])
     decisions = [e["decision"] for e in sn.log if e["event"] == "corrector_check"]
@@ -365,9 +370,12 @@ def week_network(days: float, images_per_hour: int, seed: int = 60, alpha: float
                           "checks": len(decisions), "kept": sum(d.startswith("kept") for d in decisions),
                           "fine_tune_tried": sum(d != "kept" for d in decisions),
                           "fine_tuned": decisions.count("fine-tuned"),
+                          "checks_after_writes": sum(e["writes_since"] > 0 for e in sn.log
+                                                     if e["event"] == "corrector_check"),
                           "decision": "kept while a one-sided paired t-test (alpha 0.05) of the 1200 calibration "
-                                      "images' per-image cross-entropy, now against the mean of 3 fresh passes after training, "
-                                      "finds no rise; else fine-tuned (warm start) on the 1000 fit images through "
+                                      "images' per-image cross-entropy, against the mean of 3 fresh passes after "
+                                      "training, finds no rise and no repair or maintenance wrote devices since the "
+                                      "last check; else fine-tuned (warm start) on the 1000 fit images through "
                                       "the chip as it is, and adopted if its validation cross-entropy is lower "
                                       "(hil/service/network.py)"},
             "corrector_log": sn.log}
@@ -386,8 +394,11 @@ def loss_sources(sn, arrays, names, g0, codes0, written0, x, y) -> dict:
         a = x
         for i, (s, g) in enumerate(zip(sn.sessions, gs)):
             st = s.mm.stages[0]
-            z = np.hstack([a, np.ones((len(a), 1))]) @ st.logical(g) / s.mm.scale
+            u = np.hstack([a, np.ones((len(a), 1))])
+            z = u @ st.logical(g) / s.mm.scale
             z = z / (1.0 + s.detector.state[0].gain_applied)
+            if sn.patch:
+                z = z + u @ digital_patch(s)
             a = np.maximum(z, 0.0) if i < len(gs) - 1 else z
         return float(np.mean(sn.corrector.predict(a) == y))
 

@@ -123,6 +123,7 @@ class ServedNetwork:
     ref_losses: FloatArray | None = None  #: per-image cross-entropy of a fresh pass of the fit then the validation
     #: images after training (the paired test's reference)
     log: list[dict] = field(default_factory=list)
+    patch: bool = False  #: add the weights stuck pairs cannot hold digitally (:func:`digital_patch`)
     writes_seen: int = 0  #: devices the layers' sessions had re-programmed when the corrector last looked
 
     @property
@@ -137,6 +138,8 @@ class ServedNetwork:
             u = np.hstack([a, np.ones((a.shape[0], 1))])
             s.mm.observe(u)  # what the layer sees: its repair weighs weight errors by these inputs
             z, _ = s.serve(u, handle_alarms)
+            if self.patch:
+                z = z + u @ digital_patch(s)
             a = np.maximum(z, 0.0) if i < len(self.sessions) - 1 else z
         return a
 
@@ -154,6 +157,19 @@ class ServedNetwork:
         rec = {"event": kind, "chip_time_s": float(self.sessions[0].engine.time_s), **data}
         self.log.append(rec)
         return rec
+
+
+def digital_patch(s: ServiceSession) -> FloatArray:
+    """(n_in, n_out) weights in network units the host adds digitally to a layer's analog output: on every pair
+    with a stuck device, the weight error the pair leaves beyond the write-and-verify band (a stuck-OFF G+
+    under a positive weight...), from the host's references; zero elsewhere."""
+    st = s.mm.stages[0]
+    g_max = s.p.refit.g_max
+    g = np.where(st.codes == 1, 0.0, np.where(st.codes == 2, g_max, st.g_ref))
+    err = s.mm.target - st.logical(g)[:, :st.n_data] / s.mm.scale
+    stuck = np.zeros(err.shape, bool)
+    np.logical_or.at(stuck, st.row_index, (st.codes != 0)[:, :st.n_data])
+    return np.where(stuck & (np.abs(err) * s.mm.scale > s.p.refit.band), err, 0.0)
 
 
 def fit_corrector(sn: ServedNetwork, cal: Calibration, why: str = "programmed") -> dict:
