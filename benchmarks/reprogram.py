@@ -278,7 +278,7 @@ def week_matrix(mm0, days: float, vmms_per_hour: int, seed: int = 50) -> dict:
 
 
 def week_network(days: float, images_per_hour: int, seed: int = 60, alpha: float = 0.05,
-                 tune_after_writes: bool = True, figure: bool = True, patch: bool = False) -> dict:
+                 tune_after_writes: bool = True, figure: bool = True, patch: bool = True) -> dict:
     from hil.networks.digits import load_digits_data, paper_split, train_digits_network
 
     x, y = load_digits_data()
@@ -365,6 +365,11 @@ def week_network(days: float, images_per_hour: int, seed: int = 60, alpha: float
                                        "pre_fault": m0["uncorrected_all"], "after_programming": acc_unc0},
             "network_acc_float": acc_float,
             "mapped_devices": sum(s.mm.devices for s in sn.sessions),
+            "digital_patch": {"on": sn.patch, "weights_at_end": int(sum(np.count_nonzero(digital_patch(s))
+                                                                         for s in sn.sessions)),
+                              "weights": int(sum(s.mm.target.size for s in sn.sessions)),
+                              "note": "multiply-adds per image the host does digitally: the weights pairs with a "
+                                      "stuck device cannot hold beyond the write band (hil/service/network.py)"},
             "initial_faults": f"{NET_RATE:.0%} stuck-OFF per layer array (differential pairs)",
             "corrector": {"spec": cal.spec.name, "params": int(sn.corrector.n_params),
                           "checks": len(decisions), "kept": sum(d.startswith("kept") for d in decisions),

@@ -22,7 +22,7 @@ from hil.faultmap_versions import FaultMapVersions
 
 from .engine import WindowEngine, window_chip
 from .mapping import map_direct, map_factorized
-from .network import Calibration, ServedNetwork, check_corrector, fit_corrector, layer_matrix
+from .network import Calibration, ServedNetwork, check_corrector, digital_patch, fit_corrector, layer_matrix
 from .session import ServiceSession
 from .tiles import serve_tiled, tile_shapes
 from .workflow import Workflow, service_params, target_matrix, workload
@@ -168,7 +168,10 @@ class ServiceLoop:
         a = x
         for i, s in enumerate(self.sessions):
             st = s.mm.stages[0]
-            z = np.hstack([a, np.ones((a.shape[0], 1))]) @ st.logical(truth[st.array]) / s.mm.scale
+            u = np.hstack([a, np.ones((a.shape[0], 1))])
+            z = u @ st.logical(truth[st.array]) / s.mm.scale
+            if self.served.patch:  # the host's digital part of the layer (the weights stuck pairs cannot hold)
+                z = z + u @ digital_patch(s)
             a = np.maximum(z, 0.0) if i < len(self.sessions) - 1 else z
         return a
 
