@@ -108,16 +108,23 @@ def _polish(prob: _Problem, x, target, params: SolverParams):
 
 
 def homotopy(matrix, ca, cb, rng, params: SolverParams, factor: float = 0.6, stages: int = 16,
-             stage_iter: int = 3000):
-    """(a): returns (MA, MB, iterations, 1 - cos after each stage)."""
+             stage_iter: int = 3000, start=None, first_bound: float = 1.0):
+    """(a): returns (MA, MB, iterations, 1 - cos after each stage).
+
+    ``start`` (MA, MB, sa, sb) replaces the free-signed fit (a one-sign stall: the minority
+    halves then open from 0 to ``first_bound`` times the largest magnitude and close again).
+    """
     m, k = ca.shape
     n = cb.shape[1]
     target = matrix / np.linalg.norm(matrix)
-    a, b, total = free_signed_fit(matrix, ca, cb, rng)
-    a, b, sa, sb = align_signs(a, b, rng)
+    if start is None:
+        a, b, total = free_signed_fit(matrix, ca, cb, rng)
+        a, b, sa, sb = align_signs(a, b, rng)
+    else:
+        (a, b, sa, sb), total = start, 0
     ia, ib = np.flatnonzero(ca.ravel() == 0), np.flatnonzero(cb.ravel() == 0)
     ra, rb = ia // k, ib // n
-    u0 = max(np.abs(a).max(), np.abs(b).max())
+    u0 = first_bound * max(np.abs(a).max(), np.abs(b).max()) / factor
     stage_omc = []
     for stage in range(stages + 1):
         bound = 0.0 if stage == stages else u0 * factor ** (stage + 1)
@@ -177,12 +184,16 @@ def flip_gains(a, b, sa, sb, target, ca, cb):
     return gain_a, rows_a, gain_b, rows_b
 
 
-def _stalled_start(matrix, ca, cb, rng, params: SolverParams):
-    """The solver's own first attempt (data signs for MA, balanced for MB) run to its stall."""
+def _stalled_start(matrix, ca, cb, rng, params: SolverParams, signs=None):
+    """The solver's own first attempt (data signs for MA, balanced for MB; or ``signs``,
+    (sa, sb)) run to its stall."""
     k = ca.shape[1]
     target = matrix / np.linalg.norm(matrix)
-    sa = np.where(matrix @ rng.standard_normal(matrix.shape[1]) < 0, -1.0, 1.0)
-    sb = balanced_signs(k)
+    if signs is None:
+        sa = np.where(matrix @ rng.standard_normal(matrix.shape[1]) < 0, -1.0, 1.0)
+        sb = balanced_signs(k)
+    else:
+        sa, sb = (np.asarray(s, dtype=float).copy() for s in signs)
     prob = _problem(ca, cb, sa, sb)
     a, b, it = _polish(prob, _scaled_start(prob, rng), target, params)
     return target, sa, sb, a, b, it
@@ -204,9 +215,9 @@ def _flip(sa, sb, a, b, rows_a, rows_b, idx):
 
 
 def flip_search(matrix, ca, cb, rng, params: SolverParams, candidates: int = 6, short_iter: int = 400,
-                rounds: int = 40):
+                rounds: int = 40, signs=None):
     """(b): returns (MA, MB, iterations, flips kept, 1 - cos at the stall)."""
-    target, sa, sb, a, b, total = _stalled_start(matrix, ca, cb, rng, params)
+    target, sa, sb, a, b, total = _stalled_start(matrix, ca, cb, rng, params, signs)
     stalled = current = one_minus_cos(a @ b, target)
     kept = 0
     for _ in range(rounds):
@@ -250,6 +261,62 @@ def alternate(matrix, ca, cb, rng, params: SolverParams, cycles: int = 6):
             break
         sa, sb, a, b, current = sa2, sb2, a2, b2, one_minus_cos(a2 @ b2, target)
     return a, b, total, flipped, stalled
+
+
+def reopen(matrix, ca, cb, rng, params: SolverParams, cycles: int = 2, first_bound: float = 0.05):
+    """(a) from the stall: the minority halves open to ``first_bound`` of the largest
+    magnitude and close in 6 stages of 2,000 iterations, signs re-chosen, ``cycles`` times.
+    Returns (MA, MB, iterations, 1 - cos after each cycle, 1 - cos at the stall)."""
+    target, sa, sb, a, b, total = _stalled_start(matrix, ca, cb, rng, params)
+    stalled = one_minus_cos(a @ b, target)
+    after = []
+    for _ in range(cycles):
+        if after and after[-1] <= params.tol:
+            break
+        a, b, it, _ = homotopy(matrix, ca, cb, rng, params, stages=6, stage_iter=2000,
+                               start=(a, b, sa, sb), first_bound=first_bound)
+        total += it
+        sa, sb = np.where(a.sum(axis=1) < 0, -1.0, 1.0), np.where(b.sum(axis=1) < 0, -1.0, 1.0)
+        after.append(one_minus_cos(a @ b, target))
+    return a, b, total, after, stalled
+
+
+def planted_landscape(m: int, seed: int, flips=(0, 1, 2, 4, 8, 16), reps: int = 3,
+                      basin=(1, 2, 4, 8), tol: float = 1e-8) -> dict:
+    """How sharp the right row signs are, on a target with a known one-sign fit.
+
+    Low-rank masks (m x m, k = m / 2, 30 % stuck-OFF); the target is MA_0 @ MB_0 with random
+    row signs and uniform magnitudes (as ``low_rank_signs``). ``landscape``: 1 - cos after the
+    ordinary attempt (up to 3,000 iterations) with h of the planted m + k signs flipped;
+    ``basin``: ``flip_search`` started from h flipped signs -- whether single flips find the
+    way back.
+    """
+    k = m // 2
+    ca, cb, rng = masks(m, m, k, 0.30, seed)
+    sa0, sb0 = rng.choice([-1.0, 1.0], m), rng.choice([-1.0, 1.0], k)
+    target = ((sa0[:, None] * rng.uniform(0, 1, (m, k)) * (ca == 0))
+              @ (sb0[:, None] * rng.uniform(0, 1, (k, m)) * (cb == 0)))
+    short = SolverParams(tol=tol, max_iter=3000, converging_iter=0)
+    rng = np.random.default_rng([seed, 17, 5])
+
+    def flipped(h):
+        s = np.r_[sa0, sb0]
+        s[rng.choice(m + k, h, replace=False)] *= -1
+        return s[:m], s[m:]
+
+    landscape = {}
+    for h in flips:
+        vals = []
+        for _ in range(reps):
+            t, *_, a, b, _ = _stalled_start(target, ca, cb, rng, short, flipped(h))
+            vals.append(one_minus_cos(a @ b, t))
+        landscape[str(h)] = vals
+    back = {}
+    for h in basin:
+        a, b, _, kept, stalled = flip_search(target, ca, cb, rng, SolverParams(tol=tol), signs=flipped(h))
+        back[str(h)] = {"one_minus_cos": one_minus_cos(a @ b, target), "flips_kept": kept,
+                        "stalled_one_minus_cos": stalled}
+    return {"m": m, "k": k, "seed": seed, "landscape": landscape, "basin": back}
 
 
 def guided_starts(matrix, ca, cb, rng, params: SolverParams, starts: int = 8):
@@ -312,7 +379,7 @@ def trial(name: str, seed: int, make_matrix, baselines: dict) -> dict:
     a, b, it = free_signed_fit(matrix, ca, cb, rng)
     rec["free_signed"] = {"one_minus_cos": one_minus_cos(a @ b, target), "iterations": it,
                           "cpu_s": time.process_time() - t0}
-    runs = {"homotopy": homotopy, "flip_search": flip_search, "alternate": alternate}
+    runs = {"homotopy": homotopy, "flip_search": flip_search, "alternate": alternate, "reopen": reopen}
     for method, fn in runs.items():
         t0 = time.process_time()
         a, b, it, *info = fn(matrix, ca, cb, np.random.default_rng([seed, 17, 2]), params)
@@ -320,6 +387,8 @@ def trial(name: str, seed: int, make_matrix, baselines: dict) -> dict:
                        "cpu_s": time.process_time() - t0, "one_sign": check_one_sign(a, b, ca, cb)}
         if method == "homotopy":
             rec[method]["stage_one_minus_cos"] = info[0]
+        elif method == "reopen":
+            rec[method]["cycle_one_minus_cos"], rec[method]["stalled_one_minus_cos"] = info
         else:
             rec[method]["flips"], rec[method]["stalled_one_minus_cos"] = info
     t0 = time.process_time()
@@ -359,11 +428,18 @@ def run(make_matrix, seeds: int = 3, names=tuple(SPECS)) -> dict:
                   f"{rec['free_signed']['one_minus_cos']:.1e}; homotopy {rec['homotopy']['one_minus_cos']:.1e}; "
                   f"flip search {rec['flip_search']['one_minus_cos']:.1e} ({rec['flip_search']['flips']} flips, "
                   f"stall {rec['flip_search']['stalled_one_minus_cos']:.1e}); alternate "
-                  f"{rec['alternate']['one_minus_cos']:.1e} (flipped {rec['alternate']['flips']}); "
+                  f"{rec['alternate']['one_minus_cos']:.1e} (flipped {rec['alternate']['flips']}); reopen "
+                  f"{rec['reopen']['one_minus_cos']:.1e}; "
                   f"guided starts median {np.median(rec['guided_starts']['guided']):.1e} against "
                   f"{np.median(rec['guided_starts']['data_signed']):.1e}", flush=True)
     rect = rect_free_signed(make_matrix, max(seeds, 10))
     for r in rect:
         print(f"free-signed {r['m']}x{r['n']} k={r['k']} seed {r['seed']}: {r['free_one_minus_cos']:.1e} "
               f"(one-sign certificate: {r['certificate']})", flush=True)
-    return {"finished": time.time(), "trials": trials, "rect_free_signed": rect}
+    planted = [planted_landscape(32, seed) for seed in range(min(seeds, 3))]
+    for p in planted:
+        print(f"planted {p['m']}x{p['m']} k={p['k']} seed {p['seed']}: 1 - cos with h signs wrong "
+              + "; ".join(f"h={h}: {np.median(v):.0e}" for h, v in p["landscape"].items())
+              + " | flip search from h wrong: "
+              + "; ".join(f"h={h}: {v['one_minus_cos']:.0e}" for h, v in p["basin"].items()), flush=True)
+    return {"finished": time.time(), "trials": trials, "rect_free_signed": rect, "planted": planted}
