@@ -266,19 +266,22 @@ def alternate(matrix, ca, cb, rng, params: SolverParams, cycles: int = 6):
 def reopen(matrix, ca, cb, rng, params: SolverParams, cycles: int = 2, first_bound: float = 0.05):
     """(a) from the stall: the minority halves open to ``first_bound`` of the largest
     magnitude and close in 6 stages of 2,000 iterations, signs re-chosen, ``cycles`` times.
-    Returns (MA, MB, iterations, 1 - cos after each cycle, 1 - cos at the stall)."""
+    Returns (MA, MB of the best of the stall and the cycles, iterations, 1 - cos after each
+    cycle, 1 - cos at the stall): closing again can end above the stall (low-rank targets)."""
     target, sa, sb, a, b, total = _stalled_start(matrix, ca, cb, rng, params)
     stalled = one_minus_cos(a @ b, target)
-    after = []
+    best, after = (stalled, a, b), []
     for _ in range(cycles):
-        if after and after[-1] <= params.tol:
+        if best[0] <= params.tol:
             break
         a, b, it, _ = homotopy(matrix, ca, cb, rng, params, stages=6, stage_iter=2000,
                                start=(a, b, sa, sb), first_bound=first_bound)
         total += it
         sa, sb = np.where(a.sum(axis=1) < 0, -1.0, 1.0), np.where(b.sum(axis=1) < 0, -1.0, 1.0)
         after.append(one_minus_cos(a @ b, target))
-    return a, b, total, after, stalled
+        if after[-1] < best[0]:
+            best = (after[-1], a, b)
+    return best[1], best[2], total, after, stalled
 
 
 def planted_landscape(m: int, seed: int, flips=(0, 1, 2, 4, 8, 16), reps: int = 3,
