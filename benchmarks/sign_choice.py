@@ -35,7 +35,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import nnls
+from scipy.linalg import null_space
+from scipy.optimize import linprog, nnls
 
 from hil.factorization import SolverParams, random_fault_codes
 from hil.factorization.metrics import one_minus_cos
@@ -322,6 +323,54 @@ def planted_landscape(m: int, seed: int, flips=(0, 1, 2, 4, 8, 16), reps: int = 
     return {"m": m, "k": k, "seed": seed, "landscape": landscape, "basin": back}
 
 
+def _cone_meets(basis: np.ndarray, free: np.ndarray, sa: np.ndarray) -> bool:
+    """Whether some non-zero v = basis @ y has sa_i v_i >= 0 on the ``free`` rows (an LP)."""
+    g = (sa[:, None] * basis)[free]
+    res = linprog(np.zeros(basis.shape[1]), A_ub=-g, b_ub=np.zeros(g.shape[0]), A_eq=g.sum(axis=0)[None, :],
+                  b_eq=[1.0], bounds=[(None, None)] * basis.shape[1], method="highs")
+    return res.status == 0
+
+
+def column_cone_signs(matrix, ca, cb, sa, rng, params: SolverParams, steps: int = 80, sb_tries: int = 3):
+    """Tall targets with k = n < m: MB is square, so (MB invertible) MA = M MB^-1 and every
+    column l of MA lies in col(M), is 0 at its stuck-OFF rows and lies in the orthant that
+    MA's row signs sa set. A local search flips rows of sa (from ``sa``, the solver's) until
+    every column's subspace meets that orthant (an LP per column), then the ordinary attempt
+    runs with those sa and ``sb_tries`` choices of sb (the solver's balanced split, random).
+
+    A necessary condition, not a sufficient one. Returns (columns met by the given sa, by the
+    searched sa, 1 - cos per sb choice).
+    """
+    m, k = ca.shape
+    u = np.linalg.svd(matrix, full_matrices=False)[0]
+    bases = [(u @ (null_space(u[ca[:, line] != 0]) if (ca[:, line] != 0).any() else np.eye(u.shape[1])),
+              ca[:, line] == 0) for line in range(k)]
+    met = np.array([_cone_meets(v, f, sa) for v, f in bases])
+    given = int(met.sum())
+    sa = sa.copy()
+    for _ in range(steps):
+        if met.all():
+            break
+        v, f = bases[rng.choice(np.flatnonzero(~met))]
+        rows = [i for i in np.flatnonzero(f) if _cone_meets(v, f, np.where(np.arange(m) == i, -sa, sa))]
+        best = None
+        for i in rows or rng.choice(np.flatnonzero(f), 3, replace=False):
+            trial_sa = np.where(np.arange(m) == i, -sa, sa)
+            new = met.copy()
+            for line in np.flatnonzero(ca[i] == 0):
+                new[line] = _cone_meets(*bases[line], trial_sa)
+            score = new.sum() + 0.01 * rng.random()
+            if best is None or score > best[0]:
+                best = (score, trial_sa, new)
+        _, sa, met = best
+    fits = []
+    for t in range(sb_tries):
+        sb = balanced_signs(k) if t == 0 else rng.choice([-1.0, 1.0], k)
+        _, _, _, a, b, _ = _stalled_start(matrix, ca, cb, rng, params, (sa, sb))
+        fits.append(one_minus_cos(a @ b, matrix))
+    return given, int(met.sum()), fits
+
+
 def guided_starts(matrix, ca, cb, rng, params: SolverParams, starts: int = 8):
     """(c): 1 - cos after ``params.screen_iter`` iterations from ``starts`` free-signed-guided
     starts and as many data-signed ones; returns (guided, data, best guided MA, MB)."""
@@ -394,6 +443,15 @@ def trial(name: str, seed: int, make_matrix, baselines: dict) -> dict:
             rec[method]["cycle_one_minus_cos"], rec[method]["stalled_one_minus_cos"] = info
         else:
             rec[method]["flips"], rec[method]["stalled_one_minus_cos"] = info
+    if k == n < m:
+        t0 = time.process_time()
+        stall = _stalled_start(matrix, ca, cb, np.random.default_rng([seed, 17, 6]), params)
+        given, met, fits = column_cone_signs(matrix, ca, cb, stall[1], np.random.default_rng([seed, 17, 6]), params)
+        rec["column_cone"] = {"stall_one_minus_cos": one_minus_cos(stall[3] @ stall[4], target),
+                              "columns_met_by_solver_signs": given, "columns_met_after_search": met,
+                              "columns": k, "one_minus_cos_per_sb": fits, "cpu_s": time.process_time() - t0}
+        print(f"column cone {name} seed {seed}: the stall's row signs meet {given}/{k} column cones, "
+              f"searched ones {met}/{k}; fits with them {' '.join(f'{v:.1e}' for v in fits)}", flush=True)
     t0 = time.process_time()
     guided, data, a, b = guided_starts(matrix, ca, cb, np.random.default_rng([seed, 17, 3]), params)
     rec["guided_starts"] = {"guided": guided, "data_signed": data, "cpu_s": time.process_time() - t0,
