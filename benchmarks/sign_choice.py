@@ -27,6 +27,38 @@ frontier's record for the same key (``baseline``, read from factorize_frontier.j
         --out benchmarks/results/frontier_i17a.json
 
 stores the result as ``sign_choice`` in the results file (merged like ``low_rank_signs``).
+
+What was measured (session 6, ``--sign-choice --seeds 5``; medians over the 5 trials; none of
+this is a proof):
+
+* No method fitted any trial (0 of 20 at tol), so none is in the solver. Medians, low-rank
+  32 x 32 k = 16 / 64 x 64 k = 32 / Re(DFT64) 45 % / 64 x 40 k = 40: the solver's record
+  1.3e-2 / 7.2e-3 / 1.3e-5 / 2.6e-3; one stall of its first attempt 2.0e-2 / 6.1e-3 / 6.2e-5 /
+  3.2e-3; homotopy 2.3e-2 / 9.4e-3 / 5.5e-4 / 3.4e-3; flip search 1.7e-2 / 5.1e-3 / 4.1e-5 /
+  2.8e-3; alternate 1.8e-2 / 6.1e-3 / 6.2e-5 / 3.2e-3; reopen 1.8e-2 / 4.9e-3 / 3.2e-5 / 2.2e-3.
+  The methods after a stall gain at most 2-3x on it (reopen: 0.31-0.51x on Re(DFT64),
+  0.64-0.97x elsewhere), never the decades to tol.
+* The homotopy keeps the exact fit only while the minority halves may reach 0.2 of the
+  largest magnitude; below that 1 - cos rises stage by stage to 4e-2..6e-2 (low rank) and
+  6e-3 (Re(DFT64)) at 0, above the solver's stall: the one-sign fits, where they exist, are
+  not near the aligned free-signed ones. Starts with the free-signed signs rank worse after
+  the screen's 3,000 iterations than the solver's data-signed ones on every spec (medians
+  2.3e-2 / 1.0e-2 / 1.0e-3 / 5.0e-3 against 1.8e-2 / 7.5e-3 / 2.3e-4 / 3.8e-3).
+* At the stalls on Re(DFT64) 45 % and 64 x 40, no single row flip lowers 1 - cos (0 flips kept
+  in all 10 trials; alternate finds no row whose flip is predicted to gain): these stalls
+  are local optima of the row signs as well as of the magnitudes.
+* 64 x 40, k = 40: the stall's MA row signs meet only 29-37 of the 40 column cones (a
+  necessary condition, ``column_cone_signs``); a local search meets all 40 within seconds,
+  yet the ordinary attempt with those signs and 3 choices of sb ends at 2.6e-3..4.4e-3: the
+  condition is far from sufficient (MB = MA^+ M's constraints are where it fails).
+* Free-signed fits reach 1e-14 on all 30 rectangular masks, including the 6 of 48 x 64 that
+  the row cone proves have no one-sign fit: a free-signed fit is no evidence that only the
+  signs are missing.
+* Planted targets (``planted_landscape``, 32 x 32, k = 16, count 0.91, 3 seeds): the planted
+  signs fit to 1e-8; with h of the 48 signs wrong 1 - cos is h = 1: 5e-4..3e-3, h = 2..16:
+  4e-3..2e-2, the level of the solver's own stalls. Flip search comes back from one wrong
+  sign (3 of 3), from two in 1 of 3, from four or eight in none. The right pattern is a
+  needle in 2^47: 1 - cos points to it only from a flip or two away.
 """
 from __future__ import annotations
 
