@@ -42,6 +42,7 @@ from hil.service import (CheckParams, EngineParams, RefitParams, ServiceParams, 
                          WindowEngine, map_factorized, plan_full_remap)
 from hil.service.network import Calibration, check_corrector, fit_corrector, serve_network  # noqa: E402
 from hil.service.report import service_figure  # noqa: E402
+from hil.service.refit import cos_scale  # noqa: E402
 from protocols.matrix import dft_parts  # noqa: E402
 from protocols.service import ServicePage  # noqa: E402
 from simulated_bench.aging import AgingParams, DriftParams, StuckParams  # noqa: E402
@@ -498,8 +499,7 @@ def repair_episodes(one_percent: bool) -> list[Episode]:
 
 def product_error(mm, gs) -> np.ndarray:
     """P - c M of the true chip's product, at the scale c = |P|^2 / <P, M> 1 - cos sees (S^2 per entry)."""
-    p = mm.product(gs)
-    return p - float(np.sum(p * p) / np.sum(p * mm.target)) * mm.target
+    return mm.product(gs) - cos_scale(mm, gs) * mm.target
 
 
 def stuck_on_effect(loop, codes0: list, err0: np.ndarray) -> dict:
