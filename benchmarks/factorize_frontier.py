@@ -163,7 +163,10 @@ def solve(task: dict) -> dict:
         res = map_tiled(m_, k, (TILE, TILE), codes, seed, params=params, workers=1)
         cpu, omc = time.process_time() - t0, res.one_minus_cos(m_)
         pairs = [(res.block(m_, ix), *codes[ix]) for ix in codes]
-        extra = {"mapping": "tiles", "layout": list(res.layout), "arrays": 2 * len(codes), "tiles": len(codes), "tile_worst_one_minus_cos": max(f.one_minus_cos for f in res.tiles.values())}
+        verdict = res.exactness(m_, task["bound"])[0]  # each tile's, as program-matrix prints it
+        extra = {"mapping": "tiles", "layout": list(res.layout), "arrays": 2 * len(codes), "tiles": len(codes),
+                 "tile_worst_one_minus_cos": max(f.one_minus_cos for f in res.tiles.values()),
+                 "tile_verdicts": {v: verdict[f"{v}_tiles"] for v in ("exact", "impossible", "unknown")}}
     cert = None
     for blk, ca, cb in pairs:
         cert = exact_fit_obstruction(blk, ca, cb)
@@ -320,7 +323,8 @@ def chip_128(seed: int) -> dict:
             a = f.attrs  # "scale" is one value per tile: read only the scalar figures
             rec = {"r2": float(a["r2"]), "devices": int(a["devices"]), "one_minus_cos": float(a["one_minus_cos"]),
                    "one_minus_cos_readback": float(a["one_minus_cos_readback"]), "pulses": int(a["pulses"]),
-                   "tiles": int(a["tiles"]), "layout": [str(v) for v in a.get("layout", ["contiguous"] * 2)]}
+                   "tiles": int(a["tiles"]), "layout": [str(v) for v in a.get("layout", ["contiguous"] * 2)],
+                   "exact_fit": json.loads(a["exact_fit"])}  # the per-tile verdicts program-matrix printed
     command = ["hil", "program-matrix", "re_dft128.npy", "--bench", "hil/benches/factorization.yaml"] + cmd[7:11]
     return {**rec, "finished": time.time(), "wall_s": time.time() - t0, "cpu_s": cpu,
             "command": " ".join(command), "stdout": proc.stdout.strip()}
