@@ -416,7 +416,11 @@ def report(data: dict) -> None:
               f"worst {s['worst_one_minus_cos']:.1e}  cpu median {s['median_cpu_s']:.2f} s max {s['max_cpu_s']:.2f} s")
     print("growth", json.dumps(data["growth"]))
     if "chip_128" in data:
-        print("chip_128", json.dumps({k: v for k, v in data["chip_128"].items() if k != "stdout"}))
+        chip = {k: v for k, v in data["chip_128"].items() if k not in ("stdout", "exact_fit")}
+        verdict = data["chip_128"].get("exact_fit")  # program-matrix's per-tile verdicts (absent before session 6)
+        if verdict:
+            chip["exact_fit"] = {k: v for k, v in verdict.items() if k != "tiles"}
+        print("chip_128", json.dumps(chip))
 
 
 if __name__ == "__main__":
