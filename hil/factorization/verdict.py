@@ -32,7 +32,8 @@ def tiled_exactness(blocks: Mapping[TileIndex, tuple[np.ndarray, np.ndarray, np.
     ``tol``; False: some tile is proved impossible; None otherwise), ``tol``, the tile
     names per verdict (``exact_tiles``, ``impossible_tiles``, ``unknown_tiles``) and
     ``tiles``: each tile's ``exactness_report`` dict with its ``one_minus_cos`` -- and the
-    lines to print: a count, then one line per tile that missed ``tol``.
+    lines to print: a count, then one line per tile that missed ``tol`` (for a single
+    tile, its one line).
     """
     tiles: dict[str, dict] = {}
     notes: dict[str, str] = {}
@@ -53,5 +54,7 @@ def tiled_exactness(blocks: Mapping[TileIndex, tuple[np.ndarray, np.ndarray, np.
             f"{len(by[False])} proved impossible, {len(by[None])} unresolved")
     if whole is False:
         head += " -- no exact fit on these arrays in this tiling"
+    if len(tiles) == 1:  # one array pair: hil map's line as it is
+        return summary, list(notes.values())
     lines = [head] + [f"  tile {t}: {notes[t]}" for t in by[False] + by[None]]
     return summary, lines
