@@ -26,6 +26,7 @@ from .metrics import one_minus_cos
 from .params import DeviceWindow, SolverParams
 from .rank import tolerance_rank
 from .solver import Factorization, factorize
+from .verdict import tiled_exactness
 
 TileIndex = tuple[int, int]
 LAYOUTS = ("contiguous", "strided")
@@ -99,6 +100,13 @@ class TiledFactorization:
 
     def one_minus_cos(self, matrix: np.ndarray) -> float:
         return one_minus_cos(self.represented(), matrix)
+
+    def exactness(self, matrix: np.ndarray, tol: float) -> tuple[dict, list[str]]:
+        """Each tile's verdict (fit to ``tol``, proved impossible, unresolved) and the
+        whole's, with lines to print (``verdict.tiled_exactness``)."""
+        m_ = np.asarray(matrix, dtype=np.float64)
+        return tiled_exactness({ix: (self.block(m_, ix), *self.codes[ix], f.one_minus_cos)
+                                for ix, f in self.tiles.items()}, tol)
 
 
 def tile_rng(seed: int, index: TileIndex) -> np.random.Generator:
