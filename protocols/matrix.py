@@ -38,7 +38,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from hil.factorization import (CompensationParams, DeviceWindow, SolverParams, choose_layout, compensate,
-                               direct_map, one_minus_cos, tile_groups)
+                               direct_map, one_minus_cos, tile_groups, zero_tile)
 from hil.factorization.verdict import tiled_exactness
 from hil.faultmap import NOT_SCANNED, STUCK_OFF, STUCK_ON, UNRELIABLE, FaultMap
 from hil.bench import Bench
@@ -325,6 +325,7 @@ def program_tiled_factorized(bench: Bench, matrix: ArrayLike, k: int, faultmaps:
     the layout whose blocks are easiest to fit (``choose_layout``: contiguous or strided per
     axis), taken row-major; block t goes to ``pairs[t]`` as MA (block rows x k) and MB
     (k x block cols), each fitted to its own faults by the full solver (no compensation layers).
+    An all-zero block is not programmed (``zero_tile``; listed in ``meta["zero_tiles"]``).
     """
     m_ = np.asarray(matrix, dtype=float)
     layout = choose_layout(m_, tile, solver.tol)
@@ -337,10 +338,13 @@ def program_tiled_factorized(bench: Bench, matrix: ArrayLike, k: int, faultmaps:
     blocks = {}
     for (i, j), (a, b), seed in zip(index, pairs, seeds):
         rows, cols = rg[i], cg[j]
+        if zero_tile(m_[np.ix_(rows, cols)]):
+            continue  # adds nothing to any output: its pair stays unprogrammed
         blocks[(i, j)] = (rows, cols, program_factorized(bench, m_[np.ix_(rows, cols)], k, faultmaps, [Placement(a)],
                                                          [Placement(b)], params, rng=int(seed), solver=solver))
     return TiledChipMatrix(m_.shape, blocks, meta={"k": k, "tiles": len(index), "tile": list(tile),
-                                                   "layout": list(layout)})
+                                                   "layout": list(layout),
+                                                   "zero_tiles": [list(ix) for ix in index if ix not in blocks]})
 
 
 def exactness(cm: ChipMatrix | TiledChipMatrix, matrix: ArrayLike) -> tuple[dict, list[str]] | None:

@@ -78,3 +78,24 @@ def test_a_tiled_mapping_gives_each_tile_hil_maps_verdict():
     fine = {ix: (clean, clean) for ix in codes}
     whole = remap_changed(again, m, fine, params=short, workers=1).exactness(m, 1e-10)[0]
     assert whole["exact_possible"] is None and whole["impossible_tiles"] == []  # unresolved, not proved
+
+
+def test_an_all_zero_tile_is_not_mapped_and_the_rest_still_fits():
+    # block-diagonal: the off-diagonal 8 x 8 tiles compute nothing, so they get no arrays' work
+    rng = np.random.default_rng(4)
+    m = np.zeros((16, 16))
+    m[:8, :8], m[8:, 8:] = rng.standard_normal((8, 8)), rng.standard_normal((8, 8))
+    codes = random_tile_codes((16, 16), 8, (8, 8), 0.05, 0.0, np.random.default_rng(5))
+    params = SolverParams(tol=1e-10)
+    tiled = map_tiled(m, 8, (8, 8), codes, seed=0, params=params, workers=1, layout="contiguous")
+    assert sorted(tiled.tiles) == [(0, 0), (1, 1)]
+    assert tiled.one_minus_cos(m) <= 1e-10
+    assert np.all(tiled.represented()[:8, 8:] == 0) and np.all(tiled.represented()[8:, :8] == 0)
+    whole, _ = tiled.exactness(m, 1e-10)
+    assert whole["exact_possible"] is True and whole["exact_tiles"] == ["0_0", "1_1"]
+    # a new fault on a zero tile's arrays re-maps nothing
+    new = {ix: (a.copy(), b.copy()) for ix, (a, b) in codes.items()}
+    new[(0, 1)][0][0, 0] = 1
+    assert remap_changed(tiled, m, new, params=params, workers=1).remapped == []
+    with pytest.raises(ValueError, match="all zero"):
+        map_tiled(np.zeros((16, 16)), 8, (8, 8), codes, seed=0, params=params, workers=1)

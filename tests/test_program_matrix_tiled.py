@@ -83,3 +83,19 @@ def test_each_tile_gets_an_exactness_verdict_and_a_dead_inner_line_is_proved_imp
         assert ok["exact_possible"] is True and ok["one_minus_cos"] <= 1e-10
         # the scan found the dead line the verdict rests on
         assert np.all(f[f"tiles/{on_a1[0]}/stages/0/layers/0/codes"][:, 0] == 1)
+
+
+def test_an_all_zero_tile_is_left_unprogrammed_and_its_outputs_stay_zero(tmp_path):
+    rng = np.random.default_rng(0)
+    m_ = np.zeros((16, 8))
+    m_[:8] = rng.standard_normal((8, 8))  # the second row tile is all zero
+    np.save(tmp_path / "m.npy", m_)
+    out = tmp_path / "r.h5"
+    res = CliRunner().invoke(cli, ["program-matrix", str(tmp_path / "m.npy"), "--bench", _bench(tmp_path, 4),
+                                   "--k", "8", "--random-inputs", "4", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    with h5py.File(out) as f:
+        assert f.attrs["tiles"] == 1 and f.attrs["devices"] == 8 * 8 + 8 * 8
+        assert "tiles/1_0" not in f and "tiles/0_0" in f and json.loads(f.attrs["zero_tiles"]) == [[1, 0]]
+        measured = f["measured"][()]
+        assert np.all(measured[8:] == 0) and f.attrs["r2"] > 0.99
