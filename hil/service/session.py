@@ -26,6 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hil.faultmap_versions import FaultMapVersions
+from simulated_bench.window_array import WindowParams
 
 from .checks import Alarm, CheckParams, Detector, StageChecks
 from .localise import Localisation, localise, localise_all
@@ -56,6 +57,11 @@ class ServiceParams:
     min_explained: float = 0.5  #: a localisation is trusted if one device explains this much
     refresh_ratio: float = 1.1  #: maintain() rewrites drifted cells once the read-back fidelity
     #: (1 - cos of the reference against M, computed by the host) exceeds this x its value after programming
+    refresh_step: float = WindowParams().verify_band  #: S, a cell is rewritten as drifted (by maintain(), or
+    #: when a localisation finds no stuck device) once its read-back is this far from its target. Not the
+    #: write model's band: a bench's ISPP band is ~2 uS, and the log-time relaxation after a write takes
+    #: about half the cells past it within the hour (Re(DFT64) bench: 4,176 of 8,448 devices rewritten by
+    #: the first maintenance), so every maintenance would rewrite half the array and restart its relaxation
 
 
 @dataclass
@@ -278,8 +284,8 @@ class ServiceSession:
             self.record("faultmap_version", version=ver.number, new_faults=n_new)
             result = self.repair(new_codes, before)
         else:
-            drifted = [l for l in locs if abs(l.delta_g) > self.p.refit.band_at(st.g_target[l.row, l.col])
-                       and l.explained >= self.p.min_explained and st.codes[l.row, l.col] == 0]
+            drifted = [l for l in locs if abs(l.delta_g) > self.p.refresh_step and l.explained >= self.p.min_explained
+                       and st.codes[l.row, l.col] == 0]
             if drifted:
                 tgt = np.full(st.shape, np.nan)
                 for l in drifted:
@@ -324,7 +330,7 @@ class ServiceSession:
         writes = pulses = 0
         if omc > self.p.refresh_ratio * self.baseline_omc:
             for st in self.mm.stages:
-                move = (st.codes == 0) & (np.abs(st.g_ref - st.g_target) > self.p.refit.band_at(st.g_target))
+                move = (st.codes == 0) & (np.abs(st.g_ref - st.g_target) > self.p.refresh_step)
                 if move.any():
                     pulses += self.engine.write(st.array, np.where(move, st.g_target, np.nan))
                     writes += int(move.sum())
