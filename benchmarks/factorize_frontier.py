@@ -16,6 +16,7 @@ records already in the file (``--redo`` recomputes the selected cases).
     nice -n 10 python3 -m benchmarks.factorize_frontier --cases growth --rates 0.39 --sizes 32,64,128
     nice -n 10 python3 -m benchmarks.factorize_frontier --chip          # hil program-matrix, n = 128
     nice -n 10 python3 -m benchmarks.factorize_frontier --low-rank-signs --seeds 3  # see low_rank_signs.py
+    nice -n 10 python3 -m benchmarks.factorize_frontier --sign-choice --seeds 3     # see sign_choice.py
     python3 -m benchmarks.factorize_frontier --list
 
 Runs split by case write part files (``--out benchmarks/results/frontier_<part>.json``);
@@ -348,6 +349,10 @@ def main(argv=None) -> None:
     ap.add_argument("--low-rank-signs", action="store_true",
                     help="run only benchmarks/low_rank_signs.py (free-signed, one-sign and planted fits on the "
                          "low-rank masks) and store it as low_rank_signs in --out")
+    ap.add_argument("--sign-choice", action="store_true",
+                    help="run only benchmarks/sign_choice.py (homotopy, flip search, alternating and "
+                         "guided sign choices against the solver on the trials it misses) and store it as "
+                         "sign_choice in --out")
     ap.add_argument("--list", action="store_true")
     args = ap.parse_args(argv)
     if args.list:
@@ -363,6 +368,10 @@ def main(argv=None) -> None:
     if args.low_rank_signs:
         from benchmarks import low_rank_signs
         report(save(args.out, {"records": [], "low_rank_signs": low_rank_signs.run(make_matrix, seeds=args.seeds)}))
+        return
+    if args.sign_choice:
+        from benchmarks import sign_choice
+        report(save(args.out, {"records": [], "sign_choice": sign_choice.run(make_matrix, seeds=args.seeds)}))
         return
     names = [c for c in args.cases.split(",") if c]
     unknown = set(names) - set(CASES)

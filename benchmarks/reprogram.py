@@ -42,6 +42,7 @@ from hil.service import (CheckParams, EngineParams, RefitParams, ServiceParams, 
                          WindowEngine, map_factorized, plan_full_remap)
 from hil.service.network import Calibration, check_corrector, fit_corrector, serve_network  # noqa: E402
 from hil.service.report import service_figure  # noqa: E402
+from hil.service.refit import cos_scale  # noqa: E402
 from protocols.matrix import dft_parts  # noqa: E402
 from protocols.service import ServicePage  # noqa: E402
 from simulated_bench.aging import AgingParams, DriftParams, StuckParams  # noqa: E402
@@ -496,6 +497,45 @@ def repair_episodes(one_percent: bool) -> list[Episode]:
     return eps
 
 
+def product_error(mm, gs) -> np.ndarray:
+    """P - c M of the true chip's product, at the scale c = |P|^2 / <P, M> 1 - cos sees (S^2 per entry)."""
+    return mm.product(gs) - cos_scale(mm, gs) * mm.target
+
+
+def stuck_on_effect(loop, codes0: list, err0: np.ndarray) -> dict:
+    """What the new stuck-ON devices cost after their repair (issue 14, the through-bench 1 % repair).
+
+    A stuck-ON Stanford cell reads ~1.64 mS through its transistor, ~11x g_max; the bench engine subtracts what
+    its scan read above g_max from every VMM and read, so the host works with it at g_max as the window chip
+    pins it. Recorded: how far the true chip's stuck-ON cells are from g_max after that subtraction; 1 - cos
+    with every stuck cell put exactly at its rail (0 or g_max: the window model's pin); and the growth of the
+    product's error energy from before the faults to after their repair on the lines of MA (rows) and MB
+    (columns) that got a new stuck-ON, only new stuck-OFF, or none."""
+    eng, mm = loop.engine, loop.sessions[0].mm
+    g_max = loop.params.refit.g_max
+    truth = [eng.true_conductance(st.array) for st in mm.stages]
+    on = [(st.codes == 2) & (c0 == 0) for st, c0 in zip(mm.stages, codes0)]
+    new = [(st.codes != 0) & (c0 == 0) for st, c0 in zip(mm.stages, codes0)]
+    off_gap = np.concatenate([(t - g_max)[m] for m, t in zip(on, truth)]) * 1e6
+    rails = [np.where(st.codes == 2, g_max, np.where(st.codes == 1, 0.0, t)) for st, t in zip(mm.stages, truth)]
+    err1 = product_error(mm, truth)
+    sa, sb = mm.stages
+    k, n = sa.n_data, sb.n_data
+    lines = {"rows": (on[0][:, :k].any(axis=1), new[0][:, :k].any(axis=1)),
+             "columns": (on[1][:, :n].any(axis=0), new[1][:, :n].any(axis=0))}
+    growth = {}
+    for name, (with_on, hit) in lines.items():
+        pick = (lambda e, m: e[m]) if name == "rows" else (lambda e, m: e[:, m])
+        for cls, m in (("stuck_on", with_on), ("stuck_off_only", hit & ~with_on), ("untouched", ~hit)):
+            e0, e1 = float(np.sum(pick(err0, m) ** 2)), float(np.sum(pick(err1, m) ** 2))
+            growth[f"{name}_{cls}"] = {"lines": int(m.sum()), "error_after_over_before": e1 / e0 if e0 > 0 else None}
+    return {"found_stuck_on": int(sum(m.sum() for m in on)),
+            "true_minus_g_max_uS": ({"median": float(np.median(off_gap)), "min": float(off_gap.min()),
+                                     "max": float(off_gap.max())} if off_gap.size else None),
+            "one_minus_cos_after_repair_stuck_at_rails": mm.one_minus_cos(rails),
+            "error_growth_by_line": growth}
+
+
 class EpisodeMeter:
     """Inject each episode's faults into a running :class:`~hil.service.loop.ServiceLoop` (either engine) and
     measure what finding and repairing them cost: devices written, pulses, bench time, 1 - cos of the true chip.
@@ -585,6 +625,9 @@ class EpisodeMeter:
         devices = sum(s.mm.devices for s in self.loop.sessions)
         n = ep.faults if ep.faults is not None else int(round(0.01 * devices))
         before = self.loop.fidelity()
+        mm = self.loop.sessions[0].mm
+        self._pre = ([st.codes.copy() for st in mm.stages],
+                     product_error(mm, [self.loop.engine.true_conductance(st.array) for st in mm.stages]))
         if ep.name not in self.cells:
             self.cells[ep.name] = self._pick(n)
         cells = self.cells[ep.name]
@@ -637,6 +680,8 @@ class EpisodeMeter:
                             "moves_per_line_max": max((len(l["moved"]) for l in e["lines"]), default=0)}
                            for n, e in enumerate(repairs)],
             "anatomy": self.anatomy(injected, targets0),
+            "stuck_on": {"injected": sum(int(code == 2) for *_, code in injected),
+                         **stuck_on_effect(self.loop, *self._pre)},
             "alarms": c1["alarms"] - c0["alarms"], "repairs": c1["repairs"] - c0["repairs"],
             "alarms_handled": len(handled), "vmms_served": c1["vmms"] - c0["vmms"],
             "probe_vmms": c1["probe_vmms"] - c0["probe_vmms"], "hours": ep.hours,
