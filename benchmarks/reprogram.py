@@ -614,6 +614,25 @@ class EpisodeMeter:
                 out.append((i, st.array, r, c, code))
         return out
 
+    def anatomy(self, injected: list, targets0: list) -> dict:
+        """Where the episode's 1 - cos after repair comes from, on the true chip: the devices written in the
+        episode put exactly on their targets (what the write error costs), and the injected devices the
+        loop never found (their true conductance off the window is served as it is)."""
+        eng, mm = self.loop.engine, self.loop.sessions[0].mm
+        truth = [eng.true_conductance(st.array) for st in mm.stages]
+        written = [(st.codes == 0) & (st.g_target != t0) for st, t0 in zip(mm.stages, targets0)]
+        exact = [np.where(w, st.g_target, g) for g, st, w in zip(truth, mm.stages, written)]
+        missed = [(i, r, c, code) for i, _, r, c, code in injected if mm.stages[i].codes[r, c] != code]
+        return {"devices_written": int(sum(w.sum() for w in written)),
+                "write_error_rms_uS": float(np.sqrt(np.mean(np.concatenate(
+                    [(g - st.g_target)[w] for g, st, w in zip(truth, mm.stages, written)]) ** 2)) * 1e6)
+                    if any(w.any() for w in written) else 0.0,
+                "one_minus_cos_if_writes_exact": mm.one_minus_cos(exact),
+                "one_minus_cos_planned_targets": mm.one_minus_cos(
+                    [np.where(w, st.g_target, st.g_ref) for st, w in zip(mm.stages, written)]),
+                "faults_missed": [{"stage": i, "row": r, "col": c, "code": code,
+                                   "true_g_uS": float(truth[i][r, c] * 1e6)} for i, r, c, code in missed]}
+
     def before_hour(self, hour: int) -> None:
         self._hour_start = (*self.clock(), self.loop.fidelity()[0])
         ep = next((e for e in self.episodes if e.hour == hour), None)
@@ -631,7 +650,8 @@ class EpisodeMeter:
         for _, array, r, c, code in cells:
             self.stick(array, r, c, code)
         self._open = (ep, before, self.loop.fidelity(), self._counts(), self.clock(), self.loop.engine.pulses,
-                      len(self.handling), len(self.events), len(self.after_repairs))
+                      len(self.handling), len(self.events), len(self.after_repairs),
+                      [st.g_target.copy() for st in self.loop.sessions[0].mm.stages])
 
     def after_hour(self, hour: int) -> None:
         clk = self.clock()
@@ -639,7 +659,7 @@ class EpisodeMeter:
                                 self.loop.fidelity()[0])
         if self._open is None or hour != self._open[0].hour + self._open[0].hours - 1:
             return
-        ep, before, fault, c0, clk0, pulses0, n_handled, n_events, n_after = self._open
+        ep, before, fault, c0, clk0, pulses0, n_handled, n_events, n_after, targets0 = self._open
         self._open = None
         after, c1, clk1 = self.loop.fidelity(), self._counts(), clk
         devices = sum(s.mm.devices for s in self.loop.sessions)
@@ -667,7 +687,15 @@ class EpisodeMeter:
             "one_minus_cos_reference_before": before[1], "one_minus_cos_reference_after_repair": after[1],
             "repair_log": [{"vmm": e["vmm"], "writes": e["writes"], "pulses": e["pulses"], "lines": len(e["lines"]),
                             "full_remap_writes": e.get("full_remap_writes"),
-                            "one_minus_cos_reference": e["one_minus_cos_reference"]} for e in repairs],
+                            **{k: e.get(k) for k in ("new_stuck_off", "new_stuck_on", "one_minus_cos_aim",
+                                                     "one_minus_cos_planned")},
+                            "one_minus_cos_reference": e["one_minus_cos_reference"],
+                            "one_minus_cos_true": self.after_repairs[n_after + n] if n_after + n < len(
+                                self.after_repairs) else None,
+                            "lines_written": sum(1 for l in e["lines"] if l["moved"]),
+                            "moves_per_line_max": max((len(l["moved"]) for l in e["lines"]), default=0)}
+                           for n, e in enumerate(repairs)],
+            "anatomy": self.anatomy(injected, targets0),
             "stuck_on": {"injected": sum(int(code == 2) for *_, code in injected),
                          **stuck_on_effect(self.loop, *self._pre)},
             "alarms": c1["alarms"] - c0["alarms"], "repairs": c1["repairs"] - c0["repairs"],
@@ -780,6 +808,9 @@ def repair_bench(one_percent: bool = True, vectors_per_hour: int = 40, seed: int
            "refit_overrides": refit or {},
            "mapped_devices": summary["mapped_devices"], "vectors_per_hour": vectors_per_hour, "hours": hours,
            "one_minus_cos_verify": verify["fidelity"], "write_error_after_programming": page.write_error,
+           # the repairs' write model, as the run file's program event recorded it (the bench's ISPP band and
+           # the sd of where its writes landed)
+           "write_model": next(e for e in page.events if e["event"] == "program")["write_model"],
            "setup": {"pulses_run_file": int(np.count_nonzero(sent & (phase == "setup"))),
                      "round_trips": int(page.setup_clock["round_trips"]),
                      "bench_time_s": float(page.setup_clock["bench_time_s"])},
@@ -827,6 +858,7 @@ def repair_bench(one_percent: bool = True, vectors_per_hour: int = 40, seed: int
                                        "estimated from EngineParams (pulse 4 ms, row read 2.6 ms, VMM read 2.6 ms)",
                             "same_mapping": bool(same), "one_minus_cos_verify": wverify["fidelity"],
                             "write_error_after_programming": werr,
+                            "write_model": next(e for e in events if e["event"] == "program")["write_model"],
                             "fault_free_hour": {"bench_time_s": wmeter.hour_cost[0][0],
                                                 "one_minus_cos_start": wmeter.hour_cost[0][2],
                                                 "one_minus_cos_end": wmeter.hour_cost[0][3]},

@@ -38,6 +38,7 @@ from numpy.typing import NDArray
 
 from hil.bench import Bench
 from hil.faultmap import STUCK_OFF, STUCK_ON, UNRELIABLE, WORKING
+from hil.service.refit import fit_write_sigma
 
 from .ispp import preset_for, program
 from .matrix import MatrixParams
@@ -119,6 +120,21 @@ class BenchEngine:
         if self.sim is None:
             return None
         return sum(len(a.aging.events) for a in self.sim.arrays.values() if a.aging is not None)
+
+    def write_model(self, targets: Mapping[str, FloatArray], reads: Mapping[str, FloatArray]) -> dict[str, float]:
+        """The repair's write model (:class:`hil.service.refit.RefitParams` fields) of this bench, from the
+        programming run that wrote ``targets`` (array name -> S above the floor, NaN: not written) and read
+        back ``reads``: the band is ISPP's acceptance band (``accept_fraction`` x the verify tolerance, relative
+        to what a cell reads: its floor + target), the sd of where writes land is fitted to the run's read-back
+        (:func:`hil.service.refit.fit_write_sigma`: read noise, levels under ``g_prog_min`` that go to the
+        floor or to ``g_prog_min``, the band's relative part)."""
+        p = self.ispp
+        g_offset = float(np.mean([np.mean(self._floor(a)) for a in targets]))
+        t = np.concatenate([np.ravel(targets[a]) for a in targets])
+        r = np.concatenate([np.ravel(reads[a]) for a in targets])
+        s_abs, s_rel = fit_write_sigma(t, r, g_offset)
+        return {"band": p.accept_fraction * p.tol_abs, "band_rel": p.accept_fraction * p.tol_rel,
+                "write_sigma": s_abs, "write_sigma_rel": s_rel, "g_offset": g_offset}
 
     # operations ----------------------------------------------------------------------------------
     def _floor(self, array: str) -> FloatArray:

@@ -48,6 +48,11 @@ class WindowParams:
         if self.pulses_mean < 1:
             raise ValueError("pulses_mean must be >= 1 (a write is at least one pulse)")
 
+    @property
+    def write_sigma(self) -> float:
+        """S, sd of where a verified write lands: Gaussian, truncated to the band (3 sd)."""
+        return self.verify_band / 3
+
 
 class WindowArray(AgingClock):
     """rows x cols conductances in 0..g_max with write-and-verify, read noise, stuck devices and aging."""
@@ -110,7 +115,7 @@ class WindowArray(AgingClock):
         if n == 0:
             return 0, np.zeros(self.shape, bool)
         pulses = 1 + self.rng.poisson(p.pulses_mean - 1, n)
-        sigma = p.verify_band / 3
+        sigma = p.write_sigma
         err = self.rng.normal(0.0, sigma, n)
         bad = np.abs(err) > p.verify_band
         while bad.any():  # verify keeps pulsing until the read is inside the band

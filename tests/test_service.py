@@ -1,4 +1,6 @@
 """Service loop pieces: checksum mapping, syndromes and CUSUM, drift vs fault, localisation, sparse repair."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -7,7 +9,7 @@ from hil.faultmap_versions import FaultMapVersions
 from hil.service import (CheckParams, RefitParams, ServiceParams, ServiceSession, WindowEngine,
                          map_factorized, plan_full_remap, plan_repair,
                          stage_checksum_columns)
-from hil.service.refit import allocate, cos_scale, finish_line, line_path, residual_sq
+from hil.service.refit import allocate, cos_scale, finish_line, fit_write_sigma, line_path, residual_sq
 from protocols.matrix import dft_parts
 from simulated_bench.window_array import WindowArray
 
@@ -413,3 +415,46 @@ def test_the_service_figure_counts_each_write_once():
            {"event": "repair", "chip_time_s": 7200.0, "writes": 3, "restored": 1}]
     t, n = writes_over_time(log)
     assert list(t) == [1.0, 2.0] and list(n) == [2, 6]
+
+
+def test_write_sigma_fit_recovers_an_absolute_and_a_relative_part():
+    rng = np.random.default_rng(4)
+    g = rng.uniform(0.0, G_MAX, 4000)
+    sd = np.hypot(1e-6, 0.02 * (g + 5e-6))  # read noise, and a relative verify band above a 5 uS floor
+    s_abs, s_rel = fit_write_sigma(g, g + rng.normal(0.0, sd), g_offset=5e-6)
+    assert s_abs == pytest.approx(1e-6, rel=0.25) and s_rel == pytest.approx(0.02, rel=0.1)
+    # too few cells for a fit: the RMS as an absolute sd; NaN (not written) cells are left out
+    assert fit_write_sigma([1e-6, np.nan, 3e-6], [2e-6, 5.0, 3e-6]) == (pytest.approx(np.sqrt(0.5) * 1e-6), 0.0)
+
+
+def test_a_relative_band_drops_small_moves_of_high_targets_only():
+    p = RefitParams(band=0.0, band_rel=0.03, write_sigma=0.0, write_sigma_rel=0.01, g_offset=5e-6)
+    assert p.band_at([0.0, 95e-6]) == pytest.approx([0.15e-6, 3e-6])
+    assert p.sigma_at(95e-6) == pytest.approx(1e-6)
+    # one line, two devices free: a 1 uS move at 10 uS is beyond its band, the same move at 100 uS is not
+    a = np.eye(2)
+    x0 = np.array([10e-6, 100e-6])
+    pa = line_path(0, 0, a, x0 + 1e-6, x0, np.ones(2, bool), 1e-9, replace(p, min_gain=0.0, floor=0.0))
+    x, moved = finish_line(pa, 2, p)
+    assert moved.tolist() == [0] and x[1] == x0[1]
+
+
+def test_the_session_plans_with_its_engines_write_model_and_records_it(mapped):
+    s, arrays = session_on(mapped)
+    prog = next(e for e in s.log if e["event"] == "program")
+    wp = arrays["A"].params
+    assert prog["write_model"] == {"band": wp.verify_band, "band_rel": 0.0, "write_sigma": wp.write_sigma,
+                                   "write_sigma_rel": 0.0, "g_offset": 0.0}
+    assert s.p.refit.band == wp.verify_band and s.p.refit.write_sigma == wp.write_sigma
+
+    class OwnModel(WindowEngine):
+        def write_model(self, targets, reads):
+            err = np.concatenate([(reads[a] - targets[a])[np.isfinite(targets[a])] for a in targets])
+            return {"band": 1e-6, "write_sigma": float(np.sqrt(np.mean(err ** 2)))}
+
+    m, ca, cb, _ = mapped
+    s2 = ServiceSession(map_factorized(m, N, ca, cb, rng=0), OwnModel(
+        {"A": WindowArray(N, N + 2, fault_codes=ca, seed=3), "B": WindowArray(N, N + 2, fault_codes=cb, seed=4)}))
+    s2.program()
+    # the engine's fields replace the defaults; the window's own sd (5 uS) is what this run's read-back shows
+    assert s2.p.refit.band == 1e-6 and 3e-6 < s2.p.refit.write_sigma < 7e-6

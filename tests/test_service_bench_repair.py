@@ -29,8 +29,10 @@ def test_the_injected_stuck_device_is_found_and_repaired_through_the_bench(resul
     # the loop put exactly that device, with that code, in its fault map, and repaired around it
     assert one["faults_found"] == 1 and one["new_stuck_found"] == 1 and one["repairs"] >= 1
     assert one["alarms"] >= 1 and one["alarms_handled"] >= 1
-    # a stuck device spoils one line of the product: the repair writes a few devices of it, not the array
-    assert 1 <= one["repair_writes"] <= 12 and one["reprogrammed_frac"] < 0.2
+    # a stuck device spoils one line of the product: the repair writes that line and a few devices of the lines
+    # crossing it, not the array (with the bench's write model, ~1 uS, a line alone cannot get back to the
+    # bench's precision: k = n leaves it over-determined, so crossing lines take moves too; 15 of 160 here)
+    assert 1 <= one["repair_writes"] <= 20 and one["reprogrammed_frac"] < 0.2
     assert one["one_minus_cos_after_fault"] > one["one_minus_cos_before"]
     assert one["one_minus_cos_after_repair"] < one["one_minus_cos_after_fault"]
     # a stuck-ON cell reads ~11x g_max; the engine subtracts its scanned excess, so on the true chip it stands
@@ -64,6 +66,30 @@ def test_the_same_case_on_the_conductance_level_chip(result):
     assert np.isfinite(w["one_fault"]["one_minus_cos_after_repair"])
     # the window chip's write-and-verify lands within +-15 uS, the bench's ISPP within its 3 % tolerance
     assert result["write_error_after_programming"]["rms_uS"] < w["write_error_after_programming"]["rms_uS"]
+
+
+def test_the_repairs_plan_with_the_benchs_write_model_from_its_run_file(result):
+    from protocols.ispp import STANFORD_ISPP
+    from simulated_bench.window_array import WindowParams
+
+    wm, ww = result["write_model"], result["window_engine"]["write_model"]
+    # the band is the bench's ISPP acceptance band, relative to what a cell reads (its floor + target) ...
+    assert wm["band_rel"] == pytest.approx(STANFORD_ISPP.accept_fraction * STANFORD_ISPP.tol_rel)
+    assert wm["band"] == STANFORD_ISPP.accept_fraction * STANFORD_ISPP.tol_abs and 0 < wm["g_offset"] < 20e-6
+    # ... and the sd of where writes land is the programming run's: at a mid-window target it is within a factor
+    # of two of the true chip's RMS write error, finer than the window chip's (+-15 uS band / 3)
+    sd_mid = np.hypot(wm["write_sigma"], wm["write_sigma_rel"] * (75e-6 + wm["g_offset"]))
+    assert 0.5 < sd_mid * 1e6 / result["write_error_after_programming"]["rms_uS"] < 2.0
+    assert sd_mid < WindowParams().write_sigma
+    # the conductance-level chip keeps its own
+    assert ww == {"band": WindowParams().verify_band, "band_rel": 0.0, "write_sigma": WindowParams().write_sigma,
+                  "write_sigma_rel": 0.0, "g_offset": 0.0}
+    # the episode's anatomy: each repair's aim, plan and outcome, and what the write error cost
+    rep = result["one_fault"]["repair_log"][0]
+    assert rep["new_stuck_off"] + rep["new_stuck_on"] == 1 and rep["one_minus_cos_true"] is not None
+    an = result["one_fault"]["anatomy"]
+    assert an["faults_missed"] == [] and an["devices_written"] >= 1
+    assert an["one_minus_cos_if_writes_exact"] > 0
 
 
 def test_a_stuck_on_cells_excess_is_measured_as_a_vmm_sees_it(tmp_path):

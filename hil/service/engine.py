@@ -67,6 +67,14 @@ class WindowEngine:
     def g_max(self) -> float:
         return next(iter(self.arrays.values())).params.g_max
 
+    def write_model(self, targets: Mapping[str, FloatArray], reads: Mapping[str, FloatArray]) -> dict[str, float]:
+        """The repair's write model (:class:`hil.service.refit.RefitParams` fields): the window arrays' own
+        physics, a write landing within +-``verify_band`` (Gaussian, sd band / 3, truncated); the programming
+        run (``targets``, ``reads``) is not needed to know it."""
+        wp = next(iter(self.arrays.values())).params
+        return {"band": wp.verify_band, "band_rel": 0.0, "write_sigma": wp.write_sigma, "write_sigma_rel": 0.0,
+                "g_offset": 0.0}
+
     @property
     def time_s(self) -> float:
         return max(a.time_s for a in self.arrays.values())

@@ -15,7 +15,7 @@ cannot trade the product's angle for its length. Two stages:
    few moves of every line that crosses a damaged line of the product (a column of MB
    crosses the product row a fault on MA spoiled), devices join the moving set largest normalised gradient
    first, with an exact bounded refit on the set at each step; each step's predicted cost
-   is the residual^2 plus the write error (sd ``write_sigma``) of the devices it writes;
+   is the residual^2 plus the write error (sd ``sigma_at``) of the devices it writes;
 2. a shared budget (:func:`allocate`): supports grow where a write cuts the product's
    squared residual the most, until it is back to ``slack``^2 x its pre-fault value. This
    is the penalty on moving programmed devices, as an l0 budget: a write is bought only
@@ -33,22 +33,35 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import lsq_linear
 
 from hil.factorization import DeviceWindow, SolverParams
+from simulated_bench.window_array import WindowParams
 
 from .mapping import MappedMatrix, compensate_pairs, map_factorized
 
 FloatArray = NDArray[np.float64]
 
 
+_WINDOW = WindowParams()
+
+
 @dataclass(frozen=True)
 class RefitParams:
-    """Sparse repair settings."""
+    """Sparse repair settings, and the write model the repair plans with.
 
-    band: float = 15e-6  #: S, write-and-verify band: smaller moves are not written (seed 003: +-15 uS)
-    write_sigma: float = 5e-6  #: S, sd of where a verified write lands in its band (window_array: band / 3)
+    The write model is the engine's (:func:`write_model_of`, taken when the mapping is programmed):
+    a write of target g is accepted within +-``band_at(g)`` of it and lands with sd ``sigma_at(g)``,
+    each an absolute part and a part relative to g + ``g_offset`` (a bench cell's conductance sits on
+    its floor, and ISPP's band is relative to what it reads). The defaults are the window-level chip's
+    (simulated_bench.window_array: +-15 uS, sigma band / 3)."""
+
+    band: float = _WINDOW.verify_band  #: S, write-and-verify band (absolute part): smaller moves are not written
+    write_sigma: float = _WINDOW.write_sigma  #: S, sd of where a verified write lands in its band (absolute part)
+    band_rel: float = 0.0  #: band part relative to g + g_offset (a bench's ISPP: accept_fraction x tol_rel)
+    write_sigma_rel: float = 0.0  #: sd part relative to g + g_offset (measured on the programming run)
+    g_offset: float = 0.0  #: S, what the relative parts are taken above (a bench: the floor under the window)
     slack: float = 1.03  #: the product's residual (write error included) is brought back to this factor of its
     #: pre-fault value (Re(DFT64), 1 % new faults, 40 trials: 1.0 -> 1 - cos <= 1.014x, up to 10.1 % written;
     #: 1.03 -> <= 1.072x, up to 9.1 %)
@@ -61,6 +74,54 @@ class RefitParams:
     pair_support: int = 6  #: most pairs of a column that take up a weight error its own pair cannot
     floor: float = 0.6  #: a line's path stops once its residual is this fraction of its pre-fault one
     g_max: float = 150e-6  #: S, top of the window
+
+    def band_at(self, g: ArrayLike) -> FloatArray:
+        """S, half-width of the write-and-verify band around target(s) ``g``."""
+        return np.maximum(self.band, self.band_rel * (np.abs(np.asarray(g, float)) + self.g_offset))
+
+    def sigma_at(self, g: ArrayLike) -> FloatArray:
+        """S, sd of where a verified write of target(s) ``g`` lands."""
+        return np.hypot(self.write_sigma, self.write_sigma_rel * (np.abs(np.asarray(g, float)) + self.g_offset))
+
+    def write_model(self) -> dict[str, float]:
+        """The write-model fields (what :func:`write_model_of` measures and the run file records)."""
+        return {k: float(getattr(self, k)) for k in WRITE_MODEL_FIELDS}
+
+
+WRITE_MODEL_FIELDS = ("band", "band_rel", "write_sigma", "write_sigma_rel", "g_offset")
+
+
+def fit_write_sigma(target: ArrayLike, read: ArrayLike, g_offset: float = 0.0) -> tuple[float, float]:
+    """(sigma_abs, sigma_rel) of where verified writes landed: the read-back minus the target of every
+    written cell, its square fitted as sigma_abs^2 + (sigma_rel (g + g_offset))^2 by non-negative least
+    squares (an absolute part: read noise, the levels too low to program; a relative part: a relative
+    verify band). Fewer than 8 cells: the RMS as an absolute sd."""
+    from scipy.optimize import nnls
+
+    t, r = np.asarray(target, float).ravel(), np.asarray(read, float).ravel()
+    ok = np.isfinite(t) & np.isfinite(r)
+    t, e2 = t[ok], (r[ok] - t[ok]) ** 2
+    if t.size < 8:
+        return (float(np.sqrt(e2.mean())) if t.size else 0.0), 0.0
+    a = np.column_stack([np.ones_like(t), (np.abs(t) + g_offset) ** 2])
+    coef = nnls(a, e2)[0]
+    return float(np.sqrt(coef[0])), float(np.sqrt(coef[1]))
+
+
+def write_model_of(engine, targets: dict[str, FloatArray], reads: dict[str, FloatArray], p: RefitParams
+                   ) -> RefitParams:
+    """``p`` with the write model of the engine that wrote ``targets`` (array name -> S, NaN: not written) and
+    read back ``reads``: ``engine.write_model(targets, reads)`` (the engine's own: a bench's from its ISPP
+    settings and this programming run, the window chip's from its verify band); an engine without one keeps
+    ``p``'s."""
+    own = getattr(engine, "write_model", None)
+    if own is None:
+        return p
+    fields = own(targets, reads)
+    bad = [k for k in fields if k not in WRITE_MODEL_FIELDS]
+    if bad:
+        raise ValueError(f"engine write model: unknown field {bad[0]!r}; known: {', '.join(WRITE_MODEL_FIELDS)}")
+    return replace(p, **{k: float(v) for k, v in fields.items()})
 
 
 @dataclass
@@ -92,7 +153,7 @@ class RepairPlan:
 class LinePath:
     """The greedy (OMP) path of one line: support order, solution and predicted post-write cost per support size.
 
-    ``cost[s]`` = ||a_mat @ x_s - y||^2 + sum over the first s devices of (write_sigma * ||a_mat[:, l]||)^2:
+    ``cost[s]`` = ||a_mat @ x_s - y||^2 + sum over the first s devices of (sigma_at(x_l) * ||a_mat[:, l]||)^2:
     the residual a write of those s devices is expected to leave, each landing within the band.
     """
 
@@ -117,7 +178,6 @@ def line_path(stage: int, line: int, a_mat: FloatArray, y: FloatArray, x0: Float
     """
     col_sq = np.sum(a_mat * a_mat, axis=0)
     col_norm = np.sqrt(col_sq) + 1e-300
-    noise = (p.write_sigma ** 2) * col_sq
     x = x0.copy()
     order: list[int] = []
     xs = [x0.copy()]
@@ -140,8 +200,8 @@ def line_path(stage: int, line: int, a_mat: FloatArray, y: FloatArray, x0: Float
         x, res = x_new, res_new
         xs.append(x)
         # a device that moves less than the band is not written (finish_line drops it): no write error
-        big = np.abs(x[order] - x0[order]) > p.band
-        cost.append(res ** 2 + float(noise[order][big].sum()))
+        moved = np.array(order)[np.abs(x[order] - x0[order]) > p.band_at(x[order])]
+        cost.append(res ** 2 + float(np.sum(p.sigma_at(x[moved]) ** 2 * col_sq[moved])))
     return LinePath(stage, line, a_mat, y, x0, free, r_pre, order, xs, np.array(cost))
 
 
@@ -205,7 +265,7 @@ def finish_line(pa: LinePath, size: int, p: RefitParams, a_mat: FloatArray | Non
     a = pa.a_mat if a_mat is None else a_mat
     sup = pa.order[:size]
     x = _solve_on(a, pa.y, pa.x0, sup, p.g_max)
-    moved = [i for i in sup if abs(x[i] - pa.x0[i]) > p.band]
+    moved = [i for i in sup if abs(x[i] - pa.x0[i]) > p.band_at(x[i])]
     if len(moved) < len(sup):
         x = _solve_on(a, pa.y, pa.x0, moved, p.g_max)
     return x, np.array(sorted(moved), dtype=np.intp)
@@ -321,7 +381,7 @@ def _plan_pairs(mm: MappedMatrix, codes: NDArray[np.int8], p: RefitParams) -> Re
         for j in np.flatnonzero(pair_hit.any(axis=0)):
             # the whole column's error (its pairs' write error too): the output sees their sum
             err = w_target[:, j] - (g_new[0::2, j] - g_new[1::2, j])
-            if np.abs(err[pair_hit[:, j]]).max() <= p.band:
+            if np.all(np.abs(err[pair_hit[:, j]]) <= p.band_at(w_target[pair_hit[:, j], j])):
                 continue
             free = both_work[:, j] & ~pair_hit[:, j]
             dw = _spread(c_in, err, free, p)
@@ -335,7 +395,7 @@ def _plan_pairs(mm: MappedMatrix, codes: NDArray[np.int8], p: RefitParams) -> Re
                     w_new = float(np.clip(plus - g_new[2 * i + 1, j], -p.g_max, p.g_max))
                     g_new[2 * i, j], g_new[2 * i + 1, j] = max(w_new, 0.0), max(-w_new, 0.0)
             lines.append(j)
-    touched = (codes == 0) & (np.abs(g_new - st.g_ref) > p.band) & (
+    touched = (codes == 0) & (np.abs(g_new - st.g_ref) > p.band_at(g_new)) & (
         np.repeat(pair_hit, 2, axis=0) | (np.abs(g_new - st.g_ref) > 0) & np.isin(np.arange(st.shape[1]), lines))
     targets = [np.where(touched, g_new, np.nan)]
     plan = RepairPlan(targets)
@@ -375,7 +435,7 @@ def _spread(c_in: FloatArray, err: FloatArray, free: NDArray[np.bool_], p: Refit
         if cost - new_cost < p.min_cut * start:
             break
         sup, dw, cost = trial, d, new_cost
-    keep = np.flatnonzero(np.abs(dw) > p.band)  # a move within the band is not written: refit without it
+    keep = np.flatnonzero(np.abs(dw) > p.band_at(dw))  # a move within the band is not written: refit without it
     dw = np.zeros_like(err)
     if keep.size:
         dw[keep] = np.clip(np.linalg.lstsq(c_in[np.ix_(keep, keep)], c_in[keep] @ err, rcond=None)[0],
@@ -395,10 +455,11 @@ def plan_full_remap(mm: MappedMatrix, new_codes: list[NDArray[np.int8]], k: int,
                            (mm.stages[0].array, mm.stages[1].array))
     targets = []
     for st_old, st_new, codes in zip(mm.stages, fresh.stages, new_codes):
-        move = (codes == 0) & (np.abs(st_new.g_target - st_old.g_ref) > p.band)
+        move = (codes == 0) & (np.abs(st_new.g_target - st_old.g_ref) > p.band_at(st_new.g_target))
         targets.append(np.where(move, st_new.g_target, np.nan))
     return fresh, RepairPlan(targets)
 
 
-__all__ = ["RefitParams", "RepairPlan", "LineRepair", "LinePath", "line_path", "allocate",
+__all__ = ["RefitParams", "WRITE_MODEL_FIELDS", "fit_write_sigma", "write_model_of", "RepairPlan", "LineRepair",
+           "LinePath", "line_path", "allocate",
            "finish_line", "residual_sq", "cos_scale", "plan_repair", "plan_full_remap"]

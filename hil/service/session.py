@@ -19,18 +19,19 @@ lines, re-scanned with the scan procedure and restored):
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
 import numpy as np
 from numpy.typing import NDArray
 
 from hil.faultmap_versions import FaultMapVersions
+from simulated_bench.window_array import WindowParams
 
 from .checks import Alarm, CheckParams, Detector, StageChecks
 from .localise import Localisation, localise, localise_all
 from .mapping import MappedMatrix
-from .refit import RefitParams, RepairPlan, cos_scale, plan_full_remap, plan_repair, residual_sq
+from .refit import RefitParams, RepairPlan, cos_scale, plan_full_remap, plan_repair, residual_sq, write_model_of
 
 FloatArray = NDArray[np.float64]
 
@@ -56,6 +57,11 @@ class ServiceParams:
     min_explained: float = 0.5  #: a localisation is trusted if one device explains this much
     refresh_ratio: float = 1.1  #: maintain() rewrites drifted cells once the read-back fidelity
     #: (1 - cos of the reference against M, computed by the host) exceeds this x its value after programming
+    refresh_step: float = WindowParams().verify_band  #: S, a cell is rewritten as drifted (by maintain(), or
+    #: when a localisation finds no stuck device) once its read-back is this far from its target. Not the
+    #: write model's band: a bench's ISPP band is ~2 uS, and the log-time relaxation after a write takes
+    #: about half the cells past it within the hour (Re(DFT64) bench: 4,176 of 8,448 devices rewritten by
+    #: the first maintenance), so every maintenance would rewrite half the array and restart its relaxation
 
 
 @dataclass
@@ -112,6 +118,11 @@ class ServiceSession:
         self.engine.advance(self.p.settle_s / 3600.0)
         for st in self.mm.stages:
             self._read_reference(st, written=np.ones(st.shape, bool))
+        # the repairs plan with the write model of the engine they write through (its band, and the sd of where
+        # this programming run's writes landed), not a number of another chip
+        self.p = replace(self.p, refit=write_model_of(
+            self.engine, {st.array: np.where(st.codes == 0, st.g_target, np.nan) for st in self.mm.stages},
+            {st.array: st.g_ref for st in self.mm.stages}, self.p.refit))
         self.count.pulses += pulses
         self.baseline_omc = self.mm.one_minus_cos()
         self.certified = [st.g_ref.copy() for st in self.mm.stages]
@@ -119,7 +130,7 @@ class ServiceSession:
             self.versions.commit(self.codes(), "map", {"devices": self.mm.devices}, self.engine.time_s,
                                  "fault map the mapping was solved on")
         self.record("program", pulses=pulses, devices=self.mm.devices, check_devices=self.mm.check_devices,
-                    one_minus_cos_reference=self.mm.one_minus_cos())
+                    one_minus_cos_reference=self.mm.one_minus_cos(), write_model=self.p.refit.write_model())
         return pulses
 
     def _read_reference(self, st, rows=None, written=None) -> NDArray[np.bool_]:
@@ -138,7 +149,8 @@ class ServiceSession:
             if w.dtype == bool:
                 jumped &= ~w
             else:
-                ok = np.isfinite(w) & (np.abs(g - np.nan_to_num(w)) <= 2 * self.p.refit.band)
+                w0 = np.nan_to_num(w)
+                ok = np.isfinite(w) & (np.abs(g - w0) <= 2 * self.p.refit.band_at(w0))
                 failed = np.isfinite(w) & ~ok & sel
                 jumped = (jumped & ~ok) | failed
         st.g_ref = np.where(sel & ~jumped, g, st.g_ref)
@@ -272,7 +284,7 @@ class ServiceSession:
             self.record("faultmap_version", version=ver.number, new_faults=n_new)
             result = self.repair(new_codes, before)
         else:
-            drifted = [l for l in locs if abs(l.delta_g) > self.p.refit.band and l.explained >= self.p.min_explained
+            drifted = [l for l in locs if abs(l.delta_g) > self.p.refresh_step and l.explained >= self.p.min_explained
                        and st.codes[l.row, l.col] == 0]
             if drifted:
                 tgt = np.full(st.shape, np.nan)
@@ -318,7 +330,7 @@ class ServiceSession:
         writes = pulses = 0
         if omc > self.p.refresh_ratio * self.baseline_omc:
             for st in self.mm.stages:
-                move = (st.codes == 0) & (np.abs(st.g_ref - st.g_target) > self.p.refit.band)
+                move = (st.codes == 0) & (np.abs(st.g_ref - st.g_target) > self.p.refresh_step)
                 if move.any():
                     pulses += self.engine.write(st.array, np.where(move, st.g_target, np.nan))
                     writes += int(move.sum())
@@ -349,6 +361,14 @@ class ServiceSession:
         if self.certified is not None and self.mm.one_minus_cos(self.certified) < self.mm.one_minus_cos(before):
             before = self.certified
         plan = plan_repair(self.mm, new_codes, self.p.refit, before)
+        # what the host expects: the aim, and the plan's product as if every write landed on its target
+        new = [(c != 0) & (s.codes == 0) for c, s in zip(new_codes, self.mm.stages)]
+        planned = [np.where(np.isfinite(t), t, np.where(c == 1, 0.0, np.where(c == 2, self.p.refit.g_max, s.g_ref)))
+                   for t, c, s in zip(plan.targets, new_codes, self.mm.stages)]
+        expect = {"new_stuck_off": int(sum(((c == 1) & n).sum() for c, n in zip(new_codes, new))),
+                  "new_stuck_on": int(sum(((c == 2) & n).sum() for c, n in zip(new_codes, new))),
+                  "one_minus_cos_aim": self.mm.one_minus_cos(before),
+                  "one_minus_cos_planned": self.mm.one_minus_cos(planned)}
         full_writes = None
         if self.p.compare_full_remap and len(self.mm.stages) == 2:
             # what a fresh factorization of the same arrays with the new masks would write (planned, not done)
@@ -374,7 +394,7 @@ class ServiceSession:
             plan.lines += last.lines
             plan.targets = [np.where(np.isfinite(b), b, a) for a, b in zip(plan.targets, last.targets)]
         self.count.repairs += 1
-        return self.record("repair", writes=plan.writes, pulses=pulses, full_remap_writes=full_writes,
+        return self.record("repair", writes=plan.writes, pulses=pulses, full_remap_writes=full_writes, **expect,
                            lines=[{"stage": l.stage, "line": l.line, "moved": l.moved.tolist(),
                                    "residual_before": l.residual_before, "residual_fault": l.residual_fault,
                                    "residual_after": l.residual_after} for l in plan.lines],
