@@ -1,0 +1,236 @@
+"""The column-orthant test: a mixed-integer search for MA's row signs when k = rank(M) < m.
+
+When the usable inner lines (see ``feasibility._usable``) number exactly r = rank(M), MA's
+usable columns are independent and MB (r x n, rank r) has a right inverse, so every usable
+column a_l of MA lies in col(M). a_l is 0 at its stuck-OFF rows, non-zero (the columns are
+independent), and its entries carry the row signs sa that all columns share:
+a_l[i] = sa_i |A_il|. So an exact fit needs one sign vector s in {+-1}^m whose orthant meets
+every column's subspace V_l = {a in col(M): a = 0 at l's stuck-OFF rows} away from 0.
+This drops MB's own constraints, so it is a relaxation: a sign vector that passes it is no
+fit, and no such vector is a proof that no exact fit exists.
+
+The search is a MILP (HiGHS through ``scipy.optimize.milp``): binary t_i (s_i = 2 t_i - 1,
+t_0 = 1 fixes the global flip (s, a) -> (-s, -a)), per usable column the coordinates c_l of
+a_l = U c_l (U an orthonormal basis of col(M)), and a_l's positive and negative parts p, q.
+Scale is free, so each column is normalised to sum(p + q) = 1; then |a_l[i]| <= 1 and the
+sign link p_i <= t_i, q_i <= 1 - t_i needs no big-M guess: it is exact. Stuck-OFF rows
+have p = q = 0.
+
+Where it stands (measured, ``benchmarks/factorize_frontier.py --orthant``): Gaussian
+64 x 48 at k = 48, 30 % stuck-OFF, passes at HiGHS's root node in seconds (each V_l has
+dimension ~29 in ~45 free rows and meets ~98 % of orthants; a count over the columns
+expects ~2^60 sign vectors to pass), so this relaxation cannot prove those trials.
+64 x 40 at k = 40 (V_l of dimension ~21, meeting ~1/3 of orthants; the same count expects
+~2^-12 sign vectors to pass, so it is probably infeasible) is beyond HiGHS: its LP
+relaxation is weak while the t_i are fractional (t_i = 1/2 allows |a_l[i]| <= 1/2, no
+constraint once a column has 45 rows), and it reports 0.00 % of the tree explored after
+~400 nodes and 100 s. Its verdict, when it gives one, is HiGHS's branch and bound with
+floating-point LPs (primal feasibility tolerance 1e-7): labelled as such, never as exact.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.linalg import null_space
+from scipy.optimize import Bounds, LinearConstraint, linprog, milp
+
+from .faults import STUCK_OFF
+
+#: up to this many rows the search enumerates all 2^(m-1) sign vectors and kills each with a
+#: Gordan vector checked in integer arithmetic (``exact``): an exact certificate
+ENUMERATE_MAX_ROWS = 10
+
+#: HiGHS's primal feasibility tolerance (its default), stated in every verdict it decides
+HIGHS_FEASIBILITY_TOL = 1e-7
+
+
+@dataclass(frozen=True)
+class OrthantVerdict:
+    """What the sign search found.
+
+    ``status``: "infeasible" (HiGHS's branch and bound found no sign vector: no exact fit,
+    by a floating-point solver's proof), "feasible" (``signs`` passes the relaxation, which
+    proves nothing about a fit), "unknown" (time limit), or "not_applicable" (usable lines
+    != rank(M), or rank(M) = m so col(M) is everything). ``seconds`` is wall time of the
+    MILP; ``columns`` the number of usable columns constrained.
+    """
+
+    status: str
+    seconds: float = 0.0
+    signs: np.ndarray | None = None
+    columns: int = 0
+    message: str = ""
+
+
+def _model(basis: np.ndarray, off: np.ndarray):
+    """MILP data (A, lo, hi, lb, ub, integrality) for ``basis`` (m x r, col(M)) and
+    ``off`` (m x q, stuck-OFF rows of each usable column)."""
+    m, r = basis.shape
+    q = off.shape[1]
+    width = r + 2 * m  # per column: c, p, q
+    nv = m + q * width
+    lb, ub = np.zeros(nv), np.ones(nv)
+    lb[0] = 1.0  # t_0 = 1: the global sign flip
+    integrality = np.zeros(nv)
+    integrality[:m] = 1
+    blocks, lo, hi = [], [], []
+    rows_m = np.arange(m)
+    for col in range(q):
+        base = m + col * width
+        c_ix, p_ix, q_ix = base + np.arange(r), base + r + rows_m, base + r + m + rows_m
+        lb[c_ix], ub[c_ix] = -np.inf, np.inf
+        ub[p_ix[off[:, col]]] = 0.0
+        ub[q_ix[off[:, col]]] = 0.0
+        # U c - p + q = 0 (m rows)
+        eq = sp.hstack([sp.csr_matrix(basis), -sp.identity(m), sp.identity(m)])
+        blocks.append((eq, c_ix[0], np.zeros(m), np.zeros(m)))
+        work = np.flatnonzero(~off[:, col])
+        # p_i - t_i <= 0 and q_i + t_i <= 1 on working rows; sum(p + q) = 1
+        link_p = sp.csr_matrix((np.r_[np.ones(work.size), -np.ones(work.size)],
+                                (np.r_[np.arange(work.size), np.arange(work.size)], np.r_[p_ix[work], work])),
+                               shape=(work.size, nv))
+        link_q = sp.csr_matrix((np.ones(2 * work.size),
+                                (np.r_[np.arange(work.size), np.arange(work.size)], np.r_[q_ix[work], work])),
+                               shape=(work.size, nv))
+        norm = sp.csr_matrix((np.ones(2 * work.size), (np.zeros(2 * work.size, int), np.r_[p_ix[work], q_ix[work]])),
+                             shape=(1, nv))
+        blocks += [(link_p, None, np.full(work.size, -np.inf), np.zeros(work.size)),
+                   (link_q, None, np.full(work.size, -np.inf), np.ones(work.size)),
+                   (norm, None, np.ones(1), np.ones(1))]
+    mats = []
+    for mat, offset, _, _ in blocks:
+        if offset is None:
+            mats.append(mat)
+        else:  # a block over one column's variables, placed at its offset
+            mats.append(sp.hstack([sp.csr_matrix((mat.shape[0], offset)), mat,
+                                   sp.csr_matrix((mat.shape[0], nv - offset - mat.shape[1]))]))
+    return (sp.vstack(mats).tocsr(), np.concatenate([b[2] for b in blocks]), np.concatenate([b[3] for b in blocks]),
+            lb, ub, integrality)
+
+
+def _witness_holds(x: np.ndarray, basis: np.ndarray, off: np.ndarray, signs: np.ndarray,
+                   tol: float = 1e-6) -> bool:
+    """Re-check HiGHS's point: each column a_l = p - q lies in col(M) and in the orthant of
+    ``signs``, is 0 at its stuck-OFF rows and has sum|a_l| = 1 (floating point, tolerance
+    ``tol``: a "feasible" verdict claims nothing about an exact fit)."""
+    m, r = basis.shape
+    width = r + 2 * m
+    for col in range(off.shape[1]):
+        base = m + col * width
+        a = x[base + r: base + r + m] - x[base + r + m: base + r + 2 * m]
+        if (abs(np.abs(a).sum() - 1) > tol or np.abs(a[off[:, col]]).max(initial=0) > tol
+                or (signs * a).min() < -tol or np.linalg.norm(a - basis @ (basis.T @ a)) > tol):
+            return False
+    return True
+
+
+def column_orthant(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.ndarray, seconds: float,
+                   rank: int | None = None) -> OrthantVerdict:
+    """Search MA's row signs under the column-orthant relaxation for at most ``seconds``.
+
+    ``rank`` is rank(M) when the caller knows it exactly (``exact.exact_null_space``);
+    otherwise the numerical rank is used. See the module docstring for what each status
+    proves.
+    """
+    from .feasibility import _usable  # the one definition of a usable line
+
+    m_ = np.asarray(matrix, dtype=np.float64)
+    ca, cb = np.asarray(codes_a), np.asarray(codes_b)
+    if not seconds > 0:
+        raise ValueError(f"seconds must be > 0, got {seconds}")
+    usable = _usable(ca, cb)
+    u, s, _ = np.linalg.svd(m_, full_matrices=False)
+    if rank is None:
+        rank = int((s > max(m_.shape) * np.finfo(float).eps * s[0]).sum()) if s.size and s[0] > 0 else 0
+    m = m_.shape[0]
+    if int(usable.sum()) != rank or rank >= m or rank == 0:
+        return OrthantVerdict("not_applicable", message=f"{int(usable.sum())} usable lines, rank(M) = {rank}, "
+                              f"m = {m}: the test needs usable lines = rank(M) < m")
+    off = ca[:, usable] == STUCK_OFF
+    a, lo, hi, lb, ub, integrality = _model(u[:, :rank], off)
+    t0 = time.perf_counter()
+    res = milp(np.zeros(a.shape[1]), constraints=LinearConstraint(a, lo, hi), integrality=integrality,
+               bounds=Bounds(lb, ub), options={"time_limit": float(seconds), "disp": False})
+    wall = time.perf_counter() - t0
+    cols = int(usable.sum())
+    if res.status == 2:
+        return OrthantVerdict("infeasible", wall, columns=cols,
+                              message=f"HiGHS branch and bound (floating-point LPs, primal feasibility "
+                                      f"tolerance {HIGHS_FEASIBILITY_TOL:g}) found no row signs of MA whose "
+                                      f"orthant meets each of the {cols} columns' subspaces of col(M)")
+    if res.status == 0 and res.x is not None:
+        signs = np.where(res.x[:m] > 0.5, 1, -1).astype(np.int8)
+        if not _witness_holds(res.x, u[:, :rank], off, signs):
+            return OrthantVerdict("unknown", wall, columns=cols,
+                                  message="HiGHS's sign vector failed the floating-point re-check")
+        return OrthantVerdict("feasible", wall, signs, cols,
+                              "row signs found whose orthant meets every column's subspace: "
+                              "this relaxation cannot prove that no exact fit exists")
+    return OrthantVerdict("unknown", wall, columns=cols, message=f"HiGHS stopped: {res.message}")
+
+
+def signs_pass(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.ndarray, signs: np.ndarray) -> bool:
+    """Whether the orthant of ``signs`` (+-1 per row of MA, e.g. a stalled fit's ``sign_a``)
+    meets every usable column's subspace V_l away from 0: one LP per column, floating point.
+
+    True shows the relaxation cannot prove these crossbars infeasible (it claims no fit).
+    """
+    from .feasibility import _usable
+
+    m_ = np.asarray(matrix, dtype=np.float64)
+    ca, cb = np.asarray(codes_a), np.asarray(codes_b)
+    signs = np.asarray(signs, dtype=np.float64)
+    u, s, _ = np.linalg.svd(m_, full_matrices=False)
+    rank = int((s > max(m_.shape) * np.finfo(float).eps * s[0]).sum())
+    basis = u[:, :rank]
+    for line in np.flatnonzero(_usable(ca, cb)):
+        off = ca[:, line] == STUCK_OFF
+        g = basis @ (null_space(basis[off]) if off.any() else np.eye(rank))  # V_l, m x d
+        if g.shape[1] == 0:
+            return False
+        w = g[~off] * signs[~off, None]  # sigma_i a_i as a function of V_l's coordinates
+        # find z with w z >= 0 and sum(w z) = 1
+        res = linprog(np.zeros(g.shape[1]), A_ub=-w, b_ub=np.zeros(w.shape[0]), A_eq=w.sum(axis=0)[None, :],
+                      b_eq=[1.0], bounds=[(None, None)] * g.shape[1], method="highs")
+        if res.status != 0:
+            return False
+    return True
+
+
+def column_orthant_exact(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.ndarray,
+                         max_rows: int = ENUMERATE_MAX_ROWS) -> tuple[str, np.ndarray | None]:
+    """Exact verdict on the relaxation for m <= ``max_rows``: ("infeasible", None) when every
+    sign vector (s_0 = +1; -s is the same up to a global flip) has a column l and a Gordan
+    vector y, y^T M = 0 exactly, s_i y_i > 0 on l's rows that are not stuck-OFF (then
+    y . a = 0 forces a = 0 for every a in V_l of that orthant); ("feasible", s) for the
+    first sign vector no column kills in floating point (the relaxation holds there, up to
+    rounding); ("not_applicable", None) otherwise.
+    """
+    from .exact import exact_null_space, verify_gordan
+    from .feasibility import _usable, gordan_vector
+
+    m_ = np.asarray(matrix, dtype=np.float64)
+    ca, cb = np.asarray(codes_a), np.asarray(codes_b)
+    m = m_.shape[0]
+    usable = _usable(ca, cb)
+    if m > max_rows:
+        return "not_applicable", None
+    left = exact_null_space(m_.T)  # rows y with y^T M = 0, exactly; its rank is rank(M)
+    if int(usable.sum()) != left.rank or left.rank >= m or left.rank == 0:
+        return "not_applicable", None
+    lines = np.flatnonzero(usable)
+    # columns with more stuck-OFF rows have smaller subspaces: try them first
+    lines = lines[np.argsort(-(ca[:, lines] == STUCK_OFF).sum(axis=0), kind="stable")]
+    for code in range(2 ** (m - 1)):
+        signs = np.array([1] + [1 - 2 * ((code >> b) & 1) for b in range(m - 1)], dtype=np.int64)
+        for line in lines:
+            need = np.where(ca[:, line] == STUCK_OFF, 0, signs)
+            w = gordan_vector(left.basis_float, need)
+            if w is not None and verify_gordan(left, w, need):
+                break
+        else:
+            return "feasible", signs.astype(np.int8)
+    return "infeasible", None
