@@ -324,7 +324,7 @@ def _column_orthant(m_, ca, cb, milp_seconds):
                            "0 (checked exactly: a vector y with y^T M = 0 of those signs on that column's other rows)")
     if status != "not_applicable" or not milp_seconds > 0:
         return None
-    verdict = column_orthant(m_, ca, cb, milp_seconds)
+    verdict = column_orthant(m_, ca, cb, milp_seconds, rank=exact_null_space(m_).rank)
     if verdict.status != "infeasible":
         return None
     return Obstruction("column_orthant_milp", "the usable inner lines equal rank(M) < m, so every column of MA lies "

@@ -41,7 +41,7 @@ from .faults import STUCK_OFF
 
 #: up to this many rows the search enumerates all 2^(m-1) sign vectors and kills each with a
 #: Gordan vector checked in integer arithmetic (``exact``): an exact certificate
-ENUMERATE_MAX_ROWS = 10
+ENUMERATE_MAX_ROWS = 14
 
 #: HiGHS's primal feasibility tolerance (its default), stated in every verdict it decides
 HIGHS_FEASIBILITY_TOL = 1e-7
@@ -224,12 +224,16 @@ def column_orthant_exact(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.nd
     lines = np.flatnonzero(usable)
     # columns with more stuck-OFF rows have smaller subspaces: try them first
     lines = lines[np.argsort(-(ca[:, lines] == STUCK_OFF).sum(axis=0), kind="stable")]
+    dead: dict[tuple[int, bytes], bool] = {}  # (line, signs on its working rows) -> killed exactly
     for code in range(2 ** (m - 1)):
         signs = np.array([1] + [1 - 2 * ((code >> b) & 1) for b in range(m - 1)], dtype=np.int64)
         for line in lines:
             need = np.where(ca[:, line] == STUCK_OFF, 0, signs)
-            w = gordan_vector(left.basis_float, need)
-            if w is not None and verify_gordan(left, w, need):
+            key = (int(line), need.astype(np.int8).tobytes())
+            if key not in dead:
+                w = gordan_vector(left.basis_float, need)
+                dead[key] = w is not None and verify_gordan(left, w, need)
+            if dead[key]:
                 break
         else:
             return "feasible", signs.astype(np.int8)
