@@ -194,10 +194,11 @@ def orthant_trial(task: dict) -> dict:
     rng = np.random.default_rng([seed, int(round(rate * 1000)), k, m, n, 0])  # as in ``solve``
     ca, cb = random_fault_codes(m, k, rate, 0.0, rng), random_fault_codes(k, n, rate, 0.0, rng)
     t0 = time.process_time()
-    verdict = column_orthant(m_, ca, cb, task["seconds"])
+    verdict = column_orthant(m_, ca, cb, task["seconds"], log=True)
     rec = {k_: task[k_] for k_ in ("matrix", "m", "n", "k", "fault", "rate", "seed")}
     rec.update(status=verdict.status, cpu_s=time.process_time() - t0, wall_s=verdict.seconds,
-               time_limit_s=task["seconds"], columns=verdict.columns, message=verdict.message)
+               time_limit_s=task["seconds"], nodes=verdict.nodes, explored_pct=verdict.explored_pct,
+               columns=verdict.columns, message=verdict.message)
     if verdict.status != "infeasible":
         fit = factorize(m_, ca, cb, rng, params=SolverParams(tol=BOUND))
         rec.update(fit_one_minus_cos=fit.one_minus_cos, fit_signs_pass=signs_pass(m_, ca, cb, fit.sign_a))
@@ -214,7 +215,8 @@ def run_orthant(seconds: float, seeds: int, workers: int) -> dict:
             rec = fut.result()
             trials.append(rec)
             print(f"orthant {rec['m']}x{rec['n']} k={rec['k']} seed {rec['seed']}: {rec['status']} "
-                  f"{rec['wall_s']:.1f} s; fit's signs pass: {rec.get('fit_signs_pass')}", flush=True)
+                  f"{rec['wall_s']:.1f} s, {rec['nodes']} nodes; fit's signs pass: {rec.get('fit_signs_pass')}",
+                  flush=True)
     trials.sort(key=lambda r: (r["m"], r["n"], r["k"], r["seed"]))
     return {"finished": time.time(), "time_limit_s": seconds, "trials": trials}
 
@@ -463,7 +465,8 @@ def report(data: dict) -> None:
     if "orthant_milp" in data:
         for r in data["orthant_milp"]["trials"]:
             print(f"orthant {r['m']}x{r['n']} k={r['k']} seed {r['seed']}: {r['status']} in {r['wall_s']:.1f} s "
-                  f"(limit {r['time_limit_s']:g} s); fit's signs pass: {r.get('fit_signs_pass')}")
+                  f"(limit {r['time_limit_s']:g} s), {r.get('nodes')} nodes, {r.get('explored_pct')} % explored; "
+                  f"fit's signs pass: {r.get('fit_signs_pass')}")
     if "chip_128" in data:
         print("chip_128", json.dumps({k: v for k, v in data["chip_128"].items() if k != "stdout"}))
 

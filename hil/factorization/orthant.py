@@ -29,7 +29,12 @@ floating-point LPs (primal feasibility tolerance 1e-7): labelled as such, never 
 """
 from __future__ import annotations
 
+import os
+import re
+import sys
+import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,6 +68,10 @@ class OrthantVerdict:
     signs: np.ndarray | None = None
     columns: int = 0
     message: str = ""
+    #: from HiGHS's log, when asked for (``column_orthant(..., log=True)``): branch-and-bound
+    #: nodes and the share of the tree it last reported explored, in percent
+    nodes: int | None = None
+    explored_pct: float | None = None
 
 
 def _model(basis: np.ndarray, off: np.ndarray):
@@ -127,13 +136,35 @@ def _witness_holds(x: np.ndarray, basis: np.ndarray, off: np.ndarray, signs: np.
     return True
 
 
+def _highs_log_figures(text: str) -> tuple[int | None, float | None]:
+    """Nodes (from the solving report) and the last explored share (%) in a HiGHS MIP log."""
+    nodes = re.findall(r"^\s*Nodes\s+(\d+)\s*$", text, flags=re.M)
+    explored = re.findall(r"^\s*\S*\s+\d+\s+\d+\s+\d+\s+([\d.]+)%", text, flags=re.M)
+    return (int(nodes[-1]) if nodes else None), (float(explored[-1]) if explored else None)
+
+
+@contextmanager
+def _stdout_to(path: str):
+    """Send file descriptor 1 (where HiGHS's C++ code prints) to ``path`` for a while."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(path, "w") as f:
+            os.dup2(f.fileno(), 1)
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def column_orthant(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.ndarray, seconds: float,
-                   rank: int | None = None) -> OrthantVerdict:
+                   rank: int | None = None, log: bool = False) -> OrthantVerdict:
     """Search MA's row signs under the column-orthant relaxation for at most ``seconds``.
 
     ``rank`` is rank(M) when the caller knows it exactly (``exact.exact_null_space``);
-    otherwise the numerical rank is used. See the module docstring for what each status
-    proves.
+    otherwise the numerical rank is used. ``log`` captures HiGHS's log (through file
+    descriptor 1, so only where nothing else prints meanwhile, e.g. a benchmark worker)
+    for the node count. See the module docstring for what each status proves.
     """
     from .feasibility import _usable  # the one definition of a usable line
 
@@ -152,24 +183,33 @@ def column_orthant(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.ndarray,
     off = ca[:, usable] == STUCK_OFF
     a, lo, hi, lb, ub, integrality = _model(u[:, :rank], off)
     t0 = time.perf_counter()
-    res = milp(np.zeros(a.shape[1]), constraints=LinearConstraint(a, lo, hi), integrality=integrality,
-               bounds=Bounds(lb, ub), options={"time_limit": float(seconds), "disp": False})
+    run = dict(c=np.zeros(a.shape[1]), constraints=LinearConstraint(a, lo, hi), integrality=integrality,
+               bounds=Bounds(lb, ub), options={"time_limit": float(seconds), "disp": log})
+    figures = {}
+    if log:
+        with tempfile.TemporaryDirectory() as tmp:
+            with _stdout_to(os.path.join(tmp, "highs.log")):
+                res = milp(**run)
+            figures = dict(zip(("nodes", "explored_pct"),
+                               _highs_log_figures(open(os.path.join(tmp, "highs.log")).read())))
+    else:
+        res = milp(**run)
     wall = time.perf_counter() - t0
     cols = int(usable.sum())
     if res.status == 2:
-        return OrthantVerdict("infeasible", wall, columns=cols,
+        return OrthantVerdict("infeasible", wall, columns=cols, **figures,
                               message=f"HiGHS branch and bound (floating-point LPs, primal feasibility "
                                       f"tolerance {HIGHS_FEASIBILITY_TOL:g}) found no row signs of MA whose "
                                       f"orthant meets each of the {cols} columns' subspaces of col(M)")
     if res.status == 0 and res.x is not None:
         signs = np.where(res.x[:m] > 0.5, 1, -1).astype(np.int8)
         if not _witness_holds(res.x, u[:, :rank], off, signs):
-            return OrthantVerdict("unknown", wall, columns=cols,
+            return OrthantVerdict("unknown", wall, columns=cols, **figures,
                                   message="HiGHS's sign vector failed the floating-point re-check")
-        return OrthantVerdict("feasible", wall, signs, cols,
+        return OrthantVerdict("feasible", wall, signs, cols, **figures, message=
                               "row signs found whose orthant meets every column's subspace: "
                               "this relaxation cannot prove that no exact fit exists")
-    return OrthantVerdict("unknown", wall, columns=cols, message=f"HiGHS stopped: {res.message}")
+    return OrthantVerdict("unknown", wall, columns=cols, **figures, message=f"HiGHS stopped: {res.message}")
 
 
 def signs_pass(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.ndarray, signs: np.ndarray) -> bool:
