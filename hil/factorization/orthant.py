@@ -6,8 +6,13 @@ column a_l of MA lies in col(M). a_l is 0 at its stuck-OFF rows, non-zero (the c
 independent), and its entries carry the row signs sa that all columns share:
 a_l[i] = sa_i |A_il|. So an exact fit needs one sign vector s in {+-1}^m whose orthant meets
 every column's subspace V_l = {a in col(M): a = 0 at l's stuck-OFF rows} away from 0.
-This drops MB's own constraints, so it is a relaxation: a sign vector that passes it is no
-fit, and no such vector is a proof that no exact fit exists.
+This drops MB's own constraints, so it is a relaxation: a sign vector that passes it is not
+a fit, and only when no sign vector passes is an exact fit impossible.
+
+Up to ``ENUMERATE_MAX_ROWS`` rows ``column_orthant_exact`` decides it exactly: it runs
+through all 2^(m-1) sign vectors and kills each with a Gordan vector y (y^T M = 0, of the
+vector's signs on some column's rows that are not stuck-OFF) checked in integer arithmetic.
+Each column's verdict depends only on the signs of its own rows, so it is cached.
 
 The search is a MILP (HiGHS through ``scipy.optimize.milp``): binary t_i (s_i = 2 t_i - 1,
 t_0 = 1 fixes the global flip (s, a) -> (-s, -a)), per usable column the coordinates c_l of
@@ -16,16 +21,29 @@ Scale is free, so each column is normalised to sum(p + q) = 1; then |a_l[i]| <= 
 sign link p_i <= t_i, q_i <= 1 - t_i needs no big-M guess: it is exact. Stuck-OFF rows
 have p = q = 0.
 
-Where it stands (measured, ``benchmarks/factorize_frontier.py --orthant``): Gaussian
-64 x 48 at k = 48, 30 % stuck-OFF, passes at HiGHS's root node in seconds (each V_l has
-dimension ~29 in ~45 free rows and meets ~98 % of orthants; a count over the columns
-expects ~2^60 sign vectors to pass), so this relaxation cannot prove those trials.
-64 x 40 at k = 40 (V_l of dimension ~21, meeting ~1/3 of orthants; the same count expects
-~2^-12 sign vectors to pass, so it is probably infeasible) is beyond HiGHS: its LP
-relaxation is weak while the t_i are fractional (t_i = 1/2 allows |a_l[i]| <= 1/2, no
-constraint once a column has 45 rows), and it reports 0.00 % of the tree explored after
-~400 nodes and 100 s. Its verdict, when it gives one, is HiGHS's branch and bound with
-floating-point LPs (primal feasibility tolerance 1e-7): labelled as such, never as exact.
+Where it stands on the benchmark's Gaussian targets, 30 % stuck-OFF (measured with
+``benchmarks/factorize_frontier.py --orthant``, key ``orthant_milp``):
+
+* 64 x 48 at k = 48: the relaxation holds. The stalled fit's own row signs pass it in
+  10 of 10 trials (one LP per column), and HiGHS finds a sign vector in 4-23 s in 9 of 10
+  (the 10th at its 60 s limit). Each V_l has dimension ~29 in ~45 rows that are not
+  stuck-OFF, and a d-dimensional generic subspace of R^N meets 2 sum_{i<d} C(N-1, i) of
+  the 2^N orthants (Cover 1965), here ~98 %. Over the 48 columns the count (treating them
+  as independent: a count, not a proof) expects ~2^60 sign vectors to pass. So this
+  relaxation cannot prove those trials; a proof would need MB's constraints too, which
+  make the problem bilinear.
+* 64 x 40 at k = 40: V_l has dimension ~21 (14-28) and meets about a third of the
+  orthants, and the count expects ~2^-12 sign vectors to pass, so the relaxation is
+  probably infeasible, but HiGHS does not finish. On seed 0 it ran 1,808 nodes in 600 s,
+  reported 0.00 % of the tree explored, and restarted once from the root. Its LP
+  relaxation is weak while the t_i are fractional: t_i = 1/2 allows |a_l[i]| <= 1/2,
+  which is no constraint once a column has 45 rows. Any proof built from per-column
+  Gordan vectors needs each vector to fix at least d_l + 1 >= 15 signs, so it needs
+  at least 2^14 of them, and in practice far more: the earlier estimate for a sign
+  search was ~2^35 nodes (``feasibility``).
+
+When HiGHS gives a verdict, it comes from branch and bound over floating-point LPs
+(primal feasibility tolerance 1e-7). It is labelled as such, never as exact.
 """
 from __future__ import annotations
 
