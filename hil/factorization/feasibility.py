@@ -314,8 +314,10 @@ def _row_cone(m_, ca, cb):
 
 
 def _column_orthant(m_, ca, cb, milp_seconds):
-    from .orthant import column_orthant, column_orthant_exact
+    from .orthant import _may_apply, column_orthant, column_orthant_exact
 
+    if not _may_apply(m_, _usable(ca, cb)):
+        return None
     status, _ = column_orthant_exact(m_, ca, cb)
     if status == "infeasible":
         return Obstruction("column_orthant", "the usable inner lines equal rank(M) < m, so every column of MA lies "

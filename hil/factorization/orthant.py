@@ -258,6 +258,12 @@ def signs_pass(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.ndarray, sig
     return True
 
 
+def _may_apply(m_: np.ndarray, usable: np.ndarray) -> bool:
+    """Cheap pre-check (numerical rank) before the exact one: usable lines = rank(M) < m."""
+    lines = int(usable.sum())
+    return 0 < lines < m_.shape[0] and lines == np.linalg.matrix_rank(m_)
+
+
 def column_orthant_exact(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.ndarray,
                          max_rows: int = ENUMERATE_MAX_ROWS) -> tuple[str, np.ndarray | None]:
     """Exact verdict on the relaxation for m <= ``max_rows``: ("infeasible", None) when every
@@ -274,7 +280,7 @@ def column_orthant_exact(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.nd
     ca, cb = np.asarray(codes_a), np.asarray(codes_b)
     m = m_.shape[0]
     usable = _usable(ca, cb)
-    if m > max_rows:
+    if m > max_rows or not _may_apply(m_, usable):
         return "not_applicable", None
     left = exact_null_space(m_.T)  # rows y with y^T M = 0, exactly; its rank is rank(M)
     if int(usable.sum()) != left.rank or left.rank >= m or left.rank == 0:
