@@ -43,7 +43,18 @@ proves 6 of 10 48 x 64 trials and 10 of 10 40 x 64 ones; the rest stall at 1 - c
 (2e-3 for 64 x 40), like the proved ones, and fit with a few more lines (``HINT_MARGIN``).
 Session 6 put the tall case's sign search to a MILP (``orthant``): it passes 64 x 48 (a
 sign vector meeting every column exists, so that relaxation proves nothing there) and does
-not finish on 64 x 40 (numbers in ``orthant``'s docstring). For a tall target (k = n < m) the
+not finish on 64 x 40 (numbers in ``orthant``'s docstring).
+
+k = rank(M) + 1 (looked at in session 6, no certificate built). With r + 1 usable lines,
+either rank(MB) = r, so every row of MB lies in row(M) and a line the row cone rules out
+must have an all-zero row (two such lines leave rank r - 1: a contradiction), or
+rank(MB) = r + 1, MA has a null vector z, and MB = MA^+ P + z w^T. Then every line l the
+row cone rules out has z_l != 0, and the parts of those lines' rows outside row(M) are
+parallel, to w's. That pairwise condition is always met: two lines that share a working
+column j can both carry e_j (of one sign, outside row(M) since the row cone ruled them
+out). Whatever is left needs MA's row signs together with MB, and so is bilinear again.
+
+For a tall target (k = n < m) the
 columns of MA lie in M's column space, zero at their stuck-OFF rows, all in the one
 orthant the shared row signs of MA set; a column's subspace meets an orthant for about a
 third of them, so a proof must search the 2^63 sign choices. Branch and bound on those
