@@ -25,8 +25,8 @@ Where it stands on the benchmark's Gaussian targets, 30 % stuck-OFF (measured wi
 ``benchmarks/factorize_frontier.py --orthant``, key ``orthant_milp``):
 
 * 64 x 48 at k = 48: the relaxation holds. The stalled fit's own row signs pass it in
-  10 of 10 trials (one LP per column), and HiGHS finds a sign vector in 4-23 s in 9 of 10
-  (the 10th at its 60 s limit). Each V_l has dimension ~29 in ~45 rows that are not
+  10 of 10 trials (one LP per column), and HiGHS finds a sign vector at its root node in
+  10 of 10 (8.5-161 s, median ~21 s, on the loaded 2-core machine). Each V_l has dimension ~29 in ~45 rows that are not
   stuck-OFF, and a d-dimensional generic subspace of R^N meets 2 sum_{i<d} C(N-1, i) of
   the 2^N orthants (Cover 1965), here ~98 %. Over the 48 columns the count (treating them
   as independent: a count, not a proof) expects ~2^60 sign vectors to pass. So this
@@ -34,8 +34,10 @@ Where it stands on the benchmark's Gaussian targets, 30 % stuck-OFF (measured wi
   make the problem bilinear.
 * 64 x 40 at k = 40: V_l has dimension ~21 (14-28) and meets about a third of the
   orthants, and the count expects ~2^-12 sign vectors to pass, so the relaxation is
-  probably infeasible, but HiGHS does not finish. On seed 0 it ran 1,808 nodes in 600 s,
-  reported 0.00 % of the tree explored, and restarted once from the root. Its LP
+  probably infeasible, but HiGHS does not finish. In 240 s per trial it ran 230-677
+  nodes (10 seeds) and reported 0.0 % of the tree explored; on seed 0, given 600 s, it ran
+  1,808 nodes, still 0.00 %, after one restart from the root. None of the stalled fits'
+  row signs pass the relaxation. Its LP
   relaxation is weak while the t_i are fractional: t_i = 1/2 allows |a_l[i]| <= 1/2,
   which is no constraint once a column has 45 rows. Any proof built from per-column
   Gordan vectors needs each vector to fix at least d_l + 1 >= 15 signs, so it needs
