@@ -187,14 +187,14 @@ def orthant_trial(task: dict) -> dict:
     """The column-orthant MILP (hil/factorization/orthant.py) on one trial's masks, for at most
     ``task["seconds"]``; when it decides nothing, whether the solver's own row signs pass the
     relaxation (a floating-point LP per column: then this relaxation cannot prove the trial)."""
-    from hil.factorization.orthant import column_orthant, signs_pass
+    from hil.factorization.orthant import OrthantVerdict, column_orthant, orthant_sign_search, signs_pass
 
     matrix, m, n, k, fault, rate, seed = (task[f] for f in ("matrix", "m", "n", "k", "fault", "rate", "seed"))
     m_ = make_matrix(matrix, m, n, seed)
     rng = np.random.default_rng([seed, int(round(rate * 1000)), k, m, n, 0])  # as in ``solve``
     ca, cb = random_fault_codes(m, k, rate, 0.0, rng), random_fault_codes(k, n, rate, 0.0, rng)
     t0 = time.process_time()
-    verdict = column_orthant(m_, ca, cb, task["seconds"], log=True)
+    verdict = column_orthant(m_, ca, cb, task["seconds"], log=True) if task["seconds"] > 0 else OrthantVerdict("not_run")
     rec = {k_: task[k_] for k_ in ("matrix", "m", "n", "k", "fault", "rate", "seed")}
     rec.update(status=verdict.status, cpu_s=time.process_time() - t0, wall_s=verdict.seconds,
                time_limit_s=task["seconds"], nodes=verdict.nodes, explored_pct=verdict.explored_pct,
@@ -202,6 +202,9 @@ def orthant_trial(task: dict) -> dict:
     if verdict.status != "infeasible":
         fit = factorize(m_, ca, cb, rng, params=SolverParams(tol=BOUND))
         rec.update(fit_one_minus_cos=fit.one_minus_cos, fit_signs_pass=signs_pass(m_, ca, cb, fit.sign_a))
+        if not rec["fit_signs_pass"]:  # search from the fit's signs for ones that pass
+            given, signs, met = orthant_sign_search(m_, ca, cb, fit.sign_a, rng)
+            rec.update(fit_columns_met=given, search_columns_met=met, search_signs_pass=signs_pass(m_, ca, cb, signs))
     return rec
 
 
@@ -219,6 +222,12 @@ def run_orthant(seconds: float, seeds: int, workers: int) -> dict:
                   flush=True)
     trials.sort(key=lambda r: (r["m"], r["n"], r["k"], r["seed"]))
     return {"finished": time.time(), "time_limit_s": seconds, "trials": trials}
+
+
+def orthant_key(seconds: float) -> str:
+    """Where ``--orthant`` stores its trials: the MILP runs, or (SECONDS = 0) the fit's signs
+    and the local sign search alone."""
+    return "orthant_milp" if seconds > 0 else "orthant_search"
 
 
 def _init_worker() -> None:
@@ -393,7 +402,8 @@ def main(argv=None) -> None:
                          "low-rank masks) and store it as low_rank_signs in --out")
     ap.add_argument("--orthant", type=float, default=None, metavar="SECONDS",
                     help="run only the column-orthant sign search (hil/factorization/orthant.py) on the tall "
-                         "rectangular trials, at most SECONDS each, and store it as orthant_milp in --out")
+                         "rectangular trials: the MILP for at most SECONDS each (stored as orthant_milp in --out), "
+                         "or with SECONDS = 0 only the fit's signs and the local sign search (orthant_search)")
     ap.add_argument("--list", action="store_true")
     args = ap.parse_args(argv)
     if args.list:
@@ -411,9 +421,10 @@ def main(argv=None) -> None:
         report(save(args.out, {"records": [], "low_rank_signs": low_rank_signs.run(make_matrix, seeds=args.seeds)}))
         return
     if args.orthant is not None:
-        if not args.orthant > 0:
-            ap.error("--orthant needs SECONDS > 0")
-        report(save(args.out, {"records": [], "orthant_milp": run_orthant(args.orthant, args.seeds, args.workers)}))
+        if not args.orthant >= 0:
+            ap.error("--orthant needs SECONDS >= 0")
+        report(save(args.out, {"records": [], orthant_key(args.orthant): run_orthant(args.orthant, args.seeds,
+                                                                                      args.workers)}))
         return
     names = [c for c in args.cases.split(",") if c]
     unknown = set(names) - set(CASES)
@@ -462,11 +473,13 @@ def report(data: dict) -> None:
               f"certified-impossible {s['certified_impossible']}  median {s['median_one_minus_cos']:.1e}  "
               f"worst {s['worst_one_minus_cos']:.1e}  cpu median {s['median_cpu_s']:.2f} s max {s['max_cpu_s']:.2f} s")
     print("growth", json.dumps(data["growth"]))
-    if "orthant_milp" in data:
-        for r in data["orthant_milp"]["trials"]:
-            print(f"orthant {r['m']}x{r['n']} k={r['k']} seed {r['seed']}: {r['status']} in {r['wall_s']:.1f} s "
+    for name in ("orthant_milp", "orthant_search"):
+        for r in data.get(name, {}).get("trials", []):
+            print(f"{name} {r['m']}x{r['n']} k={r['k']} seed {r['seed']}: {r['status']} in {r['wall_s']:.1f} s "
                   f"(limit {r['time_limit_s']:g} s), {r.get('nodes')} nodes, {r.get('explored_pct')} % explored; "
-                  f"fit's signs pass: {r.get('fit_signs_pass')}")
+                  f"fit's signs pass: {r.get('fit_signs_pass')}; searched signs meet "
+                  f"{r.get('search_columns_met')} of {r['k']} columns (from {r.get('fit_columns_met')}), "
+                  f"pass: {r.get('search_signs_pass')}")
     if "chip_128" in data:
         print("chip_128", json.dumps({k: v for k, v in data["chip_128"].items() if k != "stdout"}))
 

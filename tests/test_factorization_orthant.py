@@ -4,7 +4,7 @@ import numpy as np
 
 from hil.factorization import SolverParams, factorize, random_fault_codes
 from hil.factorization.feasibility import exact_fit_obstruction, exactness_report
-from hil.factorization.orthant import column_orthant, column_orthant_exact, signs_pass
+from hil.factorization.orthant import column_orthant, column_orthant_exact, orthant_sign_search, signs_pass
 
 from test_factorization_feasibility import hil_map
 
@@ -103,3 +103,20 @@ def test_hil_map_reports_the_column_orthant_certificate(tmp_path):
     assert rec["exact_fit"]["certificate"]["exact"] is False
     res, _ = hil_map(tmp_path, m_, 2, ca, CB_TWO, "--orthant-seconds", "-1")
     assert res.exit_code != 0 and "below 0" in res.output
+
+
+def test_sign_search_recovers_signs_that_pass_from_a_wrong_start():
+    """A planted fit's row signs pass; from them with rows flipped, the local search gets back
+    to signs that pass (the search that showed the 64 x 40 relaxation holds)."""
+    rng = np.random.default_rng(3)
+    m, r = 12, 3
+    ca = random_fault_codes(m, r, 0.3, 0, rng)
+    sa = rng.choice([-1.0, 1.0], m)
+    m_ = (sa[:, None] * rng.uniform(0.1, 1, (m, r)) * (ca != OFF)) @ rng.standard_normal((r, r))
+    cb = np.zeros((r, r), np.int8)
+    assert signs_pass(m_, ca, cb, sa)
+    flipped = sa.copy()
+    flipped[np.flatnonzero(ca[:, 0] != OFF)[:3]] *= -1
+    given, found, met = orthant_sign_search(m_, ca, cb, flipped, rng)
+    assert met == r and signs_pass(m_, ca, cb, found)
+    assert given < r  # the start misses columns

@@ -41,9 +41,9 @@ What none of these reach on rectangular Gaussian targets at 30 % stuck-OFF, k = 
 (freedom margin 1.12 for 64 x 40 and 40 x 64, 1.21 for 48 x 64 and 64 x 48): the row cone
 proves 6 of 10 48 x 64 trials and 10 of 10 40 x 64 ones; the rest stall at 1 - cos ~ 2e-4
 (2e-3 for 64 x 40), like the proved ones, and fit with a few more lines (``HINT_MARGIN``).
-Session 6 put the tall case's sign search to a MILP (``orthant``): it passes 64 x 48 (a
-sign vector meeting every column exists, so that relaxation proves nothing there) and does
-not finish on 64 x 40 (numbers in ``orthant``'s docstring).
+Session 6 put the tall case's sign search to a MILP and a local search (``orthant``).
+Both 64 x 48 and 64 x 40 pass: sign vectors meeting every column exist, so that
+relaxation proves nothing there (numbers in ``orthant``'s docstring).
 
 k = rank(M) + 1 (looked at in session 6, no certificate built). With r + 1 usable lines,
 either rank(MB) = r, so every row of MB lies in row(M) and a line the row cone rules out
@@ -61,7 +61,8 @@ third of them, so a proof must search the 2^63 sign choices. Branch and bound on
 signs, pruning a partial choice when some column's cone is {0} (an LP per column), would
 visit about 2^35 nodes on 64 x 40 seed 0 (Knuth's estimator, 3 random probes; paths die
 only at depth 37-44 of 64) -- out of reach, and that relaxation drops MB's constraints, so
-it may not even be infeasible. No certificate is claimed for these trials.
+it may not even be infeasible. Session 6 settled it: it is not (see above). No certificate
+is claimed for these trials.
 
 What none of these can reach: Re(DFT64), k = 64, at 44-46 % stuck-OFF (fits crawl at
 1e-6..1e-4). With the row signs dropped (each working device any real value) the same

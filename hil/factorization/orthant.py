@@ -32,17 +32,18 @@ Where it stands on the benchmark's Gaussian targets, 30 % stuck-OFF (measured wi
   as independent: a count, not a proof) expects ~2^60 sign vectors to pass. So this
   relaxation cannot prove those trials; a proof would need MB's constraints too, which
   make the problem bilinear.
-* 64 x 40 at k = 40: V_l has dimension ~21 (14-28) and meets about a third of the
-  orthants, and the count expects ~2^-12 sign vectors to pass, so the relaxation is
-  probably infeasible, but HiGHS does not finish. In 240 s per trial it ran 230-677
-  nodes (10 seeds) and reported 0.0 % of the tree explored; on seed 0, given 600 s, it ran
-  1,808 nodes, still 0.00 %, after one restart from the root. None of the stalled fits'
-  row signs pass the relaxation. Its LP
-  relaxation is weak while the t_i are fractional: t_i = 1/2 allows |a_l[i]| <= 1/2,
-  which is no constraint once a column has 45 rows. Any proof built from per-column
-  Gordan vectors needs each vector to fix at least d_l + 1 >= 15 signs, so it needs
-  at least 2^14 of them, and in practice far more: the earlier estimate for a sign
-  search was ~2^35 nodes (``feasibility``).
+* 64 x 40 at k = 40: the relaxation holds too, so it cannot prove these trials either.
+  HiGHS does not find a sign vector: in 240 s per trial it ran 230-677 nodes (10 seeds)
+  and reported 0.0 % of the tree explored, and on seed 0, given 600 s, 1,808 nodes after
+  one restart from the root. Its LP relaxation is weak while the t_i are fractional:
+  t_i = 1/2 allows |a_l[i]| <= 1/2, which is no constraint once a column has 45 rows.
+  But ``orthant_sign_search`` from the stalled fit's signs (which meet 29-37 of the 40
+  columns) meets all 40 within seconds (helper i17a found this first). On seed 0 every
+  column then holds a vector strictly inside the orthant, with each signed entry >= 6.5e-4
+  of the column's 1-norm, so rounding does not decide it. Each V_l has dimension ~21
+  (14-28) and meets about a third of the orthants. A count that treats the columns as
+  independent expected ~2^-12 sign vectors to pass; it was wrong, because the columns
+  share col(M).
 
 When HiGHS gives a verdict, it comes from branch and bound over floating-point LPs
 (primal feasibility tolerance 1e-7). It is labelled as such, never as exact.
@@ -232,32 +233,75 @@ def column_orthant(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.ndarray,
     return OrthantVerdict("unknown", wall, columns=cols, **figures, message=f"HiGHS stopped: {res.message}")
 
 
+def column_subspaces(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.ndarray) -> dict[int, tuple]:
+    """Per usable line l: (basis of V_l as an m x d array, mask of l's rows not stuck-OFF)."""
+    from .feasibility import _usable
+
+    m_ = np.asarray(matrix, dtype=np.float64)
+    ca, cb = np.asarray(codes_a), np.asarray(codes_b)
+    u, s, _ = np.linalg.svd(m_, full_matrices=False)
+    rank = int((s > max(m_.shape) * np.finfo(float).eps * s[0]).sum())
+    basis = u[:, :rank]
+    out = {}
+    for line in np.flatnonzero(_usable(ca, cb)):
+        off = ca[:, line] == STUCK_OFF
+        out[int(line)] = (basis @ (null_space(basis[off]) if off.any() else np.eye(rank)), ~off)
+    return out
+
+
+def orthant_meets(basis: np.ndarray, free: np.ndarray, signs: np.ndarray) -> bool:
+    """Whether some non-zero v = basis @ z has signs_i v_i >= 0 on the ``free`` rows (one LP,
+    floating point): find z with those products >= 0 and summing to 1."""
+    if basis.shape[1] == 0:
+        return False
+    w = (np.asarray(signs, dtype=np.float64)[:, None] * basis)[free]
+    res = linprog(np.zeros(basis.shape[1]), A_ub=-w, b_ub=np.zeros(w.shape[0]), A_eq=w.sum(axis=0)[None, :],
+                  b_eq=[1.0], bounds=[(None, None)] * basis.shape[1], method="highs")
+    return res.status == 0
+
+
 def signs_pass(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.ndarray, signs: np.ndarray) -> bool:
     """Whether the orthant of ``signs`` (+-1 per row of MA, e.g. a stalled fit's ``sign_a``)
     meets every usable column's subspace V_l away from 0: one LP per column, floating point.
 
     True shows the relaxation cannot prove these crossbars infeasible (it claims no fit).
     """
-    from .feasibility import _usable
+    return all(orthant_meets(v, free, signs) for v, free in column_subspaces(matrix, codes_a, codes_b).values())
 
-    m_ = np.asarray(matrix, dtype=np.float64)
-    ca, cb = np.asarray(codes_a), np.asarray(codes_b)
-    signs = np.asarray(signs, dtype=np.float64)
-    u, s, _ = np.linalg.svd(m_, full_matrices=False)
-    rank = int((s > max(m_.shape) * np.finfo(float).eps * s[0]).sum())
-    basis = u[:, :rank]
-    for line in np.flatnonzero(_usable(ca, cb)):
-        off = ca[:, line] == STUCK_OFF
-        g = basis @ (null_space(basis[off]) if off.any() else np.eye(rank))  # V_l, m x d
-        if g.shape[1] == 0:
-            return False
-        w = g[~off] * signs[~off, None]  # sigma_i a_i as a function of V_l's coordinates
-        # find z with w z >= 0 and sum(w z) = 1
-        res = linprog(np.zeros(g.shape[1]), A_ub=-w, b_ub=np.zeros(w.shape[0]), A_eq=w.sum(axis=0)[None, :],
-                      b_eq=[1.0], bounds=[(None, None)] * g.shape[1], method="highs")
-        if res.status != 0:
-            return False
-    return True
+
+def orthant_sign_search(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.ndarray, signs: np.ndarray,
+                        rng: np.random.Generator, steps: int = 80) -> tuple[int, np.ndarray, int]:
+    """Local search for MA row signs that pass the relaxation (helper i17a's search in
+    ``benchmarks/sign_choice.py``, kept here once): from ``signs``, repeatedly pick a column
+    whose subspace misses the orthant and flip the one row (among those that would let it
+    meet) that leaves the most columns met. Returns (columns met at the start, the signs
+    reached, columns met there); all usable columns met shows the relaxation holds.
+    """
+    ca = np.asarray(codes_a)
+    spaces = column_subspaces(matrix, codes_a, codes_b)
+    lines = list(spaces)
+    sa = np.asarray(signs, dtype=np.float64).copy()
+    m = sa.size
+    met = {line: orthant_meets(*spaces[line], sa) for line in lines}
+    given = sum(met.values())
+    for _ in range(steps):
+        missed = [line for line in lines if not met[line]]
+        if not missed:
+            break
+        v, free = spaces[missed[rng.integers(len(missed))]]
+        rows = [i for i in np.flatnonzero(free) if orthant_meets(v, free, np.where(np.arange(m) == i, -sa, sa))]
+        best = None
+        for i in rows or rng.choice(np.flatnonzero(free), min(3, int(free.sum())), replace=False):
+            trial = np.where(np.arange(m) == i, -sa, sa)
+            new = dict(met)
+            for line in lines:
+                if ca[i, line] != STUCK_OFF:
+                    new[line] = orthant_meets(*spaces[line], trial)
+            score = sum(new.values()) + 0.01 * rng.random()
+            if best is None or score > best[0]:
+                best = (score, trial, new)
+        _, sa, met = best
+    return given, sa.astype(np.int8), sum(met.values())
 
 
 def _may_apply(m_: np.ndarray, usable: np.ndarray) -> bool:
