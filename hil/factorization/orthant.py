@@ -271,8 +271,8 @@ def signs_pass(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.ndarray, sig
 
 def orthant_sign_search(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.ndarray, signs: np.ndarray,
                         rng: np.random.Generator, steps: int = 80) -> tuple[int, np.ndarray, int]:
-    """Local search for MA row signs that pass the relaxation (helper i17a's search in
-    ``benchmarks/sign_choice.py``, kept here once): from ``signs``, repeatedly pick a column
+    """Local search for MA row signs that pass the relaxation (the search of helper i17a's
+    ``column_cone_signs`` in ``benchmarks/sign_choice.py``): from ``signs``, repeatedly pick a column
     whose subspace misses the orthant and flip the one row (among those that would let it
     meet) that leaves the most columns met. Returns (columns met at the start, the signs
     reached, columns met there); all usable columns met shows the relaxation holds.
