@@ -16,6 +16,7 @@ records already in the file (``--redo`` recomputes the selected cases).
     nice -n 10 python3 -m benchmarks.factorize_frontier --cases growth --rates 0.39 --sizes 32,64,128
     nice -n 10 python3 -m benchmarks.factorize_frontier --chip          # hil program-matrix, n = 128
     nice -n 10 python3 -m benchmarks.factorize_frontier --low-rank-signs --seeds 3  # see low_rank_signs.py
+    nice -n 10 python3 -m benchmarks.factorize_frontier --sign-choice --seeds 3     # see sign_choice.py
     nice -n 10 python3 -m benchmarks.factorize_frontier --orthant 60 --out ...      # hil/factorization/orthant.py
     python3 -m benchmarks.factorize_frontier --list
 
@@ -404,6 +405,10 @@ def main(argv=None) -> None:
                     help="run only the column-orthant sign search (hil/factorization/orthant.py) on the tall "
                          "rectangular trials: the MILP for at most SECONDS each (stored as orthant_milp in --out), "
                          "or with SECONDS = 0 only the fit's signs and the local sign search (orthant_search)")
+    ap.add_argument("--sign-choice", action="store_true",
+                    help="run only benchmarks/sign_choice.py (homotopy, flip search, alternating and "
+                         "guided sign choices against the solver on the trials it misses) and store it as "
+                         "sign_choice in --out")
     ap.add_argument("--list", action="store_true")
     args = ap.parse_args(argv)
     if args.list:
@@ -425,6 +430,10 @@ def main(argv=None) -> None:
             ap.error("--orthant needs SECONDS >= 0")
         report(save(args.out, {"records": [], orthant_key(args.orthant): run_orthant(args.orthant, args.seeds,
                                                                                       args.workers)}))
+        return
+    if args.sign_choice:
+        from benchmarks import sign_choice
+        report(save(args.out, {"records": [], "sign_choice": sign_choice.run(make_matrix, seeds=args.seeds)}))
         return
     names = [c for c in args.cases.split(",") if c]
     unknown = set(names) - set(CASES)
