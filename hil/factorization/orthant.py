@@ -37,13 +37,14 @@ Where it stands on the benchmark's Gaussian targets, 30 % stuck-OFF (measured wi
   and reported 0.0 % of the tree explored, and on seed 0, given 600 s, 1,808 nodes after
   one restart from the root. Its LP relaxation is weak while the t_i are fractional:
   t_i = 1/2 allows |a_l[i]| <= 1/2, which is no constraint once a column has 45 rows.
-  But ``orthant_sign_search`` from the stalled fit's signs (which meet 29-37 of the 40
-  columns) meets all 40 within seconds (helper i17a found this first). On seed 0 every
+  But ``orthant_sign_search`` from the stalled fit's signs (which meet 26-37 of the 40
+  columns) meets all 40 in 10 of 10 trials (key ``orthant_search``; helper i17a's search
+  found this first). On seed 0 every
   column then holds a vector strictly inside the orthant, with each signed entry >= 6.5e-4
   of the column's 1-norm, so rounding does not decide it. Each V_l has dimension ~21
   (14-28) and meets about a third of the orthants. A count that treats the columns as
-  independent expected ~2^-12 sign vectors to pass; it was wrong, because the columns
-  share col(M).
+  independent expected ~2^-12 sign vectors to pass. That count was wrong: the columns
+  are far from independent, since they all lie in the same col(M).
 
 When HiGHS gives a verdict, it comes from branch and bound over floating-point LPs
 (primal feasibility tolerance 1e-7). It is labelled as such, never as exact.
