@@ -17,6 +17,7 @@ records already in the file (``--redo`` recomputes the selected cases).
     nice -n 10 python3 -m benchmarks.factorize_frontier --chip          # hil program-matrix, n = 128
     nice -n 10 python3 -m benchmarks.factorize_frontier --low-rank-signs --seeds 3  # see low_rank_signs.py
     nice -n 10 python3 -m benchmarks.factorize_frontier --sign-choice --seeds 3     # see sign_choice.py
+    nice -n 10 python3 -m benchmarks.factorize_frontier --orthant 60 --out ...      # hil/factorization/orthant.py
     python3 -m benchmarks.factorize_frontier --list
 
 Runs split by case write part files (``--out benchmarks/results/frontier_<part>.json``);
@@ -176,10 +177,61 @@ def solve(task: dict) -> dict:
     exact = True if omc <= task["bound"] else (False if cert is not None else None)
     rec = {k_: task[k_] for k_ in ("case", "matrix", "m", "n", "k", "fault", "rate", "seed")}
     rec.update(finished=time.time(), one_minus_cos=omc, cpu_s=cpu, exact_possible=exact, bound=task["bound"],
-               certificate=None if cert is None else {"kind": cert.kind, "reason": cert.reason,
+               certificate=None if cert is None else {"kind": cert.kind, "reason": cert.reason, "exact": cert.exact,
                                                        "omc_lower_bound": cert.omc_lower_bound},
                **extra)
     return rec
+
+
+#: the tall rectangular trials the column-orthant sign search (``--orthant``) is measured on
+ORTHANT_SPECS = [("rect_dense", 64, 40, 40, "off", 0.30), ("rect_dense", 64, 48, 48, "off", 0.30)]
+
+
+def orthant_trial(task: dict) -> dict:
+    """The column-orthant MILP (hil/factorization/orthant.py) on one trial's masks, for at most
+    ``task["seconds"]``; when it decides nothing, whether the solver's own row signs pass the
+    relaxation (a floating-point LP per column: then this relaxation cannot prove the trial)."""
+    from hil.factorization.orthant import OrthantVerdict, column_orthant, orthant_sign_search, signs_pass
+
+    matrix, m, n, k, fault, rate, seed = (task[f] for f in ("matrix", "m", "n", "k", "fault", "rate", "seed"))
+    m_ = make_matrix(matrix, m, n, seed)
+    rng = np.random.default_rng([seed, int(round(rate * 1000)), k, m, n, 0])  # as in ``solve``
+    ca, cb = random_fault_codes(m, k, rate, 0.0, rng), random_fault_codes(k, n, rate, 0.0, rng)
+    t0 = time.process_time()
+    verdict = column_orthant(m_, ca, cb, task["seconds"], log=True) if task["seconds"] > 0 else OrthantVerdict("not_run")
+    rec = {k_: task[k_] for k_ in ("matrix", "m", "n", "k", "fault", "rate", "seed")}
+    rec.update(status=verdict.status, cpu_s=time.process_time() - t0, wall_s=verdict.seconds,
+               time_limit_s=task["seconds"], nodes=verdict.nodes, explored_pct=verdict.explored_pct,
+               columns=verdict.columns, message=verdict.message)
+    if verdict.status != "infeasible":
+        fit = factorize(m_, ca, cb, rng, params=SolverParams(tol=BOUND))
+        rec.update(fit_one_minus_cos=fit.one_minus_cos, fit_signs_pass=signs_pass(m_, ca, cb, fit.sign_a))
+        if not rec["fit_signs_pass"]:  # search from the fit's signs for ones that pass
+            given, signs, met = orthant_sign_search(m_, ca, cb, fit.sign_a, rng)
+            rec.update(fit_columns_met=given, search_columns_met=met, search_signs_pass=signs_pass(m_, ca, cb, signs))
+    return rec
+
+
+def run_orthant(seconds: float, seeds: int, workers: int) -> dict:
+    """``--orthant``: the sign search on ``ORTHANT_SPECS``, one record per trial."""
+    tasks = [{"matrix": mt, "m": m, "n": n, "k": k, "fault": f, "rate": r, "seed": seed, "seconds": seconds}
+             for (mt, m, n, k, f, r) in ORTHANT_SPECS for seed in range(seeds)]
+    trials = []
+    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
+        for fut in as_completed([pool.submit(orthant_trial, t) for t in tasks]):
+            rec = fut.result()
+            trials.append(rec)
+            print(f"orthant {rec['m']}x{rec['n']} k={rec['k']} seed {rec['seed']}: {rec['status']} "
+                  f"{rec['wall_s']:.1f} s, {rec['nodes']} nodes; fit's signs pass: {rec.get('fit_signs_pass')}",
+                  flush=True)
+    trials.sort(key=lambda r: (r["m"], r["n"], r["k"], r["seed"]))
+    return {"finished": time.time(), "time_limit_s": seconds, "trials": trials}
+
+
+def orthant_key(seconds: float) -> str:
+    """Where ``--orthant`` stores its trials: the MILP runs, or (SECONDS = 0) the fit's signs
+    and the local sign search alone."""
+    return "orthant_milp" if seconds > 0 else "orthant_search"
 
 
 def _init_worker() -> None:
@@ -353,6 +405,10 @@ def main(argv=None) -> None:
     ap.add_argument("--low-rank-signs", action="store_true",
                     help="run only benchmarks/low_rank_signs.py (free-signed, one-sign and planted fits on the "
                          "low-rank masks) and store it as low_rank_signs in --out")
+    ap.add_argument("--orthant", type=float, default=None, metavar="SECONDS",
+                    help="run only the column-orthant sign search (hil/factorization/orthant.py) on the tall "
+                         "rectangular trials: the MILP for at most SECONDS each (stored as orthant_milp in --out), "
+                         "or with SECONDS = 0 only the fit's signs and the local sign search (orthant_search)")
     ap.add_argument("--sign-choice", action="store_true",
                     help="run only benchmarks/sign_choice.py (homotopy, flip search, alternating and "
                          "guided sign choices against the solver on the trials it misses) and store it as "
@@ -372,6 +428,12 @@ def main(argv=None) -> None:
     if args.low_rank_signs:
         from benchmarks import low_rank_signs
         report(save(args.out, {"records": [], "low_rank_signs": low_rank_signs.run(make_matrix, seeds=args.seeds)}))
+        return
+    if args.orthant is not None:
+        if not args.orthant >= 0:
+            ap.error("--orthant needs SECONDS >= 0")
+        report(save(args.out, {"records": [], orthant_key(args.orthant): run_orthant(args.orthant, args.seeds,
+                                                                                      args.workers)}))
         return
     if args.sign_choice:
         from benchmarks import sign_choice
@@ -424,6 +486,13 @@ def report(data: dict) -> None:
               f"certified-impossible {s['certified_impossible']}  median {s['median_one_minus_cos']:.1e}  "
               f"worst {s['worst_one_minus_cos']:.1e}  cpu median {s['median_cpu_s']:.2f} s max {s['max_cpu_s']:.2f} s")
     print("growth", json.dumps(data["growth"]))
+    for name in ("orthant_milp", "orthant_search"):
+        for r in data.get(name, {}).get("trials", []):
+            print(f"{name} {r['m']}x{r['n']} k={r['k']} seed {r['seed']}: {r['status']} in {r['wall_s']:.1f} s "
+                  f"(limit {r['time_limit_s']:g} s), {r.get('nodes')} nodes, {r.get('explored_pct')} % explored; "
+                  f"fit's signs pass: {r.get('fit_signs_pass')}; searched signs meet "
+                  f"{r.get('search_columns_met')} of {r['k']} columns (from {r.get('fit_columns_met')}), "
+                  f"pass: {r.get('search_signs_pass')}")
     if "chip_128" in data:
         chip = {k: v for k, v in data["chip_128"].items() if k not in ("stdout", "exact_fit")}
         verdict = data["chip_128"].get("exact_fit")  # program-matrix's per-tile verdicts (absent before session 6)

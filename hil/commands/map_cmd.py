@@ -43,10 +43,14 @@ def _load_npy(path: str, what: str) -> np.ndarray:
               show_default=True,
               help="auto: first try a fit through rank(M) inner lines (the rest at 0 S), "
                    "faster when the faults leave room; all: always spread over all k.")
+@click.option("--orthant-seconds", type=Finite(0, 86_400, "s"), default=0.0, show_default=True,
+              help="Let the column-orthant sign search (a MILP, HiGHS) try to prove a missed fit impossible "
+                   "for up to this long, where exact enumeration is out of reach; its verdict is a solver's "
+                   "proof with tolerances (certificate exact: false).")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True,
               help="Result JSON: MA, MB (S), row signs, scale, one_minus_cos.")
 def map_command(matrix_path, k, faults_a, faults_b, fault_rate, fault_kind, seed, g_max, tol,
-                inner, out_path):
+                inner, orthant_seconds, out_path):
     """Map MATRIX.npy onto two faulty crossbars as MA @ MB (seed 003)."""
     matrix = _load_npy(matrix_path, "MATRIX.npy")
     if matrix.ndim != 2 or not np.issubdtype(matrix.dtype, np.number) or np.iscomplexobj(matrix):
@@ -98,7 +102,7 @@ def map_command(matrix_path, k, faults_a, faults_b, fault_rate, fault_kind, seed
         raise click.ClickException("the mapping produced non-finite conductances; check --g-max and the matrix's "
                                    "scale (nothing was written)")
     exact_fit, exact_note = exactness_report(matrix, codes_a, codes_b, result.one_minus_cos, tol,
-                                             result.extra.get("obstruction", ...))
+                                             result.extra.get("obstruction", ...), milp_seconds=orthant_seconds)
     record = {
         "exact_fit": exact_fit,
         "matrix": str(matrix_path), "shape": [m, n], "k": k, "seed": seed, "g_max_siemens": g_max,

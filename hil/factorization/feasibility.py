@@ -29,12 +29,31 @@ that P = alpha M is unreachable; when none applies the answer is "unknown" (None
   48 x 64 Gaussian target at k = 48 and 30 % stuck-OFF leaves each row a 29-dimensional
   subspace of 45 columns, and for about one line in forty it holds no vector of one sign.
 
-The last two are exact contradictions (no bound on 1 - cos is claimed for them).
+* column orthant (``orthant``): under the same condition with rank(M) < m, every usable
+  column of MA lies in col(M), is 0 at its stuck-OFF rows, and all columns share MA's row
+  signs. Up to ``orthant.ENUMERATE_MAX_ROWS`` rows every sign vector is killed by an exactly
+  checked Gordan vector (y^T M = 0); beyond that a MILP (HiGHS) may decide it when the
+  caller gives it time (``milp_seconds``), and its verdict is marked ``exact = False``.
+
+The last three are exact contradictions (no bound on 1 - cos is claimed for them).
 
 What none of these reach on rectangular Gaussian targets at 30 % stuck-OFF, k = min(m, n)
 (freedom margin 1.12 for 64 x 40 and 40 x 64, 1.21 for 48 x 64 and 64 x 48): the row cone
 proves 6 of 10 48 x 64 trials and 10 of 10 40 x 64 ones; the rest stall at 1 - cos ~ 2e-4
 (2e-3 for 64 x 40), like the proved ones, and fit with a few more lines (``HINT_MARGIN``).
+Session 6 put the tall case's sign search to a MILP and a local search (``orthant``).
+Both 64 x 48 and 64 x 40 pass: sign vectors meeting every column exist, so that
+relaxation proves nothing there (numbers in ``orthant``'s docstring).
+
+k = rank(M) + 1 (looked at in session 6, no certificate built). With r + 1 usable lines,
+either rank(MB) = r, so every row of MB lies in row(M) and a line the row cone rules out
+must have an all-zero row (two such lines leave rank r - 1: a contradiction), or
+rank(MB) = r + 1, MA has a null vector z, and MB = MA^+ P + z w^T. Then every line l the
+row cone rules out has z_l != 0, and the parts of those lines' rows outside row(M) are
+parallel, to w's. That pairwise condition is always met: two lines that share a working
+column j can both carry e_j (of one sign, outside row(M) since the row cone ruled them
+out). Whatever is left needs MA's row signs together with MB, and so is bilinear again.
+
 For a tall target (k = n < m) the
 columns of MA lie in M's column space, zero at their stuck-OFF rows, all in the one
 orthant the shared row signs of MA set; a column's subspace meets an orthant for about a
@@ -42,7 +61,8 @@ third of them, so a proof must search the 2^63 sign choices. Branch and bound on
 signs, pruning a partial choice when some column's cone is {0} (an LP per column), would
 visit about 2^35 nodes on 64 x 40 seed 0 (Knuth's estimator, 3 random probes; paths die
 only at depth 37-44 of 64) -- out of reach, and that relaxation drops MB's constraints, so
-it may not even be infeasible. No certificate is claimed for these trials.
+it may not even be infeasible. Session 6 settled it: it is not (see above). No certificate
+is claimed for these trials.
 
 What none of these can reach: Re(DFT64), k = 64, at 44-46 % stuck-OFF (fits crawl at
 1e-6..1e-4). With the row signs dropped (each working device any real value) the same
@@ -97,12 +117,15 @@ class Obstruction:
     """Why no exact fit exists: ``kind`` of argument, a sentence, and a bound if one holds.
 
     ``omc_lower_bound`` is a lower bound on 1 - cos of any fit (0.0 when the argument is a
-    pure contradiction with no quantitative bound).
+    pure contradiction with no quantitative bound). ``exact`` is False only when the
+    argument rests on a solver with tolerances (stated in ``reason``).
     """
 
     kind: str
     reason: str
     omc_lower_bound: float = 0.0
+    #: False for a floating-point solver's proof (``orthant``'s MILP), which says so in ``reason``
+    exact: bool = True
 
 
 def _zero_mask(m_: np.ndarray) -> np.ndarray:
@@ -302,14 +325,36 @@ def _row_cone(m_, ca, cb):
     return None
 
 
+def _column_orthant(m_, ca, cb, milp_seconds):
+    from .orthant import _may_apply, column_orthant, column_orthant_exact
+
+    if not _may_apply(m_, _usable(ca, cb)):
+        return None
+    status, _ = column_orthant_exact(m_, ca, cb)
+    if status == "infeasible":
+        return Obstruction("column_orthant", "the usable inner lines equal rank(M) < m, so every column of MA lies "
+                           "in col(M), is 0 at its stuck-OFF rows and has the row signs of MA that all columns "
+                           "share; for each of the sign vectors one column's subspace meets that orthant only at "
+                           "0 (checked exactly: a vector y with y^T M = 0 of those signs on that column's other rows)")
+    if status != "not_applicable" or not milp_seconds > 0:
+        return None
+    verdict = column_orthant(m_, ca, cb, milp_seconds, rank=exact_null_space(m_).rank)
+    if verdict.status != "infeasible":
+        return None
+    return Obstruction("column_orthant_milp", "the usable inner lines equal rank(M) < m, so every column of MA lies "
+                       f"in col(M), is 0 at its stuck-OFF rows and shares MA's row signs; {verdict.message} "
+                       "(a solver's proof, not checked in exact arithmetic)", exact=False)
+
+
 def exact_fit_obstruction(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.ndarray,
-                          expensive: bool = True) -> Obstruction | None:
+                          expensive: bool = True, milp_seconds: float = 0.0) -> Obstruction | None:
     """A proof that no exact fit of ``matrix`` exists on these crossbars, or None (unknown).
 
     Of several applicable arguments the one with the largest bound on 1 - cos is returned.
     ``expensive=False`` tries only the counting and parity arguments (no linear program,
     no exact arithmetic): the solver asks for those before its first attempt and for the
-    rest only once an attempt has missed.
+    rest only once an attempt has missed. ``milp_seconds`` > 0 lets the column-orthant sign search (``orthant``) run HiGHS for
+    that long where exact enumeration is out of reach; its verdict has ``exact`` False.
     """
     m_ = np.asarray(matrix, dtype=np.float64)
     ca, cb = np.asarray(codes_a), np.asarray(codes_b)
@@ -321,6 +366,8 @@ def exact_fit_obstruction(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.n
                          _stuck_on_parity(m_, ca, cb)) if o is not None]
     if not found and expensive:  # a linear program per inner line: only when nothing cheaper applied
         found = [o for o in (_row_cone(m_, ca, cb),) if o is not None]
+    if not found and expensive:  # exact enumeration of MA's row signs (small m), HiGHS only when asked
+        found = [o for o in (_column_orthant(m_, ca, cb, milp_seconds),) if o is not None]
     return max(found, key=lambda o: o.omc_lower_bound) if found else None
 
 
@@ -409,14 +456,16 @@ def k_suggestion(codes_a: np.ndarray, codes_b: np.ndarray, margin: float) -> tup
 
 
 def exactness_report(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.ndarray,
-                     one_minus_cos: float, tol: float, obstruction=...) -> tuple[dict, str]:
+                     one_minus_cos: float, tol: float, obstruction=...,
+                     milp_seconds: float = 0.0) -> tuple[dict, str]:
     """What a user should know about a fit: reached tol, proved impossible, or unresolved.
 
     Returns a JSON-ready dict ({"exact_possible": True | False | None, "k_suggested": k or
     None, ...}) and one line for the terminal. A fit that misses tol always names the k
     that gives ``HINT_MARGIN`` free devices per needed one when that k is larger.
     ``obstruction``: ``exact_fit_obstruction``'s answer when the caller has it (the
-    solver's ``extra["obstruction"]``), so it is not worked out twice.
+    solver's ``extra["obstruction"]``), so it is not worked out twice; with
+    ``milp_seconds`` > 0 an unresolved answer is asked again with HiGHS allowed.
     """
     margin = freedom_margin(matrix, codes_a, codes_b)
     if one_minus_cos <= tol:
@@ -428,12 +477,15 @@ def exactness_report(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.ndarra
     more = ("" if k_more is None else f"; with this share of working devices ({share:.0%}) about "
             f"{reach}k >= {k_more} inner lines give {HINT_MARGIN} free devices per needed one")
     ob = exact_fit_obstruction(matrix, codes_a, codes_b) if obstruction is ... else obstruction
+    if ob is None and milp_seconds > 0:
+        ob = exact_fit_obstruction(matrix, codes_a, codes_b, milp_seconds=milp_seconds)
     if ob is not None:
         bound = f" (any fit has 1-cos >= {ob.omc_lower_bound:.3e})" if ob.omc_lower_bound > 0 else ""
         return ({"exact_possible": False, "freedom_margin": margin, "k_suggested": k_more,
-                 "certificate": {"kind": ob.kind, "reason": ob.reason,
+                 "certificate": {"kind": ob.kind, "reason": ob.reason, "exact": ob.exact,
                                  "omc_lower_bound": float(ob.omc_lower_bound)}},
-                f"EXACT FIT IMPOSSIBLE on these crossbars: {ob.reason}{bound}{more}")
+                f"EXACT FIT IMPOSSIBLE on these crossbars{'' if ob.exact else ' (by a solver with tolerances)'}: "
+                f"{ob.reason}{bound}{more}")
     hint = ("below 1, so an exact fit is unlikely" if margin < 1 else
             f"below {HINT_MARGIN} (measured rectangular fits begin near 1.23), so an exact fit "
             f"may exist but is unlikely" if k_more is not None else "an exact fit may exist but was not found")
