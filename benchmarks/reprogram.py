@@ -763,7 +763,9 @@ def repair_bench(one_percent: bool = True, vectors_per_hour: int = 40, seed: int
         wmeter.after_hour(h)
     res["window_engine"] = {"backend": "conductance level (simulated_bench.window_array, write-and-verify within "
                                        "+-15 uS), the same workflow, ServiceLoop and injected cells; bench time "
-                                       "estimated from EngineParams (pulse 4 ms, row read 2.6 ms, VMM read 2.6 ms)",
+                                       "estimated from EngineParams (the bench's per-operation charges, "
+                                       f"protocols.service_engine.measure_op_costs: pulse {engine.p.t_pulse_op * 1e3:.1f} ms, row read "
+                                       f"{engine.p.t_read_op * 1e3:.1f} ms, VMM read {engine.p.t_vmm_op * 1e3:.0f} ms)",
                             "same_mapping": bool(same), "one_minus_cos_verify": wverify["fidelity"],
                             "write_error_after_programming": werr,
                             "fault_free_hour": {"bench_time_s": wmeter.hour_cost[0][0],

@@ -214,4 +214,49 @@ class BenchEngine:
         return codes, pulses
 
 
-__all__ = ["BenchEngine", "ArrayMismatch", "check_arrays"]
+def measure_op_costs(bench: Bench, shape: tuple[int, int], g_max: float, params: MatrixParams | None = None,
+                     array: str | None = None, seed: int = 0) -> dict[str, float]:
+    """What one window-engine operation costs on this bench, in bench-clock seconds
+    (:class:`hil.service.engine.EngineParams`' ``t_vmm_op``, ``t_read_op``, ``t_pulse_op``).
+
+    Measured with :class:`BenchEngine`'s own operations on a block of ``shape`` at the top-left
+    of ``array`` (default: the bench's first), so the estimate is whatever the instruments
+    charge for exactly what the service loop sends: ``t_vmm_op`` one ``Bench.vmm`` (the engine
+    averages ``n_vmm`` per vector), ``t_read_op`` one read of one row (a block read-back divided
+    by rows x ``n_read``), ``t_pulse_op`` one pulse of a repair-like write (4 cells per row of
+    8 rows re-targeted anywhere in the window, ISPP with its verify reads; the rung calibration
+    is measured by a first write and not charged, as the engine reuses it). A bench without a
+    clock (a real bench) has nothing to measure from: ``ValueError``. The chip is written.
+    """
+    sim = getattr(bench, "sim", None)
+    if sim is None:
+        raise ValueError("measure_op_costs needs a simulated bench (its instruments' bench clock)")
+    array = array or next(iter(bench.arrays))
+    engine = BenchEngine(bench, {array: shape}, g_max, params)
+    rows, cols = engine.shapes[array]
+    engine.floor[array] = np.zeros(rows)  # no scan: the floor only shifts the numbers, not what is sent
+    rng = np.random.default_rng(seed)
+    clock = sim.clock
+
+    def charged(op: Callable[[], object]) -> float:
+        before = clock.snapshot()
+        op()
+        return clock.since(before)["bench_time_s"]
+
+    def repair_like() -> FloatArray:
+        t = np.full((rows, cols), np.nan)
+        for r in rng.choice(rows, min(8, rows), replace=False):
+            t[r, rng.choice(cols, min(4, cols), replace=False)] = rng.uniform(engine.p.g_prog_min, g_max, min(4, cols))
+        return t
+
+    u = rng.uniform(-1.0, 1.0, (1, rows))
+    engine.vmm(array, u)  # routes the board for VMMs: a steady state's cost is what the loop pays
+    t_vmm = charged(lambda: engine.vmm(array, u)) / engine.p.n_vmm
+    t_read = charged(lambda: engine.read(array)) / (rows * engine.p.n_read)
+    engine.write(array, repair_like())  # calibrates ISPP's rungs (once per engine)
+    pulses0 = engine.pulses
+    t_write = charged(lambda: engine.write(array, repair_like()))
+    return {"t_vmm_op": t_vmm, "t_read_op": t_read, "t_pulse_op": t_write / max(engine.pulses - pulses0, 1)}
+
+
+__all__ = ["BenchEngine", "ArrayMismatch", "check_arrays", "measure_op_costs"]
