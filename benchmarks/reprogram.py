@@ -668,6 +668,21 @@ class RepairBenchPage(ServicePage):
         self.meter.after_hour(ri)
 
 
+def operation_costs(spent: dict, params: EngineParams) -> dict:
+    """The through-bench run's bench clock per operation (BenchEngine.spent: units, s) beside what the window
+    engine charges for one unit (``EngineParams``): the check that the window engine's estimate stands for
+    this bench. Scans have no window figure of their own (the window engine prices a scan as writes + reads)."""
+    window = {"vmm": params.t_vmm_op, "read": params.t_read_op, "write": params.t_pulse_op}
+    unit = {"vmm": "VMM read", "read": "row read", "write": "write pulse", "scan": "scan pulse"}
+    out = {}
+    for op, (units, seconds) in spent.items():
+        per = seconds / units if units else None
+        out[op] = {"unit": unit[op], "units": int(units), "bench_time_s": float(seconds), "per_unit_s": per,
+                   "window_engine_per_unit_s": window.get(op),
+                   "window_over_bench": (window[op] / per if op in window and per else None)}
+    return out
+
+
 def repair_bench(one_percent: bool = True, vectors_per_hour: int = 40, seed: int = 0,
                  bench_file: Path = REPAIR_BENCH_FILE, n: int = 64, k: int = K, workflow_extra: str = "",
                  refit: dict | None = None) -> dict:
@@ -702,6 +717,7 @@ def repair_bench(one_percent: bool = True, vectors_per_hour: int = 40, seed: int
             pulses = f["tables/pulses"][()]
             run_clock = {"round_trips": int(f.attrs["round_trips"]), "bench_time_s": float(f.attrs["bench_time_s"])}
         loop, meter = page.loop, page.meter
+        spent = {op: list(v) for op, v in loop.engine.spent.items()}
         verify = next(e for e in page.events if e["event"] == "verify")
         scanned = {e["array"]: e["stuck"] for e in page.events if e["event"] == "scan_array"}
         mm_bench = page.mapped
@@ -734,6 +750,7 @@ def repair_bench(one_percent: bool = True, vectors_per_hour: int = 40, seed: int
                         "alarms": summary["alarms"], "repairs": summary["repairs"],
                         "faults_found": summary["faults_found"], "full_remaps": summary["full_remaps"]},
            "wall_s": time.time() - t0}
+    res["cost_per_operation"] = operation_costs(spent, EngineParams())
     for ep in episodes:  # the run file's pulses are the figure; the engine's count estimates the scans'
         res[ep.name]["pulses"] = res[ep.name]["pulses_run_file"]
     log(f"  bench part done in {time.time() - t0:.0f} s; the same case on the conductance-level chip")
@@ -764,8 +781,9 @@ def repair_bench(one_percent: bool = True, vectors_per_hour: int = 40, seed: int
     res["window_engine"] = {"backend": "conductance level (simulated_bench.window_array, write-and-verify within "
                                        "+-15 uS), the same workflow, ServiceLoop and injected cells; bench time "
                                        "estimated from EngineParams (the bench's per-operation charges, "
-                                       f"protocols.service_engine.measure_op_costs: pulse {engine.p.t_pulse_op * 1e3:.1f} ms, row read "
-                                       f"{engine.p.t_read_op * 1e3:.1f} ms, VMM read {engine.p.t_vmm_op * 1e3:.0f} ms)",
+                                       "protocols.service_engine.measure_op_costs: pulse "
+                                       f"{engine.p.t_pulse_op * 1e3:.1f} ms, row read {engine.p.t_read_op * 1e3:.1f} "
+                                       f"ms, VMM read {engine.p.t_vmm_op * 1e3:.0f} ms)",
                             "same_mapping": bool(same), "one_minus_cos_verify": wverify["fidelity"],
                             "write_error_after_programming": werr,
                             "fault_free_hour": {"bench_time_s": wmeter.hour_cost[0][0],

@@ -54,3 +54,13 @@ def test_the_same_case_on_the_conductance_level_chip(result):
     assert np.isfinite(w["one_fault"]["one_minus_cos_after_repair"])
     # the window chip's write-and-verify lands within +-15 uS, the bench's ISPP within its 3 % tolerance
     assert result["write_error_after_programming"]["rms_uS"] < w["write_error_after_programming"]["rms_uS"]
+
+
+def test_the_bench_clock_is_split_by_operation(result):
+    ops, run = result["cost_per_operation"], result["run_file"]
+    # every service operation ran and was charged; together they are part of the run's bench time (the rest
+    # is the runner's pre-flight, calibration VMMs and the like)
+    assert all(ops[op]["units"] > 0 and ops[op]["bench_time_s"] > 0 for op in ("vmm", "read", "write", "scan"))
+    assert sum(o["bench_time_s"] for o in ops.values()) < run["bench_time_s"]
+    # 8 inputs and 10 currents per VMM? here, not the 64 and 66 the window engine's VMM time stands for
+    assert ops["vmm"]["window_over_bench"] > 1 and ops["scan"]["window_engine_per_unit_s"] is None
