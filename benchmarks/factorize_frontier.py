@@ -164,7 +164,10 @@ def solve(task: dict) -> dict:
         res = map_tiled(m_, k, (TILE, TILE), codes, seed, params=params, workers=1)
         cpu, omc = time.process_time() - t0, res.one_minus_cos(m_)
         pairs = [(res.block(m_, ix), *codes[ix]) for ix in codes]
-        extra = {"mapping": "tiles", "layout": list(res.layout), "arrays": 2 * len(codes), "tiles": len(codes), "tile_worst_one_minus_cos": max(f.one_minus_cos for f in res.tiles.values())}
+        verdict = res.exactness(m_, task["bound"])[0]  # each tile's, as program-matrix prints it
+        extra = {"mapping": "tiles", "layout": list(res.layout), "arrays": 2 * len(codes), "tiles": len(codes),
+                 "tile_worst_one_minus_cos": max(f.one_minus_cos for f in res.tiles.values()),
+                 "tile_verdicts": {v: verdict[f"{v}_tiles"] for v in ("exact", "impossible", "unknown")}}
     cert = None
     for blk, ca, cb in pairs:
         cert = exact_fit_obstruction(blk, ca, cb)
@@ -321,7 +324,8 @@ def chip_128(seed: int) -> dict:
             a = f.attrs  # "scale" is one value per tile: read only the scalar figures
             rec = {"r2": float(a["r2"]), "devices": int(a["devices"]), "one_minus_cos": float(a["one_minus_cos"]),
                    "one_minus_cos_readback": float(a["one_minus_cos_readback"]), "pulses": int(a["pulses"]),
-                   "tiles": int(a["tiles"]), "layout": [str(v) for v in a.get("layout", ["contiguous"] * 2)]}
+                   "tiles": int(a["tiles"]), "layout": [str(v) for v in a.get("layout", ["contiguous"] * 2)],
+                   "exact_fit": json.loads(a["exact_fit"])}  # the per-tile verdicts program-matrix printed
     command = ["hil", "program-matrix", "re_dft128.npy", "--bench", "hil/benches/factorization.yaml"] + cmd[7:11]
     return {**rec, "finished": time.time(), "wall_s": time.time() - t0, "cpu_s": cpu,
             "command": " ".join(command), "stdout": proc.stdout.strip()}
@@ -421,7 +425,11 @@ def report(data: dict) -> None:
               f"worst {s['worst_one_minus_cos']:.1e}  cpu median {s['median_cpu_s']:.2f} s max {s['max_cpu_s']:.2f} s")
     print("growth", json.dumps(data["growth"]))
     if "chip_128" in data:
-        print("chip_128", json.dumps({k: v for k, v in data["chip_128"].items() if k != "stdout"}))
+        chip = {k: v for k, v in data["chip_128"].items() if k not in ("stdout", "exact_fit")}
+        verdict = data["chip_128"].get("exact_fit")  # program-matrix's per-tile verdicts (absent before session 6)
+        if verdict:
+            chip["exact_fit"] = {k: v for k, v in verdict.items() if k != "tiles"}
+        print("chip_128", json.dumps(chip))
 
 
 if __name__ == "__main__":

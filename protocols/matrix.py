@@ -38,7 +38,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from hil.factorization import (CompensationParams, DeviceWindow, SolverParams, choose_layout, compensate,
-                               direct_map, one_minus_cos, tile_groups)
+                               direct_map, one_minus_cos, tile_groups, zero_tile)
+from hil.factorization.verdict import tiled_exactness
 from hil.faultmap import NOT_SCANNED, STUCK_OFF, STUCK_ON, UNRELIABLE, FaultMap
 from hil.bench import Bench
 
@@ -281,7 +282,7 @@ def program_factorized(bench: Bench, matrix: ArrayLike, k: int, faultmaps: Mappi
         stages[is_b].layers.append(ChipLayer(pl, np.arange(n_rows), signs, cm.gains[layer_no], floor, g, codes,
                                              pulses))
     meta = {"k": k, "layers": len(placements_a), "solver_one_minus_cos": cm.first.one_minus_cos if cm.first else None,
-            "readback_one_minus_cos_per_layer": cm.one_minus_cos_per_layer}
+            "solver_tol": solver.tol, "readback_one_minus_cos_per_layer": cm.one_minus_cos_per_layer}
     return ChipMatrix("factorized", stages, cm.scale, p, meta)
 
 
@@ -324,6 +325,7 @@ def program_tiled_factorized(bench: Bench, matrix: ArrayLike, k: int, faultmaps:
     the layout whose blocks are easiest to fit (``choose_layout``: contiguous or strided per
     axis), taken row-major; block t goes to ``pairs[t]`` as MA (block rows x k) and MB
     (k x block cols), each fitted to its own faults by the full solver (no compensation layers).
+    An all-zero block is not programmed (``zero_tile``; listed in ``meta["zero_tiles"]``).
     """
     m_ = np.asarray(matrix, dtype=float)
     layout = choose_layout(m_, tile, solver.tol)
@@ -336,10 +338,32 @@ def program_tiled_factorized(bench: Bench, matrix: ArrayLike, k: int, faultmaps:
     blocks = {}
     for (i, j), (a, b), seed in zip(index, pairs, seeds):
         rows, cols = rg[i], cg[j]
+        if zero_tile(m_[np.ix_(rows, cols)]):
+            continue  # adds nothing to any output: its pair stays unprogrammed
         blocks[(i, j)] = (rows, cols, program_factorized(bench, m_[np.ix_(rows, cols)], k, faultmaps, [Placement(a)],
                                                          [Placement(b)], params, rng=int(seed), solver=solver))
     return TiledChipMatrix(m_.shape, blocks, meta={"k": k, "tiles": len(index), "tile": list(tile),
-                                                   "layout": list(layout)})
+                                                   "layout": list(layout),
+                                                   "zero_tiles": [list(ix) for ix in index if ix not in blocks]})
+
+
+def exactness(cm: ChipMatrix | TiledChipMatrix, matrix: ArrayLike) -> tuple[dict, list[str]] | None:
+    """Whether the first layer's factorization of each tile could be exact on its arrays'
+    fault maps: ``hil map``'s verdict per tile (``hil.factorization.verdict``), judged on
+    the solver's fit against the solver's tol (programming error is the measured 1 - cos's
+    business). An untiled factorized matrix is one tile (0, 0); None for the direct mapping.
+    """
+    m_ = np.asarray(matrix, dtype=float)
+    if isinstance(cm, TiledChipMatrix):
+        blocks = {ix: (m_[np.ix_(rows, cols)], c) for ix, (rows, cols, c) in cm.blocks.items()}
+    elif cm.kind == "factorized":
+        blocks = {(0, 0): (m_, cm)}
+    else:
+        return None
+    tols = {c.meta["solver_tol"] for _, c in blocks.values()}
+    fits = {ix: (blk, c.stages[0].layers[0].codes, c.stages[1].layers[0].codes, c.meta["solver_one_minus_cos"])
+            for ix, (blk, c) in blocks.items()}
+    return tiled_exactness(fits, max(tols))
 
 
 # --- computing with it ----------------------------------------------------------------------------------

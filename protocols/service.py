@@ -12,7 +12,9 @@ on a bench opened from a bench file):
    (:meth:`hil.bench.Bench.vmm`) and record the read-back fidelity;
 4. serve the stream, one runner row per hour: every VMM is checked, alarms are localised,
    re-scanned and repaired with the fewest writes (:class:`hil.service.ServiceSession`),
-   references are re-read every ``maintain_every_hours``; the chip then ages an hour
+   references are re-read every ``maintain_every_hours`` (the digits network then checks its
+   corrector, trained after step 3 on labelled training images read through the chip: kept,
+   or fine-tuned, :mod:`hil.service.network`); the chip then ages an hour
    (simulated bench: ``bench.sim.advance``; a real bench: real time passes).
 
 The loop itself is :class:`hil.service.loop.ServiceLoop`, the same code the conductance-level
@@ -32,7 +34,8 @@ RUN.h5`` shows it live)::
                            faults_found, faults_appeared (-1 on a real bench)
     /tables/events         every decision in order, appended as it is taken (scan_array, program,
                            calibrate, verify, alarm, localise, scan, faultmap_version, repair,
-                           maintain, drift_compensation, hour, resume): chip_time_h, vmm, event,
+                           maintain, drift_compensation, corrector_trained, corrector_check, hour,
+                           resume): chip_time_h, vmm, event,
                            record (the decision as JSON)
     /tables/alarms, /tables/repairs   the alarms and repairs again as plain columns (for plots)
     /tables/pulses         every pulse, written before it is sent (the runner's PULSE_DTYPE; phase

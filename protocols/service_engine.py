@@ -18,8 +18,12 @@ stops the loop before its next bench operation):
 Units: the loop works in the mapping's window 0..g_max above the floor. A RESET cell reads
 a few uS (the floor, measured per row by the first full scan of each array), and a
 stuck-ON Stanford cell ~1.6 mS, far above the window; the mapping pins stuck-ON cells at
-``g_max``, so the engine subtracts what a scanned stuck-ON cell reads above ``g_max``
-from every VMM and read (the periphery knows the scan, like it knows the floor).
+``g_max``, so the engine subtracts what a scanned stuck-ON cell carries above ``g_max``
+from every VMM and read (the periphery knows the scan, like it knows the floor). That excess
+is measured as a VMM sees it (its source line alone at ``v_in``, the bit lines at virtual
+ground, ``n_vmm`` VMMs averaged), not from the scan's single bit-line-driven read: the
+excess is ~10x the window, so the read's noise (0.3 % of 1.6 mS) and the other polarity's
+bias on the access transistor would be a ~5 uS error on a cell the bench programs to ~2 uS.
 
 Time: on the simulated bench the chip's clock (``bench.sim``), fast-forwarded by
 :meth:`advance`; on a real bench time is real and :meth:`advance` waits for it.
@@ -197,6 +201,14 @@ class BenchEngine:
         self._spend("vmm", int(np.count_nonzero(np.abs(u).max(axis=1) > 0)) * self.p.n_vmm, t0)
         return out
 
+    def _vmm_level(self, array: str, row: int, cols: NDArray[np.intp]) -> FloatArray:
+        """Conductance (S above the floor) of ``cols`` of one row of ``array`` (in use) as a VMM sees them:
+        ``v_in`` on that source line alone, so each bit line carries its own cell's current; ``n_vmm`` averaged."""
+        v_full = np.zeros(self.bench.rows)
+        v_full[row] = self.p.v_in
+        i_out = np.mean([self.bench.vmm(v_full, self.p.v_gate) for _ in range(self.p.n_vmm)], axis=0)
+        return i_out[cols] / self.p.v_in - self.floor[array][row]
+
     def scan(self, array: str, rows, cols, restore: FloatArray) -> tuple[NDArray[np.int8], int]:
         """Stuck-device scan of ``rows`` x ``cols`` (the scan protocol), then the working cells written back
         to ``restore`` (S above the floor). Returns the codes (0 working, 1 stuck-OFF, 2 stuck-ON), pulses."""
@@ -219,6 +231,8 @@ class BenchEngine:
             self.floor[array] = floor
         floor = self.floor[array][rows][:, None]
         level = (g_set + g_reset) / 2 - floor
+        for i in np.flatnonzero((codes == STUCK_ON).any(axis=1)):
+            level[i] = np.where(codes[i] == STUCK_ON, self._vmm_level(array, int(rows[i]), cols), level[i])
         ex = self.excess[array]
         ex[np.ix_(rows, cols)] = np.where(codes == STUCK_ON, np.maximum(level - self.g_max, 0.0), 0.0)
         pulses = 2 * self.scan_params.n_cycles * codes.size

@@ -190,6 +190,11 @@ class SimulatedArray(AgingClock):
         self._pin_stuck()
 
     def _pin_stuck(self) -> None:
+        """Stuck-OFF cells sit at the model's HRS bound, stuck-ON at its LRS bound (seed 000 II.B: gap 0.2 nm,
+        ~1.8 mS). Every read and VMM sees a stuck-ON cell through its access transistor in series (the default
+        cell: ~1.64 mS at V_G = 3 V, V_read = 50 mV); a fully-on gate cannot cap it near the mapping's window
+        without eating that window. Seed 003's G_max = 150 uS for stuck-ON is its chip's SET-compliance
+        ceiling, a SET gate near 1.3 V on this chip, whose ISPP climbs to 2.6 V (tests/test_cell.py)."""
         self.state[self.fault_codes == STUCK_OFF] = self.model.state_off
         self.state[self.fault_codes == STUCK_ON] = self.model.state_on
 

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from simulated_bench import CellConfig, CellParams, NmosParams, StanfordGapModel, solve_cell, sized_for
+from simulated_bench import (NO_VARIATION, STUCK_ON, CellConfig, CellParams, NmosParams, SimulatedArray,
+                             StanfordGapModel, solve_cell, sized_for)
 from simulated_bench.cell import max_memristor_voltage
 from simulated_bench.devices.stanford import NM
 
@@ -76,3 +77,45 @@ def test_series_solution_satisfies_kirchhoff(config):
         i_n, _, _ = drain_current(cell.nmos, v_wl, v_bl, x)
     np.testing.assert_allclose(i, i_n, rtol=1e-6, atol=1e-12)
     np.testing.assert_allclose(i, model.current(s, v_m), rtol=1e-12)
+
+
+def test_a_stuck_on_cell_reads_through_its_access_transistor_in_series():
+    """Issue 14: a stuck-ON Stanford cell (gap 0.2 nm, ~1.8 mS, seed 000 II.B) on the simulated chip reads
+    what its filament and its access transistor in series pass, and no more.
+
+    * gate fully on (3-5 V, every read and VMM): the transistor is a triode resistor R_on = 1/(beta (V_ov -
+      V_DS/2)) in series with the device, 56 ohm against 556 ohm, so the read loses ~9 % (1.80 -> 1.64 mS);
+    * gate near threshold: the channel saturates and the read is clipped at I_sat;
+    * the same transistor lets a working cell's SET with the gate fully on reach that level, so a device
+      stuck in its LRS reads like a fully SET cell of this chip. Seed 003's G_max = 150 uS for stuck-ON is its own chip's SET-compliance ceiling; a read path that
+      capped this chip's stuck-ON read at 150 uS would need R_on ~ 6 kohm, which reads a working 150 uS cell
+      at about half its value."""
+    model = StanfordGapModel()
+    chip = SimulatedArray(1, 2, model=model, fault_codes=[[STUCK_ON, 0]], variation=NO_VARIATION, seed=0)
+    nmos = chip.cell.nmos
+    g_on = float(model.conductance(model.state_on))
+    for v_gate in (2.0, 3.0, 5.0):
+        for v_read in (0.01, 0.05):  # the read and VMM regime: the device nearly ohmic, the channel in triode
+            i = chip.read_row(0, [0], v_read, v_gate, noisy=False)[0]
+            r_mem = v_read / float(model.current(model.state_on, v_read))
+            assert i == pytest.approx(v_read / (r_mem + nmos.on_resistance(v_gate)), rel=0.01)
+            assert 0.8 * g_on < i / v_read < 0.97 * g_on
+    # a gate 40 mV above threshold: saturation clips the stuck-ON cell's current
+    v_gate = nmos.v_th + 0.04
+    i = chip.read_row(0, [0], 0.2, v_gate, noisy=False)[0]
+    assert i <= nmos.saturation_current(v_gate) * (1 + nmos.lambda_clm * 0.2)
+    assert i < 0.1 * 0.2 * g_on
+    # the transistor does not cap the LRS: a working neighbour SET with the gate fully on reads like the stuck
+    # cell; with the scan's SET gate (2 V) its compliance stops the filament at ~0.7 mS, still ~5x g_max
+    chip.pulse_row(0, [1], 2.0, 1e-6, 2.0)
+    assert 3 * 150e-6 < chip.read_row(0, [1], 0.05, 3.0, noisy=False)[0] / 0.05 < 0.5 * g_on
+    chip.pulse_row(0, [1], 2.0, 1e-6, 5.0)
+    stuck, working = chip.read_row(0, [0, 1], 0.05, 3.0, noisy=False)
+    assert working == pytest.approx(stuck, rel=0.01)
+    # the transistor that would cap the stuck-ON read at 150 uS compresses the window it serves
+    r_cap = 1 / 150e-6 - 1 / g_on
+    capped = CellParams(nmos=sized_for(1 / g_on, 3.0, r_cap * g_on))
+    i_stuck, _ = solve_cell(model, capped, model.state_on, 0.05, 0.0, 3.0)
+    i_150, _ = solve_cell(model, capped, model.state_for_conductance(150e-6), 0.05, 0.0, 3.0)
+    assert float(i_stuck) / 0.05 == pytest.approx(150e-6, rel=0.02)
+    assert float(i_150) / 0.05 < 0.6 * 150e-6

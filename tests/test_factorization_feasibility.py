@@ -204,6 +204,31 @@ def test_wide_target_at_k_equal_to_its_rank_certified_by_the_row_cone():
     assert solve(m_, ca3, cb3).one_minus_cos <= 1e-12
 
 
+def test_the_costly_certificate_waits_for_a_miss_and_then_ends_the_restarts(monkeypatch):
+    import hil.factorization.solver as solver
+    asked = []
+    real = solver.exact_fit_obstruction
+
+    def counted(*args, expensive=True):
+        asked.append(expensive)
+        return real(*args, expensive=expensive)
+    monkeypatch.setattr(solver, "exact_fit_obstruction", counted)
+    m_ = np.array([[1.0, 1.0, -1.0], [1.0, 2.0, -2.0]])  # the row-cone case above
+    ca, cb = np.zeros((2, 2), np.int8), np.zeros((2, 3), np.int8)
+    cb[0, 0] = OFF
+    res = factorize(m_, ca, cb, np.random.default_rng(0), params=SolverParams(tol=1e-12, restarts=3))
+    # counting and parity first (none applies), the row cone once the first attempt missed
+    assert asked == [False, True] and res.attempts == 1
+    assert res.extra["obstruction"].kind == "row_cone"
+    info, line = exactness_report(m_, ca, cb, res.one_minus_cos, 1e-12, res.extra["obstruction"])
+    assert asked == [False, True] and info["certificate"]["kind"] == "row_cone"  # not worked out again
+    asked.clear()
+    ca3, cb3 = np.zeros((2, 3), np.int8), np.zeros((3, 3), np.int8)
+    cb3[0, 0] = OFF
+    res = factorize(m_, ca3, cb3, np.random.default_rng(0), params=SolverParams(tol=1e-12))
+    assert res.one_minus_cos <= 1e-12 and asked == [False] and "obstruction" not in res.extra  # a fit asks no more
+
+
 def test_random_wide_targets_are_certified_at_k_equal_rank_and_fit_with_more_lines():
     """12 x 16 Gaussian targets, 30 % stuck-OFF: at k = 12 = rank the row cone proves no
     exact fit; the same targets on k = 16 inner lines fit to 1e-10."""

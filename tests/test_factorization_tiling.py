@@ -52,3 +52,50 @@ def test_a_strided_tiling_assembles_each_tile_where_its_lines_are():
     again = remap_changed(tiled, m, new, params=params, workers=1)
     assert again.remapped == [(0, 1)] and again.layout == tiled.layout
     assert again.one_minus_cos(m) <= 1e-10
+
+
+def test_a_tiled_mapping_gives_each_tile_hil_maps_verdict():
+    m = np.random.default_rng(3).standard_normal((16, 8))  # 8 x 8 blocks of rank 8 = k
+    dead, clean = np.zeros((8, 8), np.int8), np.zeros((8, 8), np.int8)
+    dead[:, 0] = 1  # tile (0, 0): inner line 0 has no device that conducts
+    codes = {(0, 0): (dead, clean), (1, 0): (clean, clean)}
+    tiled = map_tiled(m, 8, (8, 8), codes, seed=0, params=SolverParams(tol=1e-10), workers=1, layout="contiguous")
+    whole, lines = tiled.exactness(m, 1e-10)
+    assert whole["exact_possible"] is False
+    assert (whole["exact_tiles"], whole["impossible_tiles"], whole["unknown_tiles"]) == (["1_0"], ["0_0"], [])
+    assert whole["tiles"]["0_0"]["certificate"]["kind"] == "lines" and whole["tiles"]["1_0"]["exact_possible"]
+    assert "1 of 2 tiles fit exactly, 1 proved impossible" in lines[0] and "tile 0_0: EXACT FIT IMPOSSIBLE" in lines[1]
+    # a fit cut short (5 iterations) on a tile with no proof is unresolved, and says so
+    worn = {**codes, (1, 0): (clean, clean.copy())}
+    worn[(1, 0)][1][3, 3] = 1
+    short = SolverParams(tol=1e-10, max_iter=5, restarts=0, stall_iter=0, converging_iter=0)
+    again = remap_changed(tiled, m, worn, params=short, workers=1)
+    whole, lines = again.exactness(m, 1e-10)
+    assert whole["unknown_tiles"] == ["1_0"] and whole["impossible_tiles"] == ["0_0"]
+    assert whole["exact_possible"] is False  # one proved tile still decides the whole
+    assert whole["tiles"]["1_0"]["one_minus_cos"] > 1e-10 and "k_suggested" in whole["tiles"]["1_0"]
+    assert any(line.startswith("  tile 1_0: WARNING") for line in lines)
+    fine = {ix: (clean, clean) for ix in codes}
+    whole = remap_changed(again, m, fine, params=short, workers=1).exactness(m, 1e-10)[0]
+    assert whole["exact_possible"] is None and whole["impossible_tiles"] == []  # unresolved, not proved
+
+
+def test_an_all_zero_tile_is_not_mapped_and_the_rest_still_fits():
+    # block-diagonal: the off-diagonal 8 x 8 tiles compute nothing, so they get no arrays' work
+    rng = np.random.default_rng(4)
+    m = np.zeros((16, 16))
+    m[:8, :8], m[8:, 8:] = rng.standard_normal((8, 8)), rng.standard_normal((8, 8))
+    codes = random_tile_codes((16, 16), 8, (8, 8), 0.05, 0.0, np.random.default_rng(5))
+    params = SolverParams(tol=1e-10)
+    tiled = map_tiled(m, 8, (8, 8), codes, seed=0, params=params, workers=1, layout="contiguous")
+    assert sorted(tiled.tiles) == [(0, 0), (1, 1)]
+    assert tiled.one_minus_cos(m) <= 1e-10
+    assert np.all(tiled.represented()[:8, 8:] == 0) and np.all(tiled.represented()[8:, :8] == 0)
+    whole, _ = tiled.exactness(m, 1e-10)
+    assert whole["exact_possible"] is True and whole["exact_tiles"] == ["0_0", "1_1"]
+    # a new fault on a zero tile's arrays re-maps nothing
+    new = {ix: (a.copy(), b.copy()) for ix, (a, b) in codes.items()}
+    new[(0, 1)][0][0, 0] = 1
+    assert remap_changed(tiled, m, new, params=params, workers=1).remapped == []
+    with pytest.raises(ValueError, match="all zero"):
+        map_tiled(np.zeros((16, 16)), 8, (8, 8), codes, seed=0, params=params, workers=1)

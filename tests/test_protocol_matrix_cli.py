@@ -1,6 +1,8 @@
 """``hil program-matrix`` on small simulated chips."""
 from __future__ import annotations
 
+import json
+
 import h5py
 import numpy as np
 import yaml
@@ -33,6 +35,13 @@ def test_program_matrix_factorized_writes_the_measured_matrix(tmp_path):
         assert f["measured"].shape == (8, 8)
         assert f["stages/1/layers/0"].attrs["array"] == "B"
         assert set(np.unique(f["stages/0/layers/0/row_sign"][()])) <= {-1.0, 1.0}
+        # hil map's verdict on the solver's fit, one array pair = one tile
+        verdict = json.loads(f.attrs["exact_fit"])
+        tile = verdict["tiles"]["0_0"]
+        assert verdict["exact_possible"] is tile["exact_possible"]
+        assert (tile["exact_possible"] is True) == (tile["one_minus_cos"] <= verdict["tol"])
+    said = {True: "fit reaches tol", False: "EXACT FIT IMPOSSIBLE", None: "no proof that an exact fit"}
+    assert said[tile["exact_possible"]] in res.output and "tiles fit exactly" not in res.output
 
 
 def test_program_matrix_refuses_bad_requests(tmp_path):

@@ -353,6 +353,28 @@ def test_tiled_service_uses_the_factorization_tiling(layout):
     assert np.linalg.norm(y - exact) < 0.05 * np.linalg.norm(exact)
 
 
+def test_tiled_service_leaves_an_all_zero_tile_without_a_session():
+    from hil.service.tiles import serve_tiled, tile_shapes
+
+    m = np.zeros((2 * N, 2 * N))
+    m[:N, :N], m[N:, N:] = dft_parts(N)[0], dft_parts(N)[1]  # block-diagonal: two tiles compute nothing
+    shapes = tile_shapes(m.shape, (N, N))
+    codes = {name: random_fault_codes(*shape, 0.05, rng=i) for i, (name, shape) in enumerate(sorted(shapes.items()))}
+    arrays = {name: WindowArray(*shape, fault_codes=codes[name], seed=i)
+              for i, (name, shape) in enumerate(sorted(shapes.items()))}
+    g0 = {name: a.g.copy() for name, a in arrays.items()}
+    ts = serve_tiled(m, (N, N), codes, WindowEngine(arrays), params=ServiceParams(checks=CheckParams(group_size=4)),
+                     layout="contiguous")
+    assert sorted(ts.sessions) == [(0, 0), (1, 1)]
+    for name in ("T01A", "T01B", "T10A", "T10B"):  # never programmed
+        assert np.array_equal(arrays[name].g, g0[name])
+    assert not np.array_equal(arrays["T00A"].g, g0["T00A"])
+    x = np.random.default_rng(2).uniform(-1, 1, (16, 2 * N))
+    y = ts.serve(x, handle_alarms=False)
+    exact = x @ ts.represented()
+    assert np.linalg.norm(y - exact) < 0.05 * np.linalg.norm(exact) and ts.one_minus_cos() < 0.25
+
+
 def test_pair_repair_spreads_an_uncompensable_weight_over_correlated_inputs():
     """A stuck-OFF G+ under a positive weight cannot be compensated in its pair; with the served inputs'
     second moment known, a few other pairs of the column take up most of the output's error."""

@@ -45,3 +45,31 @@ def test_a_fractional_stream_ages_the_chip_by_its_length():
     t0 = loop.engine.time_s
     row = loop.serve_hour(0)
     assert loop.hours == 1 and np.isclose(loop.engine.time_s - t0, 0.5 * 3600, rtol=1e-3) and row[0] == 0
+
+
+DIGITS = """name: digits study
+seed: 1
+chip: {initial_fault_rate: 0.02, aging: {stuck: {per_hour: 2.0e-3}, drift: {}}}
+mapping: {target: digits}
+stream: {workload: digits, vectors_per_hour: 40, hours: 4, maintain_every_hours: 2}
+corrector: {fit_images: 400, val_images: 100}
+"""
+
+
+def test_the_digits_loop_trains_its_corrector_after_programming_and_checks_it_at_each_maintenance():
+    wf = parse_workflow(DIGITS)
+    loop, rows, events = run_loop(wf)
+    kinds = [e["event"] for e in events]
+    trained = kinds.index("corrector_trained")
+    assert trained < kinds.index("verify") and kinds.count("corrector_check") == 2  # hours 2 and 4
+    checks = [e for e in events if e["event"] == "corrector_check"]
+    assert all(e["decision"] in ("kept", "kept (fine-tune no better)", "fine-tuned") for e in checks)
+    # a check after a repair that wrote devices fine-tunes whatever the test says; without writes it follows the test
+    for e in checks:
+        assert e["decision"] != "kept" or (e["writes_since"] == 0 and e["p_value"] >= e["alpha"])
+    # the corrector wins back the pairs' write-and-verify error on the test images (never among its 500)
+    plain = ServiceLoop(parse_workflow(DIGITS.replace("fit_images: 400, val_images: 100", "enabled: false")),
+                        window_engine(wf), lambda e: None)
+    plain.setup()
+    assert plain.served.corrector is None
+    assert events[kinds.index("verify")]["fidelity"] > plain.fidelity()[0] + 0.01

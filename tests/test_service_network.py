@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from hil.networks.digits import load_digits_data, paper_split, train_digits_network
-from hil.service.network import Calibration, check_corrector, fit_corrector, serve_network
+from hil.service.network import Calibration, check_corrector, digital_patch, fit_corrector, serve_network
 from simulated_bench.window_array import WindowArray
 
 
@@ -59,6 +59,46 @@ def test_corrector_lifts_accuracy_is_kept_on_an_unchanged_circuit_and_fine_tuned
     # the new reference is the fine-tuned corrector's: the same circuit now passes the test
     assert check_corrector(sn)["decision"] == "kept"
     assert [e["event"] for e in sn.log] == ["corrector_trained"] + ["corrector_check"] * 3
+
+
+def test_a_check_after_repairs_wrote_devices_fine_tunes_without_waiting_for_the_test(digits):
+    sn, arrays, cal, _ = served(digits, seed=7)
+    fit_corrector(sn, cal)
+    assert check_corrector(sn)["writes_since"] == 0 and sn.writes == 0
+    # devices of the first layer stick ON behind the host's back; the maintenance read-back finds them and the
+    # repair re-writes their partners (write-and-verify error the corrector never learned)
+    arr, st = arrays["L0"], sn.sessions[0].mm.stages[0]
+    low = np.argwhere((arr.fault_codes == 0) & (st.g_ref < 20e-6))
+    for r, c in low[np.random.default_rng(8).choice(len(low), 6, replace=False)]:
+        arr.stick(r, c, 2)
+    for s in sn.sessions:
+        s.maintain()
+    assert sn.writes > 0
+    rec = check_corrector(sn)
+    assert rec["writes_since"] == sn.writes and rec["decision"] in ("fine-tuned", "kept (fine-tune no better)")
+    assert "candidate_val_loss" in rec  # a candidate was trained and judged, whatever the test said
+    # those writes are seen: the next check, with none since, follows the paired test alone
+    rec = check_corrector(sn)
+    assert rec["writes_since"] == 0 and (rec["decision"] == "kept") == (rec["p_value"] >= cal.alpha)
+
+
+def test_the_digital_patch_adds_exactly_the_weights_stuck_pairs_cannot_hold(digits):
+    x, y, _, _ = digits
+    sn, _, _, held = served(digits, seed=9)
+    for s in sn.sessions:
+        st, p = s.mm.stages[0], digital_patch(s)
+        stuck_pair = (st.codes[0::2] != 0) | (st.codes[1::2] != 0)
+        assert p.shape == s.mm.target.shape and not p[~stuck_pair].any()  # fault-free pairs: nothing digital
+        assert np.all(np.abs(p[p != 0]) * s.mm.scale > s.p.refit.band)  # only errors beyond the write band
+        # where patched, the layer computes its target weight (up to the reference's read noise)
+        g = np.where(st.codes == 1, 0.0, np.where(st.codes == 2, s.p.refit.g_max, st.g_ref))
+        w = st.logical(g) / s.mm.scale + p
+        assert np.allclose(w[p != 0], s.mm.target[p != 0])
+    # 2 % stuck-OFF: a G+ stuck under a positive weight costs the raw circuit points the patch wins back
+    assert sn.patch  # the default
+    patched = sn.accuracy(x[held], y[held], handle_alarms=False, corrected=False)
+    sn.patch = False
+    assert patched > sn.accuracy(x[held], y[held], handle_alarms=False, corrected=False) + 0.02
 
 
 def test_paired_test_false_triggers_stay_near_its_level_on_an_unchanged_circuit(digits):

@@ -97,7 +97,8 @@ def map_command(matrix_path, k, faults_a, faults_b, fault_rate, fault_kind, seed
             and np.isfinite(result.one_minus_cos)):
         raise click.ClickException("the mapping produced non-finite conductances; check --g-max and the matrix's "
                                    "scale (nothing was written)")
-    exact_fit, exact_note = exactness_report(matrix, codes_a, codes_b, result.one_minus_cos, tol)
+    exact_fit, exact_note = exactness_report(matrix, codes_a, codes_b, result.one_minus_cos, tol,
+                                             result.extra.get("obstruction", ...))
     record = {
         "exact_fit": exact_fit,
         "matrix": str(matrix_path), "shape": [m, n], "k": k, "seed": seed, "g_max_siemens": g_max,

@@ -1,6 +1,8 @@
 """``hil program-matrix``: write a matrix onto the chip (factorized or differential pairs) and measure it."""
 from __future__ import annotations
 
+import json
+
 import click
 import numpy as np
 
@@ -40,7 +42,7 @@ def program_matrix_command(matrix_path, bench_path, mapping, k, layers, arrays_a
 
     import hil
     from hil.faultmap import FaultMap
-    from protocols.matrix import (MatrixParams, Placement, TiledChipMatrix, evaluate, program_direct,
+    from protocols.matrix import (MatrixParams, Placement, TiledChipMatrix, evaluate, exactness, program_direct,
                                   program_factorized, program_tiled_factorized, scan_arrays)
 
     matrix = load_npy(matrix_path, "MATRIX", ndim=2)
@@ -94,28 +96,37 @@ def program_matrix_command(matrix_path, bench_path, mapping, k, layers, arrays_a
         else:
             cm = program_direct(bench, matrix, fms, [Placement(n) for n in a_names], p)
         ev = evaluate(bench, cm, matrix, rng=seed, n_random=random_inputs)
+    verdict = exactness(cm, matrix)  # None for the direct mapping
     blocks = (cm.blocks.items() if isinstance(cm, TiledChipMatrix)
               else [((0, 0), (np.arange(matrix.shape[0]), np.arange(matrix.shape[1]), cm))])
     with h5py.File(out, "w") as f:
         f.attrs.update({"mapping": mapping, "layers": ev["layers"], "tiles": len(blocks),
-                        "scale": [c.scale for _, (_, _, c) in blocks] if len(blocks) > 1 else cm.scale,
+                        "scale": [c.scale for _, (_, _, c) in blocks] if tiled else cm.scale,
                         "devices": cm.devices, "pulses": cm.pulses, "one_minus_cos": ev["one_minus_cos"],
                         "one_minus_cos_readback": ev["one_minus_cos_readback"], "r2": ev["r2"],
                         "g_max": g_max, "seed": seed, "k": -1 if k is None else k})
         if tiled:
             f.attrs["layout"] = cm.meta["layout"]  # (rows, columns): contiguous or strided
+            f.attrs["zero_tiles"] = json.dumps(cm.meta["zero_tiles"])  # all-zero blocks, left unprogrammed
+        if verdict is not None:
+            # the whole's and each tile's verdict (JSON: exact_possible true / false / null)
+            f.attrs["exact_fit"] = json.dumps(verdict[0], allow_nan=False)
         f["matrix"], f["measured"] = matrix, ev["measured"]
         f["vmm_expected"], f["vmm_measured"] = ev["vmm_expected"], ev["vmm_measured"]
         for (ti, tj), (rows, cols, c) in blocks:
             # one array pair per tile; an untiled matrix keeps its stages at the top level
-            top = f if len(blocks) == 1 else f.create_group(f"tiles/{ti}_{tj}")
+            top = f.create_group(f"tiles/{ti}_{tj}") if tiled else f
             # the rows (inputs) and columns (outputs) of M the pair serves: blocks or strided groups
             top.attrs.update({"rows": rows, "cols": cols})
+            if verdict is not None and tiled:
+                top.attrs["exact_fit"] = json.dumps(verdict[0]["tiles"][f"{ti}_{tj}"], allow_nan=False)
             _write_stages(top, c)
     layout = f" ({cm.meta['layout'][0]} rows, {cm.meta['layout'][1]} columns)" if tiled else ""
     click.echo(f"{mapping}{' tiled' if tiled else ''}{layout}: {cm.devices} devices, {cm.pulses} pulses; "
                f"1 - cos {ev['one_minus_cos']:.3e} measured "
                f"({ev['one_minus_cos_readback']:.3e} read-back), r^2 {ev['r2']:.5f}")
+    for line in verdict[1] if verdict is not None else []:
+        click.echo(line)
     click.echo(f"saved {out}")
 
 

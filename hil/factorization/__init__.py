@@ -15,7 +15,7 @@ from .programming import GaussianProgramming, ideal_programming
 from .rank import RankError, check_rank, numerical_rank
 from .solver import Factorization, factorize
 from .tiling import (TiledFactorization, choose_layout, map_tiled, random_blocked_codes, random_tile_codes,
-                     remap_changed, tile_edges, tile_groups)
+                     remap_changed, tile_edges, tile_groups, zero_tile)
 
 __all__ = [
     "AdamParams", "CompensatedMapping", "CompensationParams", "DeviceWindow", "DirectMapping",
@@ -23,5 +23,5 @@ __all__ = [
     "SolverParams", "TiledFactorization", "WORKING", "adam_factorize", "check_rank",
     "compensate", "cosine_similarity", "direct_map", "factorize", "ideal_programming",
     "choose_layout", "map_tiled", "no_faults", "numerical_rank", "one_minus_cos", "random_fault_codes",
-    "random_blocked_codes", "random_tile_codes", "remap_changed", "tile_edges", "tile_groups", "validate_codes",
+    "random_blocked_codes", "random_tile_codes", "remap_changed", "tile_edges", "tile_groups", "zero_tile", "validate_codes",
 ]

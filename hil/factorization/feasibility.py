@@ -302,11 +302,14 @@ def _row_cone(m_, ca, cb):
     return None
 
 
-def exact_fit_obstruction(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.ndarray
-                          ) -> Obstruction | None:
+def exact_fit_obstruction(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.ndarray,
+                          expensive: bool = True) -> Obstruction | None:
     """A proof that no exact fit of ``matrix`` exists on these crossbars, or None (unknown).
 
     Of several applicable arguments the one with the largest bound on 1 - cos is returned.
+    ``expensive=False`` tries only the counting and parity arguments (no linear program,
+    no exact arithmetic): the solver asks for those before its first attempt and for the
+    rest only once an attempt has missed.
     """
     m_ = np.asarray(matrix, dtype=np.float64)
     ca, cb = np.asarray(codes_a), np.asarray(codes_b)
@@ -316,7 +319,7 @@ def exact_fit_obstruction(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.n
         return None
     found = [o for o in (_lines(m_, ca, cb), _support(m_, ca, cb), _sign_parity(m_, ca, cb),
                          _stuck_on_parity(m_, ca, cb)) if o is not None]
-    if not found:  # a linear program per inner line: only when nothing cheaper applied
+    if not found and expensive:  # a linear program per inner line: only when nothing cheaper applied
         found = [o for o in (_row_cone(m_, ca, cb),) if o is not None]
     return max(found, key=lambda o: o.omc_lower_bound) if found else None
 
@@ -406,12 +409,14 @@ def k_suggestion(codes_a: np.ndarray, codes_b: np.ndarray, margin: float) -> tup
 
 
 def exactness_report(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.ndarray,
-                     one_minus_cos: float, tol: float) -> tuple[dict, str]:
+                     one_minus_cos: float, tol: float, obstruction=...) -> tuple[dict, str]:
     """What a user should know about a fit: reached tol, proved impossible, or unresolved.
 
     Returns a JSON-ready dict ({"exact_possible": True | False | None, "k_suggested": k or
     None, ...}) and one line for the terminal. A fit that misses tol always names the k
     that gives ``HINT_MARGIN`` free devices per needed one when that k is larger.
+    ``obstruction``: ``exact_fit_obstruction``'s answer when the caller has it (the
+    solver's ``extra["obstruction"]``), so it is not worked out twice.
     """
     margin = freedom_margin(matrix, codes_a, codes_b)
     if one_minus_cos <= tol:
@@ -422,7 +427,7 @@ def exactness_report(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.ndarra
     reach = f"k >= {k_one} reach 1 and " if k_one is not None and np.shape(codes_a)[1] < k_one < k_more else ""
     more = ("" if k_more is None else f"; with this share of working devices ({share:.0%}) about "
             f"{reach}k >= {k_more} inner lines give {HINT_MARGIN} free devices per needed one")
-    ob = exact_fit_obstruction(matrix, codes_a, codes_b)
+    ob = exact_fit_obstruction(matrix, codes_a, codes_b) if obstruction is ... else obstruction
     if ob is not None:
         bound = f" (any fit has 1-cos >= {ob.omc_lower_bound:.3e})" if ob.omc_lower_bound > 0 else ""
         return ({"exact_possible": False, "freedom_margin": margin, "k_suggested": k_more,

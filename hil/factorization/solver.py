@@ -16,7 +16,8 @@ warm start each MA row takes the sign whose non-negative least-squares fit again
 current MB is better. When k exceeds rank(M) a fit through rank(M) inner lines is probed
 first (see ``factorize``). An attempt that misses ``tol`` is restarted from a fresh random
 start and the best is kept, unless a fit is out of reach: fewer free devices than the
-dimension of the products (``feasibility.freedom_margin`` < 1) or a proved obstruction.
+dimension of the products (``feasibility.freedom_margin`` < 1) or a proved obstruction
+(counting and parity proofs before the first attempt, the costlier ones after it misses).
 After a near miss each restart goes on from the best of several short runs
 (``_screen_restart``).
 Each attempt stops when it crawls (``SolverParams.stall_iter``), and goes on past
@@ -267,7 +268,18 @@ def factorize(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.ndarray,
     # obstruction: one attempt then (low rank n/4 at k = n/2, 30 % stuck-OFF: four
     # attempts all ended at 1e-3..1e-2, for four times the CPU of one)
     margin = freedom_margin(m_, ca, cb)
-    hopeless = margin < 1.0 or exact_fit_obstruction(m_, ca, cb) is not None
+    # the counting and parity certificates cost next to nothing and come first; the rest (a
+    # linear program per inner line and exact arithmetic) only once an attempt has missed,
+    # and a proof then ends the search before its restarts (``proved``)
+    known = {"obstruction": exact_fit_obstruction(m_, ca, cb, expensive=False)}
+    hopeless = margin < 1.0 or known["obstruction"] is not None
+
+    def proved() -> bool:
+        if "checked" not in known:
+            known["checked"] = True
+            if known["obstruction"] is None:
+                known["obstruction"] = exact_fit_obstruction(m_, ca, cb)
+        return known["obstruction"] is not None
     if (params.inner == "auto" and k > probe_rank and not has_on and not hopeless
             and _probe_can_be_exact(m_, probe_rank, rank)):
         keep = inner_subset(ca, cb, probe_rank)
@@ -285,7 +297,7 @@ def factorize(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.ndarray,
             best = (omc_s, sa_s, sb, mag_a, mag_b)
     if best is None or best[0] > params.tol:
         run = dataclasses.replace(params, restarts=0) if hopeless else params
-        full, it, att = _attempts(m_, ca, cb, rng, run, trace, t0_thread, probe=False)
+        full, it, att = _attempts(m_, ca, cb, rng, run, trace, t0_thread, probe=False, stop=proved)
         total_iter += it
         attempts += att
         if best is None or full[0] <= best[0]:
@@ -307,7 +319,9 @@ def factorize(matrix: np.ndarray, codes_a: np.ndarray, codes_b: np.ndarray,
                          scale=scale, one_minus_cos=one_minus_cos(prod, m_),
                          iterations=total_iter, attempts=attempts,
                          cpu_s=time.process_time() - t0,
-                         extra={"trace": trace, "freedom_margin": margin, "one_attempt": hopeless})
+                         extra={"trace": trace, "freedom_margin": margin, "one_attempt": hopeless,
+                                **({"obstruction": known["obstruction"]}
+                                   if "checked" in known or known["obstruction"] is not None else {})})
 
 
 def _probe_can_be_exact(m_: np.ndarray, probe_rank: int, rank: int) -> bool:
@@ -366,9 +380,10 @@ def _fresh_start_due(done: int, iterations: int, params: SolverParams, probe: bo
             and iterations < (params.restarts + 1) * params.max_iter)
 
 
-def _attempts(m_, ca, cb, rng, params: SolverParams, trace, t0_thread, probe: bool):
+def _attempts(m_, ca, cb, rng, params: SolverParams, trace, t0_thread, probe: bool, stop=None):
     """Fresh random starts until one reaches ``params.tol`` (one only when probing; how
-    many otherwise: ``_fresh_start_due``).
+    many otherwise: ``_fresh_start_due``), or until ``stop()`` (asked before each restart)
+    says no fit can reach it.
 
     Returns ((1 - cos, sa, sb, |A|, |B|) of the best attempt, iterations, attempts); a
     probe gives up after ``params.probe_iter`` iterations above ``params.probe_omc``, or
@@ -453,6 +468,8 @@ def _attempts(m_, ca, cb, rng, params: SolverParams, trace, t0_thread, probe: bo
             best = (omc, sa.copy(), sb.copy(), np.abs(a), np.abs(b))
         if best[0] <= params.tol:
             break
+        if stop is not None and _fresh_start_due(attempts, total_iter, params, probe) and stop():
+            break  # proved impossible: no restart can fit
     return best, total_iter, attempts
 
 

@@ -13,6 +13,10 @@ take every p-th line (FFT-style decimation). The strided tiles of Re(DFT n) are 
 spectrum for contiguous blocks; of Re(DFT128): 17 against 64), which the solver fits in a
 tenth of the time or less. ``layout="auto"`` takes the layout whose tiles need the fewest
 directions in all (``rank.tolerance_rank``), contiguous on a tie (dense random matrices).
+
+A tile whose block of M is all zero (block-diagonal or banded matrices) is not mapped: it
+adds nothing to any output, so its arrays stay unprogrammed and it is left out of
+``tiles`` (``zero_tile``).
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ from .metrics import one_minus_cos
 from .params import DeviceWindow, SolverParams
 from .rank import tolerance_rank
 from .solver import Factorization, factorize
+from .verdict import tiled_exactness
 
 TileIndex = tuple[int, int]
 LAYOUTS = ("contiguous", "strided")
@@ -55,6 +60,11 @@ def tile_groups(size: int, tile: int, layout: str = "contiguous") -> list[np.nda
     position = np.concatenate([(np.arange(s) + 0.5) / s for s in sizes])  # evenly spread in [0, 1)
     dealt = part[np.lexsort((part, position))]  # line i goes to part dealt[i]
     return [np.flatnonzero(dealt == p) for p in range(sizes.size)]
+
+
+def zero_tile(block: np.ndarray) -> bool:
+    """True when a tile's block of M is all zero: nothing to map, the tile is skipped."""
+    return not np.any(block)
 
 
 def choose_layout(matrix: np.ndarray, tile_shape: tuple[int, int], tol: float) -> tuple[str, str]:
@@ -100,6 +110,13 @@ class TiledFactorization:
     def one_minus_cos(self, matrix: np.ndarray) -> float:
         return one_minus_cos(self.represented(), matrix)
 
+    def exactness(self, matrix: np.ndarray, tol: float) -> tuple[dict, list[str]]:
+        """Each tile's verdict (fit to ``tol``, proved impossible, unresolved) and the
+        whole's, with lines to print (``verdict.tiled_exactness``)."""
+        m_ = np.asarray(matrix, dtype=np.float64)
+        return tiled_exactness({ix: (self.block(m_, ix), *self.codes[ix], f.one_minus_cos)
+                                for ix, f in self.tiles.items()}, tol)
+
 
 def tile_rng(seed: int, index: TileIndex) -> np.random.Generator:
     """The generator tile ``index`` is solved with: reproducible and independent per tile."""
@@ -143,6 +160,9 @@ def map_tiled(matrix: np.ndarray, k: int, tile_shape: tuple[int, int],
     missing = set(blocks) - set(codes)
     if missing:
         raise ValueError(f"no fault codes for tiles {sorted(missing)}")
+    blocks = {ix: blk for ix, blk in blocks.items() if not zero_tile(blk)}
+    if not blocks:
+        raise ValueError("matrix is all zero: nothing to map")
     jobs = [(blk, codes[ix][0], codes[ix][1], seed, ix, window, params) for ix, blk in blocks.items()]
     tiles = _run(jobs, workers)
     return TiledFactorization(rg, cg, k, tiles, {ix: (np.asarray(codes[ix][0]).copy(),
@@ -157,7 +177,7 @@ def remap_changed(tiled: TiledFactorization, matrix: np.ndarray,
     """Re-map only the tiles whose fault codes changed; the others are kept as they are."""
     m_ = np.asarray(matrix, dtype=np.float64)
     blocks = _blocks(m_, tiled.row_groups, tiled.col_groups)
-    changed = [ix for ix in blocks if ix in codes and not (
+    changed = [ix for ix in blocks if ix in codes and ix in tiled.tiles and not (
         np.array_equal(codes[ix][0], tiled.codes[ix][0])
         and np.array_equal(codes[ix][1], tiled.codes[ix][1]))]
     jobs = [(blocks[ix], codes[ix][0], codes[ix][1], tiled.seed, ix, window, params)

@@ -22,7 +22,7 @@ from hil.faultmap_versions import FaultMapVersions
 
 from .engine import EngineParams, WindowEngine, window_chip
 from .mapping import map_direct, map_factorized
-from .network import ServedNetwork, layer_matrix
+from .network import Calibration, ServedNetwork, check_corrector, digital_patch, fit_corrector, layer_matrix
 from .session import ServiceSession
 from .tiles import serve_tiled, tile_shapes
 from .workflow import Workflow, service_params, target_matrix, workload
@@ -116,6 +116,8 @@ class ServiceLoop:
             if s.detector is None:  # tiled sessions are programmed as they are mapped
                 s.program()
                 s.calibrate([wf.seed, i])
+        if wf.mapping.target == "digits" and wf.corrector.enabled:
+            self._event(fit_corrector(self.served, self.calibration))
         f_true, f_ref = self.fidelity()
         self.on_event({"event": "verify", "fidelity": f_true, "fidelity_reference": f_ref, "vmm": 0,
                        "chip_time_s": float(eng.time_s)})
@@ -133,6 +135,11 @@ class ServiceLoop:
             mm = map_direct(layer_matrix(self.net, l), scanned[name], array=name)
             self.sessions.append(ServiceSession(mm, self.engine, self.params, self.versions, self.on_event))
         self.served = ServedNetwork(self.net, self.sessions)
+        # the corrector's labelled images: from the training split, never the test images fidelity is taken on
+        c = self.wf.corrector
+        idx = np.random.default_rng([self.wf.seed, 2]).permutation(tr)
+        fit, val = idx[:c.fit_images], idx[c.fit_images:c.fit_images + c.val_images]
+        self.calibration = Calibration(x[fit], y[fit], x[val], y[val], alpha=c.alpha, seed=self.wf.seed)
         self.n_in = self.net.Ws[0].shape[0]
         self._serve = self.served.forward
 
@@ -145,7 +152,11 @@ class ServiceLoop:
         if self.wf.mapping.target == "digits":
             x, y = self.test_set
             ref = float(np.mean([s.mm.one_minus_cos() for s in self.sessions]))
-            acc = float(np.mean(np.argmax(self._forward(x, truth), axis=1) == y)) if known else float("nan")
+            if not known:
+                return float("nan"), ref
+            out = self._forward(x, truth)
+            pred = self.served.corrector.predict(out) if self.served.corrector is not None else np.argmax(out, 1)
+            acc = float(np.mean(pred == y))
             return acc, ref
         if self.wf.mapping.tile is not None:
             return (self.tiled.one_minus_cos(truth) if known else float("nan")), self.tiled.one_minus_cos()
@@ -158,7 +169,10 @@ class ServiceLoop:
         a = x
         for i, s in enumerate(self.sessions):
             st = s.mm.stages[0]
-            z = np.hstack([a, np.ones((a.shape[0], 1))]) @ st.logical(truth[st.array]) / s.mm.scale
+            u = np.hstack([a, np.ones((a.shape[0], 1))])
+            z = u @ st.logical(truth[st.array]) / s.mm.scale
+            if self.served.patch:  # the host's digital part of the layer (the weights stuck pairs cannot hold)
+                z = z + u @ digital_patch(s)
             a = np.maximum(z, 0.0) if i < len(self.sessions) - 1 else z
         return a
 
@@ -177,6 +191,8 @@ class ServiceLoop:
         if (h + 1) % max(int(round(self.wf.stream.maintain_every_hours)), 1) == 0:
             for s in self.sessions:
                 s.maintain()
+            if self.wf.mapping.target == "digits" and self.served.corrector is not None:
+                self._event(check_corrector(self.served))  # reads only: keep, or fine-tune on the circuit as it is
         f_true, f_ref = self.fidelity_now = self.fidelity()
         c = [s.count for s in self.sessions]
         appeared_after = eng.faults_appeared()
@@ -186,6 +202,9 @@ class ServiceLoop:
         self.on_event({"event": "hour", "hour": h, "fidelity": f_true, "fidelity_reference": f_ref,
                        "vmm": sum(x.vmms for x in c), "chip_time_s": row[1] * 3600})
         return row
+
+    def _event(self, rec: dict) -> None:
+        self.on_event({**rec, "vmm": sum(s.count.vmms for s in self.sessions)})
 
     def summary(self) -> dict[str, Any]:
         s = self.sessions

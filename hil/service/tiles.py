@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hil.factorization import SolverParams, one_minus_cos, tile_edges
-from hil.factorization.tiling import LAYOUTS, choose_layout, tile_groups
+from hil.factorization.tiling import LAYOUTS, choose_layout, tile_groups, zero_tile
 
 from .mapping import map_factorized
 from .session import ServiceParams, ServiceSession
@@ -89,7 +89,8 @@ def serve_tiled(matrix: FloatArray, tile: tuple[int, int], codes: dict[str, NDAr
     """Map every tile around its arrays' ``codes``, program and calibrate it; one session per tile.
 
     ``layout``: "auto" (:func:`~hil.factorization.tiling.choose_layout` at the solver's tolerance), one of
-    ``contiguous`` / ``strided`` for both axes, or a (rows, columns) pair."""
+    ``contiguous`` / ``strided`` for both axes, or a (rows, columns) pair. An all-zero block gets no
+    session (``zero_tile``)."""
     m_ = np.asarray(matrix, float)
     if layout == "auto":
         layout = choose_layout(m_, tile, SolverParams().tol)
@@ -105,6 +106,8 @@ def serve_tiled(matrix: FloatArray, tile: tuple[int, int], codes: dict[str, NDAr
     for i in range(len(rg)):
         for j in range(len(cg)):
             block = m_[np.ix_(rg[i], cg[j])]
+            if zero_tile(block):
+                continue  # adds nothing to any output: its arrays stay unprogrammed
             a, b = tile_arrays((i, j))
             kk = k or block.shape[0]
             mm = map_factorized(block, kk, codes[a], codes[b], rng=[seed, i, j], checks=checks, arrays=(a, b))

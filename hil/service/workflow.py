@@ -20,6 +20,8 @@ Example::
       hours: 24
       maintain_every_hours: 1   # re-read the references (reads only)
     service: {n_calibrate: 256} # optional: hil.service.ServiceParams numbers and flags
+    # corrector: {fit_images: 600, val_images: 200, alpha: 0.05}   # digits only (the default): the
+                                # corrector's labelled images and test level (hil.service.network)
     bench_io: {n_vmm: 4}        # optional: the bench's VMM / read averaging and voltages
                                 # (protocols.matrix.MatrixParams: v_in, v_gate, n_read, n_vmm, g_prog_min)
 
@@ -93,6 +95,26 @@ class StreamSpec(_Strict):
         return self
 
 
+class CorrectorSection(_Strict):
+    """The digits network's corrector (:mod:`hil.service.network`): trained after programming on labelled images
+    of the network's training split read through the chip, checked at every maintenance, fine-tuned when its
+    paired test fires or a repair wrote devices. The test images (fidelity) are never among them."""
+
+    enabled: bool = True
+    fit_images: int = Field(600, ge=50)
+    val_images: int = Field(200, ge=20)
+    alpha: float = Field(0.05, gt=0.0, lt=0.5)  #: level of the one-sided paired test of the calibration loss
+
+    @model_validator(mode="after")
+    def _fits_the_split(self):
+        from hil.networks.digits import PAPER_TEST_IMAGES
+
+        held = 1797 - PAPER_TEST_IMAGES  # the digits training split: where the lab's labelled images come from
+        if self.fit_images + self.val_images > held:
+            raise ValueError(f"fit_images + val_images must be <= {held} (the network's training split)")
+        return self
+
+
 class Workflow(_Strict):
     name: str = "service"
     seed: int = Field(0, ge=0)
@@ -111,6 +133,7 @@ class Workflow(_Strict):
         return v
     mapping: MappingSpec = MappingSpec()
     stream: StreamSpec = StreamSpec()
+    corrector: CorrectorSection = CorrectorSection()  #: the digits network only
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -119,6 +142,8 @@ class Workflow(_Strict):
                              "(the conductance-level study chip), not both")
         if (self.mapping.target == "digits") != (self.stream.workload == "digits"):
             raise ValueError("the digits workload and the digits mapping go together")
+        if "corrector" in self.model_fields_set and self.mapping.target != "digits":
+            raise ValueError("corrector: is the digits network's (mapping.target: digits)")
         return self
 
 
