@@ -441,10 +441,8 @@ def service_bench(hours: int) -> dict:
     import tempfile
 
     import hil
-    from hil.service.loop import ServiceLoop, block_shapes, window_engine
     from hil.service.workflow import parse_workflow
     from protocols.service import run_service, timeline
-    from protocols.service_engine import measure_op_costs
 
     bench_file = ROOT / "examples" / "service" / "aging_bench.yaml"
     text = SERVICE_BENCH_WORKFLOW.format(bench=bench_file, hours=hours)
@@ -466,6 +464,18 @@ def service_bench(hours: int) -> dict:
            "one_minus_cos_max": float(rows["fidelity"].max()), "one_minus_cos_end": float(rows["fidelity"][-1]),
            "round_trips": summary["round_trips"], "bench_time_s": summary["bench_time_s"],
            "wall_s": time.time() - t0}
+    res["window_backend"] = service_window_backend(text, bench_file)
+    return res
+
+
+def service_window_backend(text: str, bench_file: Path) -> dict:
+    """``service_bench``'s workflow on the conductance-level chip (the same ServiceLoop), its bench time priced
+    for ``bench_file``'s instruments and blocks."""
+    import hil
+    from hil.service.loop import ServiceLoop, block_shapes, window_engine
+    from hil.service.workflow import parse_workflow
+    from protocols.service_engine import measure_op_costs
+
     # the same workflow, the same loop, on the conductance-level chip (its own chip: 5 % stuck-OFF, same aging)
     wf_w = parse_workflow(text.replace(f"bench: {bench_file}\n",
                                        "chip: {initial_fault_rate: 0.05, aging: {stuck: {per_hour: 2.0e-3}, "
@@ -479,15 +489,14 @@ def service_bench(hours: int) -> dict:
     loop.setup()
     wrows = [loop.serve_hour(h) for h in range(loop.hours)]
     ws = loop.summary()
-    res["window_backend"] = {"backend": "conductance level (simulated_bench.window_array), same ServiceLoop",
-                             "faults_appeared": int(sum(r[8] for r in wrows)), "faults_found": ws["faults_found"],
-                             "alarms": ws["alarms"], "repairs": ws["repairs"], "full_remaps": ws["full_remaps"],
-                             "devices_reprogrammed": ws["devices_reprogrammed"], "pulses": ws["pulses"],
-                             "one_minus_cos_verify": next(e["fidelity"] for e in ev if e["event"] == "verify"),
-                             "one_minus_cos_max": float(max(r[2] for r in wrows)),
-                             "estimated_bench_time_s": loop.engine.bench_time_s,
-                             "operation_times_s": costs}
-    return res
+    return {"backend": "conductance level (simulated_bench.window_array), same ServiceLoop",
+            "faults_appeared": int(sum(r[8] for r in wrows)), "faults_found": ws["faults_found"],
+            "alarms": ws["alarms"], "repairs": ws["repairs"], "full_remaps": ws["full_remaps"],
+            "devices_reprogrammed": ws["devices_reprogrammed"], "pulses": ws["pulses"],
+            "one_minus_cos_verify": next(e["fidelity"] for e in ev if e["event"] == "verify"),
+            "one_minus_cos_max": float(max(r[2] for r in wrows)),
+            "estimated_bench_time_s": loop.engine.bench_time_s,
+            "operation_times_s": costs}
 
 
 # --- repairs through the bench ------------------------------------------------------------------------
