@@ -441,7 +441,6 @@ def service_bench(hours: int) -> dict:
     import tempfile
 
     import hil
-    from hil.service.loop import ServiceLoop, window_engine
     from hil.service.workflow import parse_workflow
     from protocols.service import run_service, timeline
 
@@ -465,23 +464,39 @@ def service_bench(hours: int) -> dict:
            "one_minus_cos_max": float(rows["fidelity"].max()), "one_minus_cos_end": float(rows["fidelity"][-1]),
            "round_trips": summary["round_trips"], "bench_time_s": summary["bench_time_s"],
            "wall_s": time.time() - t0}
+    res["window_backend"] = service_window_backend(text, bench_file)
+    return res
+
+
+def service_window_backend(text: str, bench_file: Path) -> dict:
+    """``service_bench``'s workflow on the conductance-level chip (the same ServiceLoop), its bench time priced
+    for ``bench_file``'s instruments and blocks."""
+    import hil
+    from hil.service.loop import ServiceLoop, block_shapes, window_engine
+    from hil.service.workflow import parse_workflow
+    from protocols.service_engine import measure_op_costs
+
     # the same workflow, the same loop, on the conductance-level chip (its own chip: 5 % stuck-OFF, same aging)
     wf_w = parse_workflow(text.replace(f"bench: {bench_file}\n",
                                        "chip: {initial_fault_rate: 0.05, aging: {stuck: {per_hour: 2.0e-3}, "
                                        "drift: {}, read_disturb: {}}}\n"))
+    # its bench-time estimate priced for this bench and these blocks (16 inputs, 18 currents per VMM?), measured on
+    # a fresh embedded copy of the bench: the emulators charge the same whether served or embedded
+    with hil.open_bench(bench_file) as fresh:
+        costs = measure_op_costs(fresh, block_shapes(wf_w)["A"], ServiceParams().refit.g_max)
     ev = []
-    loop = ServiceLoop(wf_w, window_engine(wf_w), ev.append)
+    loop = ServiceLoop(wf_w, window_engine(wf_w, EngineParams(**costs)), ev.append)
     loop.setup()
     wrows = [loop.serve_hour(h) for h in range(loop.hours)]
     ws = loop.summary()
-    res["window_backend"] = {"backend": "conductance level (simulated_bench.window_array), same ServiceLoop",
-                             "faults_appeared": int(sum(r[8] for r in wrows)), "faults_found": ws["faults_found"],
-                             "alarms": ws["alarms"], "repairs": ws["repairs"], "full_remaps": ws["full_remaps"],
-                             "devices_reprogrammed": ws["devices_reprogrammed"], "pulses": ws["pulses"],
-                             "one_minus_cos_verify": next(e["fidelity"] for e in ev if e["event"] == "verify"),
-                             "one_minus_cos_max": float(max(r[2] for r in wrows)),
-                             "estimated_bench_time_s": loop.engine.bench_time_s}
-    return res
+    return {"backend": "conductance level (simulated_bench.window_array), same ServiceLoop",
+            "faults_appeared": int(sum(r[8] for r in wrows)), "faults_found": ws["faults_found"],
+            "alarms": ws["alarms"], "repairs": ws["repairs"], "full_remaps": ws["full_remaps"],
+            "devices_reprogrammed": ws["devices_reprogrammed"], "pulses": ws["pulses"],
+            "one_minus_cos_verify": next(e["fidelity"] for e in ev if e["event"] == "verify"),
+            "one_minus_cos_max": float(max(r[2] for r in wrows)),
+            "estimated_bench_time_s": loop.engine.bench_time_s,
+            "operation_times_s": costs}
 
 
 # --- repairs through the bench ------------------------------------------------------------------------
@@ -757,6 +772,21 @@ class RepairBenchPage(ServicePage):
         self.meter.after_hour(ri)
 
 
+def operation_costs(spent: dict, params: EngineParams) -> dict:
+    """The through-bench run's bench clock per operation (BenchEngine.spent: units, s) beside what the window
+    engine charges for one unit (``EngineParams``): the check that the window engine's estimate stands for
+    this bench. Scans have no window figure of their own (the window engine prices a scan as writes + reads)."""
+    window = {"vmm": params.t_vmm_op, "read": params.t_read_op, "write": params.t_pulse_op}
+    unit = {"vmm": "VMM read", "read": "row read", "write": "write pulse", "scan": "scan pulse"}
+    out = {}
+    for op, (units, seconds) in spent.items():
+        per = seconds / units if units else None
+        out[op] = {"unit": unit[op], "units": int(units), "bench_time_s": float(seconds), "per_unit_s": per,
+                   "window_engine_per_unit_s": window.get(op),
+                   "window_over_bench": (window[op] / per if op in window and per else None)}
+    return out
+
+
 def repair_bench(one_percent: bool = True, vectors_per_hour: int = 40, seed: int = 0,
                  bench_file: Path = REPAIR_BENCH_FILE, n: int = 64, k: int = K, workflow_extra: str = "",
                  refit: dict | None = None) -> dict:
@@ -791,6 +821,7 @@ def repair_bench(one_percent: bool = True, vectors_per_hour: int = 40, seed: int
             pulses = f["tables/pulses"][()]
             run_clock = {"round_trips": int(f.attrs["round_trips"]), "bench_time_s": float(f.attrs["bench_time_s"])}
         loop, meter = page.loop, page.meter
+        spent = {op: list(v) for op, v in loop.engine.spent.items()}
         verify = next(e for e in page.events if e["event"] == "verify")
         scanned = {e["array"]: e["stuck"] for e in page.events if e["event"] == "scan_array"}
         mm_bench = page.mapped
@@ -826,6 +857,7 @@ def repair_bench(one_percent: bool = True, vectors_per_hour: int = 40, seed: int
                         "alarms": summary["alarms"], "repairs": summary["repairs"],
                         "faults_found": summary["faults_found"], "full_remaps": summary["full_remaps"]},
            "wall_s": time.time() - t0}
+    res["cost_per_operation"] = operation_costs(spent, EngineParams())
     for ep in episodes:  # the run file's pulses are the figure; the engine's count estimates the scans'
         res[ep.name]["pulses"] = res[ep.name]["pulses_run_file"]
     log(f"  bench part done in {time.time() - t0:.0f} s; the same case on the conductance-level chip")
@@ -855,7 +887,10 @@ def repair_bench(one_percent: bool = True, vectors_per_hour: int = 40, seed: int
         wmeter.after_hour(h)
     res["window_engine"] = {"backend": "conductance level (simulated_bench.window_array, write-and-verify within "
                                        "+-15 uS), the same workflow, ServiceLoop and injected cells; bench time "
-                                       "estimated from EngineParams (pulse 4 ms, row read 2.6 ms, VMM read 2.6 ms)",
+                                       "estimated from EngineParams (the bench's per-operation charges, "
+                                       "protocols.service_engine.measure_op_costs: pulse "
+                                       f"{engine.p.t_pulse_op * 1e3:.1f} ms, row read {engine.p.t_read_op * 1e3:.1f} "
+                                       f"ms, VMM read {engine.p.t_vmm_op * 1e3:.0f} ms)",
                             "same_mapping": bool(same), "one_minus_cos_verify": wverify["fidelity"],
                             "write_error_after_programming": werr,
                             "write_model": next(e for e in events if e["event"] == "program")["write_model"],

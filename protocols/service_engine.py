@@ -86,6 +86,9 @@ class BenchEngine:
         self.calibration = None  # ISPP rung levels, measured by the first write and reused
         self.pulses = 0
         self.sim = getattr(bench, "sim", None)
+        #: simulated bench: per operation, [units, bench-clock s]: VMM reads, row reads (x n_read), write
+        #: pulses, scan pulses (the scan protocol alone; its write-back counts as a write)
+        self.spent = {op: [0, 0.0] for op in ("vmm", "read", "write", "scan")}
         self.on_op = on_op or (lambda op: None)  # told "scan" / "write" before each (the run's pulse phase)
         self._t0 = time.monotonic()
         self._real_s = 0.0  # real bench: the time the loop has asked to reach (s since the engine started)
@@ -137,6 +140,13 @@ class BenchEngine:
                 "write_sigma": s_abs, "write_sigma_rel": s_rel, "g_offset": g_offset}
 
     # operations ----------------------------------------------------------------------------------
+    def _clock(self) -> float:
+        return self.sim.clock.bench_time_s if self.sim is not None else 0.0
+
+    def _spend(self, op: str, units: int, since: float) -> None:
+        self.spent[op][0] += int(units)
+        self.spent[op][1] += self._clock() - since
+
     def _floor(self, array: str) -> FloatArray:
         if array not in self.floor:
             raise RuntimeError(f"array {array}: scan it before writing or reading (its floor is not known)")
@@ -145,8 +155,10 @@ class BenchEngine:
     def read(self, array: str, rows=None) -> FloatArray:
         """Read-back conductances (S above the floor) of the whole block, averaged over ``n_read`` reads."""
         r, c = self.shapes[array]
+        t0 = self._clock()
         self.bench.use_array(array)
         g = read_all(self.bench, self.read_params, rows=range(r), cols=range(c)).g
+        self._spend("read", r * self.read_params.n_avg, t0)
         return g - self._floor(array)[:, None] - self.excess[array]
 
     def write(self, array: str, targets: FloatArray) -> int:
@@ -158,6 +170,7 @@ class BenchEngine:
         if not todo.any():
             return 0
         self.on_op("write")
+        t0 = self._clock()
         floor = self._floor(array)[:, None]
         absolute = floor + np.maximum(np.where(todo, tgt, 0.0), 0.0)
         low = todo & (absolute < self.p.g_prog_min)
@@ -180,6 +193,7 @@ class BenchEngine:
             self.calibration = self.calibration or res.calibration
             pulses += int(res.pulses.sum())
         self.pulses += pulses
+        self._spend("write", pulses, t0)
         return pulses
 
     def vmm(self, array: str, u: FloatArray) -> FloatArray:
@@ -188,6 +202,7 @@ class BenchEngine:
         u = np.atleast_2d(np.asarray(u, float))
         r, c = self.shapes[array]
         floor = self._floor(array)
+        t0 = self._clock()
         self.bench.use_array(array)
         out = np.zeros((u.shape[0], c))
         v_full = np.zeros(self.bench.rows)
@@ -199,6 +214,7 @@ class BenchEngine:
             v_full[:r] = v
             i_out = np.mean([self.bench.vmm(v_full, self.p.v_gate)[:c] for _ in range(self.p.n_vmm)], axis=0)
             out[b] = (i_out - v @ floor - v @ self.excess[array]) * (peak / self.p.v_in)
+        self._spend("vmm", int(np.count_nonzero(np.abs(u).max(axis=1) > 0)) * self.p.n_vmm, t0)
         return out
 
     def _vmm_level(self, array: str, row: int, cols: NDArray[np.intp]) -> FloatArray:
@@ -213,6 +229,7 @@ class BenchEngine:
         """Stuck-device scan of ``rows`` x ``cols`` (the scan protocol), then the working cells written back
         to ``restore`` (S above the floor). Returns the codes (0 working, 1 stuck-OFF, 2 stuck-ON), pulses."""
         rows, cols = np.asarray(rows, np.intp), np.asarray(cols, np.intp)
+        t0 = self._clock()
         self.bench.use_array(array)
         self.on_op("scan")
         fm = scan(self.bench, self.scan_params, restore=False, rows=rows, cols=cols).faultmap
@@ -236,6 +253,7 @@ class BenchEngine:
         ex[np.ix_(rows, cols)] = np.where(codes == STUCK_ON, np.maximum(level - self.g_max, 0.0), 0.0)
         pulses = 2 * self.scan_params.n_cycles * codes.size
         self.pulses += pulses
+        self._spend("scan", pulses, t0)
         # the scan left every cell RESET: write back the working cells that held more than the floor
         back = np.full(self.shapes[array], np.nan)
         win = np.asarray(restore, float)[np.ix_(rows, cols)]
@@ -244,4 +262,44 @@ class BenchEngine:
         return codes, pulses
 
 
-__all__ = ["BenchEngine", "ArrayMismatch", "check_arrays"]
+def measure_op_costs(bench: Bench, shape: tuple[int, int], g_max: float, params: MatrixParams | None = None,
+                     array: str | None = None, seed: int = 0) -> dict[str, float]:
+    """What one window-engine operation costs on this bench, in bench-clock seconds
+    (:class:`hil.service.engine.EngineParams`' ``t_vmm_op``, ``t_read_op``, ``t_pulse_op``).
+
+    Measured with :class:`BenchEngine`'s own operations on a block of ``shape`` at the top-left
+    of ``array`` (default: the bench's first), so the estimate is whatever the instruments
+    charge for exactly what the service loop sends: ``t_vmm_op`` one ``Bench.vmm`` (the engine
+    averages ``n_vmm`` per vector), ``t_read_op`` one read of one row (a block read-back divided
+    by rows x ``n_read``), ``t_pulse_op`` one pulse of a repair-like write (4 cells per row of
+    8 rows re-targeted anywhere in the window, ISPP with its verify reads; the rung calibration
+    is measured by a first write and not charged, as the engine reuses it). A bench without a
+    clock (a real bench) has nothing to measure from: ``ValueError``. The chip is written.
+    """
+    sim = getattr(bench, "sim", None)
+    if sim is None:
+        raise ValueError("measure_op_costs needs a simulated bench (its instruments' bench clock)")
+    array = array or next(iter(bench.arrays))
+    engine = BenchEngine(bench, {array: shape}, g_max, params)
+    rows, cols = engine.shapes[array]
+    engine.floor[array] = np.zeros(rows)  # no scan: the floor only shifts the numbers, not what is sent
+    rng = np.random.default_rng(seed)
+
+    def repair_like() -> FloatArray:
+        t = np.full((rows, cols), np.nan)
+        for r in rng.choice(rows, min(8, rows), replace=False):
+            t[r, rng.choice(cols, min(4, cols), replace=False)] = rng.uniform(engine.p.g_prog_min, g_max, min(4, cols))
+        return t
+
+    u = rng.uniform(-1.0, 1.0, (1, rows))
+    engine.vmm(array, u)  # routes the board for VMMs: a steady state's cost is what the loop pays
+    engine.write(array, repair_like())  # calibrates ISPP's rungs (once per engine)
+    engine.spent = {op: [0, 0.0] for op in engine.spent}
+    engine.vmm(array, u)
+    engine.read(array)
+    engine.write(array, repair_like())
+    return {f"t_{name}_op": engine.spent[op][1] / max(engine.spent[op][0], 1)
+            for name, op in (("vmm", "vmm"), ("read", "read"), ("pulse", "write"))}
+
+
+__all__ = ["BenchEngine", "ArrayMismatch", "check_arrays", "measure_op_costs"]

@@ -92,6 +92,16 @@ def test_the_repairs_plan_with_the_benchs_write_model_from_its_run_file(result):
     assert an["one_minus_cos_if_writes_exact"] > 0
 
 
+def test_the_bench_clock_is_split_by_operation(result):
+    ops, run = result["cost_per_operation"], result["run_file"]
+    # every service operation ran and was charged; together they are part of the run's bench time (the rest
+    # is the runner's pre-flight, calibration VMMs and the like)
+    assert all(ops[op]["units"] > 0 and ops[op]["bench_time_s"] > 0 for op in ("vmm", "read", "write", "scan"))
+    assert sum(o["bench_time_s"] for o in ops.values()) < run["bench_time_s"]
+    # 8 inputs and 10 currents per VMM? here, not the 64 and 66 the window engine's VMM time stands for
+    assert ops["vmm"]["window_over_bench"] > 1 and ops["scan"]["window_engine_per_unit_s"] is None
+
+
 def test_a_stuck_on_cells_excess_is_measured_as_a_vmm_sees_it(tmp_path):
     """A stuck-ON cell carries ~11x g_max; the engine subtracts its part above g_max from every VMM, so an
     error in that excess is an error on the cell. Measured with its source line alone at v_in (16 VMMs), the

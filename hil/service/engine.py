@@ -22,23 +22,41 @@ FloatArray = NDArray[np.float64]
 
 @dataclass(frozen=True)
 class EngineParams:
-    """Input range and read averaging (SI units), and what a bench operation costs in real time.
+    """Input range and read averaging (SI units), and what a bench operation costs in bench time.
 
-    Bench times are this toolkit's measured instrument round trips over a socket
-    (benchmarks/results/bench_io.json: a row pulse 1.4 ms, a row read 2.6 ms); an ISPP
-    pulse is a pulse plus its verify read.
+    The times are an estimate for one bench: the 2450 SMU on READ, the 81160A on PULSE and the
+    AB64 board (115,200-baud serial) routing them, sensing every bit line and running the VMMs
+    (``examples/service/dft64_bench.yaml``, the through-bench service figures' bench). They are
+    what that bench's instrument emulators charge their bench clock
+    (:mod:`simulated_bench.instruments.clock`: link latency and bytes, sensing, settling,
+    pulses) for exactly what :class:`protocols.service_engine.BenchEngine` sends, measured by
+    :func:`protocols.service_engine.measure_op_costs` on a 64 x 66 block (``g_max`` 150 uS);
+    ``tests/test_service_costs.py`` re-measures them, so the two cannot drift apart:
+
+    * a VMM read is one ``VMM?`` with 64 inputs and 66 currents, about 1,560 bytes on the serial
+      link, so the transfer (not the 200 us of sensing) sets it: 0.140 s (0.1375-0.1427 s with
+      the signs of the values);
+    * a row read is the 2450's reading of one row through the board, ``n_read`` averaged, per read;
+    * a pulse is one pulse of a repair-like write (a few cells per row) with its share of ISPP's
+      verify reads and the 81160A's set-up; a full-array write is cheaper per pulse (~7 ms).
+
+    Another bench (a B2902A, the 2636B + 707B matrix) costs differently: measure it with
+    ``measure_op_costs`` and pass the result.
     """
 
     v_in: float = 0.2  #: V, largest input on a source line
     n_read: int = 4  #: reads averaged for a read-back
     n_vmm: int = 4  #: reads averaged per VMM (protocols.matrix.MatrixParams.n_vmm)
-    t_pulse_op: float = 4.0e-3  #: s of bench time per ISPP pulse (row pulse + verify row read)
-    t_read_op: float = 2.6e-3  #: s of bench time per row read
-    t_vmm_op: float = 2.6e-3  #: s of bench time per VMM read (one parallel read of all bit lines)
+    t_pulse_op: float = 12.4e-3  #: s of bench time per ISPP pulse (with its share of verify reads)
+    t_read_op: float = 19.8e-3  #: s of bench time per row read (one of n_read)
+    t_vmm_op: float = 0.140  #: s of bench time per VMM read (one parallel read of all bit lines)
 
     def __post_init__(self) -> None:
         if self.v_in <= 0 or self.n_read < 1 or self.n_vmm < 1:
             raise ValueError("v_in > 0, n_read >= 1 and n_vmm >= 1 required")
+        times = (self.t_pulse_op, self.t_read_op, self.t_vmm_op)
+        if not all(np.isfinite(t) and t >= 0 for t in times):
+            raise ValueError(f"operation times must be finite and >= 0 s, got {times}")
 
 
 class WindowEngine:

@@ -20,7 +20,7 @@ import numpy as np
 
 from hil.faultmap_versions import FaultMapVersions
 
-from .engine import WindowEngine, window_chip
+from .engine import EngineParams, WindowEngine, window_chip
 from .mapping import map_direct, map_factorized
 from .network import Calibration, ServedNetwork, check_corrector, digital_patch, fit_corrector, layer_matrix
 from .session import ServiceSession
@@ -62,10 +62,11 @@ def check_stream(wf: Workflow) -> None:
     next(workload(wf.stream, inputs_per_vector(wf), np.random.default_rng(0)))
 
 
-def window_engine(wf: Workflow) -> WindowEngine:
-    """The conductance-level simulated chip a workflow's ``chip`` section describes (studies only)."""
+def window_engine(wf: Workflow, params: EngineParams | None = None) -> WindowEngine:
+    """The conductance-level simulated chip a workflow's ``chip`` section describes (studies only); ``params``
+    sets what its operations cost (default: the DFT64 bench's, :class:`~hil.service.engine.EngineParams`)."""
     return WindowEngine(window_chip(block_shapes(wf), wf.chip.initial_fault_rate, wf.chip.aging_params(), wf.seed,
-                                    wf.chip.read_noise_scale))
+                                    wf.chip.read_noise_scale), params)
 
 
 class ServiceLoop:
