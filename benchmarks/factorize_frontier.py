@@ -239,9 +239,14 @@ def _init_worker() -> None:
 
 
 def load(path: Path) -> dict:
-    if path.exists():
-        return json.loads(path.read_text())
-    return {"records": []}
+    """The results file at ``path`` (empty if there is none); another file there is refused."""
+    if not path.exists():
+        return {"records": []}
+    data = json.loads(path.read_text())
+    if not isinstance(data, dict) or not isinstance(data.get("records"), list):
+        raise ValueError(f"{path} is not a factorize_frontier results file (no records list); "
+                         "give --out a new or a results file")
+    return data
 
 
 @contextmanager
@@ -308,10 +313,9 @@ def merge_parts(path: Path, parts: list[Path]) -> dict:
     with _locked(path):
         merged = load(path)
         for part in parts:
-            data = json.loads(Path(part).read_text())
-            if not isinstance(data, dict) or not isinstance(data.get("records"), list):
-                raise ValueError(f"{part} is not a factorize_frontier results file (no records list)")
-            merged = _fold(merged, data)
+            if not Path(part).exists():
+                raise FileNotFoundError(f"no part file {part}")
+            merged = _fold(merged, load(Path(part)))
         return _write(path, merged)
 
 
@@ -419,6 +423,10 @@ def main(argv=None) -> None:
         for name, c in CASES.items():
             print(name, c["bound"], c["specs"])
         return
+    try:  # before any run: a foreign --out would be found only when the results are written
+        load(args.out)
+    except (ValueError, json.JSONDecodeError) as e:
+        ap.error(f"--out: {e}")
     if args.merge:
         missing = [str(p) for p in args.merge if not p.is_file()]
         if missing:

@@ -53,6 +53,15 @@ def test_merge_refuses_a_missing_or_foreign_part(tmp_path):
     assert not (tmp_path / "main.json").exists()
 
 
+def test_a_foreign_out_file_is_refused_before_anything_runs(tmp_path, capsys):
+    foreign = tmp_path / "reprogram.json"
+    foreign.write_text(json.dumps({"detection": {}}))
+    with pytest.raises(SystemExit):
+        ff.main(["--cases", "matrices_30", "--seeds", "1", "--out", str(foreign)])
+    assert "not a factorize_frontier results file" in capsys.readouterr().err
+    assert json.loads(foreign.read_text()) == {"detection": {}}
+
+
 def test_a_tiled_dft128_at_a_low_fault_rate_is_as_exact_as_one_joint_fit():
     """Re(DFT128) on 64 x 64 arrays at 5 % stuck-OFF: four independent tiles (k = 64 each) and
     the blocked joint fit (k = 128) over the same eight arrays both reach 1 - cos <= 1e-10."""
