@@ -26,6 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hil.factorization import DeviceWindow, SolverParams, direct_map, factorize, one_minus_cos
+from hil.faultmap import STUCK_OFF, STUCK_ON
 
 FloatArray = NDArray[np.float64]
 
@@ -182,8 +183,8 @@ def map_factorized(matrix: FloatArray, k: int, codes_a: NDArray[np.int8], codes_
         ca_cols, wa, ka = stage_checksum_columns(f.ma, window.g_max)
         cb_cols, wb, kb = stage_checksum_columns(f.mb[:, :n], window.g_max)
         ga, gb = np.hstack([ga, ca_cols]), np.hstack([gb, cb_cols])
-    ga = _stuck_values(ga, ca, window.g_max)
-    gb = _stuck_values(gb, cb, window.g_max)
+    ga = pin_stuck(ga, ca, window.g_max)
+    gb = pin_stuck(gb, cb, window.g_max)
     stages = [Stage("A", arrays[0], sa, ga.copy(), ga.copy(), ca.copy(), k, wa, ka),
               Stage("B", arrays[1], sb, gb.copy(), gb.copy(), cb.copy(), n, wb, kb)]
     return MappedMatrix(m_, stages, f.scale)
@@ -219,8 +220,9 @@ def compensate_pairs(g: FloatArray, codes: NDArray[np.int8], w_target: FloatArra
     return g
 
 
-def _stuck_values(g: FloatArray, codes: NDArray[np.int8], g_max: float) -> FloatArray:
-    return np.where(codes == 1, 0.0, np.where(codes == 2, g_max, g))
+def pin_stuck(g: FloatArray, codes: NDArray[np.int8], g_max: float) -> FloatArray:
+    """``g`` with stuck devices at their rails: stuck-OFF at 0 S, stuck-ON at ``g_max`` (seed 003 Methods)."""
+    return np.where(codes == STUCK_OFF, 0.0, np.where(codes == STUCK_ON, g_max, g))
 
 
 __all__ = ["Stage", "MappedMatrix", "stage_checksum_columns", "map_factorized", "map_direct",

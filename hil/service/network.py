@@ -79,7 +79,7 @@ from hil.networks.digits import DigitsNetwork
 from hil.networks.mlp import MLP
 
 from .engine import EngineParams, WindowEngine
-from .mapping import map_direct
+from .mapping import map_direct, pin_stuck
 from .session import ServiceParams, ServiceSession
 
 FloatArray = NDArray[np.float64]
@@ -179,7 +179,7 @@ def digital_patch(s: ServiceSession) -> FloatArray:
     under a positive weight...), from the host's references; zero elsewhere."""
     st = s.mm.stages[0]
     g_max = s.p.refit.g_max
-    g = np.where(st.codes == 1, 0.0, np.where(st.codes == 2, g_max, st.g_ref))
+    g = pin_stuck(st.g_ref, st.codes, g_max)
     err = s.mm.target - st.logical(g)[:, :st.n_data] / s.mm.scale
     stuck = np.zeros(err.shape, bool)
     np.logical_or.at(stuck, st.row_index, (st.codes != 0)[:, :st.n_data])

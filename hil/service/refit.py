@@ -39,7 +39,7 @@ from scipy.optimize import lsq_linear
 from hil.factorization import DeviceWindow, SolverParams
 from simulated_bench.window_array import WindowParams
 
-from .mapping import MappedMatrix, compensate_pairs, map_factorized
+from .mapping import MappedMatrix, compensate_pairs, map_factorized, pin_stuck
 
 FloatArray = NDArray[np.float64]
 
@@ -290,11 +290,8 @@ def plan_repair(mm: MappedMatrix, new_codes: list[NDArray[np.int8]], p: RefitPar
     if len(mm.stages) != 2:
         raise ValueError("plan_repair handles the two-stage factorized and the one-stage pair mappings")
     sa, sb = mm.stages
-    g_now = [st.g_ref.copy() for st in mm.stages]
-    g_pre = [g.copy() for g in (before or g_now)]
-    for g, codes in zip(g_now, new_codes):
-        g[codes == 1] = 0.0
-        g[codes == 2] = p.g_max
+    g_pre = [g.copy() for g in (before or [st.g_ref for st in mm.stages])]
+    g_now = [pin_stuck(st.g_ref, codes, p.g_max) for st, codes in zip(mm.stages, new_codes)]
     target = cos_scale(mm, g_pre) * mm.target  # the pre-fault product's direction, at the scale 1 - cos sees
     targets = [np.full(st.shape, np.nan) for st in mm.stages]
     plan = RepairPlan(targets)
@@ -369,7 +366,7 @@ def _plan_pairs(mm: MappedMatrix, codes: NDArray[np.int8], p: RefitParams) -> Re
     one that stays in the window), or both when neither alone can.
     """
     st = mm.stages[0]
-    g_now = np.where(codes == 1, 0.0, np.where(codes == 2, p.g_max, st.g_ref))
+    g_now = pin_stuck(st.g_ref, codes, p.g_max)
     w_target = mm.scale * mm.target
     g_new = compensate_pairs(g_now, codes, w_target, p.g_max)
     new = (codes != 0) & (st.codes == 0)

@@ -25,12 +25,13 @@ from typing import Any, Callable
 import numpy as np
 from numpy.typing import NDArray
 
+from hil.faultmap import STUCK_OFF, STUCK_ON
 from hil.faultmap_versions import FaultMapVersions
 from simulated_bench.window_array import WindowParams
 
 from .checks import Alarm, CheckParams, Detector, StageChecks
 from .localise import Localisation, localise, localise_all
-from .mapping import MappedMatrix
+from .mapping import MappedMatrix, pin_stuck
 from .refit import RefitParams, RepairPlan, cos_scale, plan_full_remap, plan_repair, residual_sq, write_model_of
 
 FloatArray = NDArray[np.float64]
@@ -363,10 +364,10 @@ class ServiceSession:
         plan = plan_repair(self.mm, new_codes, self.p.refit, before)
         # what the host expects: the aim, and the plan's product as if every write landed on its target
         new = [(c != 0) & (s.codes == 0) for c, s in zip(new_codes, self.mm.stages)]
-        planned = [np.where(np.isfinite(t), t, np.where(c == 1, 0.0, np.where(c == 2, self.p.refit.g_max, s.g_ref)))
+        planned = [np.where(np.isfinite(t), t, pin_stuck(s.g_ref, c, self.p.refit.g_max))
                    for t, c, s in zip(plan.targets, new_codes, self.mm.stages)]
-        expect = {"new_stuck_off": int(sum(((c == 1) & n).sum() for c, n in zip(new_codes, new))),
-                  "new_stuck_on": int(sum(((c == 2) & n).sum() for c, n in zip(new_codes, new))),
+        expect = {"new_stuck_off": int(sum(((c == STUCK_OFF) & n).sum() for c, n in zip(new_codes, new))),
+                  "new_stuck_on": int(sum(((c == STUCK_ON) & n).sum() for c, n in zip(new_codes, new))),
                   "one_minus_cos_aim": self.mm.one_minus_cos(before),
                   "one_minus_cos_planned": self.mm.one_minus_cos(planned)}
         full_writes = None
@@ -377,7 +378,7 @@ class ServiceSession:
             full_writes = full.writes
         for st, codes in zip(self.mm.stages, new_codes):
             st.codes = codes
-            st.g_ref = np.where(codes == 1, 0.0, np.where(codes == 2, self.p.refit.g_max, st.g_ref))
+            st.g_ref = pin_stuck(st.g_ref, codes, self.p.refit.g_max)
         pulses = self.apply_plan(plan)
         for _ in range(self.p.polish_rounds if len(self.mm.stages) == 2 else 0):
             # the writes landed within the band, not on target: while the read-back product is above its
@@ -430,7 +431,7 @@ class ServiceSession:
                 plan2 = plan_repair(self.mm, new_codes, self.p.refit, before)
                 for st, codes in zip(self.mm.stages, new_codes):
                     st.codes = codes
-                    st.g_ref = np.where(codes == 1, 0.0, np.where(codes == 2, self.p.refit.g_max, st.g_ref))
+                    st.g_ref = pin_stuck(st.g_ref, codes, self.p.refit.g_max)
                 pulses += self.apply_plan(plan2, depth + 1)
         return pulses
 
