@@ -238,8 +238,8 @@ def test_repair_residual_at_cos_scale_is_one_minus_cos_linearised(mapped):
 
 
 def test_a_fault_on_ma_writes_only_its_row_of_ma_and_columns_of_mb(mapped):
-    """Repairing only what the fault touches: a stuck device on row r of MA spoils row r of the product; rows
-    of MA whose product row is intact are never written, columns of MB (which cross row r) may be."""
+    """The line planner repairs only what the fault touches: a stuck device on row r of MA spoils row r of the
+    product; rows of MA whose product row is intact are never written, columns of MB (which cross row r) may be."""
     m, ca, cb, mm0 = mapped
     mm = map_factorized(m, N, ca, cb, rng=0)
     rng = np.random.default_rng(12)
@@ -248,7 +248,7 @@ def test_a_fault_on_ma_writes_only_its_row_of_ma_and_columns_of_mb(mapped):
     new = [ca.copy(), cb.copy()]
     r, c = np.argwhere((ca[:, :N] == 0) & (mm.stages[0].g_ref[:, :N] > 0.4 * G_MAX))[0]
     new[0][r, c] = 1
-    plan = plan_repair(mm, new, RefitParams(slack=1.0))  # back to the pre-fault residual
+    plan = plan_repair(mm, new, RefitParams(slack=1.0, planner="lines"))  # back to the pre-fault residual
     written_rows = np.flatnonzero(np.isfinite(plan.targets[0]).any(axis=1))
     assert plan.writes > 0 and set(written_rows) <= {r}
     stuck = [np.where(new[0] == 1, 0.0, mm.stages[0].g_ref), mm.stages[1].g_ref]

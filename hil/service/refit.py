@@ -74,6 +74,21 @@ class RefitParams:
     pair_support: int = 6  #: most pairs of a column that take up a weight error its own pair cannot
     floor: float = 0.6  #: a line's path stops once its residual is this fraction of its pre-fault one
     g_max: float = 150e-6  #: S, top of the window
+    planner: str = "joint"  #: two-stage repairs: "joint" (:func:`plan_joint`, both factors' devices in one greedy)
+    #: or "lines" (line-local paths and a shared budget, the planner up to session 6)
+    joint_batch: int = 4  #: devices the joint greedy adds per step before its refit (1 is exact greedy; Re(DFT64)
+    #: bench 1 % case, one-shot with exact writes at 9.4 % written: batch 4 -> 2.37x, 16 -> 2.67x)
+    joint_sweeps: int = 2  #: alternating refit sweeps (rows of MA, then columns of MB) after each step
+    joint_min_cut: float = 0.03  #: a device joins the joint support only if its own write cuts at least this
+    #: fraction of an average product line's pre-fault residual^2 (lower than ``min_cut``: after the refit a
+    #: device buys more than alone; Re(DFT64) bench 1 % case: 0.1 stops at 12 % written and 1.56x, 0.03 reaches
+    #: the budget at 17 %)
+
+    def __post_init__(self) -> None:
+        if self.planner not in PLANNERS:
+            raise ValueError(f"planner must be one of {PLANNERS}, got {self.planner!r}")
+        if self.joint_batch < 1 or self.joint_sweeps < 1:
+            raise ValueError("joint_batch and joint_sweeps must be >= 1")
 
     def band_at(self, g: ArrayLike) -> FloatArray:
         """S, half-width of the write-and-verify band around target(s) ``g``."""
@@ -88,6 +103,7 @@ class RefitParams:
         return {k: float(getattr(self, k)) for k in WRITE_MODEL_FIELDS}
 
 
+PLANNERS = ("joint", "lines")
 WRITE_MODEL_FIELDS = ("band", "band_rel", "write_sigma", "write_sigma_rel", "g_offset")
 
 
@@ -289,6 +305,8 @@ def plan_repair(mm: MappedMatrix, new_codes: list[NDArray[np.int8]], p: RefitPar
         return _plan_pairs(mm, new_codes[0], p)
     if len(mm.stages) != 2:
         raise ValueError("plan_repair handles the two-stage factorized and the one-stage pair mappings")
+    if p.planner == "joint":
+        return plan_joint(mm, new_codes, p, before)
     sa, sb = mm.stages
     g_pre = [g.copy() for g in (before or [st.g_ref for st in mm.stages])]
     g_now = [pin_stuck(st.g_ref, codes, p.g_max) for st, codes in zip(mm.stages, new_codes)]
@@ -350,6 +368,138 @@ def plan_repair(mm: MappedMatrix, new_codes: list[NDArray[np.int8]], p: RefitPar
             res_after = float(np.linalg.norm(a_rep @ x - pa.y))
         if moved.size or pa.line in (rows_a if pa.stage == 0 else cols_b):
             plan.lines.append(LineRepair(pa.stage, pa.line, moved, pa.r_pre, float(res_fault), res_after))
+    return plan
+
+
+def _line_refit(a_mat: FloatArray, y: FloatArray, x: FloatArray, sup: NDArray[np.bool_], upper: float) -> FloatArray:
+    """:func:`_solve_on` with the support as a mask."""
+    return _solve_on(a_mat, y, x, np.flatnonzero(sup).tolist(), upper)
+
+
+def _refit_supports(ga: FloatArray, gb: FloatArray, sign_a: FloatArray, sign_b: FloatArray, target: FloatArray,
+                    sup_a: NDArray[np.bool_], sup_b: NDArray[np.bool_], upper: float, sweeps: int) -> None:
+    """Alternating bounded least squares on the chosen devices (in place): every row of MA with a chosen device
+    is refitted exactly against MB, then every such column of MB against the new MA; ``sweeps`` times. Each
+    half-step is the exact minimum over its block, so ||W_A W_B - target|| never grows."""
+    for _ in range(sweeps):
+        wb = sign_b[:, None] * gb
+        for i in np.flatnonzero(sup_a.any(axis=1)):
+            ga[i] = _line_refit(wb.T * sign_a[i], target[i], ga[i], sup_a[i], upper)
+        a_mat = (sign_a[:, None] * ga) * sign_b[None, :]
+        for j in np.flatnonzero(sup_b.any(axis=0)):
+            gb[:, j] = _line_refit(a_mat, target[:, j], gb[:, j], sup_b[:, j], upper)
+
+
+def device_gains(ga: FloatArray, gb: FloatArray, sign_a: FloatArray, sign_b: FloatArray, residual: FloatArray,
+                 p: RefitParams) -> tuple[FloatArray, FloatArray]:
+    """Exact predicted cut of ||residual||^2 (S^4) by one write of each device of MA and of MB, net of its
+    own write error, all at once (two matrix products).
+
+    Device (i, l) of MA moves row i of the product along sign_a[i] W_B[l, :]; device (l, j) of MB moves column
+    j along sign_b[l] W_A[:, l]. With g the gradient of ||R||^2 / 2 along that direction and n its squared
+    norm, the best step -g / n is clipped to the window [0, g_max]; the cut is -(2 step g + step^2 n), less
+    the write error sigma_at(new)^2 n that a verified write leaves."""
+    wa, wb = sign_a[:, None] * ga, sign_b[:, None] * gb
+    grad_a = sign_a[:, None] * (residual @ wb.T)
+    n_a = np.sum(wb * wb, axis=1)[None, :]
+    grad_b = sign_b[:, None] * (wa.T @ residual)
+    n_b = np.sum(wa * wa, axis=0)[:, None]
+    out = []
+    for g, grad, norm in ((ga, grad_a, n_a), (gb, grad_b, n_b)):
+        step = np.clip(-grad / np.maximum(norm, 1e-300), -g, p.g_max - g)
+        out.append(-(2.0 * step * grad + step * step * norm) - p.sigma_at(g + step) ** 2 * norm)
+    return out[0], out[1]
+
+
+def plan_joint(mm: MappedMatrix, new_codes: list[NDArray[np.int8]], p: RefitParams = RefitParams(),
+               before: list[FloatArray] | None = None, max_writes: int | None = None) -> RepairPlan:
+    """Both factors at once: the fewest writes, over every working device of MA and MB, that bring the
+    product's squared residual (write error included) back to ``slack``^2 x its pre-fault value.
+
+    Why: with k = n and W_B of full row rank, a row of MA alone cancels a stuck device's rank-1 error
+    d e_i W_B[l, :] exactly only with a dense move (the row's change v must satisfy v W_B = -d W_B[l, :] with
+    v_l = 0: v lies in W_B's left null space, whose sparsest vectors have rank(W_B) + 1 entries; Re(DFT64) at
+    10 %: ~50 per fault). Sparse moves cancel part of it, and the same damaged product row is also reachable
+    from every column of MB. The greedy therefore prices every device of both stages against the product's
+    whole residual:
+
+    1. :func:`device_gains`: the exact cut of ||R||^2 each single write would buy (window-clipped, net of its
+       write error), vectorised over both arrays;
+    2. the best ``joint_batch`` devices join the support, if each cuts at least ``joint_min_cut`` of an average
+       product line's pre-fault residual^2 (a write must buy fidelity, as in the line planner);
+    3. :func:`_refit_supports`: alternating exact bounded least squares on the supports (rows of MA against
+       MB, columns of MB against the new MA), ``joint_sweeps`` times: the moves chosen one at a time are
+       re-balanced together, across the two factors;
+    4. repeat until the residual plus the expected write error of the support is within the budget (or
+       ``max_writes`` devices are chosen), then drop the devices whose move stays within the write-and-verify
+       band (they are not written) and refit once more without them.
+
+    Measured (Re(DFT64), k = 64, the bench's 1 % case, one-shot planning with exact writes,
+    ``benchmarks/reprogram.py --only repair-tradeoff``): see that part's results for the write-vs-fidelity
+    curve beside the line planner's. ``before``: the references before the fault (default: the present
+    ones with the new stuck devices not yet applied)."""
+    sa, sb = mm.stages
+    k, n = sa.n_data, sb.n_data
+    g_pre = [g.copy() for g in (before or [st.g_ref for st in mm.stages])]
+    g_now = [pin_stuck(st.g_ref, codes, p.g_max) for st, codes in zip(mm.stages, new_codes)]
+    c = cos_scale(mm, g_pre)
+    target = c * mm.target
+    e_pre = residual_sq(mm, g_pre, c)
+    budget = p.slack ** 2 * e_pre
+    min_gain = p.joint_min_cut * e_pre / (mm.target.shape[0] + mm.target.shape[1])
+    ga, gb = g_now[0][:, :k].copy(), g_now[1][:, :n].copy()
+    ga0, gb0 = ga.copy(), gb.copy()
+    free = [new_codes[0][:, :k] == 0, new_codes[1][:, :n] == 0]
+    sup = [np.zeros_like(free[0]), np.zeros_like(free[1])]
+    sign_a, sign_b = sa.sign.astype(float), sb.sign.astype(float)
+    limit = np.inf if max_writes is None else max_writes
+
+    def write_error(ga_, gb_) -> float:
+        moved_a = sup[0] & (np.abs(ga_ - ga0) > p.band_at(ga_))
+        moved_b = sup[1] & (np.abs(gb_ - gb0) > p.band_at(gb_))
+        n_a = np.sum((sign_b[:, None] * gb_) ** 2, axis=1)[None, :]
+        n_b = np.sum((sign_a[:, None] * ga_) ** 2, axis=0)[:, None]
+        return float(np.sum((p.sigma_at(ga_) ** 2 * n_a)[moved_a]) + np.sum((p.sigma_at(gb_) ** 2 * n_b)[moved_b]))
+
+    while True:
+        residual = (sign_a[:, None] * ga) @ (sign_b[:, None] * gb) - target
+        chosen = int(sup[0].sum() + sup[1].sum())
+        if float(np.sum(residual ** 2)) + write_error(ga, gb) <= budget or chosen >= limit:
+            break
+        gain_a, gain_b = device_gains(ga, gb, sign_a, sign_b, residual, p)
+        gains = np.concatenate([np.where(free[0] & ~sup[0], gain_a, -np.inf).ravel(),
+                                np.where(free[1] & ~sup[1], gain_b, -np.inf).ravel()])
+        take = min(p.joint_batch, int(limit - chosen)) if np.isfinite(limit) else p.joint_batch
+        best = np.argsort(gains)[::-1][:take]
+        best = best[gains[best] > min_gain]
+        if not best.size:
+            break
+        on_a = best < ga.size
+        sup[0].flat[best[on_a]] = True
+        sup[1].flat[best[~on_a] - ga.size] = True
+        _refit_supports(ga, gb, sign_a, sign_b, target, sup[0], sup[1], p.g_max, p.joint_sweeps)
+    # a move within the write-and-verify band is not written: back to what the device holds, refit without it
+    keep = [sup[0] & (np.abs(ga - ga0) > p.band_at(ga)), sup[1] & (np.abs(gb - gb0) > p.band_at(gb))]
+    if not (np.array_equal(keep[0], sup[0]) and np.array_equal(keep[1], sup[1])):
+        ga, gb = np.where(keep[0], ga, ga0), np.where(keep[1], gb, gb0)
+        _refit_supports(ga, gb, sign_a, sign_b, target, keep[0], keep[1], p.g_max, 1)
+        keep = [keep[0] & (np.abs(ga - ga0) > p.band_at(ga)), keep[1] & (np.abs(gb - gb0) > p.band_at(gb))]
+        ga, gb = np.where(keep[0], ga, ga0), np.where(keep[1], gb, gb0)
+    targets = [np.full(st.shape, np.nan) for st in mm.stages]
+    targets[0][:, :k] = np.where(keep[0], ga, np.nan)
+    targets[1][:, :n] = np.where(keep[1], gb, np.nan)
+    plan = RepairPlan(targets)
+    # per line of the product that a fault or a write touched: its residual before, with, and after the fault
+    res = [(sign_a[:, None] * g[0][:, :k]) @ (sign_b[:, None] * g[1][:, :n]) - target
+           for g in (g_pre, g_now, [np.hstack([ga, g_now[0][:, k:]]), np.hstack([gb, g_now[1][:, n:]])])]
+    changed = [(codes != 0) & (st.codes == 0) for st, codes in zip(mm.stages, new_codes)]
+    for stage, hit, axis in ((0, changed[0][:, :k].any(axis=1) | keep[0].any(axis=1), 1),
+                             (1, changed[1][:, :n].any(axis=0) | keep[1].any(axis=0), 0)):
+        norms = [np.linalg.norm(r, axis=axis) for r in res]
+        for line in np.flatnonzero(hit):
+            moved = np.flatnonzero(keep[0][line] if stage == 0 else keep[1][:, line])
+            plan.lines.append(LineRepair(stage, int(line), moved, float(norms[0][line]), float(norms[1][line]),
+                                         float(norms[2][line])))
     return plan
 
 
@@ -458,5 +608,5 @@ def plan_full_remap(mm: MappedMatrix, new_codes: list[NDArray[np.int8]], k: int,
 
 
 __all__ = ["RefitParams", "WRITE_MODEL_FIELDS", "fit_write_sigma", "write_model_of", "RepairPlan", "LineRepair",
-           "LinePath", "line_path", "allocate",
+           "LinePath", "line_path", "allocate", "PLANNERS", "device_gains", "plan_joint",
            "finish_line", "residual_sq", "cos_scale", "plan_repair", "plan_full_remap"]
