@@ -8,6 +8,7 @@ network, each layer on differential pairs and served the same way (the corrector
     nice -n 10 python3 benchmarks/reprogram.py            # full figures (~30 min on one core)
     python3 benchmarks/reprogram.py --quick               # smaller counts, same schema
     nice -n 10 python3 benchmarks/reprogram.py --only repair-bench   # repairs through the bench (~8-20 min)
+    nice -n 10 python3 benchmarks/reprogram.py --only repair-tradeoff   # the planners' writes vs fidelity (~15 min)
 
 ``repair-bench`` (key ``repair_bench``) measures the repairs through the bench rather than on the
 window-level arrays: Re(DFT64), k = 64, on examples/service/dft64_bench.yaml (the same 10 %
@@ -902,7 +903,168 @@ def repair_bench(one_percent: bool = True, vectors_per_hour: int = 40, seed: int
     return res
 
 
-PARTS = ("detection", "drift", "repair", "week-matrix", "week-network", "bench", "repair-bench")
+# --- the repair planners' write-vs-fidelity trade-off ----------------------------------------------------
+TRADEOFF_WRITES = (0.02, 0.04, 0.06, 0.08, 0.10, 0.12, 0.15, 0.20, None)  # joint planner: most writes / mapped
+TRADEOFF_SLACKS = (1.0, 1.03, 1.1, 1.3, 2.0, 4.0)  # line planner: its budget (it has no write cap)
+TRADEOFF_BENCH_SLACKS = (1.3, 2.0)  # through the bench, besides repair_bench's own run at the default 1.03
+
+
+def programmed_refs(mm0, p: RefitParams, seed: int):
+    """A copy of ``mm0`` whose references are its targets as a chip with write model ``p`` programs them: each
+    working device lands N(0, sigma_at(target)) off its target, within the window."""
+    mm = copy.deepcopy(mm0)
+    rng = np.random.default_rng(seed)
+    for st in mm.stages:
+        g = np.clip(st.g_target + rng.normal(0.0, 1.0, st.shape) * p.sigma_at(st.g_target), 0.0, p.g_max)
+        st.g_ref = np.where(st.codes == 0, g, st.g_ref)
+    return mm
+
+
+def tradeoff_cells(mm, n: int, seed: int) -> list:
+    """``n`` working data cells of random stages, each stuck-OFF or stuck-ON, whichever moves it by >= 20 % of the
+    window (the rule :func:`pick_fault` and the bench episodes use), on the references."""
+    rng = np.random.default_rng(seed)
+    taken, out = set(), []
+    while len(out) < n:
+        i = int(rng.integers(2))
+        st = mm.stages[i]
+        r, c = int(rng.integers(st.shape[0])), int(rng.integers(st.n_data))
+        code = int(rng.integers(1, 3))
+        if st.codes[r, c] == 0 and (i, r, c) not in taken and abs(st.g_ref[r, c] - (0.0 if code == 1 else G_MAX)) >= 0.2 * G_MAX:
+            taken.add((i, r, c))
+            out.append([i, st.array, r, c, code])
+    return out
+
+
+def one_shot(mm, codes, before, plan, p: RefitParams, seeds: int = 3) -> dict:
+    """The plan written once: 1 - cos over its pre-fault value with exact writes, and with each write landing
+    N(0, sigma_at(target)) off its target (mean over ``seeds`` draws); devices written / mapped."""
+    from hil.service.mapping import pin_stuck
+
+    o0 = mm.one_minus_cos(before)
+    held = [pin_stuck(st.g_ref, c, p.g_max) for st, c in zip(mm.stages, codes)]
+    exact = [np.where(np.isfinite(t), t, g) for t, g in zip(plan.targets, held)]
+    noisy = []
+    for s in range(seeds):
+        rng = np.random.default_rng([7, s])
+        noisy.append(mm.one_minus_cos([np.where(np.isfinite(t), np.clip(g + rng.normal(0, 1, g.shape) * p.sigma_at(g),
+                                                                         0.0, p.g_max), g)
+                                       for t, g in zip(plan.targets, exact)]))
+    return {"written_frac": plan.writes / mm.devices, "writes": plan.writes,
+            "after_over_before_exact_writes": mm.one_minus_cos(exact) / o0,
+            "after_over_before_noisy_writes": float(np.mean(noisy) / o0)}
+
+
+def exact_fix_bound(mm, cells, tol: float = 1e-3) -> dict:
+    """Why sparse single-factor repairs cannot cancel a fault: the spectra of W_A and W_B, and what a fix confined
+    to the faulted line costs. A fault d on MA (i, l) adds d e_i W_B[l, :]; a change v of row i (v_l = 0: the device
+    is stuck) cancels it iff (v + d e_l) W_B = 0. W_B has full rank at double precision (the factorization is exact
+    to 1 - cos ~1e-12), so only v = -d e_l would do; to ``tol`` of W_B's largest singular value it has rank r, and
+    u = v + d e_l must lie (nearly) in the left null space of W_B's (1 - tol) part, whose vectors with u_l != 0
+    need r + 1 non-zeros when every r rows are independent (the fraction of 20 random r-subsets that are is
+    recorded; a dependent subset's u is sparser but that subset must also avoid the row's stuck devices): ~r writes
+    per fault.
+    A fault on MB (l, j) likewise needs ~rank(W_A) + 1 writes in column j. An estimate at ``tol``, not a proof."""
+    sa, sb = mm.stages
+    wa, wb = sa.logical(sa.g_target)[:, :sa.n_data], sb.logical(sb.g_target)[:, :sb.n_data]
+    out = {"tol": tol}
+    rng = np.random.default_rng(0)
+    for name, w, rows in (("W_A", wa, wa.T), ("W_B", wb, wb)):
+        sv = np.linalg.svd(w, compute_uv=False)
+        r = int(np.sum(sv > tol * sv[0]))
+        general = np.mean([np.linalg.matrix_rank(rows[rng.choice(rows.shape[0], r, replace=False)],
+                                                  tol=tol * sv[0]) == r for _ in range(20)])
+        out[name] = {"rank_at_tol": r, "rank_at_1e-9": int(np.sum(sv > 1e-9 * sv[0])),
+                     "random_r_line_subsets_of_rank_r": float(general),
+                     "singular_values_over_largest_at_0_16_32_40_44_48_56": [float(x) for x in
+                                                                             (sv / sv[0])[[0, 16, 32, 40, 44, 48, 56]]]}
+    on_a = sum(1 for i, *_ in cells if i == 0)
+    out["rank_of_product_at_tol"] = int(np.linalg.matrix_rank(wa @ wb, tol=tol * np.linalg.norm(wa @ wb, 2)))
+    out["faults_on_A"], out["faults_on_B"] = on_a, len(cells) - on_a
+    exact = on_a * (out["W_B"]["rank_at_tol"] + 1) + (len(cells) - on_a) * (out["W_A"]["rank_at_tol"] + 1)
+    out["exact_line_local_writes"] = exact
+    out["exact_line_local_frac"] = exact / mm.devices
+    # spare inner lines: one zero line s carries -/+ a copy of MB row l (or MA column l) and cancels every fault of
+    # one sign in column l of MA (row l of MB) exactly, for ~k + faults writes; count the (line, sign) pairs a burst hits
+    pairs = {(i, c if i == 0 else r, code) for i, _, r, c, code in cells}
+    out["spare_lines_needed"] = len(pairs)
+    out["spare_line_writes"] = len(pairs) * (sa.n_data + 1) + len(cells)
+    out["spare_line_frac"] = out["spare_line_writes"] / mm.devices
+    return out
+
+
+def repair_tradeoff(cells: list | None = None, write_model: dict | None = None,
+                    bench_slacks: tuple = TRADEOFF_BENCH_SLACKS, seed: int = 0) -> dict:
+    """Write-vs-fidelity of the two repair planners on the through-bench 1 % case: Re(DFT64), k = 64, the bench
+    workflow's mapping (map_factorized, seed 0, the 10 % stuck-OFF maps), the 84 cells ``repair_bench`` injected
+    (or drawn the same way), each planner planning the whole burst once (refit.plan_repair: no alarms, no polish
+    rounds), with the bench's write model and with the window chip's, on references programmed with that model.
+    The joint planner (refit.plan_joint) is swept over a cap on its writes, the line planner over its slack.
+    Then the loop through the bench at looser slacks (the session's planner and polish, from the first repair)."""
+    from hil.service.refit import plan_joint, plan_repair
+
+    t0 = time.time()
+    m_ = dft_parts(64)[0]
+    mm0 = map_factorized(m_, K, random_fault_codes(64, K + 2, RATE, rng=1), random_fault_codes(K, 66, RATE, rng=2),
+                         rng=0)
+    n1 = int(round(0.01 * mm0.devices))
+    res = {"case": "Re(DFT64), k = 64, the bench workflow's mapping (seed 0, 10 % stuck-OFF maps); one-shot: the "
+                   "whole 1 % burst planned once (plan_repair / plan_joint), written exactly or with the write "
+                   "model's sd; ratio = 1 - cos after / before, before = the programmed references",
+           "cells_from": "repair_bench.one_percent.cells" if cells else f"drawn (seed {seed})",
+           "solver_one_minus_cos": mm0.one_minus_cos([st.g_target for st in mm0.stages])}
+    models = {"bench": RefitParams(**(write_model or {})), "window": RefitParams()}
+    for name, p in models.items():
+        mm = programmed_refs(mm0, p, seed)
+        burst = cells or tradeoff_cells(mm, n1, seed)
+        codes = [st.codes.copy() for st in mm.stages]
+        for i, _, r, c, code in burst:
+            codes[i][r, c] = code
+        before = [st.g_ref.copy() for st in mm.stages]
+        from hil.service.mapping import pin_stuck
+        held = [pin_stuck(st.g_ref, c, p.g_max) for st, c in zip(mm.stages, codes)]
+        row = {"write_model": p.write_model(), "faults": len(burst),
+               "new_stuck_on": sum(1 for *_, code in burst if code == 2),
+               "one_minus_cos_before": mm.one_minus_cos(before), "one_minus_cos_after_fault": mm.one_minus_cos(held),
+               "lines": [], "joint": []}
+        for slack in TRADEOFF_SLACKS:
+            t1 = time.time()
+            plan = plan_repair(mm, codes, dataclasses.replace(p, slack=slack, planner="lines"), before)
+            row["lines"].append({"slack": slack, **one_shot(mm, codes, before, plan, p), "plan_s": time.time() - t1})
+        for cap in TRADEOFF_WRITES:
+            t1 = time.time()
+            plan = plan_joint(mm, codes, p, before, None if cap is None else int(cap * mm.devices))
+            row["joint"].append({"max_written_frac": cap, **one_shot(mm, codes, before, plan, p),
+                                 "plan_s": time.time() - t1})
+        for planner in ("lines", "joint"):
+            for pt in row[planner]:
+                log(f"  {name} write model, {planner} {pt.get('slack', pt.get('max_written_frac'))}: written "
+                    f"{pt['written_frac']:.3f}, 1 - cos x{pt['after_over_before_exact_writes']:.3f} exact, "
+                    f"x{pt['after_over_before_noisy_writes']:.3f} with write error ({pt['plan_s']:.1f} s)")
+        res[name] = row
+        if name == "bench":
+            res["exact_fix_bound"] = exact_fix_bound(mm, burst)
+            log(f"  {res['exact_fix_bound']}")
+    res["numpy_wall_s"] = time.time() - t0
+    res["through_bench"] = []
+    for slack in bench_slacks:
+        log(f"  through the bench at slack {slack}")
+        rb = repair_bench(refit={"slack": slack})
+        pick = ("reprogrammed_frac", "device_writes", "repair_writes", "pulses", "bench_time_s",
+                "one_minus_cos_before", "one_minus_cos_after_repair", "after_repair_over_before")
+        one = rb["one_percent"]
+        res["through_bench"].append({
+            "slack": slack, **{k: one[k] for k in pick if k in one},
+            "devices_written": one["anatomy"]["devices_written"],
+            "devices_written_frac": one["anatomy"]["devices_written"] / one["mapped_devices"],
+            "window_engine": {k: rb["window_engine"]["one_percent"][k] for k in ("reprogrammed_frac",
+                              "one_minus_cos_before", "one_minus_cos_after_repair") if k in rb["window_engine"]["one_percent"]}})
+        log(f"    {res['through_bench'][-1]}")
+    res["wall_s"] = time.time() - t0
+    return res
+
+
+PARTS = ("detection", "drift", "repair", "week-matrix", "week-network", "bench", "repair-bench", "repair-tradeoff")
 
 
 def main(argv=None) -> dict:
@@ -981,6 +1143,11 @@ def main(argv=None) -> dict:
         log("repairs through the bench (Re(DFT64), embedded emulators)")
         out["repair_bench"] = repair_bench(one_percent=not a.repair_bench_one_fault_only)
         log(f"  {json.dumps(out['repair_bench'], default=float)}")
+    if "repair-tradeoff" in parts:
+        log("repair planners' write-vs-fidelity trade-off (the through-bench 1 % case)")
+        rb = out.get("repair_bench", {})
+        out["repair_tradeoff"] = repair_tradeoff(rb.get("one_percent", {}).get("cells"), rb.get("write_model"),
+                                                 () if a.quick else TRADEOFF_BENCH_SLACKS)
     if "bench" in parts:
         log("service through the bench (served instruments)")
         out["service_bench"] = service_bench(a.bench_hours)

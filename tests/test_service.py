@@ -458,3 +458,107 @@ def test_the_session_plans_with_its_engines_write_model_and_records_it(mapped):
     s2.program()
     # the engine's fields replace the defaults; the window's own sd (5 uS) is what this run's read-back shows
     assert s2.p.refit.band == 1e-6 and 3e-6 < s2.p.refit.write_sigma < 7e-6
+
+
+# --- the joint planner (both factors in one greedy) ---------------------------------------------------------
+BENCH_WRITES = RefitParams(band=0.0, band_rel=0.024, write_sigma=0.43e-6, write_sigma_rel=0.0326, g_offset=4.7e-6)
+
+
+def _programmed_burst(mapped, p, seed, n_faults):
+    """The mapping's references as a chip with write model ``p`` programs them, and a burst of new stuck devices
+    (stuck-ON or -OFF, whichever moves the device by >= 20 % of the window) on working data cells."""
+    m, ca, cb, mm0 = mapped
+    mm = map_factorized(m, N, ca, cb, rng=0)
+    rng = np.random.default_rng(seed)
+    for st in mm.stages:
+        g = np.clip(st.g_target + rng.normal(0, 1, st.shape) * p.sigma_at(st.g_target), 0, G_MAX)
+        st.g_ref = np.where(st.codes == 0, g, st.g_ref)
+    codes = [st.codes.copy() for st in mm.stages]
+    while sum(int(((c != 0) & (st.codes == 0)).sum()) for c, st in zip(codes, mm.stages)) < n_faults:
+        i = int(rng.integers(2))
+        st = mm.stages[i]
+        r, c, code = int(rng.integers(N)), int(rng.integers(N)), int(rng.integers(1, 3))
+        if codes[i][r, c] == 0 and abs(st.g_ref[r, c] - (0.0 if code == 1 else G_MAX)) >= 0.2 * G_MAX:
+            codes[i][r, c] = code
+    return mm, codes, [st.g_ref.copy() for st in mm.stages]
+
+
+def _planned(mm, codes, plan):
+    from hil.service.mapping import pin_stuck
+    return [np.where(np.isfinite(t), t, pin_stuck(st.g_ref, c, G_MAX)) for t, c, st in zip(plan.targets, codes,
+                                                                                            mm.stages)]
+
+
+def test_device_gains_are_the_exact_cut_of_one_write(mapped):
+    """Each device's predicted gain is what writing it alone (best step, clipped to the window) cuts from the
+    product's squared residual, less its write error: checked against the product recomputed for a sample."""
+    from hil.service.refit import device_gains
+
+    mm, codes, before = _programmed_burst(mapped, BENCH_WRITES, 3, 3)
+    sa, sb = mm.stages
+    ga, gb = sa.g_ref[:, :N].copy(), sb.g_ref[:, :N].copy()
+    target = cos_scale(mm, before) * mm.target
+    res = (sa.sign[:, None] * ga) @ (sb.sign[:, None] * gb) - target
+    gain_a, gain_b = device_gains(ga, gb, sa.sign.astype(float), sb.sign.astype(float), res, BENCH_WRITES)
+    rng = np.random.default_rng(0)
+
+    def cost(stage, r, c, d):  # the product's squared residual with one device moved by d
+        trial = [ga.copy(), gb.copy()]
+        trial[stage][r, c] += d
+        return np.sum(((sa.sign[:, None] * trial[0]) @ (sb.sign[:, None] * trial[1]) - target) ** 2)
+
+    for stage, g, gain in ((0, ga, gain_a), (1, gb, gain_b)):
+        for r, c in rng.integers(0, N, (8, 2)):
+            steps = np.linspace(-g[r, c], G_MAX - g[r, c], 3001)  # every value the window allows
+            costs = np.array([cost(stage, r, c, d) for d in steps])
+            landed = g[r, c] + steps[np.argmin(costs)]
+            norm = np.sum(gb[c] ** 2) if stage == 0 else np.sum(ga[:, r] ** 2)  # the direction's squared norm
+            expect = cost(stage, r, c, 0.0) - costs.min() - float(BENCH_WRITES.sigma_at(landed)) ** 2 * norm
+            assert gain[r, c] == pytest.approx(expect, rel=1e-3, abs=1e-5 * np.sum(res ** 2))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_joint_planner_beats_the_line_planner_at_its_own_write_count_and_reaches_the_budget(mapped, seed):
+    """A burst of 8 new stuck devices at bench precision (3 % write sd, write-and-verify +-2.4 %): the line
+    planner's supports cannot cancel the faults' rank-1 errors; at the same number of writes the joint greedy
+    leaves less residual, and uncapped it plans the product back within slack^2 x its pre-fault residual."""
+    from hil.service.refit import plan_joint
+
+    mm, codes, before = _programmed_burst(mapped, BENCH_WRITES, seed, 8)
+    c = cos_scale(mm, before)
+    e_pre = residual_sq(mm, before, c)
+    lines = plan_repair(mm, codes, replace(BENCH_WRITES, planner="lines"), before)
+    capped = plan_joint(mm, codes, BENCH_WRITES, before, max_writes=lines.writes)
+    assert 0 < capped.writes <= lines.writes
+    assert residual_sq(mm, _planned(mm, codes, capped), c) < residual_sq(mm, _planned(mm, codes, lines), c)
+    full = plan_repair(mm, codes, BENCH_WRITES, before)  # the default planner is the joint one
+    assert full.writes > 0
+    assert residual_sq(mm, _planned(mm, codes, full), c) <= BENCH_WRITES.slack ** 2 * e_pre
+    assert full.writes < mm.devices / 3
+
+
+def test_a_joint_plan_writes_only_working_data_devices_within_the_window_and_beyond_the_band(mapped):
+    from hil.service.refit import plan_joint
+
+    mm, codes, before = _programmed_burst(mapped, BENCH_WRITES, 2, 6)
+    plan = plan_joint(mm, codes, BENCH_WRITES, before)
+    assert plan.writes > 0
+    for st, t, cd in zip(mm.stages, plan.targets, codes):
+        written = np.isfinite(t)
+        assert not written[:, st.n_data:].any()  # checksum columns: the host's reference absorbs the change
+        assert not (written & (cd != 0)).any()  # never a stuck device
+        assert np.all((t[written] >= 0) & (t[written] <= G_MAX))
+        assert np.all(np.abs(t[written] - st.g_ref[written]) > BENCH_WRITES.band_at(t[written]))
+    # every line a fault or a write touched is reported, with its residual before, with and after the fault
+    hit = {(0, int(r)) for r in np.flatnonzero(((codes[0] != 0) & (mm.stages[0].codes == 0)).any(axis=1))}
+    assert hit <= {(l.stage, l.line) for l in plan.lines}
+    assert sum(l.moved.size for l in plan.lines) == plan.writes
+    capped = plan_joint(mm, codes, BENCH_WRITES, before, max_writes=5)
+    assert 0 < capped.writes <= 5
+
+
+def test_refit_params_refuse_an_unknown_planner():
+    with pytest.raises(ValueError, match="planner"):
+        RefitParams(planner="join")
+    with pytest.raises(ValueError, match="joint_batch"):
+        RefitParams(joint_batch=0)

@@ -27,6 +27,15 @@ cannot trade the product's angle for its length. Two stages:
 The session writes the plan, reads back, and while the read-back product is still above
 the budget re-plans around what landed (``ServiceParams.polish_rounds``). Checksum
 columns are never re-programmed for a repair: the host's reference absorbs the change.
+
+That line planner (``RefitParams.planner = "lines"``) cannot cancel a stuck device's rank-1
+error at bench precision: a row of MA cancels d e_i W_B[l, :] exactly only with a move in
+W_B's left null space, ~rank(W_B) + 1 = 50 devices for Re(DFT64) at k = 64. The default
+planner (:func:`plan_joint`) prices every working device of both stages against the whole
+product's residual, adds the best few, and re-balances the chosen devices of both factors
+by alternating exact bounded refits: on the through-bench 1 % case (one-shot, bench write
+model) it reaches 1 - cos 1.05x its pre-fault value writing 17 % of the devices, where the
+line planner stops at 3.4 % written and 8.6x (``benchmarks/reprogram.py --only repair-tradeoff``).
 """
 from __future__ import annotations
 
@@ -292,7 +301,8 @@ def plan_repair(mm: MappedMatrix, new_codes: list[NDArray[np.int8]], p: RefitPar
                 lines: tuple[list[int], list[int]] | None = None) -> RepairPlan:
     """Targets to write after the host learned ``new_codes`` (per stage), from the stages' references.
 
-    Two stages: every touched line's support is selected greedily (:func:`line_path`), the
+    Two stages with ``p.planner == "joint"`` (the default): :func:`plan_joint` (``lines`` is not needed: it
+    picks its devices from the whole product's residual). With ``"lines"``: every touched line's support is selected greedily (:func:`line_path`), the
     supports are sized together against a shared budget (:func:`allocate`), then each chosen
     support is refitted exactly (:func:`finish_line`; columns of MB against the repaired MA).
 
