@@ -1118,12 +1118,15 @@ def main(argv=None) -> dict:
         out["repair"]["one_percent"]["faults"] = n1
         # for review: the same trials with moves only on the lines the faults are on (no spare moves on lines
         # that cross a damaged product line): what the shared budget's other lines buy
-        only = repair_trials(mm0, n1, max(a.trials // 2, 1), 0, 90,
-                             ServiceParams(refit=RefitParams(spare_support=0)))
-        out["repair"]["one_percent"]["faulted_lines_only"] = {
-            k: only[k] for k in ("reprogrammed_frac", "reprogrammed_frac_max", "one_minus_cos_before",
-                                 "one_minus_cos_after_repair", "after_repair_over_before_median",
-                                 "after_repair_over_before_max", "trials")}
+        # the line planner (the default up to session 6; the joint planner is the default now) on the same trials,
+        # as it was and with moves only on the lines the faults are on (no spare moves on crossing lines)
+        for key, refit in (("line_planner", RefitParams(planner="lines")),
+                           ("faulted_lines_only", RefitParams(planner="lines", spare_support=0))):
+            only = repair_trials(mm0, n1, max(a.trials // 2, 1), 0, 90, ServiceParams(refit=refit))
+            out["repair"]["one_percent"][key] = {
+                k: only[k] for k in ("reprogrammed_frac", "reprogrammed_frac_max", "one_minus_cos_before",
+                                     "one_minus_cos_after_repair", "after_repair_over_before_median",
+                                     "after_repair_over_before_max", "trials")}
         log(f"  {out['repair']}")
     if "week-matrix" in parts:
         log("service week, matrix")
