@@ -426,12 +426,12 @@ def plan_joint(mm: MappedMatrix, new_codes: list[NDArray[np.int8]], p: RefitPara
     """Both factors at once: the fewest writes, over every working device of MA and MB, that bring the
     product's squared residual (write error included) back to ``slack``^2 x its pre-fault value.
 
-    Why: with k = n and W_B of full row rank, a row of MA alone cancels a stuck device's rank-1 error
-    d e_i W_B[l, :] exactly only with a dense move (the row's change v must satisfy v W_B = -d W_B[l, :] with
-    v_l = 0: v lies in W_B's left null space, whose sparsest vectors have rank(W_B) + 1 entries; Re(DFT64) at
-    10 %: ~50 per fault). Sparse moves cancel part of it, and the same damaged product row is also reachable
-    from every column of MB. The greedy therefore prices every device of both stages against the product's
-    whole residual:
+    Why: a row of MA alone cancels a stuck device's rank-1 error d e_i W_B[l, :] only if its change v has
+    v W_B = -d W_B[l, :] with v_l = 0, i.e. u = v + d e_l in W_B's left null space: impossible for W_B of full
+    rank, and to 1e-3 of its largest singular value (Re(DFT64), k = 64, 10 %: rank 49, the product's 33) such
+    u need ~50 non-zeros per fault. Sparse moves cancel part of it, and the same damaged product row is also
+    reachable from every column of MB. The greedy therefore prices every device of both stages against the
+    product's whole residual:
 
     1. :func:`device_gains`: the exact cut of ||R||^2 each single write would buy (window-clipped, net of its
        write error), vectorised over both arrays;
@@ -480,10 +480,10 @@ def plan_joint(mm: MappedMatrix, new_codes: list[NDArray[np.int8]], p: RefitPara
     banned = [np.zeros_like(free[0]), np.zeros_like(free[1])]
     for _ in range(3):
         while True:
-            residual = (sign_a[:, None] * ga) @ (sign_b[:, None] * gb) - target
             chosen = int(sup[0].sum() + sup[1].sum())
-            if float(np.sum(residual ** 2)) + write_error(ga, gb) <= budget or chosen >= limit:
+            if cost(ga, gb) <= budget or chosen >= limit:
                 break
+            residual = (sign_a[:, None] * ga) @ (sign_b[:, None] * gb) - target
             gain_a, gain_b = device_gains(ga, gb, sign_a, sign_b, residual, p)
             gains = np.concatenate([np.where(free[0] & ~sup[0] & ~banned[0], gain_a, -np.inf).ravel(),
                                     np.where(free[1] & ~sup[1] & ~banned[1], gain_b, -np.inf).ravel()])
