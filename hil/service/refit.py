@@ -35,7 +35,8 @@ planner (:func:`plan_joint`) prices every working device of both stages against 
 product's residual, adds the best few, and re-balances the chosen devices of both factors
 by alternating exact bounded refits: on the through-bench 1 % case (one-shot, bench write
 model) it reaches 1 - cos 1.05x its pre-fault value writing 17 % of the devices, where the
-line planner stops at 3.4 % written and 8.6x (``benchmarks/reprogram.py --only repair-tradeoff``).
+line planner stops at 3.4 % written and 8.6x, and its polish rounds end at 23.9 % and 1.48x
+(``benchmarks/reprogram.py --only repair-tradeoff``).
 """
 from __future__ import annotations
 
