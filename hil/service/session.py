@@ -397,12 +397,12 @@ class ServiceSession:
             self._install(new_codes, pre)
             expect["one_minus_cos_planned"] = self.mm.one_minus_cos()  # the patch restores the pre-fault operator
             w0 = self.count.devices_reprogrammed
-            pulses, patch = self._absorb(before, [n & (np.arange(n.shape[1]) < st.n_data)
-                                                  for n, st in zip(new, self.mm.stages)])
+            pulses, patch, lines = self._absorb(before, [n & (np.arange(n.shape[1]) < st.n_data)
+                                                         for n, st in zip(new, self.mm.stages)])
             self.count.repairs += 1
             return self.record("repair", writes=self.count.devices_reprogrammed - w0, pulses=pulses,
                                full_remap_writes=full_writes, **expect, patch=patch,
-                               one_minus_cos_reference=self.mm.one_minus_cos())
+                               lines=[_line_record(l) for l in lines], one_minus_cos_reference=self.mm.one_minus_cos())
         plan = plan_repair(self.mm, new_codes, self.p.refit, before)
         # what the host expects: the plan's product as if every write landed on its target
         planned = [np.where(np.isfinite(t), t, pin_stuck(s.g_ref, c, self.p.refit.g_max))
@@ -463,7 +463,7 @@ class ServiceSession:
             return float(np.linalg.norm(sa.sign[line] * sa.patch[line, :k] @ (sb.sign[:, None] * sb.g_ref[:, :n])))
         return float(np.linalg.norm((sa.sign[:, None] * sa.g_ref[:, :k]) @ (sb.sign * sb.patch[:, line])))
 
-    def _absorb(self, before: list[FloatArray], new: list[NDArray[np.bool_]]) -> tuple[int, dict]:
+    def _absorb(self, before: list[FloatArray], new: list[NDArray[np.bool_]]) -> tuple[int, dict, list]:
         """Retire patches by analog line refits where cheap; force the costliest beyond the cap.
 
         The lines of the new patches are tried cheapest patch first. Each refit sees the other patches
@@ -473,7 +473,7 @@ class ServiceSession:
         ``patch_absorb_writes`` writes and the repair's writes stay within ``patch_write_budget``.
         Then, while a stage has more patched devices than ``patch_max_frac`` of its data MACs, its
         costliest patched line is re-fitted with the full analog repair (lines crossing it too), whatever
-        it writes. Returns (pulses, the patch record)."""
+        it writes. Returns (pulses, the patch record, the line repairs written)."""
         p, stages = self.p.refit, self.mm.stages
         c = cos_scale(self.mm, before, False)
         err_pre = self.mm.product(before, False) - c * self.mm.target
@@ -484,7 +484,7 @@ class ServiceSession:
                        | {(1, int(j)) for j in np.flatnonzero(new[1].any(axis=0))},
                        key=lambda sl: (self._line_cost(*sl), sl))
         pulses = written = 0
-        absorbed, kept, forced = [], [], []
+        absorbed, kept, forced, done = [], [], [], []
         for stage, line in lines:
             r_line = float(np.linalg.norm(err_pre[line] if stage == 0 else err_pre[:, line]))
             now = residual_sq(self.mm, scale=c)
@@ -501,6 +501,7 @@ class ServiceSession:
             pulses += self.apply_plan(plan) if plan.writes else 0
             written += plan.writes
             absorbed.append([stage, line, plan.writes])
+            done += plan.lines
         for i, st in enumerate(stages):
             cap = int(self.p.patch_max_frac * st.shape[0] * st.n_data)
             while st.patched.sum() > cap:
@@ -510,8 +511,9 @@ class ServiceSession:
                 self._retire(i, int(line))
                 pulses += self.apply_plan(plan) if plan.writes else 0
                 forced.append([i, int(line), plan.writes])
+                done += plan.lines
         return pulses, {"installed": installed, "absorbed_lines": absorbed, "kept_lines": kept,
-                        "forced_lines": forced, **self.mm.patch_counts()}
+                        "forced_lines": forced, **self.mm.patch_counts()}, done
 
     def _plan_line(self, stage: int, line: int, before: list[FloatArray], p: RefitParams
                    ) -> tuple[RepairPlan, list[FloatArray]]:
