@@ -400,6 +400,10 @@ class ServiceSession:
             pulses, patch, lines = self._absorb(before, [n & (np.arange(n.shape[1]) < st.n_data)
                                                          for n, st in zip(new, self.mm.stages)])
             self.count.repairs += 1
+            for c, s in zip(self.checks, self.mm.stages):  # the checks compare with the pinned references
+                c.refresh(s)
+            if self.detector is not None:
+                self.detector.reset()
             return self.record("repair", writes=self.count.devices_reprogrammed - w0, pulses=pulses,
                                full_remap_writes=full_writes, **expect, patch=patch,
                                lines=[_line_record(l) for l in lines], one_minus_cos_reference=self.mm.one_minus_cos())
