@@ -74,6 +74,8 @@ class RefitParams:
     pair_support: int = 6  #: most pairs of a column that take up a weight error its own pair cannot
     floor: float = 0.6  #: a line's path stops once its residual is this fraction of its pre-fault one
     g_max: float = 150e-6  #: S, top of the window
+    write_budget: int | None = None  #: most devices one plan moves (None: as many as ``slack`` needs); the
+    #: hybrid repair's refit runs under the writes its patches left it (ServiceParams.patch_write_budget)
 
     def band_at(self, g: ArrayLike) -> FloatArray:
         """S, half-width of the write-and-verify band around target(s) ``g``."""
@@ -224,11 +226,12 @@ def allocate(paths: list[LinePath], p: RefitParams, total: float, budget: float)
     k = [0] * len(paths)
     while total > budget:
         best, best_rate, best_to = -1, 0.0, 0
+        room = len(paths) * p.max_support if p.write_budget is None else p.write_budget - sum(k)
         for n, pa in enumerate(paths):
             c = pa.cost
-            if k[n] + 1 >= len(c):
+            if k[n] + 1 >= len(c) or room <= 0:
                 continue
-            cut = (c[k[n]] - c[k[n] + 1:]) / np.arange(1, len(c) - k[n])
+            cut = ((c[k[n]] - c[k[n] + 1:]) / np.arange(1, len(c) - k[n]))[:room]
             j = int(np.argmax(cut))
             # a device must pay for itself: cut at least min_cut of its line's pre-fault residual^2
             if cut[j] > best_rate and cut[j] > p.min_cut * pa.r_pre ** 2:

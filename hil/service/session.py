@@ -477,7 +477,10 @@ class ServiceSession:
         ``patch_absorb_writes`` writes and the repair's writes stay within ``patch_write_budget``.
         Then, while a stage has more patched devices than ``patch_max_frac`` of its data MACs, its
         costliest patched line is re-fitted with the full analog repair (lines crossing it too), whatever
-        it writes. Returns (pulses, the patch record, the line repairs written)."""
+        it writes. Last, if the served product is still above slack^2 x the aim's residual^2 (drift since
+        the aim was certified), the faulted lines (and the lines crossing them) are re-fitted with the
+        patches on, within the writes left of the budget. Returns (pulses, the patch record, the line
+        repairs written)."""
         p, stages = self.p.refit, self.mm.stages
         c = cos_scale(self.mm, before, False)
         err_pre = self.mm.product(before, False) - c * self.mm.target
@@ -516,8 +519,20 @@ class ServiceSession:
                 pulses += self.apply_plan(plan) if plan.writes else 0
                 forced.append([i, int(line), plan.writes])
                 done += plan.lines
+                written += plan.writes
+        # what is left of the budget goes to the refit of the faulted lines with the patches on, aimed like the
+        # analog repair at the better of the pre-fault and the certified state (the drift since then included)
+        refit = 0
+        left = budget_writes - written
+        if left > 0 and lines and residual_sq(self.mm, scale=c) > p.slack ** 2 * total_pre:
+            plan = plan_repair(self.mm, [st.codes for st in stages], replace(p, write_budget=left), before,
+                               ([l for s_, l in lines if s_ == 0], [l for s_, l in lines if s_ == 1]))
+            if plan.writes:
+                pulses += self.apply_plan(plan)
+                refit = plan.writes
+                done += plan.lines
         return pulses, {"installed": installed, "absorbed_lines": absorbed, "kept_lines": kept,
-                        "forced_lines": forced, **self.mm.patch_counts()}, done
+                        "forced_lines": forced, "refit_writes": refit, **self.mm.patch_counts()}, done
 
     def _plan_line(self, stage: int, line: int, before: list[FloatArray], p: RefitParams
                    ) -> tuple[RepairPlan, list[FloatArray]]:
