@@ -10,8 +10,16 @@ simulated chip and the session make the same decisions, so a replay reproduces t
 Repair decision after a localisation (window: the cell and its neighbours on the same
 lines, re-scanned with the scan procedure and restored):
 
-* the scan finds new stuck devices -> new fault-map version -> incremental repair
-  (:func:`hil.service.refit.plan_repair`) -> write only the planned cells -> read back;
+* the scan finds new stuck devices -> new fault-map version -> repair: on a factorized
+  (two-stage) mapping the **hybrid** repair (``ServiceParams.patch``, the default) patches each
+  new stuck data device digitally at once (:attr:`~hil.service.mapping.Stage.patch`: the host adds
+  sign_i u_i (g_before - g_stuck) to output j of every VMM, after the checks and the drift gain,
+  before the bridge; zero writes, the served operator is the pre-fault one again), then the
+  analog refit retires the patches it can absorb within a few writes, forces the costliest
+  beyond a cap on patched MACs, and spends what is left of its write budget re-fitting the
+  faulted lines toward the aim; with ``patch: false`` (and on differential pairs, whose partner
+  device takes up a stuck device's weight) the incremental analog repair
+  (:func:`hil.service.refit.plan_repair`) writes only the planned cells, reads back and polishes;
 * the scan finds none but the cell moved beyond the write-and-verify band -> rewrite
   that one cell (a drifted or disturbed device);
 * nothing found: the reference of the alarmed stage is re-read (reads only, no writes).
