@@ -205,3 +205,14 @@ def test_through_the_bench_the_served_outputs_are_the_patched_operator(tmp_path)
         assert np.abs(served * mm.scale - unpatched).max() > 0.1 * scale
     else:  # absorbed by a refit: the written line serves the operator without a patch
         assert np.abs(served * mm.scale - true).max() < 0.05 * scale
+
+
+def test_a_plan_under_a_write_budget_moves_at_most_that_many_devices():
+    from hil.service import RefitParams, plan_repair
+
+    s, arrays = session(patch=False)
+    new = stick_high(s, arrays, 3, np.random.default_rng(8))
+    free = plan_repair(s.mm, new, RefitParams(slack=1.0))
+    assert free.writes > 3
+    for budget in (0, 3):
+        assert plan_repair(s.mm, new, RefitParams(slack=1.0, write_budget=budget)).writes <= budget

@@ -287,7 +287,7 @@ def plan_repair(mm: MappedMatrix, new_codes: list[NDArray[np.int8]], p: RefitPar
     support is refitted exactly (:func:`finish_line`; columns of MB against the repaired MA).
 
     ``before`` are the references as they were before the fault (for each line's pre-fault
-    residual); default: the present references with the new stuck devices not yet applied.
+    residual); default: the served conductances now (:meth:`MappedMatrix.effective`).
     ``lines`` (rows of MA, columns of MB) are re-fitted too, fault or not (a polish after the
     writes of a repair landed with their write-and-verify error).
 
