@@ -124,6 +124,8 @@ def test_patch_values_cells_and_shapes_are_checked():
         st.set_patch(cells, np.full(st.shape, np.nan))
     with pytest.raises(ValueError, match="must be"):
         st.set_patch(cells[:, :N], np.zeros((N, N)))
+    with pytest.raises(ValueError, match=r"stage A: conductances must be \(16, 18\), got \(16, 16\)"):
+        s.mm.product([st.g_ref[:, :N], s.mm.stages[1].g_ref])
     working = np.zeros(st.shape, bool)
     working[tuple(np.argwhere(st.codes[:, :N] == 0)[0])] = True
     with pytest.raises(ValueError, match="only stuck devices"):

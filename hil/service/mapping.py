@@ -121,7 +121,9 @@ class Stage:
         """The (n_in, n_out) matrix the stage computes from its logical inputs (S); ``patched``: with the
         digital patch added, as :meth:`~hil.service.session.ServiceSession.serve` adds it."""
         out = np.zeros((self.n_in, self.shape[1]))
-        g = self.g_ref if g is None else g
+        g = self.g_ref if g is None else np.asarray(g, float)
+        if g.shape != self.shape:
+            raise ValueError(f"stage {self.name}: conductances must be {self.shape}, got {g.shape}")
         np.add.at(out, self.row_index, self.signed(g + self.patch if patched else g))
         return out
 
