@@ -35,7 +35,10 @@ def test_the_hybrid_repair_patches_the_device_through_the_bench_and_writes_no_mo
     rep = one["repair_log"][0]
     assert rep["patched"] + rep["absorbed_lines"] >= 1  # patched, or its line absorbed by a refit
     assert one["repair_writes"] <= analog["repair_writes"]
-    assert one["one_minus_cos_after_repair"] <= 1.1 * one["one_minus_cos_before"]
+    # the patch gives the pre-fault operator back as the repair ends (8x10 arrays: 0.5 % of 160 devices leaves
+    # the refit no writes, so the two hours of drift until the episode ends stay; the DFT64 benchmark's budget
+    # rewrites part of them)
+    assert one["one_minus_cos_as_last_repair_ended"] <= 1.02 * one["one_minus_cos_before"]
     assert one["digital_patch"]["weights"] == rep["patched"] <= 1
 
 
