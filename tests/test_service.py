@@ -317,7 +317,10 @@ def test_tiled_service_repairs_only_the_touched_tile():
     assert ts.repairs_by_tile() == {(0, 0): 0, (0, 1): 1, (1, 0): 0, (1, 1): 0}
     for t, s in ts.sessions.items():
         same = all(np.array_equal(a, st_.g_target) for a, st_ in zip(targets[t], s.mm.stages))
-        assert same == (t != (0, 1))
+        patched = any(np.any(st_.patch != 0) for st_ in s.mm.stages)
+        # the touched tile is repaired by writes or by the digital patch (the joint planner may find the patched
+        # tile within its aim and write nothing); no other tile is written or patched
+        assert (not same or patched) == (t == (0, 1))
     # the chip's fault map versions hold every array; the new one differs in that one cell
     d = versions.diff(0, -1)
     assert sorted(d) == sorted(shapes) and d["T01B"]["n_changed"] == 1
@@ -415,6 +418,23 @@ def test_the_service_figure_counts_each_write_once():
            {"event": "repair", "chip_time_s": 7200.0, "writes": 3, "restored": 1}]
     t, n = writes_over_time(log)
     assert list(t) == [1.0, 2.0] and list(n) == [2, 6]
+
+
+def test_the_service_figure_draws_the_patched_devices_of_a_hybrid_run(tmp_path):
+    """The digital side of a hybrid repair is a curve of its own (devices patched, not written), read from
+    the repair and patch events' counts; an analog-only log has none and still draws."""
+    from hil.service.report import patched_over_time, service_figure
+
+    log = [{"event": "repair", "chip_time_s": 3600.0, "writes": 1, "patch": {"weights": 3, "installed": []}},
+           {"event": "patch", "chip_time_s": 5400.0, "weights": 4},
+           {"event": "repair", "chip_time_s": 7200.0, "writes": 0, "patch": {"weights": 2, "installed": []}}]
+    t, n = patched_over_time(log)
+    assert list(t) == [1.0, 1.5, 2.0] and list(n) == [3, 4, 2]
+    analog = [{"event": "repair", "chip_time_s": 3600.0, "writes": 5}]
+    assert patched_over_time(analog)[0].size == 0
+    for name, events in (("hybrid", log), ("analog", analog)):
+        png = service_figure([0.0, 1.0, 2.0], [0.01, 0.012, 0.011], events, str(tmp_path / f"{name}.png"))
+        assert (tmp_path / f"{name}.png").stat().st_size > 10_000 and png.endswith(".png")
 
 
 def test_write_sigma_fit_recovers_an_absolute_and_a_relative_part():

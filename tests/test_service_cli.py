@@ -98,6 +98,11 @@ def test_service_runs_through_the_bench_and_replays(tmp_path):
     assert store.get(0).operation == "scan"
     assert len(store) == 1 + sum(e["event"] == "faultmap_version" for e in events)
     assert rows["faults_appeared"].sum() > 0  # the aging chip grew stuck devices
+    # the hybrid repair's decisions are in the run file and the fault-map versions' evidence, and replayed
+    patched = [c for e in events if e["event"] == "repair" for c in e["patch"]["installed"]]
+    evidence = [[i, *cell] for v in range(1, len(store)) for i, cells in
+                enumerate(store.get(v).evidence.get("patched", [])) for cell in cells]
+    assert patched and all(c in evidence for c in patched)
     res = run("service", wf, "--out", out, "--replay")
     assert res.exit_code == 0 and f"replayed {len(events)} decisions: identical" in res.output
     # a tampered record is caught by the replay
@@ -177,6 +182,7 @@ def test_sigterm_then_resume_gives_the_uninterrupted_run(tmp_path):
     assert run("service", wf, "--out", ref, "--no-progress").exit_code == 0
     rows_ref, events_ref, _ = timeline(ref)
     assert events == events_ref
+    assert any(e["event"] == "repair" and e["patch"]["installed"] for e in events)  # the patches resumed too
     assert np.array_equal(rows, rows_ref)
 
 
