@@ -56,10 +56,46 @@ def run(*args):
     ("name: x\nbench: b.yaml\nchip: {initial_fault_rate: 0.1}\n", r"not both"),
     ("name: x\nservice: {n_calibrat: 10}\n", r"n_calibrat"),
     ("name: x\nservice: {settle_s: .nan}\n", r"settle_s"),
+    ("name: x\nstream: {maintain_every_hours: .inf}\n", r"stream.maintain_every_hours"),
+    ("name: x\nstream: {maintain_every_hours: 1.5}\n", r"whole number of hours"),
+    ("name: x\nstream: {hours: -3}\n", r"stream.hours"),
+    ("name: x\nstream: {workload: images}\n", r"stream.workload"),
+    ("name: x\nmapping: {n: eight}\n", r"mapping.n"),
+    ("name: x\n\tbench: a\n", r"not valid YAML"),
 ])
 def test_workflow_errors_name_the_field(text, match):
     with pytest.raises(WorkflowError, match=match):
         parse_workflow(text)
+
+
+@pytest.mark.parametrize("field,make,match", [
+    ("stream", lambda p: np.save(p, np.ones((5, 7))), r"stream.path .*need vectors of 8 entries .*\(5, 7\)"),
+    ("stream", lambda p: np.save(p, np.zeros((0, 8))), r"stream.path .*need vectors of 8 entries .*\(0, 8\)"),
+    ("stream", lambda p: np.save(p, np.r_[np.ones((2, 8)), [[np.nan] * 8]]), r"stream.path .*NaN or inf .*row 2"),
+    ("stream", lambda p: np.save(p, np.ones(8)), r"stream.path: .* shape \(8,\); a 2-D array is needed"),
+    ("stream", lambda p: np.save(p, np.ones((2, 8)) * 1j), r"stream.path: .* complex128 values, not real numbers"),
+    ("stream", lambda p: np.save(p, np.array([["a"] * 8])), r"stream.path: .* <U1 values, not real numbers"),
+    ("stream", lambda p: p.write_text("1,2,3\n"), r"stream.path: cannot read .* as a .npy array"),
+    ("stream", None, r"stream.path: .*absent.npy not found"),
+    ("mapping", lambda p: np.save(p, np.array([[1, "a"]], object), allow_pickle=True), r"mapping.path: cannot read"),
+    ("mapping", None, r"mapping.path: .*absent.npy not found"),
+])
+def test_a_bad_vector_or_matrix_file_is_refused_naming_the_field(tmp_path, field, make, match):
+    """Empty, wrong width, NaN, not numbers, not a .npy, missing: one line naming the field, no run file."""
+    wf = small(tmp_path, 1)
+    data = tmp_path / ("data.npy" if make else "absent.npy")
+    if make:
+        make(data)
+    text = wf.read_text()
+    if field == "stream":
+        text = text.replace("workload: random", f"workload: file, path: {data.name}")
+    else:
+        text = text.replace("target: dft_real, n: 8, k: 8", f"target: file, path: {data.name}")
+    wf.write_text(text)
+    res = run("service", wf, "--out", tmp_path / "run.h5", "--no-progress")
+    assert res.exit_code != 0 and "Traceback" not in res.output
+    assert re.search(match, res.output), res.output
+    assert not (tmp_path / "run.h5").exists() and not (tmp_path / "run.h5.faults.h5").exists()
 
 
 def test_service_runs_through_the_bench_and_replays(tmp_path):
