@@ -55,7 +55,9 @@ included (they were sent again).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import difflib
 import json
 import os
 from typing import Any, Callable
@@ -65,7 +67,7 @@ import numpy as np
 
 from hil.bench import Bench
 from hil.faultmap_versions import FaultMapVersions
-from hil.runstore import RunStore
+from hil.runstore import RunMismatch, RunStore
 from hil.service.loop import ServiceLoop, block_shapes, check_stream
 from hil.service.session import ServiceParams
 from hil.service.workflow import Workflow
@@ -194,8 +196,10 @@ class ServicePage(Page):
         if run.resumed and not fresh_sim:
             self.on_event({"event": "resume", "hours_done": int(run.done.sum()), "vmm": 0,
                            "chip_time_s": 0.0, "why": "the chip cannot be replayed: scan, map and program again"})
-        if replay and self.versions_path and os.path.exists(self.versions_path):
-            os.remove(self.versions_path)  # the replayed decisions commit the same versions again
+        if (replay or not run.resumed) and self.versions_path and os.path.exists(self.versions_path):
+            # replayed decisions commit the same versions again; a run started over (--overwrite) starts its
+            # versions over (run_service refused stale versions without it)
+            os.remove(self.versions_path)
         versions = FaultMapVersions(self.versions_path)
         self.step = "replay" if replay else "setup"
         engine = BenchEngine(run.bench, self.shapes, ServiceParams().refit.g_max, self.mp,
@@ -242,13 +246,19 @@ def bench_io_params(wf: Workflow) -> MatrixParams:
 
 
 def run_service(bench: Bench, wf: Workflow, workflow_text: str, out: str | None, *, replay: bool = False,
-                progress: bool = False, echo: Callable[[str], None] | None = print) -> dict[str, Any]:
+                progress: bool = False, echo: Callable[[str], None] | None = print,
+                overwrite: bool = False) -> dict[str, Any]:
     """Run (or resume) a service workflow on ``bench``, streaming to the run file ``out``; with ``replay``,
     replay the finished run ``out`` on ``bench`` (a fresh simulated bench) and check every decision.
+    ``overwrite`` starts ``out`` and its fault-map versions over (a deliberate restart).
     Returns the loop's summary (plus the bench clock of the run, when the bench has one)."""
     check_arrays(bench, block_shapes(wf))
     bench_io_params(wf)
     check_stream(wf)
+    if replay and overwrite:
+        raise ValueError("a replay reads a finished run: it cannot also start it over (overwrite)")
+    if not replay and not overwrite:
+        _check_resumable(out, workflow_text)
     if replay:
         if bench.sim is None:
             raise ValueError("a replay needs the simulated bench the run was made on: a real chip cannot be "
@@ -257,12 +267,34 @@ def run_service(bench: Bench, wf: Workflow, workflow_text: str, out: str | None,
         page = ServicePage(wf, workflow_text, bench, None, recorded, echo)
         return execute(bench, page, out=None, seed=wf.seed)
     page = ServicePage(wf, workflow_text, bench, out + ".faults.h5", None, echo)
-    summary = execute(bench, page, out=out, seed=wf.seed, progress=progress)
+    summary = execute(bench, page, out=out, seed=wf.seed, progress=progress, overwrite=overwrite)
     with h5py.File(out, "r", locking=False) as f:
         if "round_trips" in f.attrs:
             summary["round_trips"] = int(f.attrs["round_trips"])
             summary["bench_time_s"] = float(f.attrs["bench_time_s"])
     return summary
+
+
+def _check_resumable(out: str, workflow_text: str) -> None:
+    """Refuse, before the run starts, a resume with another workflow (naming the first lines that
+    differ), and fault-map versions left by another run in ``OUT.faults.h5`` without their run file."""
+    versions = out + ".faults.h5"
+    if not os.path.exists(out):
+        if os.path.exists(versions):
+            raise RunMismatch(f"{versions} holds the fault-map versions of another run (its run file {out} is not "
+                              "there): move it away, or use another --out, or --overwrite to start over")
+        return
+    with contextlib.suppress(OSError, KeyError, ValueError), h5py.File(out, "r", locking=False) as f:
+        if f.attrs.get("protocol") != PROTOCOL:
+            return  # the run store names what the file is
+        old = json.loads(f.attrs["parameters"]).get("workflow")
+    if isinstance(old, str) and old != workflow_text:
+        a, b = old.splitlines(), workflow_text.splitlines()
+        changes = [f"line {i1 + 1}: {' / '.join(a[i1:i2]) or '(none)'!r} -> {' / '.join(b[j1:j2]) or '(none)'!r}"
+                   for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b).get_opcodes() if tag != "equal"]
+        raise RunMismatch(f"{out} was started with another workflow ({'; '.join(changes[:3])}"
+                          f"{'; ...' if len(changes) > 3 else ''}): resume it with the workflow it started with, "
+                          "or use another --out, or --overwrite to start over")
 
 
 def _recorded_finished_run(path: str, workflow_text: str) -> list[dict]:

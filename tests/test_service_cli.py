@@ -166,9 +166,21 @@ def test_service_refuses_another_workflow_a_missing_array_and_no_bench(tmp_path)
     wf = small(tmp_path, 1)
     out = tmp_path / "run.h5"
     assert run("service", wf, "--out", out, "--no-progress").exit_code == 0
-    wf.write_text(SMALL.replace("HOURS", "2").replace("seed: 1", "seed: 2"))
+    events = timeline(out)[1]
+    wf.write_text(SMALL.replace("HOURS", "1").replace("seed: 1", "seed: 2"))
     res = run("service", wf, "--out", out, "--no-progress")
-    assert res.exit_code != 0 and "other parameters" in res.output
+    assert res.exit_code != 0 and "was started with another workflow (line 2: 'seed: 1' -> 'seed: 2'" in res.output
+    assert "--overwrite to start over" in res.output and timeline(out)[1] == events  # the run is left as it was
+    # fault-map versions without their run file (it was moved away) are not appended to by another run
+    (tmp_path / "run.h5").rename(tmp_path / "kept.h5")
+    res = run("service", wf, "--out", out, "--no-progress")
+    assert res.exit_code != 0 and "run.h5.faults.h5 holds the fault-map versions of another run" in res.output
+    versions = len(FaultMapVersions(str(out) + ".faults.h5"))
+    res = run("service", wf, "--out", out, "--no-progress", "--overwrite")  # a deliberate restart: both start over
+    assert res.exit_code == 0, res.output
+    store = FaultMapVersions(str(out) + ".faults.h5")
+    assert len(store) == 1 + sum(e["event"] == "faultmap_version" for e in timeline(out)[1])
+    assert [v.operation for v in store.versions].count("scan") == 1 and versions >= 1
     wf.write_text(SMALL.replace("HOURS", "1").replace("n: 8, k: 8", "n: 12, k: 12"))
     res = run("service", wf, "--out", tmp_path / "big.h5", "--no-progress")
     assert res.exit_code != 0 and "array A is 8x10; the mapping needs at least 12x14" in res.output

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 
+from .inputs import overwrite_option
 from .view_cmd import view_option, viewing
 
 
@@ -20,9 +21,10 @@ from .view_cmd import view_option, viewing
 @click.option("--replay", is_flag=True, help="replay a finished run on a fresh simulated bench and check every decision")
 @click.option("--png", type=click.Path(dir_okay=False), default=None, help="figure of the run (default: OUT.png)")
 @click.option("--progress/--no-progress", default=True, show_default=True)
+@overwrite_option
 @view_option
 def service_command(workflow: str, out: str, bench_path: str | None, transport: str, replay: bool, png: str | None,
-                    progress: bool, view: bool) -> None:
+                    progress: bool, overwrite: bool, view: bool) -> None:
     """Keep a mapped matrix (or the digits network) correct in service on a bench.
 
     Every scan, write, read and VMM goes through the bench file's instruments; on a
@@ -48,7 +50,7 @@ def service_command(workflow: str, out: str, bench_path: str | None, transport: 
     try:
         with viewing(out, view and not replay), hil.open_bench(bench_path, transport=transport) as bench:
             summary = run_service(bench, wf, text, out, replay=replay, progress=progress and not replay,
-                                  echo=click.echo)
+                                  echo=click.echo, overwrite=overwrite)
     except ReplayMismatch as exc:
         raise click.ClickException(f"replay differs: {exc}") from None
     if replay:
