@@ -178,6 +178,31 @@ def test_served_instrument_caps_connections_and_input(sim, monkeypatch):
         srv.close()
 
 
+def test_a_half_command_left_hanging_drops_its_connection_not_the_server(sim, monkeypatch):
+    """A client that stalls mid-line loses its session; an idle one keeps it; the freed place is taken again."""
+    monkeypatch.setattr(server, "MAX_CONNECTIONS", 2)
+    monkeypatch.setattr(server, "PARTIAL_LINE_TIMEOUT_S", 0.2)
+    srv = InstrumentServer(sim.emulators["smu2450"])
+    try:
+        idle, stalled = connect(srv.port), connect(srv.port)
+        assert ask(idle, "*IDN?").startswith("KEITHLEY")
+        stalled.sendall(b":SOUR:VOLT 0.")  # half a command, and nothing more
+        assert stalled.recv(100) == b""  # the server closed it (the client's own timeout is 5 s)
+        stalled.close()
+        time.sleep(0.5)  # idle (no half line) for longer than the half-command limit: still served
+        assert ask(idle, "*IDN?").startswith("KEITHLEY")
+        for _ in range(50):
+            if srv.connections < 2:
+                break
+            time.sleep(0.02)
+        again = connect(srv.port)
+        assert ask(again, "*IDN?").startswith("KEITHLEY")
+        again.close()
+        idle.close()
+    finally:
+        srv.close()
+
+
 def test_one_command_cannot_occupy_the_chip_for_hours(sim):
     gen, b29 = sim.emulators["gen"], sim.emulators["b29"]
     send(gen, ":FUNC1 PULS;:OUTP1:LOAD 1e6;:VOLT1:LOW 0;:ARM:SOUR1 MAN;:TRIG1:COUN 2000000000;:OUTP1 ON")
