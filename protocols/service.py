@@ -130,6 +130,21 @@ class ServiceRecords:
         self.store.append("fidelity", np.array([row], TIMELINE))
         self.store.set_attr("hours_done", int(row[0]) + 1)
 
+    def keep_hours(self, done: np.ndarray) -> set[int]:
+        """On resume: drop timeline rows of hours not marked done (a kill between an hour's row and its done
+        mark leaves one; the hour is served again); returns the hours that keep their row."""
+        ds = self.store._f["tables/fidelity"]
+        rows = ds[()]
+        keep = np.zeros(len(rows), bool)
+        seen: set[int] = set()
+        for i, h in enumerate(rows["hour"]):
+            keep[i] = 0 <= h < done.size and done[h] and int(h) not in seen
+            seen.add(int(h))
+        if not keep.all():
+            ds.resize((int(keep.sum()),))
+            ds[:] = rows[keep]
+        return {int(h) for h in rows["hour"][keep]}
+
 
 class ServicePage(Page):
     """The service loop as a runner page: set-up in :meth:`start`, one row per hour of the stream."""
@@ -206,9 +221,12 @@ class ServicePage(Page):
                              on_op=lambda op: setattr(run, "phase", f"{self.step}:{op}"))
         self.loop = ServiceLoop(self.wf, engine, self.on_event, versions)
         self.loop.setup()
+        kept = self.records.keep_hours(run.done[:, 0]) if run.resumed and self.records is not None else set()
         if replay:  # the hours served before the interruption: same chip, same decisions (checked)
             for h in np.flatnonzero(run.done[:, 0]):
-                self.loop.serve_hour(int(h))
+                row = self.loop.serve_hour(int(h))
+                if self.records is not None and int(h) not in kept:  # killed after its done mark, before its row
+                    self.records.hour(row)
 
     def serve_step(self, ri: int) -> str:
         """The phase hour ``ri``'s pulses are recorded under (``tables/pulses``: ``<step>:scan`` /
