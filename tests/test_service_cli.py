@@ -185,6 +185,14 @@ def test_service_refuses_another_workflow_a_missing_array_and_no_bench(tmp_path)
     res = run("service", wf, "--out", tmp_path / "big.h5", "--no-progress")
     assert res.exit_code != 0 and "array A is 8x10; the mapping needs at least 12x14" in res.output
     assert not (tmp_path / "big.h5").exists()
+    for option, path in (("--out", tmp_path / "none" / "r.h5"), ("--png", tmp_path / "none" / "r.png")):
+        args = ("--out", path) if option == "--out" else ("--out", tmp_path / "r.h5", "--png", path)
+        res = run("service", wf, *args, "--no-progress")  # refused at once, not after the run
+        assert res.exit_code != 0 and f"{option} {path}: the folder {tmp_path / 'none'} does not exist" in res.output
+        assert not (tmp_path / "r.h5").exists()
+    wf.write_text(SMALL.replace("HOURS", "1").replace("bench: bench.yaml", "bench: nothere.yaml"))
+    res = run("service", wf, "--out", tmp_path / "x.h5", "--no-progress")
+    assert res.exit_code != 0 and "bench file" in res.output and "nothere.yaml not found" in res.output
     wf.write_text(SMALL.replace("HOURS", "1").replace("bench: bench.yaml\n", ""))
     res = run("service", wf, "--out", tmp_path / "x.h5", "--no-progress")
     assert res.exit_code != 0 and "no bench" in res.output

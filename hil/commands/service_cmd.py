@@ -41,6 +41,10 @@ def service_command(workflow: str, out: str, bench_path: str | None, transport: 
         wf, text = load_workflow(workflow)
     except WorkflowError as exc:
         raise click.ClickException(f"{workflow}: {exc}") from None
+    png = png or str(Path(out).with_suffix(".png"))
+    for option, path in (("--out", out), ("--png", png)):  # found now, not after hours of service
+        if not Path(path).resolve().parent.is_dir():
+            raise click.ClickException(f"{option} {path}: the folder {Path(path).resolve().parent} does not exist")
     bench_path = bench_path or wf.bench
     if bench_path is None:
         raise click.ClickException(f"{workflow}: no bench: give --bench BENCH.yaml or bench: in the workflow "
@@ -57,7 +61,6 @@ def service_command(workflow: str, out: str, bench_path: str | None, transport: 
         click.echo(f"replayed {summary['replayed_decisions']} decisions: identical to {out}")
         return
     rows, events, _ = timeline(out)
-    png = png or str(Path(out).with_suffix(".png"))
     if len(rows) and rows["fidelity"].size and not all(f != f for f in rows["fidelity"]):
         label, fid = ("test accuracy" if wf.mapping.target == "digits" else "1 - cos (true conductances)",
                       rows["fidelity"])
