@@ -51,7 +51,10 @@ decisions. A real bench cannot be replayed (its chip has moved on): a resume rec
 repair left half-written is unknown), and serves the hours not yet done. ``replay=True``
 replays a finished run on a fresh simulated bench and reports the first decision that
 differs, if any. The bench clock of a resumed run counts every session, the replayed operations
-included (they were sent again).
+included (they were sent again); of a session killed with SIGKILL, only what it had spent by its last
+finished hour (the clock is recorded with each hour's row). A resume with another workflow is refused
+(naming the lines that differ), and so are fault-map versions in ``OUT.faults.h5`` without their run
+file; ``overwrite=True`` (``hil service --overwrite``) starts both over.
 """
 from __future__ import annotations
 
