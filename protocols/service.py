@@ -305,27 +305,34 @@ def _check_resumable(out: str, workflow_text: str) -> None:
             raise RunMismatch(f"{versions} holds the fault-map versions of another run (its run file {out} is not "
                               "there): move it away, or use another --out, or --overwrite to start over")
         return
+    old = None
     with contextlib.suppress(OSError, KeyError, ValueError), h5py.File(out, "r", locking=False) as f:
-        if f.attrs.get("protocol") != PROTOCOL:
-            return  # the run store names what the file is
-        old = json.loads(f.attrs["parameters"]).get("workflow")
+        if f.attrs.get("protocol") == PROTOCOL:  # otherwise the run store names what the file is
+            old = json.loads(f.attrs["parameters"]).get("workflow")
     if isinstance(old, str) and old != workflow_text:
-        a, b = old.splitlines(), workflow_text.splitlines()
-        changes = [f"line {i1 + 1}: {' / '.join(a[i1:i2]) or '(none)'!r} -> {' / '.join(b[j1:j2]) or '(none)'!r}"
-                   for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b).get_opcodes() if tag != "equal"]
-        raise RunMismatch(f"{out} was started with another workflow ({'; '.join(changes[:3])}"
-                          f"{'; ...' if len(changes) > 3 else ''}): resume it with the workflow it started with, "
-                          "or use another --out, or --overwrite to start over")
+        raise RunMismatch(f"{out} was started with another workflow ({_changes(old, workflow_text)}): resume it "
+                          "with the workflow it started with, or use another --out, or --overwrite to start over")
+
+
+def _changes(old: str, new: str, most: int = 3) -> str:
+    """The first ``most`` lines that differ between two workflow texts, as ``line N: 'old' -> 'new'``."""
+    a, b = old.splitlines(), new.splitlines()
+    changes = [f"line {i1 + 1}: {' / '.join(a[i1:i2]) or '(none)'!r} -> {' / '.join(b[j1:j2]) or '(none)'!r}"
+               for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b).get_opcodes() if tag != "equal"]
+    return "; ".join(changes[:most]) + ("; ..." if len(changes) > most else "")
 
 
 def _recorded_finished_run(path: str, workflow_text: str) -> list[dict]:
+    if not os.path.exists(path):
+        raise ValueError(f"{path}: no run file to replay; run the workflow with --out {path} first")
     with h5py.File(path, "r", locking=False) as f:
         if f.attrs.get("protocol") != PROTOCOL:
             raise ValueError(f"{path} is not a service run file")
         if f.attrs.get("status") != "complete":
             raise ValueError(f"{path} is not a finished run; run it (it resumes) before replaying it")
-        if json.loads(f.attrs["parameters"]).get("workflow") != workflow_text:
-            raise ValueError(f"{path} was written by another workflow")
+        old = json.loads(f.attrs["parameters"]).get("workflow")
+        if old != workflow_text:
+            raise ValueError(f"{path} was written by another workflow ({_changes(str(old), workflow_text)})")
         return [json.loads(r) for r in f["tables/events"]["record"].astype(str)] if "tables/events" in f else []
 
 

@@ -181,15 +181,21 @@ def test_service_refuses_another_workflow_a_missing_array_and_no_bench(tmp_path)
     store = FaultMapVersions(str(out) + ".faults.h5")
     assert len(store) == 1 + sum(e["event"] == "faultmap_version" for e in timeline(out)[1])
     assert [v.operation for v in store.versions].count("scan") == 1 and versions >= 1
-    wf.write_text(SMALL.replace("HOURS", "1").replace("n: 8, k: 8", "n: 12, k: 12"))
-    res = run("service", wf, "--out", tmp_path / "big.h5", "--no-progress")
-    assert res.exit_code != 0 and "array A is 8x10; the mapping needs at least 12x14" in res.output
-    assert not (tmp_path / "big.h5").exists()
+    (tmp_path / "notes.h5").write_text("lab notes\n")  # not a run file: named, and left as it is
+    res = run("service", wf, "--out", tmp_path / "notes.h5", "--no-progress")
+    assert res.exit_code != 0 and "notes.h5 exists but is not a readable run file" in res.output
+    assert (tmp_path / "notes.h5").read_text() == "lab notes\n"
+    res = run("service", wf, "--out", tmp_path / "never.h5", "--replay")
+    assert res.exit_code != 0 and "never.h5: no run file to replay" in res.output
     for option, path in (("--out", tmp_path / "none" / "r.h5"), ("--png", tmp_path / "none" / "r.png")):
         args = ("--out", path) if option == "--out" else ("--out", tmp_path / "r.h5", "--png", path)
         res = run("service", wf, *args, "--no-progress")  # refused at once, not after the run
         assert res.exit_code != 0 and f"{option} {path}: the folder {tmp_path / 'none'} does not exist" in res.output
         assert not (tmp_path / "r.h5").exists()
+    wf.write_text(SMALL.replace("HOURS", "1").replace("n: 8, k: 8", "n: 12, k: 12"))
+    res = run("service", wf, "--out", tmp_path / "big.h5", "--no-progress")
+    assert res.exit_code != 0 and "array A is 8x10; the mapping needs at least 12x14" in res.output
+    assert not (tmp_path / "big.h5").exists()
     wf.write_text(SMALL.replace("HOURS", "1").replace("bench: bench.yaml", "bench: nothere.yaml"))
     res = run("service", wf, "--out", tmp_path / "x.h5", "--no-progress")
     assert res.exit_code != 0 and "bench file" in res.output and "nothere.yaml not found" in res.output
