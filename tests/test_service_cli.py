@@ -62,6 +62,7 @@ def run(*args):
     ("name: x\nstream: {workload: images}\n", r"stream.workload"),
     ("name: x\nmapping: {n: eight}\n", r"mapping.n"),
     ("name: x\n\tbench: a\n", r"not valid YAML"),
+    ("name: lab\ninstruments: {smu: {model: keithley2450}}\nwiring: {read: smu}\n", r"this is a bench file"),
 ])
 def test_workflow_errors_name_the_field(text, match):
     with pytest.raises(WorkflowError, match=match):

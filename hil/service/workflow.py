@@ -190,6 +190,9 @@ def parse_workflow(text: str, base_dir: Path | None = None) -> Workflow:
         raise WorkflowError(f"not valid YAML: {exc}") from None
     if not isinstance(data, Mapping):
         raise WorkflowError("a workflow file is a mapping with name, seed, chip, mapping, stream")
+    if "instruments" in data or "wiring" in data:
+        raise WorkflowError("this is a bench file (it has instruments / wiring), not a workflow: name it in the "
+                            "workflow's bench: or give it as --bench (examples/service/dft16_day.yaml is a workflow)")
     try:
         wf = Workflow.model_validate(data)
     except ValidationError as exc:
