@@ -120,6 +120,9 @@ class RunStore:
             try:
                 f = h5py.File(path, "r+")
             except OSError as exc:
+                if "unable to lock file" in str(exc):  # HDF5's own lock: another process has it open to write
+                    raise RunMismatch(f"{path} is open for writing in another process (a run still going?): let "
+                                      "it finish or stop it, or use another file") from None
                 raise RunMismatch(f"{path} exists but is not a readable run file ({exc}); "
                                   "use another file or --overwrite") from None
             try:

@@ -57,6 +57,29 @@ def test_other_parameters_are_refused(tmp_path):
     fresh.finish()
 
 
+def test_a_run_file_another_process_is_writing_is_refused_as_such(tmp_path):
+    """A second command on the same run file while the first still runs: told so, not 'not a run file'."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = tmp_path / "run.h5"
+    _open(path).finish("interrupted")
+    root = Path(__file__).resolve().parents[1]
+    holder = subprocess.Popen([sys.executable, "-c", f"import h5py, sys; f = h5py.File({str(path)!r}, 'r+'); "
+                               "print('open', flush=True); sys.stdin.read()"], cwd=root, text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(RunMismatch, match=r"run.h5 is open for writing in another process"):
+            _open(path)
+    finally:
+        holder.communicate("", timeout=30)
+    again = _open(path)  # free again once it is closed
+    assert again.resumed
+    again.finish()
+
+
 def test_unclosed_file_is_readable_after_flush(tmp_path):
     """A run that was never finished (killed) still opens, with status 'running'."""
     path = tmp_path / "run.h5"
