@@ -30,7 +30,9 @@ def service_command(workflow: str, out: str, bench_path: str | None, transport: 
     Every scan, write, read and VMM goes through the bench file's instruments; on a
     simulated bench the chip ages (the bench file's chip: aging:) and time is
     fast-forwarded, on a real bench time is real. Interrupted (Ctrl-C, SIGTERM), the
-    outputs go off and the same command resumes the run.
+    outputs go off and the same command resumes the run (after kill -9 too); an edited
+    workflow is refused, --overwrite starts over. `hil report OUT --out OUT.html` draws
+    a run as it is, finished or not.
     """
     import hil
     from hil.service.report import service_figure
