@@ -259,7 +259,8 @@ def repair_trials(mm0, n_faults: int, trials: int, full_remaps: int, seed: int,
                "pulses": s.engine.pulses - pulses0, "bench_time_s": s.engine.bench_time_s - bt0,
                "one_minus_cos_before": omc_before, "one_minus_cos_after_fault": omc_fault,
                "one_minus_cos_after_repair": omc_after, "repairs": s.count.repairs - c0.repairs,
-               "faults_found": s.count.faults_found - c0.faults_found, "vmms_served": vmms}
+               "faults_found": s.count.faults_found - c0.faults_found, "vmms_served": vmms,
+               "digital_patch": s.mm.patch_counts()}
         if t < full_remaps:
             new_codes = [st.codes.copy() for st in s.mm.stages]
             for i, r, c, code in injected:
@@ -275,7 +276,7 @@ def repair_trials(mm0, n_faults: int, trials: int, full_remaps: int, seed: int,
                else ""))
     keys = ["reprogrammed_frac", "reprogrammed_distinct_frac", "pulses", "bench_time_s", "full_remap_reprogrammed_frac", "one_minus_cos_before",
             "one_minus_cos_after_fault", "one_minus_cos_after_repair"]
-    out = {k: float(np.median([r[k] for r in rows if k in r])) for k in keys}
+    out = {k: float(np.median([r[k] for r in rows if k in r])) for k in keys if any(k in r for r in rows)}
     out["after_repair_over_before_max"] = float(max(r["one_minus_cos_after_repair"] / r["one_minus_cos_before"]
                                                     for r in rows))
     out["after_repair_over_before_median"] = float(np.median([r["one_minus_cos_after_repair"]
@@ -287,7 +288,17 @@ def repair_trials(mm0, n_faults: int, trials: int, full_remaps: int, seed: int,
     out["trials"] = trials
     out["full_remap_trials"] = full_remaps
     out["statistic"] = "median over trials"
+    out["digital_patch"] = patch_block([r["digital_patch"] for r in rows])
     return out
+
+
+def patch_block(counts: list[dict]) -> dict:
+    """The digital patch at the end of each trial (``MappedMatrix.patch_counts``): median and max over trials.
+    ``weights``: patched devices; ``macs_per_vmm``: the host's multiply-adds it costs per input vector (one per
+    patched device); ``frac_of_macs``: of the mapping's data MACs per input vector (analog)."""
+    return {**{k: float(np.median([c[k] for c in counts])) for k in ("weights", "macs_per_vmm", "frac_of_macs")},
+            "weights_max": int(max(c["weights"] for c in counts)),
+            "frac_of_macs_max": float(max(c["frac_of_macs"] for c in counts)), "statistic": "median over trials"}
 
 
 # --- a simulated week -------------------------------------------------------------------------------------
@@ -295,8 +306,9 @@ WEEK_AGING = AgingParams(stuck=StuckParams(per_pulse=1e-8, per_hour=2.5e-5, on_f
                          drift=DriftParams(), read_disturb=None)
 
 
-def week_matrix(mm0, days: float, vmms_per_hour: int, seed: int = 50) -> dict:
-    s, arrays, _ = build(WEEK_AGING, seed, ServiceParams(), mm0)
+def week_matrix(mm0, days: float, vmms_per_hour: int, seed: int = 50, params: ServiceParams | None = None,
+                figure: bool = True) -> dict:
+    s, arrays, _ = build(WEEK_AGING, seed, params or ServiceParams(), mm0)
     rng = np.random.default_rng(seed)
     hours, fid = [0.0], [true_omc(s, arrays)]
     injected0 = sum(len(a.aging.events) for a in arrays.values())
@@ -311,13 +323,15 @@ def week_matrix(mm0, days: float, vmms_per_hour: int, seed: int = 50) -> dict:
         if h % 24 == 0:
             log(f"  week (matrix) hour {h}: 1-cos {fid[-1]:.4g}, alarms {s.count.alarms}, repairs {s.count.repairs}")
     faults = sum(len(a.aging.events) for a in arrays.values()) - injected0
-    service_figure(hours, fid, s.log, str(RESULTS / "reprogram_service.png"),
-                   title=f"Re(DFT64) k=64 served {days:g} days: {faults} new stuck devices")
+    if figure:
+        service_figure(hours, fid, s.log, str(RESULTS / "reprogram_service.png"),
+                       title=f"Re(DFT64) k=64 served {days:g} days: {faults} new stuck devices")
     return {"days": days, "faults_injected": faults, "alarms": s.count.alarms, "repairs": s.count.repairs,
             "full_remaps": s.count.full_remaps, "devices_reprogrammed": s.count.devices_reprogrammed,
             "one_minus_cos_max": float(max(fid)), "one_minus_cos_start": fid[0], "one_minus_cos_end": fid[-1],
             "faults_found": s.count.faults_found, "drift_compensations": s.count.drift_events,
-            "vmms": s.count.vmms, "mapped_devices": s.mm.devices}
+            "vmms": s.count.vmms, "mapped_devices": s.mm.devices,
+            "digital_patch": {**s.mm.patch_counts(), "what": "at the end of the week"}}
 
 
 def week_network(days: float, images_per_hour: int, seed: int = 60, alpha: float = 0.05,
@@ -757,6 +771,8 @@ class EpisodeMeter:
                             "one_minus_cos_true": self.after_repairs[n_after + n] if n_after + n < len(
                                 self.after_repairs) else None,
                             "lines_written": sum(1 for l in e["lines"] if l["moved"]),
+                            **({"patched": e["patch"]["weights"], "absorbed_lines": len(e["patch"]["absorbed_lines"]),
+                                "kept_lines": len(e["patch"]["kept_lines"])} if "patch" in e else {}),
                             "moves_per_line_max": max((len(l["moved"]) for l in e["lines"]), default=0)}
                            for n, e in enumerate(repairs)],
             "anatomy": self.anatomy(injected, targets0),
@@ -764,6 +780,7 @@ class EpisodeMeter:
                          **stuck_on_effect(self.loop, *self._pre)},
             "alarms": c1["alarms"] - c0["alarms"], "repairs": c1["repairs"] - c0["repairs"],
             "alarms_handled": len(handled), "vmms_served": c1["vmms"] - c0["vmms"],
+            "digital_patch": {**self.loop.sessions[0].mm.patch_counts(), "what": "as the episode ended"},
             "probe_vmms": c1["probe_vmms"] - c0["probe_vmms"], "hours": ep.hours,
             "cells": [list(x) for x in injected]}
 
@@ -787,9 +804,9 @@ class RepairBenchPage(ServicePage):
     """``hil service``'s page with the episodes' faults injected into the simulated chip between hours."""
 
     def __init__(self, wf, text: str, bench, versions_path: str, episodes: list[Episode], seed: int, echo,
-                 refit: dict | None = None):
+                 refit: dict | None = None, cells: dict | None = None):
         super().__init__(wf, text, bench, versions_path, None, echo)
-        self.episodes, self.seed, self.events, self.refit = episodes, seed, [], refit
+        self.episodes, self.seed, self.events, self.refit, self.cells = episodes, seed, [], refit, cells
         self.meter: EpisodeMeter | None = None
 
     def on_event(self, e: dict) -> None:
@@ -807,7 +824,7 @@ class RepairBenchPage(ServicePage):
         snap = sim.clock.snapshot
         self.meter = EpisodeMeter(self.loop, lambda: (snap()["round_trips"], snap()["bench_time_s"]),
                                   lambda a, r, c, code: sim.arrays[a].stick(r, c, code), self.episodes, self.events,
-                                  np.random.default_rng([self.seed, 14]))
+                                  np.random.default_rng([self.seed, 14]), self.cells)
         self.setup_clock = snap()
         self.write_error = write_error(self.loop)
         self.mapped = copy.deepcopy(self.loop.sessions[0].mm)  # as scanned, mapped and programmed
@@ -838,14 +855,15 @@ def operation_costs(spent: dict, params: EngineParams) -> dict:
 
 def repair_bench(one_percent: bool = True, vectors_per_hour: int = 40, seed: int = 0,
                  bench_file: Path = REPAIR_BENCH_FILE, n: int = 64, k: int = K, workflow_extra: str = "",
-                 refit: dict | None = None) -> dict:
+                 refit: dict | None = None, cells: dict | None = None) -> dict:
     """Repairs through the bench: Re(DFT64), k = 64, checksum columns, on examples/service/dft64_bench.yaml
     (two 64 x 66 arrays of the Stanford-gap chip, 10 % stuck-OFF: the window study's fault maps, drift and read
     disturb on, no stuck devices of its own), the embedded emulators driven in-process through the drivers.
     ``hil service``'s page scans, maps, programs and verifies, serves an hour fault-free, then one new stuck
     device is injected (and later 1 % of the mapped devices): the loop detects, localises, re-scans locally
     and repairs through the protocols. The same workflow, loop and injected cells then run on the
-    conductance-level chip with the same fault maps (the studies' engine) for comparison."""
+    conductance-level chip with the same fault maps (the studies' engine) for comparison. ``cells``: each
+    episode's injected cells (name -> [(stage, array, row, col, code)]) instead of drawing them."""
     import tempfile
 
     import h5py
@@ -863,7 +881,7 @@ def repair_bench(one_percent: bool = True, vectors_per_hour: int = 40, seed: int
     with tempfile.TemporaryDirectory() as tmp, hil.open_bench(bench_file) as bench:
         out = str(Path(tmp) / "repair.h5")
         page = RepairBenchPage(wf, text, bench, out + ".faults.h5", episodes, seed,
-                               lambda m: log(f"  [bench {time.time() - t0:.0f} s] {m}"), refit)
+                               lambda m: log(f"  [bench {time.time() - t0:.0f} s] {m}"), refit, cells)
         true_codes = {name: bench.sim.arrays[name].true_fault_codes[:r, :c] for name, (r, c) in page.shapes.items()}
         summary = execute(bench, page, out=out, seed=wf.seed)
         with h5py.File(out, "r", locking=False) as f:
@@ -1003,10 +1021,14 @@ def main(argv=None) -> dict:
         out["repair"] = {"one_fault": repair_trials(mm0, 1, a.trials, min(a.trials, 5), 70),
                          "one_percent": repair_trials(mm0, n1, max(a.trials // 2, 1), 1, 90)}
         out["repair"]["one_percent"]["faults"] = n1
-        # for review: the same trials with moves only on the lines the faults are on (no spare moves on lines
+        # beside the hybrid repair (the default): the same trials, the same faults, with the patch off
+        analog = ServiceParams(patch=False)
+        out["repair"]["one_fault"]["analog_only"] = repair_trials(mm0, 1, a.trials, 0, 70, analog)
+        out["repair"]["one_percent"]["analog_only"] = repair_trials(mm0, n1, max(a.trials // 2, 1), 0, 90, analog)
+        # for review: the analog trials with moves only on the lines the faults are on (no spare moves on lines
         # that cross a damaged product line): what the shared budget's other lines buy
         only = repair_trials(mm0, n1, max(a.trials // 2, 1), 0, 90,
-                             ServiceParams(refit=RefitParams(spare_support=0)))
+                             ServiceParams(patch=False, refit=RefitParams(spare_support=0)))
         out["repair"]["one_percent"]["faulted_lines_only"] = {
             k: only[k] for k in ("reprogrammed_frac", "reprogrammed_frac_max", "reprogrammed_distinct_frac",
                                  "reprogrammed_distinct_frac_max", "one_minus_cos_before",
@@ -1017,6 +1039,9 @@ def main(argv=None) -> dict:
         log("service week, matrix")
         network = out.get("service", {}).get("network")
         out["service"] = week_matrix(mm0, a.days, 200)
+        # the same week with the patch off (the chip's fault draws follow its operation count: not paired)
+        out["service"]["analog_only"] = week_matrix(mm0, a.days, 200, params=ServiceParams(patch=False),
+                                                    figure=False)
         if network is not None:
             out["service"]["network"] = network
     if "week-network" in parts:
@@ -1029,8 +1054,17 @@ def main(argv=None) -> dict:
         out["service"]["network_acc_pre_fault"] = net["network_acc_pre_fault"]
     if "repair-bench" in parts:
         log("repairs through the bench (Re(DFT64), embedded emulators)")
-        out["repair_bench"] = repair_bench(one_percent=not a.repair_bench_one_fault_only)
-        log(f"  {json.dumps(out['repair_bench'], default=float)}")
+        rb = out["repair_bench"] = repair_bench(one_percent=not a.repair_bench_one_fault_only)
+        log(f"  {json.dumps(rb, default=float)}")
+        log("the same case, the same injected cells, analog-only repair (service: {patch: false})")
+        eps = [e.name for e in repair_episodes(not a.repair_bench_one_fault_only)]
+        analog = repair_bench(one_percent=not a.repair_bench_one_fault_only, workflow_extra="service: {patch: false}\n",
+                              cells={n: [tuple(c) for c in rb[n]["cells"]] for n in eps})
+        for n in eps:
+            rb[n]["analog_only"] = analog[n]
+            rb["window_engine"][n]["analog_only"] = analog["window_engine"][n]
+        rb["analog_only_wall_s"] = analog["wall_s"]
+        log(f"  analog only: {json.dumps({n: analog[n] for n in eps}, default=float)}")
     if "bench" in parts:
         log("service through the bench (served instruments)")
         out["service_bench"] = service_bench(a.bench_hours)

@@ -417,6 +417,23 @@ def test_the_service_figure_counts_each_write_once():
     assert list(t) == [1.0, 2.0] and list(n) == [2, 6]
 
 
+def test_the_service_figure_draws_the_patched_devices_of_a_hybrid_run(tmp_path):
+    """The digital side of a hybrid repair is a curve of its own (devices patched, not written), read from
+    the repair and patch events' counts; an analog-only log has none and still draws."""
+    from hil.service.report import patched_over_time, service_figure
+
+    log = [{"event": "repair", "chip_time_s": 3600.0, "writes": 1, "patch": {"weights": 3, "installed": []}},
+           {"event": "patch", "chip_time_s": 5400.0, "weights": 4},
+           {"event": "repair", "chip_time_s": 7200.0, "writes": 0, "patch": {"weights": 2, "installed": []}}]
+    t, n = patched_over_time(log)
+    assert list(t) == [1.0, 1.5, 2.0] and list(n) == [3, 4, 2]
+    analog = [{"event": "repair", "chip_time_s": 3600.0, "writes": 5}]
+    assert patched_over_time(analog)[0].size == 0
+    for name, events in (("hybrid", log), ("analog", analog)):
+        png = service_figure([0.0, 1.0, 2.0], [0.01, 0.012, 0.011], events, str(tmp_path / f"{name}.png"))
+        assert (tmp_path / f"{name}.png").stat().st_size > 10_000 and png.endswith(".png")
+
+
 def test_write_sigma_fit_recovers_an_absolute_and_a_relative_part():
     rng = np.random.default_rng(4)
     g = rng.uniform(0.0, G_MAX, 4000)

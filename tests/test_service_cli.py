@@ -135,6 +135,11 @@ def test_service_runs_through_the_bench_and_replays(tmp_path):
     assert store.get(0).operation == "scan"
     assert len(store) == 1 + sum(e["event"] == "faultmap_version" for e in events)
     assert rows["faults_appeared"].sum() > 0  # the aging chip grew stuck devices
+    # the hybrid repair's decisions are in the run file and the fault-map versions' evidence, and replayed
+    patched = [c for e in events if e["event"] == "repair" for c in e["patch"]["installed"]]
+    evidence = [[i, *cell] for v in range(1, len(store)) for i, cells in
+                enumerate(store.get(v).evidence.get("patched", [])) for cell in cells]
+    assert patched and all(c in evidence for c in patched)
     res = run("service", wf, "--out", out, "--replay")
     assert res.exit_code == 0 and f"replayed {len(events)} decisions: identical" in res.output
     # a tampered record is caught by the replay
@@ -255,6 +260,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_run(tmp_path, sig, uninterrup
     assert [s["status"] for s in sessions] == [status.encode(), b"complete"] and b"replay:write" in phases
     rows_ref, events_ref, _ = timeline(uninterrupted[0])
     assert events == events_ref
+    assert any(e["event"] == "repair" and e["patch"]["installed"] for e in events)  # the patches resumed too
     assert np.array_equal(rows, rows_ref)
     versions, versions_ref = (FaultMapVersions(p).versions for p in (str(out) + ".faults.h5", uninterrupted[1]))
     assert [(v.operation, v.parent, v.evidence) for v in versions] == [

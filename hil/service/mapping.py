@@ -47,10 +47,62 @@ class Stage:
     checksum_gain: FloatArray = field(default_factory=lambda: np.zeros(0))
     row_index: NDArray[np.intp] | None = None  #: physical row -> logical input (None: one row per input);
     #: a differential-pair stage drives rows 2i and 2i + 1 from input i with signs +1 and -1
+    g_patch: FloatArray | None = None  #: (n_in, n_out) S, NaN except at stuck data devices the host stands in
+    #: for digitally: the conductance it adds back the difference to (see :attr:`patch`)
 
     def __post_init__(self) -> None:
         if self.row_index is None:
             self.row_index = np.arange(self.g_ref.shape[0])
+        if self.g_patch is None:
+            self.g_patch = np.full(self.g_ref.shape, np.nan)
+
+    # the digital patch --------------------------------------------------------------------------------
+    @property
+    def patched(self) -> NDArray[np.bool_]:
+        """Devices the host patches now: a patch value, a stuck code (a device found working again drops
+        its patch) and a data output (checksum outputs compare the analog output with the reference)."""
+        on = np.isfinite(self.g_patch) & (self.codes != 0)
+        on[:, self.n_data:] = False
+        return on
+
+    @property
+    def patch(self) -> FloatArray:
+        """(n_in, n_out) S the host adds to what the stage computes: ``g_patch - g_ref`` where :attr:`patched`,
+        0 elsewhere. A stuck device's output error is exactly sign_i u_i (g_patch - g_ref) while the
+        reference holds what the stuck device conducts, so the patched stage computes with ``g_patch`` there;
+        a device re-stuck at the other rail is pinned anew and its patch follows from the same value."""
+        return np.where(self.patched, np.nan_to_num(self.g_patch) - self.g_ref, 0.0)
+
+    def set_patch(self, cells: NDArray[np.bool_], g_intended: FloatArray) -> None:
+        """Patch the stuck data devices ``cells`` (bool, the stage's shape) to ``g_intended`` (S, same shape)."""
+        cells = np.asarray(cells, bool)
+        g_intended = np.asarray(g_intended, float)
+        if cells.shape != self.shape or g_intended.shape != self.shape:
+            raise ValueError(f"stage {self.name}: patch cells and values must be {self.shape}, got "
+                             f"{cells.shape} and {g_intended.shape}")
+        bad = cells & ~np.isfinite(g_intended)
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            raise ValueError(f"stage {self.name}: patch value of device ({r}, {c}) is {g_intended[r, c]} "
+                             "(a finite conductance is needed)")
+        if (cells & (self.codes == 0)).any() or cells[:, self.n_data:].any():
+            r, c = np.argwhere(cells & ((self.codes == 0) | (np.arange(self.shape[1]) >= self.n_data)))[0]
+            raise ValueError(f"stage {self.name}: only stuck devices of data outputs are patched, not ({r}, {c})")
+        self.g_patch = np.where(cells, g_intended, self.g_patch)
+
+    def clear_patch(self, cells: NDArray[np.bool_] | None = None) -> None:
+        """Retire the patch of ``cells`` (default: all)."""
+        self.g_patch = np.where(np.ones(self.shape, bool) if cells is None else cells, np.nan, self.g_patch)
+
+    def add_patch(self, v: FloatArray, out: FloatArray) -> FloatArray:
+        """``out`` (B, n_out) of physical inputs ``v`` (B, rows) plus the digital patch: one multiply-add per
+        patched device per VMM (the signs of ``v`` are the rows' own, as :meth:`drive` applied them)."""
+        r, c = np.nonzero(self.patched)
+        if not r.size:
+            return out
+        out = np.array(out, float)
+        np.add.at(out.T, c, (v[:, r] * self.patch[r, c]).T)
+        return out
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -65,10 +117,14 @@ class Stage:
         """Physical row inputs (B, rows) for logical inputs u (B, n_in): each row's input times its sign."""
         return u[:, self.row_index] * self.sign
 
-    def logical(self, g: FloatArray | None = None) -> FloatArray:
-        """The (n_in, n_out) matrix the stage computes from its logical inputs (S)."""
+    def logical(self, g: FloatArray | None = None, patched: bool = False) -> FloatArray:
+        """The (n_in, n_out) matrix the stage computes from its logical inputs (S); ``patched``: with the
+        digital patch added, as :meth:`~hil.service.session.ServiceSession.serve` adds it."""
         out = np.zeros((self.n_in, self.shape[1]))
-        np.add.at(out, self.row_index, self.signed(g))
+        g = self.g_ref if g is None else np.asarray(g, float)
+        if g.shape != self.shape:
+            raise ValueError(f"stage {self.name}: conductances must be {self.shape}, got {g.shape}")
+        np.add.at(out, self.row_index, self.signed(g + self.patch if patched else g))
         return out
 
     @property
@@ -101,16 +157,30 @@ class MappedMatrix:
         self.input_moment += u.T @ u
         self.input_count += u.shape[0]
 
-    def product(self, gs: list[FloatArray] | None = None) -> FloatArray:
-        """The data part of the chained signed matrices (S^len(stages)), from ``gs`` or the references."""
+    def product(self, gs: list[FloatArray] | None = None, patched: bool = True) -> FloatArray:
+        """The data part of the chained signed matrices (S^len(stages)), from ``gs`` (the true chip's
+        conductances, a plan...) or the references, with each stage's digital patch added (``patched``) as
+        the service adds it to every VMM: the operator the host serves. ``patched=False`` for ``gs`` that
+        already hold the patched values (:meth:`effective`)."""
         out = None
         for i, st in enumerate(self.stages):
-            w = st.logical(None if gs is None else gs[i])[:, :st.n_data]
+            w = st.logical(None if gs is None else gs[i], patched)[:, :st.n_data]
             out = w if out is None else out @ w
         return out
 
-    def one_minus_cos(self, gs: list[FloatArray] | None = None) -> float:
-        return one_minus_cos(self.product(gs), self.target)
+    def one_minus_cos(self, gs: list[FloatArray] | None = None, patched: bool = True) -> float:
+        return one_minus_cos(self.product(gs, patched), self.target)
+
+    def effective(self) -> list[FloatArray]:
+        """Each stage's references with its patch added (S): what the host serves, as plain conductances."""
+        return [st.g_ref + st.patch for st in self.stages]
+
+    def patch_counts(self) -> dict[str, float]:
+        """The digital patch's size: patched devices (``weights``), multiply-adds it costs per input vector
+        (``macs_per_vmm``, one per patched device per stage VMM) and their fraction of the data MACs."""
+        n = int(sum(st.patched.sum() for st in self.stages))
+        macs = sum(st.shape[0] * st.n_data for st in self.stages)
+        return {"weights": n, "macs_per_vmm": n, "frac_of_macs": n / macs}
 
     @property
     def devices(self) -> int:

@@ -74,6 +74,8 @@ class RefitParams:
     pair_support: int = 6  #: most pairs of a column that take up a weight error its own pair cannot
     floor: float = 0.6  #: a line's path stops once its residual is this fraction of its pre-fault one
     g_max: float = 150e-6  #: S, top of the window
+    write_budget: int | None = None  #: most devices one plan moves (None: as many as ``slack`` needs); the
+    #: hybrid repair's refit runs under the writes its patches left it (ServiceParams.patch_write_budget)
 
     def band_at(self, g: ArrayLike) -> FloatArray:
         """S, half-width of the write-and-verify band around target(s) ``g``."""
@@ -224,11 +226,12 @@ def allocate(paths: list[LinePath], p: RefitParams, total: float, budget: float)
     k = [0] * len(paths)
     while total > budget:
         best, best_rate, best_to = -1, 0.0, 0
+        room = len(paths) * p.max_support if p.write_budget is None else p.write_budget - sum(k)
         for n, pa in enumerate(paths):
             c = pa.cost
-            if k[n] + 1 >= len(c):
+            if k[n] + 1 >= len(c) or room <= 0:
                 continue
-            cut = (c[k[n]] - c[k[n] + 1:]) / np.arange(1, len(c) - k[n])
+            cut = ((c[k[n]] - c[k[n] + 1:]) / np.arange(1, len(c) - k[n]))[:room]
             j = int(np.argmax(cut))
             # a device must pay for itself: cut at least min_cut of its line's pre-fault residual^2
             if cut[j] > best_rate and cut[j] > p.min_cut * pa.r_pre ** 2:
@@ -240,20 +243,22 @@ def allocate(paths: list[LinePath], p: RefitParams, total: float, budget: float)
     return k
 
 
-def residual_sq(mm: MappedMatrix, gs: list[FloatArray] | None = None, scale: float | None = None) -> float:
-    """||product - scale * M||^2 of the data part (S^4), from ``gs`` or the references; ``scale`` defaults to
-    the mapping's (use :func:`cos_scale` to measure what 1 - cos sees)."""
-    return float(np.sum((mm.product(gs) - (mm.scale if scale is None else scale) * mm.target) ** 2))
+def residual_sq(mm: MappedMatrix, gs: list[FloatArray] | None = None, scale: float | None = None,
+                patched: bool = True) -> float:
+    """||product - scale * M||^2 of the data part (S^4), from ``gs`` or the references (``patched``: the
+    stages' digital patch added, :meth:`MappedMatrix.product`); ``scale`` defaults to the mapping's (use
+    :func:`cos_scale` to measure what 1 - cos sees)."""
+    return float(np.sum((mm.product(gs, patched) - (mm.scale if scale is None else scale) * mm.target) ** 2))
 
 
-def cos_scale(mm: MappedMatrix, gs: list[FloatArray] | None = None) -> float:
+def cos_scale(mm: MappedMatrix, gs: list[FloatArray] | None = None, patched: bool = True) -> float:
     """The scale c = |P|^2 / <P, M> of the product P (from ``gs`` or the references) at which
     ||P' - c M||^2 is 1 - cos linearised at P: with P' = a M + E (E orthogonal to M), tan^2 of the
     angle is |E|^2 / (a |M|)^2, and ||P' - c M||^2 = |E|^2 + (a - c)^2 |M|^2 has the same gradient,
     up to the factor (a |M|)^2, at P' = P (Dinkelbach's linearisation of the ratio). Against the
     mapping's own scale instead, a repair that shrinks the product by 5 % pays (0.05 |M|)^2, a
     quarter of what it costs in angle when 1 - cos is ~0.06 (Re(DFT64) at 10 % faults)."""
-    p = mm.product(gs)
+    p = mm.product(gs, patched)
     dot = float(np.sum(p * mm.target))
     return float(np.sum(p * p)) / dot if dot > 0 else mm.scale
 
@@ -273,7 +278,8 @@ def finish_line(pa: LinePath, size: int, p: RefitParams, a_mat: FloatArray | Non
 
 def plan_repair(mm: MappedMatrix, new_codes: list[NDArray[np.int8]], p: RefitParams = RefitParams(),
                 before: list[FloatArray] | None = None,
-                lines: tuple[list[int], list[int]] | None = None) -> RepairPlan:
+                lines: tuple[list[int], list[int]] | None = None,
+                patches: list[FloatArray] | None = None) -> RepairPlan:
     """Targets to write after the host learned ``new_codes`` (per stage), from the stages' references.
 
     Two stages: every touched line's support is selected greedily (:func:`line_path`), the
@@ -281,18 +287,26 @@ def plan_repair(mm: MappedMatrix, new_codes: list[NDArray[np.int8]], p: RefitPar
     support is refitted exactly (:func:`finish_line`; columns of MB against the repaired MA).
 
     ``before`` are the references as they were before the fault (for each line's pre-fault
-    residual); default: the present references with the new stuck devices not yet applied.
+    residual); default: the served conductances now (:meth:`MappedMatrix.effective`).
     ``lines`` (rows of MA, columns of MB) are re-fitted too, fault or not (a polish after the
     writes of a repair landed with their write-and-verify error).
+
+    The plan works on the conductances the host serves: ``before`` holds them with the digital patch
+    then in force (:meth:`MappedMatrix.effective`), and ``patches`` (S per stage, default the stages'
+    own :attr:`Stage.patch`) is the patch that stays on while and after the plan is written: a patched
+    stuck device counts at its patched value, an unpatched one at its rail. Only working devices get
+    targets (patches sit on stuck devices), so the targets are conductances to write.
     """
     if len(mm.stages) == 1:
         return _plan_pairs(mm, new_codes[0], p)
     if len(mm.stages) != 2:
         raise ValueError("plan_repair handles the two-stage factorized and the one-stage pair mappings")
     sa, sb = mm.stages
-    g_pre = [g.copy() for g in (before or [st.g_ref for st in mm.stages])]
-    g_now = [pin_stuck(st.g_ref, codes, p.g_max) for st, codes in zip(mm.stages, new_codes)]
-    target = cos_scale(mm, g_pre) * mm.target  # the pre-fault product's direction, at the scale 1 - cos sees
+    g_pre = [g.copy() for g in (before or mm.effective())]
+    patches = patches if patches is not None else [st.patch for st in mm.stages]
+    g_now = [pin_stuck(st.g_ref, codes, p.g_max) + np.where(codes != 0, d, 0.0)
+             for st, codes, d in zip(mm.stages, new_codes, patches)]
+    target = cos_scale(mm, g_pre, False) * mm.target  # the pre-fault product's direction, at the scale 1 - cos sees
     targets = [np.full(st.shape, np.nan) for st in mm.stages]
     plan = RepairPlan(targets)
     k, n = sa.n_data, sb.n_data
@@ -331,9 +345,9 @@ def plan_repair(mm: MappedMatrix, new_codes: list[NDArray[np.int8]], p: RefitPar
             r_pre = float(np.linalg.norm(wa_pre @ (sb.sign * g_pre[1][:, j]) - y))
             paths.append(line_path(1, j, a_mat, y, g_now[1][:, j], new_codes[1][:, j] == 0, r_pre,
                                    replace(p, max_support=p.spare_support)))
-    c = cos_scale(mm, g_pre)
-    total = residual_sq(mm, g_now, c)
-    sizes = allocate(paths, p, total, p.slack ** 2 * residual_sq(mm, g_pre, c))
+    c = cos_scale(mm, g_pre, False)
+    total = residual_sq(mm, g_now, c, False)
+    sizes = allocate(paths, p, total, p.slack ** 2 * residual_sq(mm, g_pre, c, False))
     for pa, size in zip(paths, sizes):
         if pa.stage == 0:
             x, moved = finish_line(pa, size, p)

@@ -19,12 +19,25 @@ def writes_over_time(log: Sequence[dict]) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(t, float), np.cumsum(n)
 
 
+def patched_over_time(log: Sequence[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """Chip time (h) and the devices the host patches digitally after it (the hybrid repair's
+    ``MappedMatrix.patch_counts``, recorded by each ``repair`` and ``patch`` event); empty for an
+    analog-only run."""
+    pts = [(e["chip_time_s"] / 3600, (e["patch"] if e["event"] == "repair" else e)["weights"]) for e in log
+           if (e["event"] == "repair" and isinstance(e.get("patch"), dict) and "weights" in e["patch"])
+           or (e["event"] == "patch" and "weights" in e)]
+    if not pts:
+        return np.zeros(0), np.zeros(0)
+    t, n = zip(*sorted(pts))
+    return np.asarray(t, float), np.asarray(n, float)
+
+
 def service_figure(hours: Sequence[float], fidelity: Sequence[float], log: Sequence[dict], path: str,
                    fidelity_label: str = "1 - cos (true conductances)", title: str = "service run",
                    log_scale: bool = True, aim: tuple[float, str] | None = None,
                    extra_kinds: Sequence[tuple[str, str, str]] = ()) -> str:
     """Save a three-panel figure: fidelity vs chip time; alarms / drift compensations / repairs as
-    event marks; cumulative devices re-programmed. ``log`` is a session's event log; ``aim`` = (value,
+    event marks; cumulative devices re-programmed (and, for a hybrid repair, the devices patched digitally). ``log`` is a session's event log; ``aim`` = (value,
     label) draws a dashed line on the fidelity panel; ``extra_kinds`` = (event, colour, label) adds mark rows."""
     import matplotlib
 
@@ -51,12 +64,22 @@ def service_figure(hours: Sequence[float], fidelity: Sequence[float], log: Seque
     ax[1].set_ylim(-0.7, len(kinds) - 0.3)
     ax[1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)  # beside the marks, not over them
     t, n = writes_over_time(log)
-    ax[2].step(t, n, where="post", color="C1")
+    end = max(float(np.max(hours)), float(t[-1]))
+    # from none at the start to the run's end, so a single event still draws a step
+    ax[2].step(np.r_[0.0, t, end], np.r_[0, n, n[-1]], where="post", color="C1")
+    ax[2].set_ylim(bottom=0)
     ax[2].set_ylabel("devices re-programmed\n(cumulative, after the first write)")
+    tp, n_patched = patched_over_time(log)
+    if tp.size:  # the hybrid repair's digital side, on its own axis: host multiply-adds per VMM, not writes
+        twin = ax[2].twinx()
+        twin.step(np.r_[0.0, tp, max(end, tp[-1])], np.r_[0.0, n_patched, n_patched[-1]], where="post", color="C0",
+                  ls="--")
+        twin.set_ylim(bottom=0)
+        twin.set_ylabel("devices patched digitally\n(host MACs per VMM)", color="C0")
     ax[2].set_xlabel("chip time (h)")
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
 
 
-__all__ = ["service_figure"]
+__all__ = ["service_figure", "writes_over_time", "patched_over_time"]

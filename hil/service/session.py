@@ -10,8 +10,16 @@ simulated chip and the session make the same decisions, so a replay reproduces t
 Repair decision after a localisation (window: the cell and its neighbours on the same
 lines, re-scanned with the scan procedure and restored):
 
-* the scan finds new stuck devices -> new fault-map version -> incremental repair
-  (:func:`hil.service.refit.plan_repair`) -> write only the planned cells -> read back;
+* the scan finds new stuck devices -> new fault-map version -> repair: on a factorized
+  (two-stage) mapping the **hybrid** repair (``ServiceParams.patch``, the default) patches each
+  new stuck data device digitally at once (:attr:`~hil.service.mapping.Stage.patch`: the host adds
+  sign_i u_i (g_before - g_stuck) to output j of every VMM, after the checks and the drift gain,
+  before the bridge; zero writes, the served operator is the pre-fault one again), then the
+  analog refit retires the patches it can absorb within a few writes, forces the costliest
+  beyond a cap on patched MACs, and spends what is left of its write budget re-fitting the
+  faulted lines toward the aim; with ``patch: false`` (and on differential pairs, whose partner
+  device takes up a stuck device's weight) the incremental analog repair
+  (:func:`hil.service.refit.plan_repair`) writes only the planned cells, reads back and polishes;
 * the scan finds none but the cell moved beyond the write-and-verify band -> rewrite
   that one cell (a drifted or disturbed device);
 * nothing found: the reference of the alarmed stage is re-read (reads only, no writes).
@@ -63,6 +71,16 @@ class ServiceParams:
     #: write model's band: a bench's ISPP band is ~2 uS, and the log-time relaxation after a write takes
     #: about half the cells past it within the hour (Re(DFT64) bench: 4,176 of 8,448 devices rewritten by
     #: the first maintenance), so every maintenance would rewrite half the array and restart its relaxation
+    patch: bool = True  #: hybrid repair of a two-stage mapping: every newly found stuck data device is patched at
+    #: once (the host adds sign_i u_i (g_before - g_stuck) to output j digitally, zero writes; Stage.patch), then
+    #: the analog refit retires the patches it can absorb cheaply. False: analog-only repair (plan_repair)
+    patch_absorb_writes: int = 4  #: a patched fault's line is re-fitted in analog and its patch retired only if
+    #: its refit gets the line back within its share of the aim (slack^2 - 1 of its pre-fault residual^2, and the
+    #: product within slack^2 of its pre-fault residual^2) writing at most this many devices
+    patch_write_budget: float = 0.005  #: writes one repair may spend retiring patches, as a fraction of the mapped
+    #: devices (lines are tried cheapest patch first; the rest stay patched)
+    patch_max_frac: float = 0.05  #: most patched devices per stage, as a fraction of its data MACs (n_in x n_data):
+    #: beyond it the costliest patches' lines are re-fitted in analog whatever they write (the analog-only repair)
 
 
 @dataclass
@@ -126,7 +144,7 @@ class ServiceSession:
             {st.array: st.g_ref for st in self.mm.stages}, self.p.refit))
         self.count.pulses += pulses
         self.baseline_omc = self.mm.one_minus_cos()
-        self.certified = [st.g_ref.copy() for st in self.mm.stages]
+        self.certified = self.mm.effective()
         if not self.versions.versions:
             self.versions.commit(self.codes(), "map", {"devices": self.mm.devices}, self.engine.time_s,
                                  "fault map the mapping was solved on")
@@ -195,7 +213,9 @@ class ServiceSession:
                 self.count.drift_events += 1
                 self.record("drift_compensation", stage=i, gain=d.gain, stderr=d.stderr, at_vmm=d.vmm, writes=0)
             alarms += a
-            u = out[:, :st.n_data] / (1.0 + self.detector.state[i].gain_applied)
+            # the checks compared the analog output with the reference of what is programmed; the drift gain
+            # corrects the analog part; the digital patch is exact and is added after it, before the bridge
+            u = st.add_patch(v, out[:, :st.n_data] / (1.0 + self.detector.state[i].gain_applied))
         self.count.vmms += x.shape[0]
         for al in alarms:
             self.count.alarms += 1
@@ -253,7 +273,7 @@ class ServiceSession:
         locs = localise_all(i, st, self.checks[i], v, out, self.detector.state[i].gain_applied)
         for loc in locs:
             self.record("localise", **asdict(loc))
-        before = [s.g_ref.copy() for s in self.mm.stages]  # each line's pre-fault residual comes from these
+        before = self.mm.effective()  # each line's pre-fault residual comes from these (patches included)
         h = self.p.scan_halfwidth
         window = np.zeros(st.shape, bool)
         for loc in locs:
@@ -279,7 +299,8 @@ class ServiceSession:
             ver = self.versions.commit({s.array: c for s, c in zip(self.mm.stages, new_codes)}, "localise+scan",
                                        {"alarm": asdict(alarm), "localisations": [asdict(l) for l in locs],
                                         "new_cells": [np.argwhere(c != s.codes).tolist()
-                                                      for c, s in zip(new_codes, self.mm.stages)]},
+                                                      for c, s in zip(new_codes, self.mm.stages)],
+                                        "patched": self._to_patch(new_codes)},
                                        self.engine.time_s, f"{n_new} new stuck device(s) on {st.array}")
             self.count.faults_found += n_new
             self.record("faultmap_version", version=ver.number, new_faults=n_new)
@@ -317,12 +338,13 @@ class ServiceSession:
             suspects = (st.codes == 0) & (np.abs(g - st.g_ref) > self.p.suspect_step * self.p.refit.g_max)
             st.g_ref = np.where((st.codes == 0) & ~suspects, g, st.g_ref)
             if suspects.any():
-                before = [s.g_ref.copy() for s in self.mm.stages]
+                before = self.mm.effective()
                 new_codes = [s.codes.copy() for s in self.mm.stages]
                 n_new = self._scan_window(i, suspects, new_codes, "maintenance read-back")
                 if n_new:
                     ver = self.versions.commit({s.array: c for s, c in zip(self.mm.stages, new_codes)},
-                                               "maintain+scan", {"new_cells": np.argwhere(new_codes[i] != st.codes)},
+                                               "maintain+scan", {"new_cells": np.argwhere(new_codes[i] != st.codes),
+                                                                 "patched": self._to_patch(new_codes)},
                                                self.engine.time_s, f"{n_new} new stuck device(s) on {st.array}")
                     self.count.faults_found += n_new
                     self.record("faultmap_version", version=ver.number, new_faults=n_new)
@@ -344,38 +366,60 @@ class ServiceSession:
         self.detector.reset()
         # the certified state only improves: re-certifying whatever a maintenance reads back would let a
         # repair's slack compound over a week (Re(DFT64), 7 days: 1 - cos 0.073 -> 0.12 in 30 repairs)
-        now = [s.g_ref.copy() for s in self.mm.stages]
-        if self.certified is None or self.mm.one_minus_cos(now) <= self.mm.one_minus_cos(self.certified):
+        now = self.mm.effective()
+        if self.certified is None or self.mm.one_minus_cos(now, False) <= self.mm.one_minus_cos(self.certified, False):
             self.certified = now
         return self.record("maintain", one_minus_cos_reference=omc, baseline=self.baseline_omc, writes=writes,
                            pulses=pulses, one_minus_cos_after=self.mm.one_minus_cos())
 
     def repair(self, new_codes: list[NDArray[np.int8]], before: list[FloatArray] | None = None) -> dict:
-        """Incremental repair for the new fault codes: plan, write only what moves, read back.
+        """Repair for the new fault codes: hybrid (``ServiceParams.patch``, two-stage mappings) or analog-only.
 
-        The repair aims at the better of ``before`` (the references just before this fault) and the
-        references certified after programming or the last maintenance: a burst is repaired alarm by
-        alarm, and aiming each repair at the end of the last one would let their write errors add up
-        (Re(DFT64), 1 % new faults in 11 repairs: 1 - cos crept 10 % above its pre-fault value)."""
-        if before is None:
-            before = [s.g_ref.copy() for s in self.mm.stages]
-        if self.certified is not None and self.mm.one_minus_cos(self.certified) < self.mm.one_minus_cos(before):
+        ``before`` are the served conductances just before this fault (:meth:`MappedMatrix.effective`).
+        The repair aims at the better of them and the ones certified after programming or the last
+        maintenance: a burst is repaired alarm by alarm, and aiming each repair at the end of the last one
+        would let their write errors add up (Re(DFT64), 1 % new faults in 11 repairs: 1 - cos crept 10 %
+        above its pre-fault value).
+
+        Analog-only: plan (:func:`~hil.service.refit.plan_repair`), write only what moves, read back, polish.
+        Hybrid: each new stuck data device is patched to what it held before the fault (the served operator
+        is the pre-fault one again, zero writes), then :meth:`_absorb` retires the patches the analog refit
+        can take over cheaply, under ``patch_write_budget``, and forces the costliest beyond ``patch_max_frac``.
+        """
+        pre = before if before is not None else self.mm.effective()
+        before = pre
+        if self.certified is not None and (self.mm.one_minus_cos(self.certified, False)
+                                           < self.mm.one_minus_cos(before, False)):
             before = self.certified
-        plan = plan_repair(self.mm, new_codes, self.p.refit, before)
-        # what the host expects: the aim, and the plan's product as if every write landed on its target
         new = [(c != 0) & (s.codes == 0) for c, s in zip(new_codes, self.mm.stages)]
-        planned = [np.where(np.isfinite(t), t, pin_stuck(s.g_ref, c, self.p.refit.g_max))
-                   for t, c, s in zip(plan.targets, new_codes, self.mm.stages)]
         expect = {"new_stuck_off": int(sum(((c == STUCK_OFF) & n).sum() for c, n in zip(new_codes, new))),
                   "new_stuck_on": int(sum(((c == STUCK_ON) & n).sum() for c, n in zip(new_codes, new))),
-                  "one_minus_cos_aim": self.mm.one_minus_cos(before),
-                  "one_minus_cos_planned": self.mm.one_minus_cos(planned)}
+                  "one_minus_cos_aim": self.mm.one_minus_cos(before, False)}
         full_writes = None
         if self.p.compare_full_remap and len(self.mm.stages) == 2:
             # what a fresh factorization of the same arrays with the new masks would write (planned, not done)
             _, full = plan_full_remap(self.mm, new_codes, self.mm.stages[0].n_data,
                                       np.random.default_rng([self.count.vmms, self.count.repairs]), self.p.refit)
             full_writes = full.writes
+        if self.hybrid:
+            self._install(new_codes, pre)
+            expect["one_minus_cos_planned"] = self.mm.one_minus_cos()  # the patch restores the pre-fault operator
+            w0 = self.count.devices_reprogrammed
+            pulses, patch, lines = self._absorb(before, [n & (np.arange(n.shape[1]) < st.n_data)
+                                                         for n, st in zip(new, self.mm.stages)])
+            self.count.repairs += 1
+            for c, s in zip(self.checks, self.mm.stages):  # the checks compare with the pinned references
+                c.refresh(s)
+            if self.detector is not None:
+                self.detector.reset()
+            return self.record("repair", writes=self.count.devices_reprogrammed - w0, pulses=pulses,
+                               full_remap_writes=full_writes, **expect, patch=patch,
+                               lines=[_line_record(l) for l in lines], one_minus_cos_reference=self.mm.one_minus_cos())
+        plan = plan_repair(self.mm, new_codes, self.p.refit, before)
+        # what the host expects: the plan's product as if every write landed on its target
+        planned = [np.where(np.isfinite(t), t, pin_stuck(s.g_ref, c, self.p.refit.g_max))
+                   for t, c, s in zip(plan.targets, new_codes, self.mm.stages)]
+        expect["one_minus_cos_planned"] = self.mm.one_minus_cos(planned)
         for st, codes in zip(self.mm.stages, new_codes):
             st.codes = codes
             st.g_ref = pin_stuck(st.g_ref, codes, self.p.refit.g_max)
@@ -384,8 +428,8 @@ class ServiceSession:
             # the writes landed within the band, not on target: while the read-back product is above its
             # pre-fault residual by the slack, the repaired lines are fitted again around what was read back
             # (a few steep moves per round undo most of the write error a long support left)
-            c = cos_scale(self.mm, before)
-            if residual_sq(self.mm, scale=c) <= self.p.refit.slack ** 2 * residual_sq(self.mm, before, c):
+            c = cos_scale(self.mm, before, False)
+            if residual_sq(self.mm, scale=c) <= self.p.refit.slack ** 2 * residual_sq(self.mm, before, c, False):
                 break
             again = ([l.line for l in plan.lines if l.stage == 0], [l.line for l in plan.lines if l.stage == 1])
             last = plan_repair(self.mm, [s.codes for s in self.mm.stages], self.p.refit, before, again)
@@ -396,10 +440,128 @@ class ServiceSession:
             plan.targets = [np.where(np.isfinite(b), b, a) for a, b in zip(plan.targets, last.targets)]
         self.count.repairs += 1
         return self.record("repair", writes=plan.writes, pulses=pulses, full_remap_writes=full_writes, **expect,
-                           lines=[{"stage": l.stage, "line": l.line, "moved": l.moved.tolist(),
-                                   "residual_before": l.residual_before, "residual_fault": l.residual_fault,
-                                   "residual_after": l.residual_after} for l in plan.lines],
+                           lines=[_line_record(l) for l in plan.lines],
                            one_minus_cos_reference=self.mm.one_minus_cos())
+
+    # the hybrid repair: digital patch, absorbed by the analog refit where cheap -----------------------------
+    @property
+    def hybrid(self) -> bool:
+        """Repairs patch new stuck devices digitally first (``ServiceParams.patch``; two-stage mappings: a
+        differential pair's partner device takes up its stuck device's weight in analog)."""
+        return self.p.patch and len(self.mm.stages) == 2
+
+    def _to_patch(self, new_codes: list[NDArray[np.int8]]) -> list[list[list[int]]]:
+        """Per stage, the cells a hybrid repair of ``new_codes`` patches (the fault-map version's evidence)."""
+        if not self.hybrid:
+            return [[] for _ in self.mm.stages]
+        return [np.argwhere((c != 0) & (s.codes == 0) & (np.arange(c.shape[1]) < s.n_data)).tolist()
+                for c, s in zip(new_codes, self.mm.stages)]
+
+    def _install(self, new_codes: list[NDArray[np.int8]], g_intended: list[FloatArray]) -> None:
+        """Adopt ``new_codes`` (stuck references pinned to their rails) and patch each new stuck data device
+        to ``g_intended`` (what the host served there before it stuck, or what was being written)."""
+        for st, codes, g in zip(self.mm.stages, new_codes, g_intended):
+            cells = (codes != 0) & (st.codes == 0)
+            cells[:, st.n_data:] = False
+            st.codes = codes
+            st.g_ref = pin_stuck(st.g_ref, codes, self.p.refit.g_max)
+            st.set_patch(cells, np.where(cells, g, np.nan))
+
+    def _line_cost(self, stage: int, line: int) -> float:
+        """Norm (S^2) of the product error a line's patches stand in for: their rank-1 errors summed."""
+        sa, sb = self.mm.stages
+        k, n = sa.n_data, sb.n_data
+        if stage == 0:
+            return float(np.linalg.norm(sa.sign[line] * sa.patch[line, :k] @ (sb.sign[:, None] * sb.g_ref[:, :n])))
+        return float(np.linalg.norm((sa.sign[:, None] * sa.g_ref[:, :k]) @ (sb.sign * sb.patch[:, line])))
+
+    def _absorb(self, before: list[FloatArray], new: list[NDArray[np.bool_]]) -> tuple[int, dict, list]:
+        """Retire patches by analog line refits where cheap; force the costliest beyond the cap.
+
+        The lines of the new patches are tried cheapest patch first. Each refit sees the other patches
+        still on, and its budget is the line's share of the aim: the product's squared residual may rise
+        by (slack^2 - 1) x the line's pre-fault residual^2, and stay within slack^2 x the pre-fault one.
+        It is written, and the line's patches retired, only if it meets that with at most
+        ``patch_absorb_writes`` writes and the repair's writes stay within ``patch_write_budget``.
+        Then, while a stage has more patched devices than ``patch_max_frac`` of its data MACs, its
+        costliest patched line is re-fitted with the full analog repair (lines crossing it too), whatever
+        it writes. Last, if the served product is still above slack^2 x the aim's residual^2 (drift since
+        the aim was certified), the faulted lines (and the lines crossing them) are re-fitted with the
+        patches on, within the writes left of the budget. Returns (pulses, the patch record, the line
+        repairs written)."""
+        p, stages = self.p.refit, self.mm.stages
+        c = cos_scale(self.mm, before, False)
+        err_pre = self.mm.product(before, False) - c * self.mm.target
+        total_pre = float(np.sum(err_pre ** 2))
+        budget_writes = int(self.p.patch_write_budget * self.mm.devices)
+        installed = [[i, int(r), int(col)] for i, m in enumerate(new) for r, col in np.argwhere(m)]
+        lines = sorted({(0, int(r)) for r in np.flatnonzero(new[0].any(axis=1))}
+                       | {(1, int(j)) for j in np.flatnonzero(new[1].any(axis=0))},
+                       key=lambda sl: (self._line_cost(*sl), sl))
+        pulses = written = 0
+        absorbed, kept, forced, done = [], [], [], []
+        for stage, line in lines:
+            r_line = float(np.linalg.norm(err_pre[line] if stage == 0 else err_pre[:, line]))
+            now = residual_sq(self.mm, scale=c)
+            # the refit's budget: this line's share of the aim, with every other patch still on
+            aim = min(now + (p.slack ** 2 - 1.0) * r_line ** 2, p.slack ** 2 * total_pre)
+            plan, ok = self._plan_line(stage, line, before, replace(p, spare_support=0, slack=np.sqrt(aim / total_pre)))
+            planned = [np.where(np.isfinite(t), t, st.g_ref) + d for t, st, d in zip(plan.targets, stages, ok)]
+            cheap = (plan.writes <= self.p.patch_absorb_writes and written + plan.writes <= budget_writes
+                     and residual_sq(self.mm, planned, c, False) <= aim)
+            if not cheap:
+                kept.append([stage, line, plan.writes])
+                continue
+            self._retire(stage, line)
+            pulses += self.apply_plan(plan) if plan.writes else 0
+            written += plan.writes
+            absorbed.append([stage, line, plan.writes])
+            done += plan.lines
+        for i, st in enumerate(stages):
+            cap = int(self.p.patch_max_frac * st.shape[0] * st.n_data)
+            while st.patched.sum() > cap:
+                on = st.patched.any(axis=1 if i == 0 else 0)
+                line = max(np.flatnonzero(on), key=lambda l: self._line_cost(i, int(l)))
+                plan, _ = self._plan_line(i, int(line), before, p)
+                self._retire(i, int(line))
+                pulses += self.apply_plan(plan) if plan.writes else 0
+                forced.append([i, int(line), plan.writes])
+                done += plan.lines
+                written += plan.writes
+        # what is left of the budget goes to the refit of the faulted lines with the patches on, aimed like the
+        # analog repair at the better of the pre-fault and the certified state (the drift since then included)
+        refit = 0
+        left = budget_writes - written
+        if left > 0 and lines and residual_sq(self.mm, scale=c) > p.slack ** 2 * total_pre:
+            plan = plan_repair(self.mm, [st.codes for st in stages], replace(p, write_budget=left), before,
+                               ([l for s_, l in lines if s_ == 0], [l for s_, l in lines if s_ == 1]))
+            if plan.writes:
+                pulses += self.apply_plan(plan)
+                refit = plan.writes
+                done += plan.lines
+        return pulses, {"installed": installed, "absorbed_lines": absorbed, "kept_lines": kept,
+                        "forced_lines": forced, "refit_writes": refit, **self.mm.patch_counts()}, done
+
+    def _plan_line(self, stage: int, line: int, before: list[FloatArray], p: RefitParams
+                   ) -> tuple[RepairPlan, list[FloatArray]]:
+        """The analog refit of one line (a row of MA, a column of MB) with its own patches off, every other
+        patch on; returns the plan and the patches it assumes."""
+        keep = [st.patch for st in self.mm.stages]
+        if stage == 0:
+            keep[0][line] = 0.0
+        else:
+            keep[1][:, line] = 0.0
+        lines = ([line], []) if stage == 0 else ([], [line])
+        return plan_repair(self.mm, [st.codes for st in self.mm.stages], p, before, lines, keep), keep
+
+    def _retire(self, stage: int, line: int) -> None:
+        st = self.mm.stages[stage]
+        cells = np.zeros(st.shape, bool)
+        if stage == 0:
+            cells[line] = True
+        else:
+            cells[:, line] = True
+        st.clear_patch(cells)
 
     def apply_plan(self, plan: RepairPlan, depth: int = 0) -> int:
         """Write the plan's targets, read back; a device that did not follow its write is scanned and, if
@@ -419,21 +581,36 @@ class ServiceSession:
         for c, s in zip(self.checks, self.mm.stages):
             c.refresh(s)
         if failed_any and depth < 3:
-            before = [s.g_ref.copy() for s in self.mm.stages]
+            before = self.mm.effective()
             new_codes = [s.codes.copy() for s in self.mm.stages]
             n_new = sum(self._scan_window(i, f, new_codes, "write did not verify") for i, f in failed_any)
             if n_new:
                 ver = self.versions.commit({s.array: c for s, c in zip(self.mm.stages, new_codes)}, "write+scan",
-                                           {"failed_writes": [np.argwhere(f) for _, f in failed_any]},
+                                           {"failed_writes": [np.argwhere(f) for _, f in failed_any],
+                                            "patched": self._to_patch(new_codes)},
                                            self.engine.time_s, f"{n_new} device(s) stuck found by their writes")
                 self.count.faults_found += n_new
                 self.record("faultmap_version", version=ver.number, new_faults=n_new)
+                if self.hybrid:
+                    # patched to what its write asked of it: the plan around it counted on that value
+                    cells = self._to_patch(new_codes)
+                    self._install(new_codes, [np.where(np.isfinite(t), t, b) for t, b in zip(plan.targets, before)])
+                    for c, s in zip(self.checks, self.mm.stages):
+                        c.refresh(s)
+                    self.record("patch", why="write did not verify", installed=[
+                        [i, r, col] for i, cs in enumerate(cells) for r, col in cs], **self.mm.patch_counts())
+                    return pulses
                 plan2 = plan_repair(self.mm, new_codes, self.p.refit, before)
                 for st, codes in zip(self.mm.stages, new_codes):
                     st.codes = codes
                     st.g_ref = pin_stuck(st.g_ref, codes, self.p.refit.g_max)
                 pulses += self.apply_plan(plan2, depth + 1)
         return pulses
+
+
+def _line_record(l) -> dict:
+    return {"stage": l.stage, "line": l.line, "moved": l.moved.tolist(), "residual_before": l.residual_before,
+            "residual_fault": l.residual_fault, "residual_after": l.residual_after}
 
 
 __all__ = ["ServiceParams", "ServiceSession", "Counters"]

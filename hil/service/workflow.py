@@ -19,7 +19,10 @@ Example::
       vectors_per_hour: 200
       hours: 24
       maintain_every_hours: 1   # re-read the references (reads only)
-    service: {n_calibrate: 256} # optional: hil.service.ServiceParams numbers and flags
+    service: {n_calibrate: 256} # optional: hil.service.ServiceParams numbers and flags, e.g.
+                                # patch: false (analog-only repairs; default: new stuck devices are
+                                # patched digitally, then absorbed by the analog refit where cheap),
+                                # patch_absorb_writes: 4, patch_write_budget: 0.005, patch_max_frac: 0.05
     # corrector: {fit_images: 600, val_images: 200, alpha: 0.05}   # digits only (the default): the
                                 # corrector's labelled images and test level (hil.service.network)
     bench_io: {n_vmm: 4}        # optional: the bench's VMM / read averaging and voltages
@@ -170,6 +173,9 @@ def service_params(overrides: Mapping[str, Any]):
     p = ServiceParams(**overrides)
     if p.n_calibrate < 16 or p.n_probe < 1 or p.buffer < 1:
         raise ValueError("n_calibrate >= 16, n_probe >= 1 and buffer >= 1 required")
+    for key in ("patch_write_budget", "patch_max_frac"):
+        if getattr(p, key) > 1:
+            raise ValueError(f"{key} is a fraction of the mapped devices / MACs, at most 1, got {getattr(p, key)!r}")
     return p
 
 
