@@ -80,6 +80,28 @@ def test_a_run_file_another_process_is_writing_is_refused_as_such(tmp_path):
     again.finish()
 
 
+def test_a_file_left_running_by_a_killed_process_resumes_from_a_fresh_copy(tmp_path):
+    """Everything within the datasets' extents is kept, tables stay appendable (their strings too)."""
+    path = tmp_path / "run.h5"
+    vl = np.dtype([("t", "f8"), ("record", h5py.string_dtype())])
+    run = _open(path)
+    run.cell_field("g", float, np.nan)
+    run.write_cells([1], [2], done=True, g=[5e-6])
+    run.table("events", vl, chunk=4)
+    run.append("events", np.array([(1.0, '{"a": 1}')], vl))
+    run.flush()
+    run._f.close()  # the process is killed: the file stays marked running
+    again = _open(path)
+    assert again.resumed and again.done[1, 2] and again.done.sum() == 1
+    again.append("events", np.array([(2.0, '{"b": 2}'), (3.0, "")], vl))
+    again.finish()
+    out = read_run(path)
+    assert out["cells"]["g"][1, 2] == 5e-6 and np.isnan(out["cells"]["g"][0, 0])
+    assert out["tables"]["events"]["record"].astype(str).tolist() == ['{"a": 1}', '{"b": 2}', ""]
+    assert [s.decode() for s in out["sessions"]["status"]] == ["running", "complete"]
+    assert not (tmp_path / "run.h5.mending").exists()
+
+
 def test_unclosed_file_is_readable_after_flush(tmp_path):
     """A run that was never finished (killed) still opens, with status 'running'."""
     path = tmp_path / "run.h5"
