@@ -74,6 +74,43 @@ def build(aging: AgingParams | None, seed: int, params: ServiceParams, mm0=None)
     return s, arrays, mm0 or copy.deepcopy(mm)
 
 
+class WrittenDevices:
+    """The distinct devices the sessions' writes touched since :meth:`start`.
+
+    ``reprogrammed_frac`` (the issue's key) is device write *events* over mapped devices: the sessions'
+    ``count.devices_reprogrammed``, where a device written twice (a repair, then its read-back check's
+    re-scan, or a second repair) counts twice. ``reprogrammed_distinct_frac`` counts each device once.
+    Every session write (repair, rewrite, maintenance refresh, a re-scan's restore) is followed by the
+    reference read that names the cells it wrote (``ServiceSession._read_reference``'s ``written``), so
+    metering that read sees exactly the writes ``devices_reprogrammed`` counts."""
+
+    def __init__(self, sessions):
+        self.sessions = list(sessions)
+        self.masks: dict[tuple[int, str], np.ndarray] = {}
+        for s in self.sessions:
+            s._read_reference = self._metered(s, s._read_reference)
+
+    def _metered(self, session, read_reference):
+        def metered(st, rows=None, written=None):
+            key = (id(session), st.array)
+            if written is not None and key in self.masks:
+                w = np.asarray(written)
+                self.masks[key] |= w if w.dtype == bool else np.isfinite(w)
+            return read_reference(st, rows, written)
+        return metered
+
+    def start(self) -> None:
+        self.masks = {(id(s), st.array): np.zeros(st.shape, bool) for s in self.sessions for st in s.mm.stages}
+
+    def count(self) -> int:
+        return int(sum(m.sum() for m in self.masks.values()))
+
+
+REPROGRAMMED_KEYS = ("reprogrammed_frac: device write events / mapped devices (the sessions' devices_reprogrammed; "
+                     "a device written twice counts twice); reprogrammed_distinct_frac: distinct devices written "
+                     "/ mapped devices")
+
+
 def true_omc(s: ServiceSession, arrays) -> float:
     return s.mm.one_minus_cos([arrays[st.array].true_conductance() for st in s.mm.stages])
 
@@ -209,6 +246,8 @@ def repair_trials(mm0, n_faults: int, trials: int, full_remaps: int, seed: int,
             injected.append((i, r, c, code))
         omc_fault = true_omc(s, arrays)
         c0, pulses0, bt0 = copy.deepcopy(s.count), s.engine.pulses, s.engine.bench_time_s
+        written = WrittenDevices([s])
+        written.start()
         vmms = 0
         quiet = 0
         while quiet < 3 and vmms < 40 * n_faults + 200:  # serve until three quiet batches
@@ -218,6 +257,7 @@ def repair_trials(mm0, n_faults: int, trials: int, full_remaps: int, seed: int,
         omc_after = true_omc(s, arrays)
         devices = s.mm.devices
         row = {"reprogrammed_frac": (s.count.devices_reprogrammed - c0.devices_reprogrammed) / devices,
+               "reprogrammed_distinct_frac": written.count() / devices,
                "pulses": s.engine.pulses - pulses0, "bench_time_s": s.engine.bench_time_s - bt0,
                "one_minus_cos_before": omc_before, "one_minus_cos_after_fault": omc_fault,
                "one_minus_cos_after_repair": omc_after, "repairs": s.count.repairs - c0.repairs,
@@ -236,7 +276,7 @@ def repair_trials(mm0, n_faults: int, trials: int, full_remaps: int, seed: int,
             f"{row['faults_found']}/{n_faults}, 1-cos {omc_before:.4g} -> {omc_fault:.4g} -> {omc_after:.4g}"
             + (f", full re-map {row['full_remap_reprogrammed_frac']:.3f}" if "full_remap_reprogrammed_frac" in row
                else ""))
-    keys = ["reprogrammed_frac", "pulses", "bench_time_s", "full_remap_reprogrammed_frac", "one_minus_cos_before",
+    keys = ["reprogrammed_frac", "reprogrammed_distinct_frac", "pulses", "bench_time_s", "full_remap_reprogrammed_frac", "one_minus_cos_before",
             "one_minus_cos_after_fault", "one_minus_cos_after_repair"]
     out = {k: float(np.median([r[k] for r in rows if k in r])) for k in keys if any(k in r for r in rows)}
     out["after_repair_over_before_max"] = float(max(r["one_minus_cos_after_repair"] / r["one_minus_cos_before"]
@@ -244,6 +284,8 @@ def repair_trials(mm0, n_faults: int, trials: int, full_remaps: int, seed: int,
     out["after_repair_over_before_median"] = float(np.median([r["one_minus_cos_after_repair"]
                                                               / r["one_minus_cos_before"] for r in rows]))
     out["reprogrammed_frac_max"] = float(max(r["reprogrammed_frac"] for r in rows))
+    out["reprogrammed_distinct_frac_max"] = float(max(r["reprogrammed_distinct_frac"] for r in rows))
+    out["reprogrammed_counts"] = REPROGRAMMED_KEYS
     out["faults_found_frac"] = float(np.mean([r["faults_found"] / n_faults for r in rows]))
     out["trials"] = trials
     out["full_remap_trials"] = full_remaps
@@ -606,6 +648,7 @@ class EpisodeMeter:
         self._open: tuple | None = None
         for s in loop.sessions:  # time spent handling alarms (probe, localise, re-scan, repair, read back)
             s.handle_alarm = self._metered(s.handle_alarm)
+        self.written = WrittenDevices(loop.sessions)
 
     def _metered(self, handle):
         def handle_alarm(alarm):
@@ -648,7 +691,9 @@ class EpisodeMeter:
     def anatomy(self, injected: list, targets0: list) -> dict:
         """Where the episode's 1 - cos after repair comes from, on the true chip: the devices written in the
         episode put exactly on their targets (what the write error costs), and the injected devices the
-        loop never found (their true conductance off the window is served as it is)."""
+        loop never found (their true conductance off the window is served as it is). ``devices_written``: the
+        working devices whose target moved in the episode (a re-scan's restore to the same target is not one;
+        ``devices_written_distinct`` counts every device written once)."""
         eng, mm = self.loop.engine, self.loop.sessions[0].mm
         truth = [eng.true_conductance(st.array) for st in mm.stages]
         written = [(st.codes == 0) & (st.g_target != t0) for st, t0 in zip(mm.stages, targets0)]
@@ -680,6 +725,7 @@ class EpisodeMeter:
         cells = self.cells[ep.name]
         for _, array, r, c, code in cells:
             self.stick(array, r, c, code)
+        self.written.start()
         self._open = (ep, before, self.loop.fidelity(), self._counts(), self.clock(), self.loop.engine.pulses,
                       len(self.handling), len(self.events), len(self.after_repairs),
                       [st.g_target.copy() for st in self.loop.sessions[0].mm.stages])
@@ -702,7 +748,10 @@ class EpisodeMeter:
         self.results[ep.name] = {
             "faults": len(injected), "faults_found": found, "new_stuck_found": c1["faults_found"] - c0["faults_found"],
             "reprogrammed_frac": (c1["devices_reprogrammed"] - c0["devices_reprogrammed"]) / devices,
+            "reprogrammed_distinct_frac": self.written.count() / devices,
+            "reprogrammed_counts": REPROGRAMMED_KEYS,
             "device_writes": c1["devices_reprogrammed"] - c0["devices_reprogrammed"],
+            "devices_written_distinct": self.written.count(),
             "repair_writes": int(sum(e["writes"] for e in repairs)), "mapped_devices": devices,
             "pulses": int(self.loop.engine.pulses - pulses0),
             "bench_time_s": clk1[1] - clk0[1], "round_trips": clk1[0] - clk0[0],
@@ -1195,7 +1244,8 @@ def main(argv=None) -> dict:
                            ("faulted_lines_only", RefitParams(planner="lines", spare_support=0))):
             only = repair_trials(mm0, n1, max(a.trials // 2, 1), 0, 90, ServiceParams(patch=False, refit=refit))
             out["repair"]["one_percent"][key] = {
-                k: only[k] for k in ("reprogrammed_frac", "reprogrammed_frac_max", "one_minus_cos_before",
+                k: only[k] for k in ("reprogrammed_frac", "reprogrammed_frac_max", "reprogrammed_distinct_frac",
+                                     "reprogrammed_distinct_frac_max", "one_minus_cos_before",
                                      "one_minus_cos_after_repair", "after_repair_over_before_median",
                                      "after_repair_over_before_max", "trials")}
         log(f"  {out['repair']}")

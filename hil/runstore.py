@@ -53,6 +53,37 @@ STATUSES = ("running", "complete", "interrupted", "failed")
 _SESSION_DTYPE = np.dtype([("started", "S32"), ("ended", "S32"), ("status", "S16")])
 
 
+def _rewritten(path: str) -> h5py.File:
+    """A run file a killed process left marked ``running``, copied object by object into a fresh file that
+    replaces it (opened r+). A kill in the middle of an HDF5 write can leave the file's free-space and global
+    heap bookkeeping half updated (seen: ``bad heap index`` on the next write of an events record, a
+    variable-length string); what it reads back is intact, so the copy is a consistent file to resume."""
+    tmp = f"{path}.mending"
+    try:
+        with h5py.File(path, "r") as src, h5py.File(tmp, "w") as dst:
+            dst.attrs.update(dict(src.attrs))
+
+            def copy(name: str, obj) -> None:
+                # the values within each dataset's extent only: a chunk's rows beyond it may hold what the
+                # killed write left half done (H5Ocopy copies whole chunks and trips over them)
+                if isinstance(obj, h5py.Group):
+                    new = dst.create_group(name)
+                else:
+                    fill = {} if obj.dtype.hasobject else {"fillvalue": obj.fillvalue}  # no fill of strings
+                    new = dst.create_dataset(name, data=obj[()], dtype=obj.dtype, maxshape=obj.maxshape,
+                                             chunks=obj.chunks, **fill)
+                new.attrs.update(dict(obj.attrs))
+
+            src.visititems(copy)
+    except (OSError, RuntimeError, ValueError, KeyError) as exc:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise RunMismatch(f"{path} was left damaged by a process killed while writing it ({exc}); its data can "
+                          "still be read, but the run cannot resume: use another file or --overwrite") from None
+    os.replace(tmp, path)
+    return h5py.File(path, "r+")
+
+
 class RunMismatch(ValueError):
     """An existing run file was written by another protocol or with other parameters."""
 
@@ -120,14 +151,21 @@ class RunStore:
             try:
                 f = h5py.File(path, "r+")
             except OSError as exc:
+                if "unable to lock file" in str(exc):  # HDF5's own lock: another process has it open to write
+                    raise RunMismatch(f"{path} is open for writing in another process (a run still going?): let "
+                                      "it finish or stop it, or use another file") from None
                 raise RunMismatch(f"{path} exists but is not a readable run file ({exc}); "
                                   "use another file or --overwrite") from None
             try:
                 cls._check_same(f, path, protocol, sha, rows, cols)
                 cls._check_identity(f, path, ident)
+                killed = f.attrs.get("status") == "running"
             except Exception:
                 f.close()
                 raise
+            if killed:
+                f.close()
+                f = _rewritten(path)
             f.attrs["status"] = "running"
             resumed = True
         else:

@@ -51,11 +51,16 @@ decisions. A real bench cannot be replayed (its chip has moved on): a resume rec
 repair left half-written is unknown), and serves the hours not yet done. ``replay=True``
 replays a finished run on a fresh simulated bench and reports the first decision that
 differs, if any. The bench clock of a resumed run counts every session, the replayed operations
-included (they were sent again).
+included (they were sent again); of a session killed with SIGKILL, only what it had spent by its last
+finished hour (the clock is recorded with each hour's row). A resume with another workflow is refused
+(naming the lines that differ), and so are fault-map versions in ``OUT.faults.h5`` without their run
+file; ``overwrite=True`` (``hil service --overwrite``) starts both over.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import difflib
 import json
 import os
 from typing import Any, Callable
@@ -65,7 +70,7 @@ import numpy as np
 
 from hil.bench import Bench
 from hil.faultmap_versions import FaultMapVersions
-from hil.runstore import RunStore
+from hil.runstore import RunMismatch, RunStore
 from hil.service.loop import ServiceLoop, block_shapes, check_stream
 from hil.service.session import ServiceParams
 from hil.service.workflow import Workflow
@@ -127,6 +132,21 @@ class ServiceRecords:
     def hour(self, row: tuple) -> None:
         self.store.append("fidelity", np.array([row], TIMELINE))
         self.store.set_attr("hours_done", int(row[0]) + 1)
+
+    def keep_hours(self, done: np.ndarray) -> set[int]:
+        """On resume: drop timeline rows of hours not marked done (a kill between an hour's row and its done
+        mark leaves one; the hour is served again); returns the hours that keep their row."""
+        ds = self.store._f["tables/fidelity"]
+        rows = ds[()]
+        keep = np.zeros(len(rows), bool)
+        seen: set[int] = set()
+        for i, h in enumerate(rows["hour"]):
+            keep[i] = 0 <= h < done.size and done[h] and int(h) not in seen
+            seen.add(int(h))
+        if not keep.all():
+            ds.resize((int(keep.sum()),))
+            ds[:] = rows[keep]
+        return {int(h) for h in rows["hour"][keep]}
 
 
 class ServicePage(Page):
@@ -194,17 +214,22 @@ class ServicePage(Page):
         if run.resumed and not fresh_sim:
             self.on_event({"event": "resume", "hours_done": int(run.done.sum()), "vmm": 0,
                            "chip_time_s": 0.0, "why": "the chip cannot be replayed: scan, map and program again"})
-        if replay and self.versions_path and os.path.exists(self.versions_path):
-            os.remove(self.versions_path)  # the replayed decisions commit the same versions again
+        if (replay or not run.resumed) and self.versions_path and os.path.exists(self.versions_path):
+            # replayed decisions commit the same versions again; a run started over (--overwrite) starts its
+            # versions over (run_service refused stale versions without it)
+            os.remove(self.versions_path)
         versions = FaultMapVersions(self.versions_path)
         self.step = "replay" if replay else "setup"
         engine = BenchEngine(run.bench, self.shapes, ServiceParams().refit.g_max, self.mp,
                              on_op=lambda op: setattr(run, "phase", f"{self.step}:{op}"))
         self.loop = ServiceLoop(self.wf, engine, self.on_event, versions)
         self.loop.setup()
+        kept = self.records.keep_hours(run.done[:, 0]) if run.resumed and self.records is not None else set()
         if replay:  # the hours served before the interruption: same chip, same decisions (checked)
             for h in np.flatnonzero(run.done[:, 0]):
-                self.loop.serve_hour(int(h))
+                row = self.loop.serve_hour(int(h))
+                if self.records is not None and int(h) not in kept:  # killed after its done mark, before its row
+                    self.records.hour(row)
 
     def serve_step(self, ri: int) -> str:
         """The phase hour ``ri``'s pulses are recorded under (``tables/pulses``: ``<step>:scan`` /
@@ -242,13 +267,19 @@ def bench_io_params(wf: Workflow) -> MatrixParams:
 
 
 def run_service(bench: Bench, wf: Workflow, workflow_text: str, out: str | None, *, replay: bool = False,
-                progress: bool = False, echo: Callable[[str], None] | None = print) -> dict[str, Any]:
+                progress: bool = False, echo: Callable[[str], None] | None = print,
+                overwrite: bool = False) -> dict[str, Any]:
     """Run (or resume) a service workflow on ``bench``, streaming to the run file ``out``; with ``replay``,
     replay the finished run ``out`` on ``bench`` (a fresh simulated bench) and check every decision.
+    ``overwrite`` starts ``out`` and its fault-map versions over (a deliberate restart).
     Returns the loop's summary (plus the bench clock of the run, when the bench has one)."""
     check_arrays(bench, block_shapes(wf))
     bench_io_params(wf)
     check_stream(wf)
+    if replay and overwrite:
+        raise ValueError("a replay reads a finished run: it cannot also start it over (overwrite)")
+    if not replay and not overwrite:
+        _check_resumable(out, workflow_text)
     if replay:
         if bench.sim is None:
             raise ValueError("a replay needs the simulated bench the run was made on: a real chip cannot be "
@@ -257,7 +288,7 @@ def run_service(bench: Bench, wf: Workflow, workflow_text: str, out: str | None,
         page = ServicePage(wf, workflow_text, bench, None, recorded, echo)
         return execute(bench, page, out=None, seed=wf.seed)
     page = ServicePage(wf, workflow_text, bench, out + ".faults.h5", None, echo)
-    summary = execute(bench, page, out=out, seed=wf.seed, progress=progress)
+    summary = execute(bench, page, out=out, seed=wf.seed, progress=progress, overwrite=overwrite)
     with h5py.File(out, "r", locking=False) as f:
         if "round_trips" in f.attrs:
             summary["round_trips"] = int(f.attrs["round_trips"])
@@ -265,14 +296,43 @@ def run_service(bench: Bench, wf: Workflow, workflow_text: str, out: str | None,
     return summary
 
 
+def _check_resumable(out: str, workflow_text: str) -> None:
+    """Refuse, before the run starts, a resume with another workflow (naming the first lines that
+    differ), and fault-map versions left by another run in ``OUT.faults.h5`` without their run file."""
+    versions = out + ".faults.h5"
+    if not os.path.exists(out):
+        if os.path.exists(versions):
+            raise RunMismatch(f"{versions} holds the fault-map versions of another run (its run file {out} is not "
+                              "there): move it away, or use another --out, or --overwrite to start over")
+        return
+    old = None
+    with contextlib.suppress(OSError, KeyError, ValueError), h5py.File(out, "r", locking=False) as f:
+        if f.attrs.get("protocol") == PROTOCOL:  # otherwise the run store names what the file is
+            old = json.loads(f.attrs["parameters"]).get("workflow")
+    if isinstance(old, str) and old != workflow_text:
+        raise RunMismatch(f"{out} was started with another workflow ({_changes(old, workflow_text)}): resume it "
+                          "with the workflow it started with, or use another --out, or --overwrite to start over")
+
+
+def _changes(old: str, new: str, most: int = 3) -> str:
+    """The first ``most`` lines that differ between two workflow texts, as ``line N: 'old' -> 'new'``."""
+    a, b = old.splitlines(), new.splitlines()
+    changes = [f"line {i1 + 1}: {' / '.join(a[i1:i2]) or '(none)'!r} -> {' / '.join(b[j1:j2]) or '(none)'!r}"
+               for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b).get_opcodes() if tag != "equal"]
+    return "; ".join(changes[:most]) + ("; ..." if len(changes) > most else "")
+
+
 def _recorded_finished_run(path: str, workflow_text: str) -> list[dict]:
+    if not os.path.exists(path):
+        raise ValueError(f"{path}: no run file to replay; run the workflow with --out {path} first")
     with h5py.File(path, "r", locking=False) as f:
         if f.attrs.get("protocol") != PROTOCOL:
             raise ValueError(f"{path} is not a service run file")
         if f.attrs.get("status") != "complete":
             raise ValueError(f"{path} is not a finished run; run it (it resumes) before replaying it")
-        if json.loads(f.attrs["parameters"]).get("workflow") != workflow_text:
-            raise ValueError(f"{path} was written by another workflow")
+        old = json.loads(f.attrs["parameters"]).get("workflow")
+        if old != workflow_text:
+            raise ValueError(f"{path} was written by another workflow ({_changes(str(old), workflow_text)})")
         return [json.loads(r) for r in f["tables/events"]["record"].astype(str)] if "tables/events" in f else []
 
 

@@ -86,12 +86,16 @@ class BenchEngine:
         self.calibration = None  # ISPP rung levels, measured by the first write and reused
         self.pulses = 0
         self.sim = getattr(bench, "sim", None)
-        #: simulated bench: per operation, [units, bench-clock s]: VMM reads, row reads (x n_read), write
-        #: pulses, scan pulses (the scan protocol alone; its write-back counts as a write)
-        self.spent = {op: [0, 0.0] for op in ("vmm", "read", "write", "scan")}
+        self.reset_spent()
         self.on_op = on_op or (lambda op: None)  # told "scan" / "write" before each (the run's pulse phase)
         self._t0 = time.monotonic()
         self._real_s = 0.0  # real bench: the time the loop has asked to reach (s since the engine started)
+
+    def reset_spent(self) -> None:
+        """Start :attr:`spent` over: on a simulated bench, per operation, [units, bench-clock s] of VMM reads,
+        row reads (x n_read), write pulses and scan pulses (the scan protocol alone; its write-back counts as
+        a write)."""
+        self.spent = {op: [0, 0.0] for op in ("vmm", "read", "write", "scan")}
 
     # time ----------------------------------------------------------------------------------
     @property
@@ -198,7 +202,8 @@ class BenchEngine:
 
     def vmm(self, array: str, u: FloatArray) -> FloatArray:
         """Signed inputs (B, rows) in any unit -> outputs (B, cols) in the same unit x S, one bench VMM per
-        vector (scaled to ``v_in`` at its largest entry and back), averaged ``n_vmm`` times."""
+        vector (scaled to ``v_in`` at its largest entry and back), averaged ``n_vmm`` times. An all-zero vector
+        is not sent (output 0, no bench time), as :class:`hil.service.engine.WindowEngine` does."""
         u = np.atleast_2d(np.asarray(u, float))
         r, c = self.shapes[array]
         floor = self._floor(array)
@@ -294,7 +299,7 @@ def measure_op_costs(bench: Bench, shape: tuple[int, int], g_max: float, params:
     u = rng.uniform(-1.0, 1.0, (1, rows))
     engine.vmm(array, u)  # routes the board for VMMs: a steady state's cost is what the loop pays
     engine.write(array, repair_like())  # calibrates ISPP's rungs (once per engine)
-    engine.spent = {op: [0, 0.0] for op in engine.spent}
+    engine.reset_spent()
     engine.vmm(array, u)
     engine.read(array)
     engine.write(array, repair_like())

@@ -149,33 +149,57 @@ def ask(s, line):
     return buf.decode()
 
 
-def test_served_instrument_caps_connections_and_input(sim, monkeypatch):
+def assert_a_place_frees(srv):
+    """Once the server has noticed a closed connection, a new client is served (MAX_CONNECTIONS = 2)."""
+    for _ in range(50):
+        if srv.connections < 2:
+            break
+        time.sleep(0.02)
+    again = connect(srv.port)
+    assert ask(again, "*IDN?").startswith("KEITHLEY")
+    again.close()
+
+
+@pytest.fixture
+def smu_server(sim, monkeypatch):
+    """The 2450's emulator served on an ephemeral port, taking two clients at a time."""
     monkeypatch.setattr(server, "MAX_CONNECTIONS", 2)
-    monkeypatch.setattr(base, "MAX_LINE_BYTES", 1024)
     srv = InstrumentServer(sim.emulators["smu2450"])
-    try:
-        a, b = connect(srv.port), connect(srv.port)
-        assert ask(a, "*IDN?").startswith("KEITHLEY") and ask(b, "*IDN?").startswith("KEITHLEY")
-        c = connect(srv.port)
-        with pytest.raises((ConnectionError, OSError)):
-            ask(c, "*IDN?")  # refused: the server closes it
-        c.close()
-        a.sendall(b"X" * 5000)  # a flood without a terminator is dropped, not stored
-        a.sendall(b"XX\n\xff\n")
-        assert ask(a, "SYST:ERR?").startswith("-363")
-        assert ask(a, "SYST:ERR?").startswith("-101")
-        assert ask(a, "*IDN?").startswith("KEITHLEY")
-        b.close()
-        for _ in range(50):  # a closed connection frees its place
-            if srv.connections < 2:
-                break
-            time.sleep(0.02)
-        d = connect(srv.port)
-        assert ask(d, "*IDN?").startswith("KEITHLEY")
-        a.close()
-        d.close()
-    finally:
-        srv.close()
+    yield srv
+    srv.close()
+
+
+def test_served_instrument_caps_connections_and_input(smu_server, monkeypatch):
+    monkeypatch.setattr(base, "MAX_LINE_BYTES", 1024)
+    srv = smu_server
+    a, b = connect(srv.port), connect(srv.port)
+    assert ask(a, "*IDN?").startswith("KEITHLEY") and ask(b, "*IDN?").startswith("KEITHLEY")
+    c = connect(srv.port)
+    with pytest.raises((ConnectionError, OSError)):
+        ask(c, "*IDN?")  # refused: the server closes it
+    c.close()
+    a.sendall(b"X" * 5000)  # a flood without a terminator is dropped, not stored
+    a.sendall(b"XX\n\xff\n")
+    assert ask(a, "SYST:ERR?").startswith("-363")
+    assert ask(a, "SYST:ERR?").startswith("-101")
+    assert ask(a, "*IDN?").startswith("KEITHLEY")
+    b.close()
+    assert_a_place_frees(srv)  # a closed connection frees its place
+    a.close()
+
+
+def test_a_half_command_left_hanging_drops_its_connection_not_the_server(smu_server, monkeypatch):
+    """A client that stalls mid-line loses its session; an idle one keeps it; the freed place is taken again."""
+    monkeypatch.setattr(server, "PARTIAL_LINE_TIMEOUT_S", 0.2)
+    idle, stalled = connect(smu_server.port), connect(smu_server.port)
+    assert ask(idle, "*IDN?").startswith("KEITHLEY")
+    stalled.sendall(b":SOUR:VOLT 0.")  # half a command, and nothing more
+    assert stalled.recv(100) == b""  # the server closed it (the client's own timeout is 5 s)
+    stalled.close()
+    time.sleep(0.5)  # idle (no half line) for longer than the half-command limit: still served
+    assert ask(idle, "*IDN?").startswith("KEITHLEY")
+    assert_a_place_frees(smu_server)
+    idle.close()
 
 
 def test_one_command_cannot_occupy_the_chip_for_hours(sim):

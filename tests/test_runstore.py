@@ -57,6 +57,51 @@ def test_other_parameters_are_refused(tmp_path):
     fresh.finish()
 
 
+def test_a_run_file_another_process_is_writing_is_refused_as_such(tmp_path):
+    """A second command on the same run file while the first still runs: told so, not 'not a run file'."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = tmp_path / "run.h5"
+    _open(path).finish("interrupted")
+    root = Path(__file__).resolve().parents[1]
+    holder = subprocess.Popen([sys.executable, "-c", f"import h5py, sys; f = h5py.File({str(path)!r}, 'r+'); "
+                               "print('open', flush=True); sys.stdin.read()"], cwd=root, text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(RunMismatch, match=r"run.h5 is open for writing in another process"):
+            _open(path)
+    finally:
+        holder.communicate("", timeout=30)
+    again = _open(path)  # free again once it is closed
+    assert again.resumed
+    again.finish()
+
+
+def test_a_file_left_running_by_a_killed_process_resumes_from_a_fresh_copy(tmp_path):
+    """Everything within the datasets' extents is kept, tables stay appendable (their strings too)."""
+    path = tmp_path / "run.h5"
+    vl = np.dtype([("t", "f8"), ("record", h5py.string_dtype())])
+    run = _open(path)
+    run.cell_field("g", float, np.nan)
+    run.write_cells([1], [2], done=True, g=[5e-6])
+    run.table("events", vl, chunk=4)
+    run.append("events", np.array([(1.0, '{"a": 1}')], vl))
+    run.flush()
+    run._f.close()  # the process is killed: the file stays marked running
+    again = _open(path)
+    assert again.resumed and again.done[1, 2] and again.done.sum() == 1
+    again.append("events", np.array([(2.0, '{"b": 2}'), (3.0, "")], vl))
+    again.finish()
+    out = read_run(path)
+    assert out["cells"]["g"][1, 2] == 5e-6 and np.isnan(out["cells"]["g"][0, 0])
+    assert out["tables"]["events"]["record"].astype(str).tolist() == ['{"a": 1}', '{"b": 2}', ""]
+    assert [s.decode() for s in out["sessions"]["status"]] == ["running", "complete"]
+    assert not (tmp_path / "run.h5.mending").exists()
+
+
 def test_unclosed_file_is_readable_after_flush(tmp_path):
     """A run that was never finished (killed) still opens, with status 'running'."""
     path = tmp_path / "run.h5"

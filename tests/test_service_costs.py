@@ -12,7 +12,7 @@ import pytest
 
 import hil
 from hil.service import EngineParams, WindowEngine
-from protocols.service_engine import measure_op_costs
+from protocols.service_engine import BenchEngine, measure_op_costs
 from simulated_bench.window_array import WindowArray, WindowParams
 
 BENCH_FILE = Path(__file__).resolve().parents[1] / "examples" / "service" / "dft64_bench.yaml"
@@ -48,6 +48,27 @@ def test_window_engine_charges_each_operation_its_time():
     before = engine.bench_time_s
     pulses = engine.write("A", np.full((4, 5), 60e-6))
     assert pulses > 0 and engine.bench_time_s - before == pytest.approx(pulses * p.t_pulse_op)
+
+
+def test_both_engines_skip_an_all_zero_vector_and_charge_only_the_others():
+    """A VMM of zeros is not sent: output 0 exactly, no bench time, no read of the array (chip time, disturb)."""
+    u = np.array([[0.0, 0.0, 0.0, 0.0], [0.5, -1.0, 0.2, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    p = EngineParams()
+    arr = WindowArray(4, 5, fault_codes=np.zeros((4, 5), np.int8), seed=[0, 1])
+    window = WindowEngine({"A": arr}, p)
+    window.write("A", np.full((4, 5), 60e-6))
+    before, reads = window.bench_time_s, arr.read_count
+    out = window.vmm("A", u)
+    assert np.all(out[[0, 2]] == 0.0) and np.all(out[1] != 0.0)
+    assert window.bench_time_s - before == pytest.approx(p.n_vmm * p.t_vmm_op) and arr.read_count - reads == p.n_vmm
+    with hil.open_bench(BENCH_FILE) as bench:
+        engine = BenchEngine(bench, {"A": (4, 5)}, WindowParams().g_max)
+        engine.floor["A"] = np.zeros(4)  # no scan: the floor only shifts the numbers
+        clock = bench.sim.clock.bench_time_s
+        out = engine.vmm("A", u)
+        assert np.all(out[[0, 2]] == 0.0)
+        assert engine.spent["vmm"][0] == engine.p.n_vmm  # one vector sent, n_vmm times
+        assert engine.spent["vmm"][1] == pytest.approx(bench.sim.clock.bench_time_s - clock)
 
 
 @pytest.mark.parametrize("bad", [{"t_vmm_op": float("nan")}, {"t_pulse_op": -1e-3}, {"t_read_op": float("inf")}])

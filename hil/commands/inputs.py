@@ -64,19 +64,14 @@ def span(text: str | None, n: int, option: str) -> list[int] | None:
 
 
 def load_npy(path: str, option: str, *, ndim: int | None = None) -> np.ndarray:
-    """A real numeric array from a .npy file (no pickles), of ``ndim`` dimensions if given."""
+    """A real numeric array from a .npy file (no pickles), of ``ndim`` dimensions if given
+    (:func:`hil.npyfile.read_npy`; its refusal becomes a usage error naming ``option``)."""
+    from hil.npyfile import read_npy
+
     try:
-        arr = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise click.BadParameter(f"cannot read {path} as a .npy array (no pickles): {exc}", param_hint=option) from None
-    if not isinstance(arr, np.ndarray):
-        raise click.BadParameter(f"{path} holds several arrays; give one .npy array", param_hint=option)
-    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
-        raise click.BadParameter(f"{path} holds {arr.dtype} values, not real numbers", param_hint=option)
-    if ndim is not None and arr.ndim != ndim:
-        raise click.BadParameter(f"{path} holds an array of shape {arr.shape}; a {ndim}-D array is needed",
-                                 param_hint=option)
-    return arr.astype(np.float64)
+        return read_npy(path, option, ndim=ndim)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc).removeprefix(f"{option}: "), param_hint=option) from None
 
 
 bench_option = click.option("--bench", "bench_path", type=click.Path(exists=True, dir_okay=False), default=None,

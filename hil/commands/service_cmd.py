@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 
+from .inputs import overwrite_option
 from .view_cmd import view_option, viewing
 
 
@@ -20,15 +21,18 @@ from .view_cmd import view_option, viewing
 @click.option("--replay", is_flag=True, help="replay a finished run on a fresh simulated bench and check every decision")
 @click.option("--png", type=click.Path(dir_okay=False), default=None, help="figure of the run (default: OUT.png)")
 @click.option("--progress/--no-progress", default=True, show_default=True)
+@overwrite_option
 @view_option
 def service_command(workflow: str, out: str, bench_path: str | None, transport: str, replay: bool, png: str | None,
-                    progress: bool, view: bool) -> None:
+                    progress: bool, overwrite: bool, view: bool) -> None:
     """Keep a mapped matrix (or the digits network) correct in service on a bench.
 
     Every scan, write, read and VMM goes through the bench file's instruments; on a
     simulated bench the chip ages (the bench file's chip: aging:) and time is
     fast-forwarded, on a real bench time is real. Interrupted (Ctrl-C, SIGTERM), the
-    outputs go off and the same command resumes the run.
+    outputs go off and the same command resumes the run (after kill -9 too); an edited
+    workflow is refused, --overwrite starts over. `hil report OUT --out OUT.html` draws
+    a run as it is, finished or not.
     """
     import hil
     from hil.service.report import service_figure
@@ -39,6 +43,10 @@ def service_command(workflow: str, out: str, bench_path: str | None, transport: 
         wf, text = load_workflow(workflow)
     except WorkflowError as exc:
         raise click.ClickException(f"{workflow}: {exc}") from None
+    png = png or str(Path(out).with_suffix(".png"))
+    for option, path in (("--out", out), ("--png", png)):  # found now, not after hours of service
+        if not Path(path).resolve().parent.is_dir():
+            raise click.ClickException(f"{option} {path}: the folder {Path(path).resolve().parent} does not exist")
     bench_path = bench_path or wf.bench
     if bench_path is None:
         raise click.ClickException(f"{workflow}: no bench: give --bench BENCH.yaml or bench: in the workflow "
@@ -48,14 +56,13 @@ def service_command(workflow: str, out: str, bench_path: str | None, transport: 
     try:
         with viewing(out, view and not replay), hil.open_bench(bench_path, transport=transport) as bench:
             summary = run_service(bench, wf, text, out, replay=replay, progress=progress and not replay,
-                                  echo=click.echo)
+                                  echo=click.echo, overwrite=overwrite)
     except ReplayMismatch as exc:
         raise click.ClickException(f"replay differs: {exc}") from None
     if replay:
         click.echo(f"replayed {summary['replayed_decisions']} decisions: identical to {out}")
         return
     rows, events, _ = timeline(out)
-    png = png or str(Path(out).with_suffix(".png"))
     if len(rows) and rows["fidelity"].size and not all(f != f for f in rows["fidelity"]):
         label, fid = ("test accuracy" if wf.mapping.target == "digits" else "1 - cos (true conductances)",
                       rows["fidelity"])

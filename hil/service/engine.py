@@ -104,14 +104,20 @@ class WindowEngine:
             a.advance((t - a.time_s) / 3600.0)
 
     def vmm(self, array: str, u: FloatArray) -> FloatArray:
-        """Signed inputs (B, rows) in any unit -> outputs (B, cols) in the same unit x S (scaled to v_in and back)."""
+        """Signed inputs (B, rows) in any unit -> outputs (B, cols) in the same unit x S (scaled to v_in and back).
+
+        An all-zero vector is not sent: its output is 0 exactly, it costs no bench time and does not read
+        (age, disturb) the array, as :class:`protocols.service_engine.BenchEngine` skips it on a bench."""
         u = np.atleast_2d(np.asarray(u, float))
-        peak = np.abs(u).max(axis=1, keepdims=True)
-        c = np.where(peak > 0, self.p.v_in / np.where(peak > 0, peak, 1.0), 0.0)
-        arr = self.arrays[array]
-        out = np.mean([arr.vmm(u * c) for _ in range(self.p.n_vmm)], axis=0)
-        self.bench_time_s += u.shape[0] * self.p.n_vmm * self.p.t_vmm_op
-        return out / np.where(c > 0, c, 1.0)
+        peak = np.abs(u).max(axis=1)
+        live = peak > 0
+        out = np.zeros((u.shape[0], self.arrays[array].shape[1]))
+        if live.any():
+            c = self.p.v_in / peak[live, None]  # volts per input unit
+            arr = self.arrays[array]
+            out[live] = np.mean([arr.vmm(u[live] * c) for _ in range(self.p.n_vmm)], axis=0) / c
+        self.bench_time_s += int(live.sum()) * self.p.n_vmm * self.p.t_vmm_op
+        return out
 
     def write(self, array: str, targets: FloatArray) -> int:
         """Write-and-verify the finite targets (S); NaN cells are left alone. Returns pulses."""

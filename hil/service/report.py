@@ -44,7 +44,7 @@ def service_figure(hours: Sequence[float], fidelity: Sequence[float], log: Seque
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(3, 1, figsize=(8, 7.5), sharex=True, constrained_layout=True)
+    fig, ax = plt.subplots(3, 1, figsize=(9.5, 7.5), sharex=True, constrained_layout=True)
     ax[0].plot(hours, fidelity, "-", color="C0")
     f = np.asarray(fidelity, float)
     if log_scale and np.all(f > 0) and f.max() > 10 * f.min():
@@ -62,7 +62,7 @@ def service_figure(hours: Sequence[float], fidelity: Sequence[float], log: Seque
         ax[1].plot(t, np.full(len(t), y), "|", color=color, markersize=14, label=f"{label} ({len(t)})")
     ax[1].set_yticks(range(len(kinds)), [k[2].split(" (")[0] for k in kinds])
     ax[1].set_ylim(-0.7, len(kinds) - 0.3)
-    ax[1].legend(loc="best", fontsize=8)
+    ax[1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)  # beside the marks, not over them
     t, n = writes_over_time(log)
     end = max(float(np.max(hours)), float(t[-1]))
     # from none at the start to the run's end, so a single event still draws a step

@@ -89,12 +89,18 @@ class StreamSpec(_Strict):
     path: str | None = None
     vectors_per_hour: int = Field(200, ge=1, le=100_000)
     hours: float = Field(24.0, gt=0, le=24 * 365)
-    maintain_every_hours: float = Field(1.0, gt=0)
+    #: hours served between maintenances (reference re-reads); the loop maintains between hours, so a whole
+    #: number, or below 1 for every hour
+    maintain_every_hours: float = Field(1.0, gt=0, le=24 * 365)
 
     @model_validator(mode="after")
     def _needs_path(self):
         if self.workload == "file" and not self.path:
             raise ValueError("workload 'file' needs path: a .npy of input vectors (one per row)")
+        m = self.maintain_every_hours
+        if m > 1 and m != int(m):
+            raise ValueError(f"maintain_every_hours must be a whole number of hours (the loop maintains between "
+                             f"hours) or below 1 for every hour, got {m}")
         return self
 
 
@@ -190,6 +196,9 @@ def parse_workflow(text: str, base_dir: Path | None = None) -> Workflow:
         raise WorkflowError(f"not valid YAML: {exc}") from None
     if not isinstance(data, Mapping):
         raise WorkflowError("a workflow file is a mapping with name, seed, chip, mapping, stream")
+    if "instruments" in data or "wiring" in data:
+        raise WorkflowError("this is a bench file (it has instruments / wiring), not a workflow: name it in the "
+                            "workflow's bench: or give it as --bench (examples/service/dft16_day.yaml is a workflow)")
     try:
         wf = Workflow.model_validate(data)
     except ValidationError as exc:
@@ -209,11 +218,21 @@ def target_matrix(spec: MappingSpec) -> np.ndarray:
         jk = np.outer(np.arange(spec.n), np.arange(spec.n))
         return np.cos(2 * np.pi * jk / spec.n)
     if spec.target == "file":
-        m = np.load(spec.path, allow_pickle=False)
-        if m.ndim != 2 or not np.all(np.isfinite(m)) or not np.any(m):
+        m = _vectors_or_matrix(spec.path, "mapping.path")
+        if not np.all(np.isfinite(m)) or not np.any(m):
             raise WorkflowError(f"mapping.path {spec.path}: need a finite, non-zero 2-D matrix, got shape {m.shape}")
-        return m.astype(float)
+        return m
     raise WorkflowError("the digits mapping has no single matrix")
+
+
+def _vectors_or_matrix(path: str, field: str) -> np.ndarray:
+    """The 2-D real array of a workflow's .npy file; :class:`WorkflowError` naming ``field`` otherwise."""
+    from hil.npyfile import read_npy
+
+    try:
+        return read_npy(path, field, ndim=2)
+    except ValueError as exc:
+        raise WorkflowError(str(exc)) from None
 
 
 def workload(spec: StreamSpec, n_in: int, rng: np.random.Generator):
@@ -222,8 +241,8 @@ def workload(spec: StreamSpec, n_in: int, rng: np.random.Generator):
         while True:
             yield rng.uniform(-1.0, 1.0, (spec.vectors_per_hour, n_in))
     if spec.workload == "file":
-        data = np.load(spec.path, allow_pickle=False)
-        if data.ndim != 2 or data.shape[1] != n_in:
+        data = _vectors_or_matrix(spec.path, "stream.path")
+        if data.shape[0] == 0 or data.shape[1] != n_in:
             raise WorkflowError(f"stream.path {spec.path}: need vectors of {n_in} entries (one per row), got an "
                                 f"array of shape {data.shape}")
         bad = np.flatnonzero(~np.all(np.isfinite(data), axis=1))

@@ -36,6 +36,11 @@ class LineBuffer:
         self._buf = b""
         self._discarding = False
 
+    @property
+    def pending(self) -> bool:
+        """Part of a line has arrived without its terminator (or an over-long one is being skipped)."""
+        return bool(self._buf) or self._discarding
+
     def push(self, data: bytes) -> tuple[list[bytes], int]:
         """Add bytes; return the complete lines and how many over-long lines were dropped.
 

@@ -9,7 +9,10 @@ What arrives is untrusted: each connection's input is split into lines by a boun
 :class:`~.base.LineBuffer` (an over-long line is dropped and reported as the instrument
 reports an input-buffer overrun), and a server takes at most :data:`MAX_CONNECTIONS`
 clients at a time (further ones are closed at once, as an instrument with all its
-sessions in use refuses them).
+sessions in use refuses them). A connection may stay idle between commands as long as
+it likes, but a half command (bytes without their terminator) not completed within
+:data:`PARTIAL_LINE_TIMEOUT_S` drops it, so clients that stall mid-line cannot hold
+every session.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from .base import Emulator, LineBuffer
 
 HOST = "127.0.0.1"
 MAX_CONNECTIONS = 8  # per instrument
+PARTIAL_LINE_TIMEOUT_S = 30.0  # s a half-received line may wait for the rest of it
 _QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 
 
@@ -36,8 +40,9 @@ class _Handler(socketserver.BaseRequestHandler):
         lines = LineBuffer(emulator.terminator)
         while True:
             try:
+                self.request.settimeout(PARTIAL_LINE_TIMEOUT_S if lines.pending else None)
                 data = self.request.recv(65536)
-            except OSError:
+            except OSError:  # socket.timeout included: a stalled half command drops the connection
                 return
             if not data:
                 return
