@@ -1236,8 +1236,6 @@ def main(argv=None) -> dict:
         analog = ServiceParams(patch=False)
         out["repair"]["one_fault"]["analog_only"] = repair_trials(mm0, 1, a.trials, 0, 70, analog)
         out["repair"]["one_percent"]["analog_only"] = repair_trials(mm0, n1, max(a.trials // 2, 1), 0, 90, analog)
-        # for review: the analog trials with moves only on the lines the faults are on (no spare moves on lines
-        # that cross a damaged product line): what the shared budget's other lines buy
         # the line planner (the default up to session 6; the joint planner is the default now) on the same analog
         # trials, as it was and with moves only on the lines the faults are on (no spare moves on crossing lines)
         for key, refit in (("line_planner", RefitParams(planner="lines")),
