@@ -220,3 +220,29 @@ def test_a_plan_under_a_write_budget_moves_at_most_that_many_devices():
     assert free.writes > 3
     for budget in (0, 3):
         assert plan_repair(s.mm, new, RefitParams(slack=1.0, write_budget=budget)).writes <= budget
+
+
+def test_a_repairs_recorded_writes_include_the_repair_of_a_write_that_did_not_verify():
+    """Analog repair: a device that sticks as it is written is scanned and repaired in turn; those writes are
+    the repair's too, so the run's figure (writes_over_time) adds up to the session's count."""
+    from hil.service.report import writes_over_time
+
+    s, arrays = session(patch=False)
+    new = stick_high(s, arrays, 2, np.random.default_rng(7))
+    write, hit = s.engine.write, []
+
+    def write_and_stick_one(array, targets):  # the first written device of the repair does not follow
+        if not hit:
+            r, c = np.argwhere(np.isfinite(targets) & (targets > 0.3 * G_MAX))[0]
+            arrays[array].stick(r, c, STUCK_OFF)
+            hit.append((array, r, c))
+        return write(array, targets)
+
+    s.engine.write = write_and_stick_one
+    w0 = s.count.devices_reprogrammed
+    rec = s.repair(new, s.mm.effective())
+    array, r, c = hit[0]
+    assert s.mm.stages["AB".index(array)].codes[r, c] == STUCK_OFF  # found by its write, and repaired around
+    assert any(e["event"] == "faultmap_version" for e in s.log)
+    assert rec["writes"] == s.count.devices_reprogrammed - w0 > 0
+    assert writes_over_time(s.log)[1][-1] == s.count.devices_reprogrammed

@@ -388,6 +388,7 @@ class ServiceSession:
         """
         pre = before if before is not None else self.mm.effective()
         before = pre
+        w0 = self.count.devices_reprogrammed
         if self.certified is not None and (self.mm.one_minus_cos(self.certified, False)
                                            < self.mm.one_minus_cos(before, False)):
             before = self.certified
@@ -404,7 +405,6 @@ class ServiceSession:
         if self.hybrid:
             self._install(new_codes, pre)
             expect["one_minus_cos_planned"] = self.mm.one_minus_cos()  # the patch restores the pre-fault operator
-            w0 = self.count.devices_reprogrammed
             pulses, patch, lines = self._absorb(before, [n & (np.arange(n.shape[1]) < st.n_data)
                                                          for n, st in zip(new, self.mm.stages)])
             self.count.repairs += 1
@@ -439,7 +439,10 @@ class ServiceSession:
             plan.lines += last.lines
             plan.targets = [np.where(np.isfinite(b), b, a) for a, b in zip(plan.targets, last.targets)]
         self.count.repairs += 1
-        return self.record("repair", writes=plan.writes, pulses=pulses, full_remap_writes=full_writes, **expect,
+        # every device write of the repair: polish rounds' re-writes and the repairs of writes that did not verify
+        # included, so the run file's repairs add up to the session's count
+        return self.record("repair", writes=self.count.devices_reprogrammed - w0, pulses=pulses,
+                           full_remap_writes=full_writes, **expect,
                            lines=[_line_record(l) for l in plan.lines],
                            one_minus_cos_reference=self.mm.one_minus_cos())
 
