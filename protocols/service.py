@@ -251,6 +251,9 @@ class ServicePage(Page):
         return {**self.loop.summary(), "replayed_decisions": self.position}
 
 
+MAX_AVERAGED = 1000  #: most VMMs / reads bench_io may average per vector or read
+
+
 def bench_io_params(wf: Workflow) -> MatrixParams:
     """The bench's read and VMM settings with the workflow's ``bench_io`` overrides (a typo is named)."""
     allowed = ("v_in", "v_gate", "n_read", "n_vmm", "g_prog_min")
@@ -262,6 +265,8 @@ def bench_io_params(wf: Workflow) -> MatrixParams:
             raise ValueError(f"bench_io.{k} must be a positive number, got {v!r}")
         if k.startswith("n_") and v != int(v):
             raise ValueError(f"bench_io.{k} must be a whole number, got {v!r}")
+        if k.startswith("n_") and v > MAX_AVERAGED:  # each is a bench round trip per vector or read
+            raise ValueError(f"bench_io.{k} is at most {MAX_AVERAGED}, got {v!r}")
     return dataclasses.replace(MatrixParams(), **{k: (int(v) if k.startswith("n_") else float(v))
                                                   for k, v in wf.bench_io.items()})
 

@@ -55,6 +55,8 @@ def run(*args):
     ("- a list\n", r"mapping with name"),
     ("name: x\nbench: b.yaml\nchip: {initial_fault_rate: 0.1}\n", r"not both"),
     ("name: x\nservice: {n_calibrat: 10}\n", r"n_calibrat"),
+    ("name: x\nservice: {n_calibrate: 1000000}\n", r"n_calibrate is at most 100,000"),
+    ("name: x\nservice: {n_probe: 100000}\n", r"n_probe is at most 4,096"),
     ("name: x\nservice: {settle_s: .nan}\n", r"settle_s"),
     ("name: x\nstream: {maintain_every_hours: .inf}\n", r"stream.maintain_every_hours"),
     ("name: x\nstream: {maintain_every_hours: 1.5}\n", r"whole number of hours"),
@@ -211,6 +213,9 @@ def test_service_refuses_another_workflow_a_missing_array_and_no_bench(tmp_path)
     wf.write_text(SMALL.replace("HOURS", "1").replace("n_vmm: 1", "n_vm: 1"))
     res = run("service", wf, "--out", tmp_path / "y.h5", "--no-progress")
     assert res.exit_code != 0 and "bench_io: unknown setting 'n_vm'" in res.output
+    wf.write_text(SMALL.replace("HOURS", "1").replace("n_vmm: 1", "n_vmm: 1000000"))
+    res = run("service", wf, "--out", tmp_path / "z.h5", "--no-progress")
+    assert res.exit_code != 0 and "bench_io.n_vmm is at most 1000" in res.output
 
 
 @pytest.fixture(scope="module")

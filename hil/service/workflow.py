@@ -173,10 +173,17 @@ def service_params(overrides: Mapping[str, Any]):
     p = ServiceParams(**overrides)
     if p.n_calibrate < 16 or p.n_probe < 1 or p.buffer < 1:
         raise ValueError("n_calibrate >= 16, n_probe >= 1 and buffer >= 1 required")
+    for key, most in COUNT_LIMITS.items():  # a typo such as 1000000 would run for days before it said anything
+        if getattr(p, key) > most:
+            raise ValueError(f"{key} is at most {most:,}, got {getattr(p, key)!r}")
     for key in ("patch_write_budget", "patch_max_frac"):
         if getattr(p, key) > 1:
             raise ValueError(f"{key} is a fraction of the mapped devices / MACs, at most 1, got {getattr(p, key)!r}")
     return p
+
+
+#: most VMMs / vectors a service count setting may ask for: far above any useful value, far below a typo's
+COUNT_LIMITS = {"n_calibrate": 100_000, "n_probe": 4096, "buffer": 100_000}
 
 
 class WorkflowError(ValueError):
