@@ -97,12 +97,8 @@ class Stage:
     def add_patch(self, v: FloatArray, out: FloatArray) -> FloatArray:
         """``out`` (B, n_out) of physical inputs ``v`` (B, rows) plus the digital patch: one multiply-add per
         patched device per VMM (the signs of ``v`` are the rows' own, as :meth:`drive` applied them)."""
-        r, c = np.nonzero(self.patched)
-        if not r.size:
-            return out
-        out = np.array(out, float)
-        np.add.at(out.T, c, (v[:, r] * self.patch[r, c]).T)
-        return out
+        d = self.patch[:, :np.shape(out)[-1]]  # zero on checksum outputs: ``out`` may hold the data part only
+        return out + v @ d if d.any() else out
 
     @property
     def shape(self) -> tuple[int, int]:

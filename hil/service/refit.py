@@ -303,6 +303,19 @@ def finish_line(pa: LinePath, size: int, p: RefitParams, a_mat: FloatArray | Non
     return x, np.array(sorted(moved), dtype=np.intp)
 
 
+def served(mm: MappedMatrix, new_codes: list[NDArray[np.int8]], p: RefitParams,
+           before: list[FloatArray] | None = None, patches: list[FloatArray] | None = None
+           ) -> tuple[list[FloatArray], list[FloatArray]]:
+    """The conductances (S) a repair plans from: the served ones before the fault (``before``, default
+    :meth:`MappedMatrix.effective`) and now, with ``new_codes``' stuck devices at their rails plus the
+    ``patches`` that stay on (default the stages' own :attr:`Stage.patch`)."""
+    g_pre = [g.copy() for g in (before or mm.effective())]
+    patches = patches if patches is not None else [st.patch for st in mm.stages]
+    g_now = [pin_stuck(st.g_ref, codes, p.g_max) + np.where(codes != 0, d, 0.0)
+             for st, codes, d in zip(mm.stages, new_codes, patches)]
+    return g_pre, g_now
+
+
 def plan_repair(mm: MappedMatrix, new_codes: list[NDArray[np.int8]], p: RefitParams = RefitParams(),
                 before: list[FloatArray] | None = None,
                 lines: tuple[list[int], list[int]] | None = None,
@@ -332,10 +345,7 @@ def plan_repair(mm: MappedMatrix, new_codes: list[NDArray[np.int8]], p: RefitPar
     if p.planner == "joint":
         return plan_joint(mm, new_codes, p, before, patches=patches)
     sa, sb = mm.stages
-    g_pre = [g.copy() for g in (before or mm.effective())]
-    patches = patches if patches is not None else [st.patch for st in mm.stages]
-    g_now = [pin_stuck(st.g_ref, codes, p.g_max) + np.where(codes != 0, d, 0.0)
-             for st, codes, d in zip(mm.stages, new_codes, patches)]
+    g_pre, g_now = served(mm, new_codes, p, before, patches)
     target = cos_scale(mm, g_pre, False) * mm.target  # the pre-fault product's direction, at the scale 1 - cos sees
     targets = [np.full(st.shape, np.nan) for st in mm.stages]
     plan = RepairPlan(targets)
@@ -469,10 +479,7 @@ def plan_joint(mm: MappedMatrix, new_codes: list[NDArray[np.int8]], p: RefitPara
     ``max_writes`` defaults to ``p.write_budget``."""
     sa, sb = mm.stages
     k, n = sa.n_data, sb.n_data
-    g_pre = [g.copy() for g in (before or mm.effective())]
-    patches = patches if patches is not None else [st.patch for st in mm.stages]
-    g_now = [pin_stuck(st.g_ref, codes, p.g_max) + np.where(codes != 0, d, 0.0)
-             for st, codes, d in zip(mm.stages, new_codes, patches)]
+    g_pre, g_now = served(mm, new_codes, p, before, patches)
     c = cos_scale(mm, g_pre, False)
     target = c * mm.target
     e_pre = residual_sq(mm, g_pre, c, False)

@@ -403,10 +403,10 @@ class ServiceSession:
                                       np.random.default_rng([self.count.vmms, self.count.repairs]), self.p.refit)
             full_writes = full.writes
         if self.hybrid:
+            data = self._new_stuck_data(new_codes)
             self._install(new_codes, pre)
             expect["one_minus_cos_planned"] = self.mm.one_minus_cos()  # the patch restores the pre-fault operator
-            pulses, patch, lines = self._absorb(before, [n & (np.arange(n.shape[1]) < st.n_data)
-                                                         for n, st in zip(new, self.mm.stages)])
+            pulses, patch, lines = self._absorb(before, data)
             self.count.repairs += 1
             for c, s in zip(self.checks, self.mm.stages):  # the checks compare with the pinned references
                 c.refresh(s)
@@ -457,15 +457,18 @@ class ServiceSession:
         """Per stage, the cells a hybrid repair of ``new_codes`` patches (the fault-map version's evidence)."""
         if not self.hybrid:
             return [[] for _ in self.mm.stages]
-        return [np.argwhere((c != 0) & (s.codes == 0) & (np.arange(c.shape[1]) < s.n_data)).tolist()
+        return [np.argwhere(m).tolist() for m in self._new_stuck_data(new_codes)]
+
+    def _new_stuck_data(self, new_codes: list[NDArray[np.int8]]) -> list[NDArray[np.bool_]]:
+        """Per stage, the data devices ``new_codes`` mark stuck that the host knew as working: the ones a
+        hybrid repair patches (checksum outputs are compared in analog, never patched)."""
+        return [(c != 0) & (s.codes == 0) & (np.arange(c.shape[1]) < s.n_data)
                 for c, s in zip(new_codes, self.mm.stages)]
 
     def _install(self, new_codes: list[NDArray[np.int8]], g_intended: list[FloatArray]) -> None:
         """Adopt ``new_codes`` (stuck references pinned to their rails) and patch each new stuck data device
         to ``g_intended`` (what the host served there before it stuck, or what was being written)."""
-        for st, codes, g in zip(self.mm.stages, new_codes, g_intended):
-            cells = (codes != 0) & (st.codes == 0)
-            cells[:, st.n_data:] = False
+        for st, codes, g, cells in zip(self.mm.stages, new_codes, g_intended, self._new_stuck_data(new_codes)):
             st.codes = codes
             st.g_ref = pin_stuck(st.g_ref, codes, self.p.refit.g_max)
             st.set_patch(cells, np.where(cells, g, np.nan))
@@ -550,21 +553,18 @@ class ServiceSession:
         """The analog refit of one line (a row of MA, a column of MB) with its own patches off, every other
         patch on; returns the plan and the patches it assumes."""
         keep = [st.patch for st in self.mm.stages]
-        if stage == 0:
-            keep[0][line] = 0.0
-        else:
-            keep[1][:, line] = 0.0
+        keep[stage][self._line_mask(stage, line)] = 0.0
         lines = ([line], []) if stage == 0 else ([], [line])
         return plan_repair(self.mm, [st.codes for st in self.mm.stages], p, before, lines, keep), keep
 
+    def _line_mask(self, stage: int, line: int) -> NDArray[np.bool_]:
+        """The devices of a line: row ``line`` of MA (stage 0) or column ``line`` of MB (stage 1)."""
+        cells = np.zeros(self.mm.stages[stage].shape, bool)
+        cells[(line, slice(None)) if stage == 0 else (slice(None), line)] = True
+        return cells
+
     def _retire(self, stage: int, line: int) -> None:
-        st = self.mm.stages[stage]
-        cells = np.zeros(st.shape, bool)
-        if stage == 0:
-            cells[line] = True
-        else:
-            cells[:, line] = True
-        st.clear_patch(cells)
+        self.mm.stages[stage].clear_patch(self._line_mask(stage, line))
 
     def apply_plan(self, plan: RepairPlan, depth: int = 0) -> int:
         """Write the plan's targets, read back; a device that did not follow its write is scanned and, if
